@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 60
 CTEST_FLAGS ?= --output-on-failure -j $(JOBS)
 
 # Build and test dependencies, Debian package names.
-DEPS := build-essential cmake pkg-config libyaml-dev libxxhash-dev \
+DEPS := build-essential cmake pkg-config libyaml-dev libxxhash-dev libcjson-dev \
         libcriterion-dev clang libclang-rt-14-dev curl procps \
         python3 python3-pytest python3-requests
 BENCH_DEPS := haproxy nginx-light wrk
