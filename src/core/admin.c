@@ -1,0 +1,920 @@
+/* Implementation of admin.h.
+ *
+ * One thread runs one event loop with the listener and every admin
+ * connection. A connection reads into c->in, parses a request head with
+ * http_parse_request(), copies the head into c->head (so the parsed views
+ * stay valid while more bytes arrive) and collects the body, decoded, into
+ * c->body. A complete request is dispatched at once and its response
+ * appended to c->out; pipelined requests are answered in order, and
+ * parsing pauses while c->out is above OUT_HIGH. A connection that is to
+ * close flushes c->out, shuts down its write side and drains what the peer
+ * still sends for a short while (a lingering close), so that a response
+ * sent before the request body was read (413) is not destroyed by a reset.
+ * Connections are never freed inside their own callbacks: conn_kill()
+ * closes the socket and queues the struct, which the before-poll hook
+ * frees.
+ *
+ * The route table is the only state shared with other threads; a mutex
+ * guards it, held only to copy out the chosen handler, never across a
+ * call. admin_stop() wakes the loop with ev_async_send() and joins the
+ * thread, which closes everything on its way out. */
+#include "core/admin.h"
+
+#include "core/ev.h"
+#include "core/log.h"
+#include "core/net.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ADMIN_MAX_HEADERS 64
+#define ADMIN_MAX_HEAD (16u * 1024)     /* request head limit: 431 above */
+#define ADMIN_MAX_TRAILER 4096u         /* chunked trailer section limit */
+#define ADMIN_READ_CHUNK (16u * 1024)   /* bytes asked of each read(2) */
+#define ADMIN_IN_MAX (64u * 1024)       /* stop reading while c->in holds this much */
+#define ADMIN_OUT_HIGH (256u * 1024)    /* stop answering while c->out holds this much */
+#define ADMIN_MAX_CONNS 256             /* more are accepted and closed at once */
+#define ADMIN_IDLE_MS 60000             /* keep-alive connection with nothing pending */
+#define ADMIN_IO_MS 10000               /* partial request or unsent response, no progress */
+#define ADMIN_LINGER_MS 2000            /* draining the peer after our last response */
+
+struct admin_route {
+    char *method;
+    char *path;       /* without the trailing '*' of a prefix */
+    size_t path_len;
+    bool prefix;
+    admin_handler_cb cb;
+    void *ud;
+};
+
+enum conn_state {
+    CS_HEAD,   /* waiting for a complete request head */
+    CS_BODY,   /* head parsed, collecting the body */
+    CS_LINGER, /* write side shut down, discarding input until EOF */
+};
+
+struct admin_conn {
+    struct admin *adm;
+    struct admin_conn *prev, *next; /* adm->conns, or adm->dead once killed */
+    int fd;
+    uint8_t state;                  /* enum conn_state */
+    bool closing;                   /* answer no more; close once out is flushed */
+    bool peer_eof;                  /* read returned 0 */
+    bool dead;                      /* killed, waiting to be freed */
+    bool body_too_big;              /* chunked body went over ADMIN_MAX_BODY */
+    enum http_body body_kind;
+    uint64_t body_left;             /* Content-Length bytes still to read */
+    struct http_chunked chunked;
+    struct buf in;                  /* bytes read, not yet parsed */
+    struct buf out;                 /* responses, not yet written */
+    struct buf head;                /* the current request's head, as sent */
+    struct buf body;                /* the current request's decoded body */
+    struct http_request req;        /* views into head */
+    struct http_header hdrs[ADMIN_MAX_HEADERS];
+    struct ev_timer timer;
+};
+
+struct admin {
+    pthread_t thread;
+    struct ev_loop *loop;
+    int lfd;
+    int port;
+    atomic_bool stopping;
+    pthread_mutex_t lock;           /* guards routes, nroutes, caproutes */
+    struct admin_route *routes;
+    size_t nroutes, caproutes;
+    struct admin_conn *conns;       /* open connections (admin thread only) */
+    struct admin_conn *dead;        /* killed, freed before the next poll */
+    size_t nconns;
+};
+
+/* ---- routes ---- */
+
+void admin_route(struct admin *a, const char *method, const char *path, admin_handler_cb cb,
+                 void *ud)
+{
+    size_t plen = strlen(path);
+    bool prefix = plen > 0 && path[plen - 1] == '*';
+    if (prefix)
+        plen--;
+    ASSERT(*method);
+    pthread_mutex_lock(&a->lock);
+    size_t i;
+    for (i = 0; i < a->nroutes; i++) {
+        struct admin_route *r = &a->routes[i];
+        if (r->prefix == prefix && r->path_len == plen && memcmp(r->path, path, plen) == 0 &&
+            strcmp(r->method, method) == 0)
+            break;
+    }
+    if (i < a->nroutes) {
+        if (cb) {
+            a->routes[i].cb = cb;
+            a->routes[i].ud = ud;
+        } else {
+            free(a->routes[i].method);
+            free(a->routes[i].path);
+            a->routes[i] = a->routes[--a->nroutes];
+        }
+    } else if (cb) {
+        if (a->nroutes == a->caproutes) {
+            a->caproutes = a->caproutes ? a->caproutes * 2 : 16;
+            a->routes = xrealloc(a->routes, a->caproutes * sizeof *a->routes);
+        }
+        struct admin_route *r = &a->routes[a->nroutes++];
+        r->method = xstrdup(method);
+        r->path = xstrndup(path, plen);
+        r->path_len = plen;
+        r->prefix = prefix;
+        r->cb = cb;
+        r->ud = ud;
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+static bool route_matches_path(const struct admin_route *r, const char *path, size_t len)
+{
+    if (r->prefix)
+        return len >= r->path_len && memcmp(r->path, path, r->path_len) == 0;
+    return len == r->path_len && memcmp(r->path, path, len) == 0;
+}
+
+/* Orders matching routes: any exact match beats any prefix; among
+ * prefixes the longer wins. */
+static bool route_better(const struct admin_route *r, const struct admin_route *than)
+{
+    if (!than)
+        return true;
+    if (r->prefix != than->prefix)
+        return !r->prefix;
+    return r->path_len > than->path_len;
+}
+
+static bool method_is(const struct admin_route *r, const char *m, size_t len)
+{
+    return strlen(r->method) == len && memcmp(r->method, m, len) == 0;
+}
+
+/* A route chosen for a request, copied out of the table. */
+struct route_hit {
+    admin_handler_cb cb;
+    void *ud;
+    size_t prefix_len; /* path bytes matched before the handler's rest */
+};
+
+/* Finds the handler for method + path. Returns 200 with *out filled, 405
+ * with the allowed methods appended to allow, or 404. HEAD falls back to
+ * GET. Any thread; takes a->lock. */
+
+static int route_find(struct admin *a, const char *m, size_t mlen, const char *path, size_t plen,
+                      struct route_hit *out, struct buf *allow)
+{
+    const struct admin_route *best = NULL, *best_get = NULL;
+    bool any = false;
+    bool is_head = mlen == 4 && memcmp(m, "HEAD", 4) == 0;
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < a->nroutes; i++) {
+        const struct admin_route *r = &a->routes[i];
+        if (!route_matches_path(r, path, plen))
+            continue;
+        any = true;
+        if (method_is(r, m, mlen) && route_better(r, best))
+            best = r;
+        if (is_head && method_is(r, "GET", 3) && route_better(r, best_get))
+            best_get = r;
+    }
+    if (!best)
+        best = best_get;
+    int status = best ? 200 : any ? 405 : 404;
+    if (best) {
+        out->cb = best->cb;
+        out->ud = best->ud;
+        out->prefix_len = best->prefix ? best->path_len : plen;
+    } else if (any) {
+        /* Allow: each method once, in registration order, plus HEAD
+         * wherever GET is allowed. */
+        bool get = false, head = false;
+        for (size_t i = 0; i < a->nroutes; i++) {
+            const struct admin_route *r = &a->routes[i];
+            if (!route_matches_path(r, path, plen))
+                continue;
+            bool seen = false;
+            for (size_t j = 0; j < i && !seen; j++)
+                seen = route_matches_path(&a->routes[j], path, plen) &&
+                       strcmp(a->routes[j].method, r->method) == 0;
+            if (seen)
+                continue;
+            get |= strcmp(r->method, "GET") == 0;
+            head |= strcmp(r->method, "HEAD") == 0;
+            if (buf_len(allow))
+                buf_append(allow, ", ", 2);
+            buf_append_str(allow, r->method);
+        }
+        if (get && !head)
+            buf_append_str(allow, ", HEAD");
+    }
+    pthread_mutex_unlock(&a->lock);
+    return status;
+}
+
+/* ---- responses ---- */
+
+static void append_date(struct buf *b)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", days[tm.tm_wday], tm.tm_mday,
+               months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Appends a complete response to c->out. head_only: HEAD, headers as for
+ * GET but no body. keep_alive10: an HTTP/1.0 client asked to keep the
+ * connection, which must be confirmed. */
+static void write_response(struct admin_conn *c, const struct admin_resp *resp, bool head_only,
+                           bool keep_alive10)
+{
+    ASSERT(resp->status >= 200 && resp->status <= 599);
+    struct buf *o = &c->out;
+    bool no_body = resp->status == 204 || resp->status == 304;
+    buf_printf(o, "HTTP/1.1 %d %s\r\n", resp->status, http_reason(resp->status));
+    append_date(o);
+    if (!no_body) {
+        buf_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                   resp->content_type ? resp->content_type : "application/json",
+                   buf_len(&resp->body));
+    }
+    if (c->closing)
+        buf_append_str(o, "Connection: close\r\n");
+    else if (keep_alive10)
+        buf_append_str(o, "Connection: keep-alive\r\n");
+    buf_append(o, buf_rptr(&resp->headers), buf_len(&resp->headers));
+    buf_append(o, "\r\n", 2);
+    if (!no_body && !head_only)
+        buf_append(o, buf_rptr(&resp->body), buf_len(&resp->body));
+}
+
+static void resp_init(struct admin_resp *resp)
+{
+    resp->status = 200;
+    resp->content_type = "application/json";
+    buf_init(&resp->headers);
+    buf_init(&resp->body);
+    resp->close = false;
+}
+
+static void resp_free(struct admin_resp *resp)
+{
+    buf_free(&resp->headers);
+    buf_free(&resp->body);
+}
+
+/* Answers with a JSON error and closes the connection afterwards: used
+ * when the request stream can no longer be trusted (bad framing, limits). */
+static void conn_fail(struct admin_conn *c, int status, const char *msg)
+{
+    struct admin_resp resp;
+    resp_init(&resp);
+    admin_resp_error(&resp, status, "%s", msg);
+    c->closing = true;
+    write_response(c, &resp, false, false);
+    resp_free(&resp);
+    buf_reset(&c->in);
+}
+
+/* ---- requests ---- */
+
+/* Splits the request target into path and query. Origin form
+ * ("/a?b") is the norm; absolute form ("http://host/a?b") is accepted as
+ * RFC 9112 3.2.2 requires of servers, and the asterisk form is passed on
+ * as the path "*". Returns false for anything else. */
+static bool split_target(const char *t, size_t len, struct admin_req *r)
+{
+    size_t i = 0;
+    if (len == 1 && t[0] == '*') { /* asterisk form (OPTIONS *): no route has it */
+        r->path = t;
+        r->path_len = 1;
+        r->query = "";
+        r->query_len = 0;
+        return true;
+    }
+    if (len >= 7 && fg_strieq(t, 7, "http://"))
+        i = 7;
+    else if (len >= 8 && fg_strieq(t, 8, "https://"))
+        i = 8;
+    if (i) {
+        while (i < len && t[i] != '/' && t[i] != '?')
+            i++;
+    } else if (len == 0 || t[0] != '/') {
+        return false;
+    }
+    size_t q = i;
+    while (q < len && t[q] != '?')
+        q++;
+    if (q == i) {
+        r->path = "/";
+        r->path_len = 1;
+    } else {
+        r->path = t + i;
+        r->path_len = q - i;
+    }
+    if (q < len) {
+        r->query = t + q + 1;
+        r->query_len = len - q - 1;
+    } else {
+        r->query = "";
+        r->query_len = 0;
+    }
+    return true;
+}
+
+/* Runs the handler for the complete request in c->req / c->body and
+ * appends its response to c->out. */
+static void dispatch(struct admin_conn *c)
+{
+    const struct http_request *h = &c->req;
+    struct admin_req r;
+    memset(&r, 0, sizeof r);
+    r.m = h->m;
+    r.method = h->method;
+    r.method_len = h->method_len;
+    r.headers = h->headers;
+    r.nheaders = h->nheaders;
+    r.minor = h->minor;
+    if (buf_len(&c->body)) {
+        /* NUL after the body, outside its length, for handlers that use
+         * C string functions on it. */
+        buf_reserve(&c->body, 1)[0] = '\0';
+        r.body = buf_rptr(&c->body);
+        r.body_len = buf_len(&c->body);
+    } else {
+        r.body = "";
+    }
+    if (!split_target(h->target, h->target_len, &r)) {
+        conn_fail(c, 400, "bad request target");
+        return;
+    }
+
+    bool keep;
+    if (h->minor == 0)
+        keep = (h->flags & HTTP_F_CONN_KEEPALIVE) && !(h->flags & HTTP_F_CONN_CLOSE);
+    else
+        keep = !(h->flags & HTTP_F_CONN_CLOSE);
+    if (atomic_load_explicit(&c->adm->stopping, memory_order_relaxed))
+        keep = false;
+
+    struct admin_resp resp;
+    resp_init(&resp);
+    struct route_hit hit;
+    struct buf allow;
+    buf_init(&allow);
+    int st = route_find(c->adm, r.method, r.method_len, r.path, r.path_len, &hit, &allow);
+    if (st == 200) {
+        r.rest = r.path + hit.prefix_len;
+        r.rest_len = r.path_len - hit.prefix_len;
+        hit.cb(&r, &resp, hit.ud);
+    } else if (st == 405) {
+        buf_append(&allow, "", 1);
+        admin_resp_header(&resp, "Allow", buf_rptr(&allow));
+        admin_resp_error(&resp, 405, "method not allowed");
+    } else {
+        admin_resp_error(&resp, 404, "not found");
+    }
+    buf_free(&allow);
+    if (resp.close)
+        keep = false;
+    if (!keep)
+        c->closing = true;
+    write_response(c, &resp, h->m == HTTP_M_HEAD, keep && h->minor == 0);
+    resp_free(&resp);
+}
+
+static void body_chunk(void *ud, const char *p, size_t n)
+{
+    struct admin_conn *c = ud;
+    if (c->body_too_big || buf_len(&c->body) + n > ADMIN_MAX_BODY) {
+        c->body_too_big = true;
+        return;
+    }
+    buf_append(&c->body, p, n);
+}
+
+/* Starts a request whose head is the first n bytes of c->in. Returns
+ * false when the connection must stop (an error response was queued). */
+static bool begin_request(struct admin_conn *c, size_t n)
+{
+    buf_reset(&c->head);
+    buf_reset(&c->body);
+    buf_append(&c->head, buf_rptr(&c->in), n);
+    buf_consume(&c->in, n);
+    int rc = http_parse_request(buf_rptr(&c->head), buf_len(&c->head), &c->req, c->hdrs,
+                                ADMIN_MAX_HEADERS, ADMIN_MAX_HEAD);
+    ASSERT(rc == (int)n);
+
+    const struct http_request *h = &c->req;
+    c->body_kind = http_request_body(h);
+    c->body_left = 0;
+    c->body_too_big = false;
+    if (c->body_kind == HTTP_BODY_LENGTH) {
+        if (h->content_length > (int64_t)ADMIN_MAX_BODY) {
+            conn_fail(c, 413, "request body too large");
+            return false;
+        }
+        c->body_left = (uint64_t)h->content_length;
+    } else if (c->body_kind == HTTP_BODY_CHUNKED) {
+        http_chunked_init(&c->chunked, ADMIN_MAX_TRAILER);
+    } else if (c->body_kind != HTTP_BODY_NONE) {
+        conn_fail(c, 400, "request body without length");
+        return false;
+    }
+    bool has_body = c->body_kind == HTTP_BODY_CHUNKED || c->body_left > 0;
+    if ((h->flags & HTTP_F_EXPECT_CONTINUE) && h->minor == 1 && has_body && !buf_len(&c->in))
+        buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    c->state = CS_BODY;
+    return true;
+}
+
+/* Moves body bytes from c->in to c->body. Returns 1 when the body is
+ * complete, 0 when more is needed, -1 when the connection must stop. */
+static int read_body(struct admin_conn *c)
+{
+    if (c->body_kind == HTTP_BODY_LENGTH) {
+        size_t take = (size_t)FG_MIN((uint64_t)buf_len(&c->in), c->body_left);
+        buf_append(&c->body, buf_rptr(&c->in), take);
+        buf_consume(&c->in, take);
+        c->body_left -= take;
+        return c->body_left == 0;
+    }
+    if (c->body_kind == HTTP_BODY_CHUNKED) {
+        ssize_t n = http_chunked_feed(&c->chunked, buf_rptr(&c->in), buf_len(&c->in),
+                                      body_chunk, c);
+        if (n < 0) {
+            conn_fail(c, 400, "bad chunked encoding");
+            return -1;
+        }
+        buf_consume(&c->in, (size_t)n);
+        if (c->body_too_big) {
+            conn_fail(c, 413, "request body too large");
+            return -1;
+        }
+        return c->chunked.done;
+    }
+    return 1;
+}
+
+/* Answers every complete request in c->in, in order, while c->out has
+ * room. Returns true when it paused because c->out is full, with requests
+ * possibly still waiting in c->in. */
+static bool conn_process(struct admin_conn *c)
+{
+    while (!c->closing && buf_len(&c->out) < ADMIN_OUT_HIGH) {
+        if (c->state == CS_HEAD) {
+            if (!buf_len(&c->in))
+                break;
+            struct http_request req;
+            int n = http_parse_request(buf_rptr(&c->in), buf_len(&c->in), &req, c->hdrs,
+                                       ADMIN_MAX_HEADERS, ADMIN_MAX_HEAD);
+            if (n == HTTP_INCOMPLETE)
+                break;
+            if (n < 0) {
+                switch (n) {
+                case HTTP_ETOOBIG:
+                    conn_fail(c, 431, "request header fields too large");
+                    break;
+                case HTTP_EVERSION:
+                    conn_fail(c, 505, "HTTP version not supported");
+                    break;
+                case HTTP_ETE:
+                    conn_fail(c, 501, "transfer coding not implemented");
+                    break;
+                default:
+                    conn_fail(c, 400, "malformed request");
+                    break;
+                }
+                break;
+            }
+            if (!begin_request(c, (size_t)n))
+                break;
+        }
+        int rc = read_body(c);
+        if (rc <= 0)
+            break;
+        dispatch(c);
+        c->state = CS_HEAD;
+        buf_shrink_if_empty(&c->head, 4096);
+        buf_shrink_if_empty(&c->body, 4096);
+    }
+    /* A peer that has finished sending gets answers to what it sent in
+     * full; a request cut off by EOF is dropped. */
+    bool paused = !c->closing && buf_len(&c->out) >= ADMIN_OUT_HIGH;
+    if (c->peer_eof && !paused)
+        c->closing = true;
+    return paused;
+}
+
+/* ---- connections ---- */
+
+static void conn_kill(struct admin_conn *c)
+{
+    if (c->dead)
+        return;
+    struct admin *a = c->adm;
+    c->dead = true;
+    ev_io_stop(a->loop, c->fd);
+    ev_timer_stop(a->loop, &c->timer);
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    a->nconns--;
+    c->prev = NULL;
+    c->next = a->dead;
+    a->dead = c;
+}
+
+static void conn_free(struct admin_conn *c)
+{
+    buf_free(&c->in);
+    buf_free(&c->out);
+    buf_free(&c->head);
+    buf_free(&c->body);
+    free(c);
+}
+
+static void free_dead(struct ev_loop *loop, void *ud)
+{
+    struct admin *a = ud;
+    while (a->dead) {
+        struct admin_conn *c = a->dead;
+        a->dead = c->next;
+        conn_free(c);
+    }
+}
+
+/* Writes what c->out holds. Once everything is written on a closing
+ * connection, shuts down the write side and starts lingering. */
+static void conn_flush(struct admin_conn *c)
+{
+    while (buf_len(&c->out)) {
+        ssize_t n = send(c->fd, buf_rptr(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            conn_kill(c);
+            return;
+        }
+        buf_consume(&c->out, (size_t)n);
+    }
+    buf_shrink_if_empty(&c->out, 64 * 1024);
+    if (c->closing && c->state != CS_LINGER) {
+        if (c->peer_eof) {
+            conn_kill(c);
+            return;
+        }
+        shutdown(c->fd, SHUT_WR);
+        c->state = CS_LINGER;
+        buf_free(&c->in);
+        ev_timer_start(c->adm->loop, &c->timer, ADMIN_LINGER_MS);
+    }
+}
+
+/* Reads once. Returns false when the connection was killed. */
+static bool conn_read(struct admin_conn *c)
+{
+    if (c->state == CS_LINGER) {
+        char sink[4096];
+        ssize_t n = read(c->fd, sink, sizeof sink);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            conn_kill(c);
+            return false;
+        }
+        return true;
+    }
+    ssize_t n = read(c->fd, buf_reserve(&c->in, ADMIN_READ_CHUNK), ADMIN_READ_CHUNK);
+    if (n > 0) {
+        buf_commit(&c->in, (size_t)n);
+    } else if (n == 0) {
+        c->peer_eof = true;
+    } else if (errno != EAGAIN && errno != EINTR) {
+        conn_kill(c);
+        return false;
+    }
+    return true;
+}
+
+/* Sets the watcher's mask and the timer from the connection's state. */
+static void conn_update(struct admin_conn *c)
+{
+    struct ev_loop *loop = c->adm->loop;
+    int mask = 0;
+    if (c->state == CS_LINGER) {
+        mask = EV_READ;
+    } else {
+        if (!c->closing && !c->peer_eof && buf_len(&c->in) < ADMIN_IN_MAX)
+            mask |= EV_READ;
+        if (buf_len(&c->out))
+            mask |= EV_WRITE;
+    }
+    if (ev_io_set(loop, c->fd, mask) != 0) {
+        conn_kill(c);
+        return;
+    }
+    if (c->state == CS_LINGER)
+        return; /* the linger deadline is fixed when lingering starts */
+    bool idle = c->state == CS_HEAD && !buf_len(&c->in) && !buf_len(&c->out);
+    ev_timer_start(loop, &c->timer, idle ? ADMIN_IDLE_MS : ADMIN_IO_MS);
+}
+
+static void conn_run(struct admin_conn *c)
+{
+    bool paused;
+    do {
+        paused = conn_process(c);
+        conn_flush(c);
+        if (c->dead)
+            return;
+        /* Parsing paused for a full c->out that the socket then took in
+         * whole: answer the requests still waiting. */
+    } while (paused && !buf_len(&c->out));
+    conn_update(c);
+}
+
+static void conn_io(struct ev_loop *loop, int fd, void *ud, int events)
+{
+    struct admin_conn *c = ud;
+    if ((events & (EV_READ | EV_ERROR)) && !conn_read(c))
+        return;
+    if (c->state == CS_LINGER) {
+        conn_update(c);
+        return;
+    }
+    conn_run(c);
+}
+
+static void conn_timeout(struct ev_loop *loop, struct ev_timer *t)
+{
+    struct admin_conn *c = t->ud;
+    conn_kill(c);
+}
+
+static void accept_cb(struct ev_loop *loop, int lfd, void *ud, int events)
+{
+    struct admin *a = ud;
+    for (;;) {
+        int fd = net_accept(lfd, NULL);
+        if (fd == -EAGAIN)
+            return;
+        if (fd < 0) {
+            if (fd != -EINTR && fd != -ECONNABORTED)
+                log_warn("admin: accept: %s", strerror(-fd));
+            return;
+        }
+        if (a->nconns >= ADMIN_MAX_CONNS) {
+            log_warn("admin: %d connections open, refusing another", ADMIN_MAX_CONNS);
+            close(fd);
+            continue;
+        }
+        net_set_nodelay(fd);
+        struct admin_conn *c = xcalloc(1, sizeof *c);
+        c->adm = a;
+        c->fd = fd;
+        c->state = CS_HEAD;
+        ev_timer_init(&c->timer, conn_timeout, c);
+        if (ev_io_start(loop, fd, EV_READ, conn_io, c) != 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->next = a->conns;
+        if (a->conns)
+            a->conns->prev = c;
+        a->conns = c;
+        a->nconns++;
+        ev_timer_start(loop, &c->timer, ADMIN_IDLE_MS);
+    }
+}
+
+/* ---- the thread ---- */
+
+static void wake_cb(struct ev_loop *loop, void *ud)
+{
+    struct admin *a = ud;
+    if (atomic_load(&a->stopping))
+        ev_break(loop);
+}
+
+static void *admin_main(void *arg)
+{
+    struct admin *a = arg;
+    snprintf(log_thread_name, sizeof log_thread_name, "admin");
+    pthread_setname_np(pthread_self(), "fg-admin");
+    int rc = ev_run(a->loop);
+    if (rc != 0)
+        log_error("admin: event loop failed: %s", strerror(-rc));
+    while (a->conns)
+        conn_kill(a->conns);
+    free_dead(a->loop, a);
+    ev_io_stop(a->loop, a->lfd);
+    close(a->lfd);
+    ev_loop_free(a->loop);
+    return NULL;
+}
+
+struct admin *admin_start(const char *addr, char **err)
+{
+    struct net_addr na;
+    if (net_parse_addr(addr, &na, err) != 0)
+        return NULL;
+    int lfd = net_listen(&na, false, 128);
+    if (lfd < 0) {
+        *err = xasprintf("admin: cannot listen on %s: %s", addr, strerror(-lfd));
+        return NULL;
+    }
+    struct net_addr bound;
+    int rc = net_local_addr(lfd, &bound);
+    if (rc != 0) {
+        close(lfd);
+        *err = xasprintf("admin: getsockname: %s", strerror(-rc));
+        return NULL;
+    }
+    struct ev_loop *loop = ev_loop_new();
+    if (!loop) {
+        close(lfd);
+        *err = xasprintf("admin: cannot create an event loop");
+        return NULL;
+    }
+    struct admin *a = xcalloc(1, sizeof *a);
+    a->loop = loop;
+    a->lfd = lfd;
+    a->port = net_addr_port(&bound);
+    atomic_init(&a->stopping, false);
+    pthread_mutex_init(&a->lock, NULL);
+    ev_set_before_poll(loop, free_dead, a);
+    ev_set_async(loop, wake_cb, a);
+    rc = ev_io_start(loop, lfd, EV_READ, accept_cb, a);
+    if (rc == 0) {
+        /* The thread starts with every signal blocked, so that signals
+         * meant for the process (SIGTERM, SIGHUP) go to the threads that
+         * handle them. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        rc = -pthread_create(&a->thread, NULL, admin_main, a);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (rc != 0) {
+        *err = xasprintf("admin: cannot start: %s", strerror(-rc));
+        ev_io_stop(loop, lfd);
+        close(lfd);
+        ev_loop_free(loop);
+        pthread_mutex_destroy(&a->lock);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+int admin_port(const struct admin *a) { return a->port; }
+
+void admin_stop(struct admin *a)
+{
+    if (!a)
+        return;
+    ASSERT(!pthread_equal(pthread_self(), a->thread));
+    atomic_store(&a->stopping, true);
+    ev_async_send(a->loop);
+    pthread_join(a->thread, NULL);
+    for (size_t i = 0; i < a->nroutes; i++) {
+        free(a->routes[i].method);
+        free(a->routes[i].path);
+    }
+    free(a->routes);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}
+
+/* ---- helpers for handlers ---- */
+
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+void admin_resp_header(struct admin_resp *resp, const char *name, const char *value)
+{
+    ASSERT(*name);
+    for (const char *p = name; *p; p++)
+        ASSERT(is_tchar((unsigned char)*p));
+    ASSERT(!strpbrk(value, "\r\n"));
+    buf_printf(&resp->headers, "%s: %s\r\n", name, value);
+}
+
+void admin_resp_json(struct admin_resp *resp, int status, cJSON *json)
+{
+    char *s = cJSON_PrintUnformatted(json);
+    ASSERT(s != NULL); /* fails only when out of memory */
+    resp->status = status;
+    resp->content_type = "application/json";
+    buf_reset(&resp->body);
+    buf_append_str(&resp->body, s);
+    buf_append(&resp->body, "\n", 1);
+    cJSON_free(s);
+    cJSON_Delete(json);
+}
+
+void admin_resp_error(struct admin_resp *resp, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    ASSERT(o && cJSON_AddStringToObject(o, "error", msg));
+    admin_resp_json(resp, status, o);
+}
+
+cJSON *admin_req_json(const struct admin_req *req)
+{
+    if (!req->body_len)
+        return NULL;
+    return cJSON_ParseWithLength(req->body, req->body_len);
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Decodes s[0..len) (percent-encoding, '+' as space) into out. Returns
+ * the decoded length, or -1 when badly encoded or over outlen bytes. */
+static ssize_t query_decode(const char *s, size_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '+') {
+            ch = ' ';
+        } else if (ch == '%') {
+            if (i + 2 >= len)
+                return -1;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o >= outlen)
+            return -1;
+        out[o++] = ch;
+    }
+    return (ssize_t)o;
+}
+
+bool admin_query_param(const struct admin_req *req, const char *name, char *out, size_t outlen)
+{
+    ASSERT(outlen > 0);
+    const char *q = req->query, *end = req->query + req->query_len;
+    size_t nlen = strlen(name);
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        const char *pe = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(pe - q));
+        const char *ke = eq ? eq : pe;
+        char key[256];
+        ssize_t kl = query_decode(q, (size_t)(ke - q), key, sizeof key);
+        if (kl == (ssize_t)nlen && memcmp(key, name, nlen) == 0) {
+            ssize_t vl = eq ? query_decode(eq + 1, (size_t)(pe - eq - 1), out, outlen - 1) : 0;
+            if (vl < 0)
+                return false;
+            out[vl] = '\0';
+            return true;
+        }
+        q = pe + (amp ? 1 : 0);
+    }
+    return false;
+}
