@@ -1,0 +1,215 @@
+/* The gateway's private types: the immutable configuration snapshot
+ * (routes, services, servers), worker threads, client connections and
+ * pooled upstream connections.
+ *
+ * Threading: a snapshot is built by the control thread (startup, SIGHUP,
+ * admin API), published with gw_snapshot_publish() and never modified
+ * afterwards. Each worker picks up the newest snapshot at the top of its
+ * loop iteration; a request holds a reference to the snapshot it was
+ * routed with until it finishes, so the snapshot's services and balancers
+ * stay valid for retries. Connections belong to one worker for life. */
+#ifndef GW_GW_H
+#define GW_GW_H
+
+#include "core/buf.h"
+#include "core/ev.h"
+#include "core/http1.h"
+#include "core/metrics.h"
+#include "core/net.h"
+#include "gateway/balance.h"
+#include "gateway/config.h"
+#include "gateway/server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdatomic.h>
+
+#define GW_MAX_HEADERS_CAP 256 /* hard cap on the header array per request */
+#define GW_IO_CHUNK 16384      /* read size */
+#define GW_BUF_HIGH 65536      /* stop reading a side when its buffer holds this much */
+#define GW_MAX_TRIES 3         /* servers tried for one request (connect failures) */
+
+enum gw_hash_key { GW_HASH_CLIENT_IP, GW_HASH_PATH, GW_HASH_HEADER, GW_HASH_COOKIE };
+
+/* Counters of a service that outlive snapshots (kept by name for the
+ * life of the process, so /metrics does not reset on reload). */
+struct gw_svc_stats {
+    char *name;
+    struct metrics_hist latency;         /* request latency through this service */
+    atomic_uint_fast64_t req_total;
+    atomic_uint_fast64_t resp_class[6];  /* [0] no response, [1..5] 1xx..5xx */
+    struct gw_svc_stats *next;
+};
+
+struct gw_service {
+    char *name;
+    char *balance;              /* algorithm name */
+    struct gw_server **servers; /* one reference each */
+    size_t nservers;
+    struct gw_lb *lb;
+    enum gw_hash_key hash_key;
+    char *hash_name;           /* header or cookie name */
+    size_t hash_name_len;
+    int passive_max_failures;  /* 0 = off */
+    uint64_t passive_eject_ms;
+    struct gw_cfg_health health; /* active checks (path borrowed from cfg or owned) */
+    char *health_path;          /* owned copy of health.path */
+    bool dynamic;               /* created through the admin API */
+    struct gw_svc_stats *stats;
+};
+
+struct gw_route {
+    char *host;     /* owned */     /* NULL: any; "*.example.com": suffix match */
+    size_t host_len;
+    char *prefix;   /* owned */
+    size_t prefix_len;
+    bool strip;
+    struct gw_service *svc;
+};
+
+/* A loaded config shared by the snapshots built from it (a membership
+ * change rebuilds the snapshot with the same config). */
+struct gw_cfgref {
+    atomic_int refcnt;
+    struct gw_config *cfg;
+};
+
+struct gw_snapshot {
+    atomic_int refcnt;
+    uint64_t generation;
+    struct gw_cfgref *cfgref;
+    struct gw_config *cfg;  /* cfgref->cfg */
+    struct gw_service **services;
+    size_t nservices;
+    struct gw_route *routes; /* sorted: longer prefix first, host rules first */
+    size_t nroutes;
+};
+
+/* Process-wide gateway state. */
+struct gw {
+    struct gw_snapshot *snap;            /* newest published snapshot (snap_lock) */
+    pthread_mutex_t snap_lock;           /* guards snap load+ref against swap+unref */
+    pthread_mutex_t ctl_lock;            /* serializes snapshot builders */
+    struct gw_svc_stats *svc_stats;      /* all services ever seen (ctl_lock) */
+    uint64_t generation;
+    struct gw_worker **workers;
+    int nworkers;
+    atomic_bool stopping;                /* SIGTERM: stop accepting, drain */
+    atomic_bool force_stop;              /* drain deadline passed: leave now */
+    atomic_int conns;                    /* client connections, all workers */
+    struct gw_members *members;          /* admin-made changes, kept across reloads */
+    char *config_path;                   /* NULL: embedded default */
+    FILE *access_log;
+    struct metrics_hist latency;         /* all requests */
+};
+
+extern struct gw *gw_g;
+
+/* The config a worker runs with: its current snapshot's, always alive. */
+#define WCFG(w) ((w)->snap->cfg)
+
+/* Per-thread counters, read by /metrics from another thread (relaxed). */
+struct gw_worker_stats {
+    atomic_uint_fast64_t accepted;
+    atomic_uint_fast64_t refused;        /* over limits.max_connections */
+    atomic_uint_fast64_t active;         /* open client connections */
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t errors[8];      /* by enum gw_err_kind */
+    atomic_uint_fast64_t up_idle;        /* pooled idle upstream connections */
+};
+
+struct gw_worker {
+    int id;
+    pthread_t thread;
+    struct ev_loop *loop;
+    int *lfds;                           /* this thread's SO_REUSEPORT listeners */
+    int nlfds;
+    struct gw_snapshot *snap;            /* snapshot this worker routes with */
+    struct gw_conn *conns;               /* live client connections */
+    struct gw_conn *closing;             /* connections to free before next poll */
+    bool draining;
+    struct gw_upconn **pools;            /* idle upstream conns, indexed by server slot */
+    size_t npools;
+    struct gw_worker_stats st;
+    uint64_t rng;
+};
+
+enum gw_err_kind {
+    GW_ERR_BAD_REQUEST, GW_ERR_TIMEOUT_CLIENT, GW_ERR_UP_CONNECT, GW_ERR_UP_TIMEOUT,
+    GW_ERR_UP_RESET, GW_ERR_UP_BAD_RESPONSE, GW_ERR_NO_ROUTE, GW_ERR_NO_SERVER,
+};
+
+/* ---- snapshot.c ---- */
+struct gw_cfgref *gw_cfgref_new(struct gw_config *cfg); /* takes cfg, refcnt 1 */
+struct gw_cfgref *gw_cfgref_get(struct gw_cfgref *r);   /* +1, returns r */
+void gw_cfgref_put(struct gw_cfgref *r);
+/* Builds a snapshot from a config (taking over the caller's reference)
+ * and the admin-made membership changes, reusing server objects of the
+ * previous snapshot. Returns NULL with *err on failure. Caller holds
+ * gw->ctl_lock. */
+struct gw_snapshot *gw_snapshot_build(struct gw_cfgref *cfg, struct gw_snapshot *prev, char **err);
+void gw_snapshot_publish(struct gw_snapshot *s);
+static inline void gw_snapshot_ref(struct gw_snapshot *s) { atomic_fetch_add_explicit(&s->refcnt, 1, memory_order_relaxed); }
+void gw_snapshot_unref(struct gw_snapshot *s);
+/* The newest snapshot with a reference held (callers unref). */
+struct gw_snapshot *gw_snapshot_get(void);
+/* Building blocks used by snapshot.c and members.c (ctl_lock held). */
+struct gw_service *gw_service_new(const char *name, const char *balance);
+void gw_service_free(struct gw_service *svc);
+/* Appends srv, taking over the caller's reference. */
+void gw_service_add_server(struct gw_service *svc, struct gw_server *srv);
+/* The previous snapshot's object for (svc, addr, weight) or a new one;
+ * returns a new reference. */
+struct gw_server *gw_snapshot_server_for(struct gw_snapshot *prev, const char *svc,
+                                         const struct net_addr *addr, int weight);
+void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *prefix, bool strip,
+                           struct gw_service *svc);
+/* Persistent stats for a service name (creates on first use; ctl_lock). */
+struct gw_svc_stats *gw_svc_stats_get(const char *name);
+const struct gw_route *gw_route_match(const struct gw_snapshot *s, const char *host, size_t host_len,
+                                      const char *path, size_t path_len);
+struct gw_service *gw_snapshot_service(const struct gw_snapshot *s, const char *name);
+
+/* ---- members.c: admin-made membership changes, replayed on reload ----
+ * Each returns 0, or -400 (bad input), -404 (no such service or server)
+ * or -409 (already exists) with *err set (caller frees). */
+int gw_members_add_server(const char *svc, const char *addr, int weight, char **err);
+int gw_members_remove_server(const char *svc, const char *addr, char **err);
+int gw_members_drain_server(const char *svc, const char *addr, bool drain, char **err);
+/* A service created at run time, optionally with a route prefix to it. */
+int gw_members_add_service(const char *svc, const char *balance, const char *prefix,
+                           bool strip_prefix, char **err);
+int gw_members_remove_service(const char *svc, char **err);
+/* Applies the recorded changes to a snapshot under construction
+ * (called by gw_snapshot_build; ctl_lock held). Returns 0 or -1/err. */
+int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err);
+void gw_members_free(void);
+/* Reloads the config file (or default) and publishes; 0 or -1 with *err. */
+int gw_reload(char **err);
+
+/* ---- worker.c ---- */
+int gw_workers_start(struct gw *g, char **err);
+void gw_workers_stop(struct gw *g);    /* after drain: break loops, join */
+void gw_worker_close_listeners(struct gw_worker *w);
+
+void gw_worker_link_conn(struct gw_worker *w, struct gw_conn *c);
+void gw_worker_unlink_conn(struct gw_worker *w, struct gw_conn *c);
+
+/* ---- proxy.c ---- */
+void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer);
+void gw_worker_free_closed(struct gw_worker *w);
+void gw_worker_drop_pools(struct gw_worker *w);
+
+/* ---- hcheck.c ---- */
+int gw_hcheck_start(char **err);
+void gw_hcheck_stop(void);
+
+/* ---- gateway.c ---- */
+int gw_main(int argc, char **argv); /* `floodgate gateway` */
+
+/* ---- admin_api.c ---- */
+int gw_admin_start(const char *addr, char **err);
+void gw_admin_stop(void);
+void gw_metrics_render(struct buf *b);
+
+#endif

@@ -1,0 +1,317 @@
+/* Dynamic membership: servers and services added, removed or drained
+ * through the admin API. Each change is recorded as an operation and a
+ * new snapshot is built from the current config plus every recorded
+ * operation, in order; a reload replays them on top of the new config, so
+ * run-time registrations survive it. The log stays small: an operation
+ * replaces earlier ones on the same server (or the same service), so it
+ * holds at most one entry per live registration.
+ *
+ * Thread context: any thread (the admin thread in practice); ctl_lock
+ * serializes changes and reloads. */
+#include "gateway/gw.h"
+#include "core/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum op_kind { OP_ADD_SERVER, OP_REMOVE_SERVER, OP_DRAIN, OP_UNDRAIN, OP_ADD_SERVICE, OP_REMOVE_SERVICE };
+
+struct op {
+    enum op_kind kind;
+    char *svc;
+    struct net_addr addr;   /* server ops */
+    int weight;
+    char *balance;          /* OP_ADD_SERVICE */
+    char *prefix;           /* OP_ADD_SERVICE: optional route */
+    bool strip;
+    struct op *next;
+};
+
+static struct op *ops;
+
+static bool is_server_op(enum op_kind k) { return k <= OP_UNDRAIN; }
+
+static void op_free(struct op *o)
+{
+    free(o->svc);
+    free(o->balance);
+    free(o->prefix);
+    free(o);
+}
+
+/* Drops earlier operations that the new one makes irrelevant. */
+static void compact(const struct op *n)
+{
+    struct op **pp = &ops;
+    while (*pp) {
+        struct op *o = *pp;
+        bool same_svc = !strcmp(o->svc, n->svc);
+        bool drop = false;
+        if (same_svc) {
+            if (n->kind == OP_ADD_SERVICE || n->kind == OP_REMOVE_SERVICE)
+                drop = true;
+            else if (is_server_op(o->kind) && net_addr_equal(&o->addr, &n->addr))
+                drop = (n->kind == OP_ADD_SERVER || n->kind == OP_REMOVE_SERVER) ||
+                       o->kind == OP_DRAIN || o->kind == OP_UNDRAIN;
+        }
+        if (drop) {
+            *pp = o->next;
+            op_free(o);
+        } else {
+            pp = &o->next;
+        }
+    }
+}
+
+static void append(struct op *n)
+{
+    compact(n);
+    struct op **pp = &ops;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = n;
+}
+
+static struct gw_server *find_server(struct gw_service *svc, const struct net_addr *a, size_t *idx)
+{
+    for (size_t i = 0; i < svc->nservers; i++)
+        if (net_addr_equal(&svc->servers[i]->addr, a)) {
+            if (idx)
+                *idx = i;
+            return svc->servers[i];
+        }
+    return NULL;
+}
+
+static void remove_service(struct gw_snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < s->nservices; i++) {
+        if (strcmp(s->services[i]->name, name))
+            continue;
+        struct gw_service *svc = s->services[i];
+        for (size_t r = 0; r < s->nroutes;) {
+            if (s->routes[r].svc == svc) {
+                free(s->routes[r].host);
+                free(s->routes[r].prefix);
+                s->routes[r] = s->routes[--s->nroutes];
+            } else {
+                r++;
+            }
+        }
+        memmove(&s->services[i], &s->services[i + 1], (s->nservices - i - 1) * sizeof *s->services);
+        s->nservices--;
+        gw_service_free(svc);
+        return;
+    }
+}
+
+int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err)
+{
+    for (struct op *o = ops; o; o = o->next) {
+        struct gw_service *svc = gw_snapshot_service(s, o->svc);
+        switch (o->kind) {
+        case OP_ADD_SERVICE:
+            if (!svc) {
+                svc = gw_service_new(o->svc, o->balance);
+                svc->dynamic = true;
+                s->services = xrealloc(s->services, (s->nservices + 1) * sizeof *s->services);
+                s->services[s->nservices++] = svc;
+                if (o->prefix)
+                    gw_snapshot_add_route(s, NULL, o->prefix, o->strip, svc);
+            }
+            break;
+        case OP_REMOVE_SERVICE:
+            if (svc)
+                remove_service(s, o->svc);
+            break;
+        case OP_ADD_SERVER:
+            if (svc && !find_server(svc, &o->addr, NULL)) {
+                struct gw_server *srv = gw_snapshot_server_for(prev, o->svc, &o->addr, o->weight);
+                atomic_store(&srv->dynamic, true);
+                gw_service_add_server(svc, srv);
+            }
+            break;
+        case OP_REMOVE_SERVER: {
+            size_t i;
+            if (svc && find_server(svc, &o->addr, &i)) {
+                gw_server_unref(svc->servers[i]);
+                memmove(&svc->servers[i], &svc->servers[i + 1],
+                        (svc->nservers - i - 1) * sizeof *svc->servers);
+                svc->nservers--;
+            }
+            break;
+        }
+        case OP_DRAIN:
+        case OP_UNDRAIN: {
+            struct gw_server *srv = svc ? find_server(svc, &o->addr, NULL) : NULL;
+            if (srv)
+                atomic_store(&srv->draining, o->kind == OP_DRAIN);
+            break;
+        }
+        }
+    }
+    (void)err;
+    return 0;
+}
+
+/* Records n and publishes a snapshot with it. Inputs are validated
+ * before, so the build cannot fail on them. ctl_lock held. */
+static int commit(struct op *n, char **err)
+{
+    append(n);
+    struct gw_snapshot *cur = gw_snapshot_get();
+    struct gw_snapshot *s = gw_snapshot_build(gw_cfgref_get(cur->cfgref), cur, err);
+    gw_snapshot_unref(cur);
+    if (!s)
+        return -400;
+    gw_snapshot_publish(s);
+    return 0;
+}
+
+static struct op *op_new(enum op_kind k, const char *svc)
+{
+    struct op *o = xcalloc(1, sizeof *o);
+    o->kind = k;
+    o->svc = xstrdup(svc);
+    return o;
+}
+
+/* Validates svc/addr against the current snapshot. Returns 0 or the
+ * negative HTTP status for the admin API with *err set. */
+static int lookup(const char *svcname, const char *addr, struct net_addr *na, bool want_server,
+                  bool must_exist, char **err)
+{
+    if (addr && net_parse_addr(addr, na, err) != 0)
+        return -400;
+    struct gw_snapshot *cur = gw_snapshot_get();
+    struct gw_service *svc = gw_snapshot_service(cur, svcname);
+    int rc = 0;
+    if (!svc) {
+        *err = xasprintf("no service '%s'", svcname);
+        rc = -404;
+    } else if (want_server) {
+        bool exists = find_server(svc, na, NULL) != NULL;
+        if (must_exist && !exists) {
+            *err = xasprintf("service '%s' has no server %s", svcname, addr);
+            rc = -404;
+        } else if (!must_exist && exists) {
+            *err = xasprintf("service '%s' already has server %s", svcname, addr);
+            rc = -409;
+        }
+    }
+    gw_snapshot_unref(cur);
+    return rc;
+}
+
+int gw_members_add_server(const char *svc, const char *addr, int weight, char **err)
+{
+    if (weight < 1 || weight > 1000) {
+        *err = xasprintf("weight must be 1..1000");
+        return -400;
+    }
+    pthread_mutex_lock(&gw_g->ctl_lock);
+    struct net_addr na;
+    int rc = lookup(svc, addr, &na, true, false, err);
+    if (rc == 0) {
+        struct op *o = op_new(OP_ADD_SERVER, svc);
+        o->addr = na;
+        o->weight = weight;
+        rc = commit(o, err);
+        if (rc == 0)
+            log_info("registered server %s in service %s (weight %d)", addr, svc, weight);
+    }
+    pthread_mutex_unlock(&gw_g->ctl_lock);
+    return rc;
+}
+
+int gw_members_remove_server(const char *svc, const char *addr, char **err)
+{
+    pthread_mutex_lock(&gw_g->ctl_lock);
+    struct net_addr na;
+    int rc = lookup(svc, addr, &na, true, true, err);
+    if (rc == 0) {
+        struct op *o = op_new(OP_REMOVE_SERVER, svc);
+        o->addr = na;
+        rc = commit(o, err);
+        if (rc == 0)
+            log_info("deregistered server %s from service %s", addr, svc);
+    }
+    pthread_mutex_unlock(&gw_g->ctl_lock);
+    return rc;
+}
+
+int gw_members_drain_server(const char *svc, const char *addr, bool drain, char **err)
+{
+    pthread_mutex_lock(&gw_g->ctl_lock);
+    struct net_addr na;
+    int rc = lookup(svc, addr, &na, true, true, err);
+    if (rc == 0) {
+        struct op *o = op_new(drain ? OP_DRAIN : OP_UNDRAIN, svc);
+        o->addr = na;
+        rc = commit(o, err);
+        if (rc == 0)
+            log_info("%s server %s in service %s", drain ? "draining" : "undrained", addr, svc);
+    }
+    pthread_mutex_unlock(&gw_g->ctl_lock);
+    return rc;
+}
+
+int gw_members_add_service(const char *svc, const char *balance, const char *prefix,
+                           bool strip_prefix, char **err)
+{
+    size_t n = strlen(svc);
+    if (n == 0 || n > 64 || strspn(svc, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n) {
+        *err = xasprintf("service name must be 1..64 of [a-z0-9_-]");
+        return -400;
+    }
+    if (balance && gw_lb_parse_algo(balance) < 0) {
+        *err = xasprintf("unknown balance algorithm '%s'", balance);
+        return -400;
+    }
+    if (prefix && prefix[0] != '/') {
+        *err = xasprintf("prefix must start with '/'");
+        return -400;
+    }
+    pthread_mutex_lock(&gw_g->ctl_lock);
+    int rc = 0;
+    struct gw_snapshot *cur = gw_snapshot_get();
+    if (gw_snapshot_service(cur, svc)) {
+        *err = xasprintf("service '%s' already exists", svc);
+        rc = -409;
+    }
+    gw_snapshot_unref(cur);
+    if (rc == 0) {
+        struct op *o = op_new(OP_ADD_SERVICE, svc);
+        o->balance = xstrdup(balance ? balance : "round_robin");
+        o->prefix = prefix ? xstrdup(prefix) : NULL;
+        o->strip = strip_prefix;
+        rc = commit(o, err);
+        if (rc == 0)
+            log_info("created service %s (%s)%s%s", svc, o->balance, prefix ? " at " : "",
+                     prefix ? prefix : "");
+    }
+    pthread_mutex_unlock(&gw_g->ctl_lock);
+    return rc;
+}
+
+int gw_members_remove_service(const char *svc, char **err)
+{
+    pthread_mutex_lock(&gw_g->ctl_lock);
+    int rc = lookup(svc, NULL, NULL, false, true, err);
+    if (rc == 0) {
+        rc = commit(op_new(OP_REMOVE_SERVICE, svc), err);
+        if (rc == 0)
+            log_info("removed service %s", svc);
+    }
+    pthread_mutex_unlock(&gw_g->ctl_lock);
+    return rc;
+}
+
+void gw_members_free(void)
+{
+    while (ops) {
+        struct op *o = ops;
+        ops = o->next;
+        op_free(o);
+    }
+}

@@ -1,0 +1,172 @@
+/* Head rewriting between client and upstream, per RFC 9110 7.6 and 9112:
+ * hop-by-hop fields (the fixed list and every field named in Connection)
+ * are dropped in both directions; the request gains X-Forwarded-For,
+ * X-Forwarded-Proto, Forwarded and Via, merged with what the client sent;
+ * the response gains Via and the connection framing the client needs.
+ * Also the gateway's own error pages and the access log line. */
+#include "gateway/conn.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static bool drop_field(const struct http_header *h, const struct http_header *all, size_t n,
+                       unsigned flags)
+{
+    if (http_is_hop_by_hop(h->name, h->name_len))
+        return true;
+    if ((flags & HTTP_F_CONN_OTHER) && http_connection_has(all, n, h->name, h->name_len))
+        return true;
+    return false;
+}
+
+static void put_header(struct buf *b, const struct http_header *h)
+{
+    char *p = buf_reserve(b, h->name_len + h->value_len + 4);
+    memcpy(p, h->name, h->name_len);
+    p += h->name_len;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, h->value, h->value_len);
+    p += h->value_len;
+    *p++ = '\r';
+    *p++ = '\n';
+    buf_commit(b, h->name_len + h->value_len + 4);
+}
+
+/* Appends ", <add>" to every earlier value of a list field, folding
+ * repeated fields into one line as RFC 9110 5.3 allows. */
+static void put_list(struct buf *b, const char *name, const struct http_header *hs, size_t n,
+                     const char *add, size_t add_len)
+{
+    buf_append_str(b, name);
+    buf_append(b, ": ", 2);
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!fg_strieq(hs[i].name, hs[i].name_len, name) || hs[i].value_len == 0)
+            continue;
+        if (!first)
+            buf_append(b, ", ", 2);
+        buf_append(b, hs[i].value, hs[i].value_len);
+        first = false;
+    }
+    if (!first)
+        buf_append(b, ", ", 2);
+    buf_append(b, add, add_len);
+    buf_append(b, "\r\n", 2);
+}
+
+void gw_rewrite_request(struct gw_conn *c, const struct http_request *req, const char *path,
+                        size_t path_len)
+{
+    struct gw_req *r = &c->r;
+    struct buf *b = &r->head;
+    buf_reset(b);
+    buf_append(b, req->method, req->method_len);
+    buf_append(b, " ", 1);
+    buf_append(b, path, path_len);
+    buf_append(b, " HTTP/1.1\r\n", 11);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (drop_field(h, req->headers, req->nheaders, req->flags))
+            continue;
+        if (fg_strieq(h->name, h->name_len, "x-forwarded-for") ||
+            fg_strieq(h->name, h->name_len, "forwarded") || fg_strieq(h->name, h->name_len, "via") ||
+            fg_strieq(h->name, h->name_len, "x-forwarded-proto"))
+            continue;
+        put_header(b, h);
+    }
+    if (req->minor == 0 && !req->host) {
+        /* HTTP/1.1 requires Host upstream; an HTTP/1.0 client may omit it. */
+        buf_append_str(b, "Host: ");
+        buf_append_str(b, c->ip);
+        buf_append(b, "\r\n", 2);
+    }
+    if (r->body == HTTP_BODY_CHUNKED)
+        buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+    size_t iplen = strlen(c->ip);
+    put_list(b, "X-Forwarded-For", req->headers, req->nheaders, c->ip, iplen);
+    buf_append_str(b, "X-Forwarded-Proto: http\r\n");
+    char fwd[INET6_ADDRSTRLEN + 300];
+    int n;
+    bool v6 = strchr(c->ip, ':') != NULL;
+    if (req->host && req->host_len < 256 && !memchr(req->host, '"', req->host_len))
+        n = snprintf(fwd, sizeof fwd, v6 ? "for=\"[%s]\";host=\"%.*s\";proto=http" : "for=%s;host=\"%.*s\";proto=http",
+                     c->ip, (int)req->host_len, req->host);
+    else
+        n = snprintf(fwd, sizeof fwd, v6 ? "for=\"[%s]\";proto=http" : "for=%s;proto=http", c->ip);
+    put_list(b, "Forwarded", req->headers, req->nheaders, fwd, (size_t)n);
+    put_list(b, "Via", req->headers, req->nheaders, req->minor ? "1.1 floodgate" : "1.0 floodgate", 13);
+    buf_append(b, "\r\n", 2);
+}
+
+bool gw_rewrite_response(struct gw_conn *c, const struct http_response *resp)
+{
+    struct gw_req *r = &c->r;
+    struct buf *b = &c->out;
+    const char *reason = resp->reason;
+    size_t rlen = resp->reason_len;
+    if (rlen == 0) {
+        reason = http_reason(resp->status);
+        rlen = strlen(reason);
+    }
+    buf_printf(b, "HTTP/1.1 %d %.*s\r\n", resp->status, (int)rlen, reason);
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const struct http_header *h = &resp->headers[i];
+        if (drop_field(h, resp->headers, resp->nheaders, resp->flags))
+            continue;
+        if (fg_strieq(h->name, h->name_len, "via"))
+            continue;
+        put_header(b, h);
+    }
+    put_list(b, "Via", resp->headers, resp->nheaders, resp->minor ? "1.1 floodgate" : "1.0 floodgate", 13);
+    if (resp->status < 200)
+        goto end; /* interim: no framing, no connection fields */
+    if (r->rbody == HTTP_BODY_CHUNKED && !r->dechunk)
+        buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+    if (r->rbody == HTTP_BODY_EOF || r->dechunk)
+        c->close_after = true;
+    if (c->close_after)
+        buf_append_str(b, "Connection: close\r\n");
+    else if (r->minor == 0)
+        buf_append_str(b, "Connection: keep-alive\r\n");
+end:
+    buf_append(b, "\r\n", 2);
+    return true;
+}
+
+void gw_error_page(struct buf *out, int status, bool close, const char *extra_headers)
+{
+    const char *reason = http_reason(status);
+    char body[128];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, reason);
+    buf_printf(out,
+               "HTTP/1.1 %d %s\r\nServer: floodgate\r\nContent-Type: text/plain\r\n"
+               "Content-Length: %d\r\n%s%s\r\n%s",
+               status, reason, n, extra_headers ? extra_headers : "",
+               close ? "Connection: close\r\n" : "", body);
+}
+
+void gw_access_log(struct gw_conn *c)
+{
+    FILE *f = gw_g->access_log;
+    if (!f)
+        return;
+    struct gw_req *r = &c->r;
+    char line[1024], ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    double ms = (double)(ev_clock_ns() - r->t_start_ns) / 1e6;
+    int n = snprintf(line, sizeof line, "%s - - [%s] \"%s %s HTTP/1.%d\" %d %llu \"%s\" \"%s\" %.3f\n",
+                     c->ip, ts, r->method, r->target, r->minor, r->status,
+                     (unsigned long long)r->resp_bytes, r->svc ? r->svc->name : "-",
+                     r->srv ? r->srv->addr_str : "-", ms);
+    if (n > (int)sizeof line - 1)
+        n = (int)sizeof line - 1;
+    /* One write(2) per line: lines from several workers never interleave. */
+    ssize_t w = write(fileno(f), line, (size_t)n);
+    (void)w;
+}

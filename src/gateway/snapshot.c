@@ -1,0 +1,283 @@
+/* Configuration snapshots: immutable routes + services + balancers built
+ * from a config and the admin-made membership changes, published by
+ * pointer swap. Server objects are carried over from the previous
+ * snapshot when their service and address stay the same, so health,
+ * drain state and counters survive reloads and membership changes.
+ *
+ * Lifetime: the published pointer owns one reference; each worker owns
+ * one on the snapshot it routes with; each request owns one while it
+ * lives. Loading the published pointer and taking a reference happen
+ * under snap_lock, as do swapping it and dropping the old reference, so a
+ * snapshot is never freed between a reader's load and its ref. */
+#include "gateway/gw.h"
+#include "core/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct gw_svc_stats *gw_svc_stats_get(const char *name)
+{
+    for (struct gw_svc_stats *s = gw_g->svc_stats; s; s = s->next)
+        if (!strcmp(s->name, name))
+            return s;
+    struct gw_svc_stats *s = xcalloc(1, sizeof *s);
+    s->name = xstrdup(name);
+    metrics_hist_init(&s->latency);
+    s->next = gw_g->svc_stats;
+    gw_g->svc_stats = s;
+    return s;
+}
+
+struct gw_cfgref *gw_cfgref_new(struct gw_config *cfg)
+{
+    struct gw_cfgref *r = xcalloc(1, sizeof *r);
+    atomic_init(&r->refcnt, 1);
+    r->cfg = cfg;
+    return r;
+}
+
+struct gw_cfgref *gw_cfgref_get(struct gw_cfgref *r)
+{
+    atomic_fetch_add_explicit(&r->refcnt, 1, memory_order_relaxed);
+    return r;
+}
+
+void gw_cfgref_put(struct gw_cfgref *r)
+{
+    if (r && atomic_fetch_sub_explicit(&r->refcnt, 1, memory_order_acq_rel) == 1) {
+        gw_config_free(r->cfg);
+        free(r);
+    }
+}
+
+void gw_service_free(struct gw_service *svc)
+{
+    if (!svc)
+        return;
+    gw_lb_free(svc->lb);
+    for (size_t i = 0; i < svc->nservers; i++)
+        gw_server_unref(svc->servers[i]);
+    free(svc->servers);
+    free(svc->name);
+    free(svc->balance);
+    free(svc->hash_name);
+    free(svc->health_path);
+    free(svc);
+}
+
+static void snapshot_free(struct gw_snapshot *s)
+{
+    for (size_t i = 0; i < s->nservices; i++)
+        gw_service_free(s->services[i]);
+    free(s->services);
+    for (size_t i = 0; i < s->nroutes; i++) {
+        free(s->routes[i].host);
+        free(s->routes[i].prefix);
+    }
+    free(s->routes);
+    gw_cfgref_put(s->cfgref);
+    free(s);
+}
+
+void gw_snapshot_unref(struct gw_snapshot *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refcnt, 1, memory_order_acq_rel) == 1)
+        snapshot_free(s);
+}
+
+struct gw_snapshot *gw_snapshot_get(void)
+{
+    pthread_mutex_lock(&gw_g->snap_lock);
+    struct gw_snapshot *s = gw_g->snap;
+    if (s)
+        gw_snapshot_ref(s);
+    pthread_mutex_unlock(&gw_g->snap_lock);
+    return s;
+}
+
+void gw_snapshot_publish(struct gw_snapshot *s)
+{
+    pthread_mutex_lock(&gw_g->snap_lock);
+    struct gw_snapshot *old = gw_g->snap;
+    gw_g->snap = s;
+    pthread_mutex_unlock(&gw_g->snap_lock);
+    gw_snapshot_unref(old);
+    /* Wake the workers so idle ones adopt it now, not at their next event. */
+    for (int i = 0; i < gw_g->nworkers; i++)
+        if (gw_g->workers[i] && gw_g->workers[i]->loop)
+            ev_async_send(gw_g->workers[i]->loop);
+}
+
+struct gw_service *gw_snapshot_service(const struct gw_snapshot *s, const char *name)
+{
+    for (size_t i = 0; i < s->nservices; i++)
+        if (!strcmp(s->services[i]->name, name))
+            return s->services[i];
+    return NULL;
+}
+
+/* A server object for (svc, address): the previous snapshot's when it had
+ * the same one with the same weight, else a new one. Returns a new
+ * reference. */
+struct gw_server *gw_snapshot_server_for(struct gw_snapshot *prev, const char *svc,
+                                         const struct net_addr *addr, int weight)
+{
+    struct gw_service *ps = prev ? gw_snapshot_service(prev, svc) : NULL;
+    if (ps) {
+        for (size_t i = 0; i < ps->nservers; i++) {
+            struct gw_server *o = ps->servers[i];
+            if (net_addr_equal(&o->addr, addr) && o->weight == weight) {
+                gw_server_ref(o);
+                return o;
+            }
+        }
+    }
+    return gw_server_new(svc, addr, weight);
+}
+
+struct gw_service *gw_service_new(const char *name, const char *balance)
+{
+    struct gw_service *svc = xcalloc(1, sizeof *svc);
+    svc->name = xstrdup(name);
+    svc->balance = xstrdup(balance ? balance : "round_robin");
+    svc->stats = gw_svc_stats_get(name);
+    return svc;
+}
+
+void gw_service_add_server(struct gw_service *svc, struct gw_server *srv)
+{
+    svc->servers = xrealloc(svc->servers, (svc->nservers + 1) * sizeof *svc->servers);
+    svc->servers[svc->nservers++] = srv;
+}
+
+static int service_from_cfg(struct gw_snapshot *s, struct gw_snapshot *prev,
+                            const struct gw_cfg_service *cs)
+{
+    struct gw_service *svc = gw_service_new(cs->name, cs->balance);
+    switch (cs->hash_by) {
+    case GW_CFG_HASH_CLIENT_IP: svc->hash_key = GW_HASH_CLIENT_IP; break;
+    case GW_CFG_HASH_PATH: svc->hash_key = GW_HASH_PATH; break;
+    case GW_CFG_HASH_HEADER: svc->hash_key = GW_HASH_HEADER; break;
+    case GW_CFG_HASH_COOKIE: svc->hash_key = GW_HASH_COOKIE; break;
+    }
+    if (cs->hash_name) {
+        svc->hash_name = xstrdup(cs->hash_name);
+        svc->hash_name_len = strlen(cs->hash_name);
+    }
+    svc->passive_max_failures = cs->passive.max_failures;
+    svc->passive_eject_ms = cs->passive.eject_for_ms;
+    svc->health = cs->health;
+    if (cs->health.path) {
+        svc->health_path = xstrdup(cs->health.path);
+        svc->health.path = svc->health_path;
+    }
+    for (size_t i = 0; i < cs->nservers; i++)
+        gw_service_add_server(svc, gw_snapshot_server_for(prev, cs->name, &cs->servers[i].addr, cs->servers[i].weight));
+    s->services = xrealloc(s->services, (s->nservices + 1) * sizeof *s->services);
+    s->services[s->nservices++] = svc;
+    return 0;
+}
+
+/* Longest prefix first; at equal length, host-specific rules first. */
+static int route_cmp(const void *a, const void *b)
+{
+    const struct gw_route *x = a, *y = b;
+    if (x->prefix_len != y->prefix_len)
+        return x->prefix_len > y->prefix_len ? -1 : 1;
+    return (y->host != NULL) - (x->host != NULL);
+}
+
+void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *prefix, bool strip,
+                           struct gw_service *svc)
+{
+    s->routes = xrealloc(s->routes, (s->nroutes + 1) * sizeof *s->routes);
+    struct gw_route *r = &s->routes[s->nroutes++];
+    memset(r, 0, sizeof *r);
+    if (host) {
+        r->host = xstrdup(host);
+        r->host_len = strlen(host);
+    }
+    r->prefix = xstrdup(prefix);
+    r->prefix_len = strlen(prefix);
+    r->strip = strip;
+    r->svc = svc;
+}
+
+static int finish_services(struct gw_snapshot *s, char **err)
+{
+    for (size_t i = 0; i < s->nservices; i++) {
+        struct gw_service *svc = s->services[i];
+        int algo = gw_lb_parse_algo(svc->balance);
+        if (algo < 0) {
+            *err = xasprintf("service %s: unknown balance algorithm '%s'", svc->name, svc->balance);
+            return -1;
+        }
+        const struct gw_cfg_service *cs = gw_config_find_service(s->cfg, svc->name);
+        struct gw_lb_opts o = {
+            .vnodes = cs ? cs->vnodes : 100,
+            .bound_load = cs ? cs->bound_load : 0,
+            .slow_start_ms = cs ? cs->slow_start_ms : 0,
+        };
+        gw_lb_free(svc->lb);
+        svc->lb = gw_lb_new((enum gw_lb_algo)algo, svc->servers, svc->nservers, &o);
+    }
+    qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
+    return 0;
+}
+
+struct gw_snapshot *gw_snapshot_build(struct gw_cfgref *cr, struct gw_snapshot *prev, char **err)
+{
+    struct gw_snapshot *s = xcalloc(1, sizeof *s);
+    atomic_init(&s->refcnt, 1);
+    s->cfgref = cr;
+    s->cfg = cr->cfg;
+    struct gw_config *cfg = cr->cfg;
+    s->generation = ++gw_g->generation;
+    for (size_t i = 0; i < cfg->nservices; i++)
+        service_from_cfg(s, prev, &cfg->services[i]);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct gw_cfg_route *rt = &cfg->routes[i];
+        gw_snapshot_add_route(s, rt->host, rt->prefix, rt->strip_prefix,
+                              gw_snapshot_service(s, rt->service));
+    }
+    if (gw_members_apply(s, prev, err) != 0 || finish_services(s, err) != 0) {
+        snapshot_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static bool host_matches(const struct gw_route *r, const char *host, size_t len)
+{
+    if (!r->host)
+        return true;
+    if (!host)
+        return false;
+    if (r->host[0] == '*' && r->host[1] == '.') {
+        size_t sl = r->host_len - 1; /* ".example.com" */
+        return len > sl && strncasecmp(host + len - sl, r->host + 1, sl) == 0;
+    }
+    return len == r->host_len && strncasecmp(host, r->host, len) == 0;
+}
+
+/* Prefix match on path segments: "/auth" matches "/auth", "/auth/x" and
+ * "/auth?q", not "/authx"; a prefix ending in '/' matches anything under
+ * it. Routes are sorted so the first match is the longest prefix. */
+const struct gw_route *gw_route_match(const struct gw_snapshot *s, const char *host, size_t host_len,
+                                      const char *path, size_t path_len)
+{
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const struct gw_route *r = &s->routes[i];
+        if (path_len < r->prefix_len || memcmp(path, r->prefix, r->prefix_len) != 0)
+            continue;
+        if (path_len > r->prefix_len && r->prefix[r->prefix_len - 1] != '/' && path[r->prefix_len] != '/')
+            continue;
+        if (!host_matches(r, host, host_len))
+            continue;
+        if (!r->svc)
+            continue;
+        return r;
+    }
+    return NULL;
+}

@@ -1,0 +1,188 @@
+/* Worker threads: each has its own event loop and its own SO_REUSEPORT
+ * listener per listen address, so the kernel spreads new connections over
+ * threads and a connection stays on one thread for life (no locks on the
+ * data path). Before each poll a worker frees the connections closed
+ * during the iteration, adopts the newest configuration snapshot and, when
+ * the gateway is stopping, closes its listeners and idle connections and
+ * leaves once none remain. */
+#include "gateway/conn.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void gw_worker_link_conn(struct gw_worker *w, struct gw_conn *c)
+{
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+}
+
+void gw_worker_unlink_conn(struct gw_worker *w, struct gw_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+}
+
+static void on_accept(struct ev_loop *loop, int lfd, void *ud, int events)
+{
+    struct gw_worker *w = ud;
+    int maxc = WCFG(w)->limits.max_connections;
+    /* Bounded batch per wakeup, so one busy listener cannot starve the
+     * connections already open. */
+    for (int i = 0; i < 64; i++) {
+        struct net_addr peer;
+        int fd = net_accept(lfd, &peer);
+        if (fd < 0) {
+            if (fd != -EAGAIN && fd != -ECONNABORTED && fd != -EINTR)
+                log_warn("accept: %s", strerror(-fd));
+            return;
+        }
+        if (atomic_fetch_add_explicit(&gw_g->conns, 1, memory_order_relaxed) >= maxc) {
+            /* Over the process limit: refuse at the cost of accept+close. */
+            atomic_fetch_sub_explicit(&gw_g->conns, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&w->st.refused, 1, memory_order_relaxed);
+            close(fd);
+            continue;
+        }
+        gw_conn_accept(w, fd, &peer);
+    }
+}
+
+void gw_worker_close_listeners(struct gw_worker *w)
+{
+    for (int i = 0; i < w->nlfds; i++) {
+        if (w->lfds[i] >= 0) {
+            ev_io_stop(w->loop, w->lfds[i]);
+            close(w->lfds[i]);
+            w->lfds[i] = -1;
+        }
+    }
+}
+
+/* Stopping: no new connections; idle keep-alive connections close now,
+ * busy ones close after their current response (request_finished checks
+ * gw->stopping). */
+static void begin_drain(struct gw_worker *w)
+{
+    w->draining = true;
+    gw_worker_close_listeners(w);
+    struct gw_conn *c = w->conns;
+    while (c) {
+        struct gw_conn *next = c->next;
+        if (c->state == CS_HEAD && !c->in_req && buf_len(&c->in) == 0)
+            gw_conn_close(c);
+        c = next;
+    }
+}
+
+static void before_poll(struct ev_loop *loop, void *ud)
+{
+    struct gw_worker *w = ud;
+    gw_worker_free_closed(w);
+    /* Adopt the newest snapshot (cheap pointer compare when unchanged). */
+    if (__atomic_load_n(&gw_g->snap, __ATOMIC_ACQUIRE) != w->snap) {
+        struct gw_snapshot *s = gw_snapshot_get();
+        gw_snapshot_unref(w->snap);
+        w->snap = s;
+    }
+    if (atomic_load_explicit(&gw_g->force_stop, memory_order_relaxed)) {
+        ev_break(loop);
+        return;
+    }
+    if (atomic_load_explicit(&gw_g->stopping, memory_order_relaxed)) {
+        if (!w->draining)
+            begin_drain(w);
+        if (!w->conns)
+            ev_break(loop);
+    }
+}
+
+static void on_async(struct ev_loop *loop, void *ud)
+{
+    /* Nothing to do here: before_poll runs next and looks at the flags. */
+}
+
+static void *worker_main(void *arg)
+{
+    struct gw_worker *w = arg;
+    snprintf(log_thread_name, sizeof log_thread_name, "w%d", w->id);
+    ev_run(w->loop);
+    /* Drain deadline passed or all done: close whatever is left. */
+    while (w->conns)
+        gw_conn_close(w->conns);
+    gw_worker_free_closed(w);
+    gw_worker_drop_pools(w);
+    return NULL;
+}
+
+int gw_workers_start(struct gw *g, char **err)
+{
+    struct gw_config *cfg = g->snap->cfg;
+    g->workers = xcalloc((size_t)g->nworkers, sizeof *g->workers);
+    for (int i = 0; i < g->nworkers; i++) {
+        struct gw_worker *w = xcalloc(1, sizeof *w);
+        g->workers[i] = w;
+        w->id = i;
+        w->loop = ev_loop_new();
+        if (!w->loop) {
+            *err = xasprintf("cannot create event loop: %s", strerror(errno));
+            return -1;
+        }
+        ev_set_data(w->loop, w);
+        ev_set_before_poll(w->loop, before_poll, w);
+        ev_set_async(w->loop, on_async, w);
+        w->snap = gw_snapshot_get();
+        w->lfds = xcalloc(cfg->nlisten, sizeof *w->lfds);
+        w->nlfds = (int)cfg->nlisten;
+        for (size_t l = 0; l < cfg->nlisten; l++) {
+            int fd = net_listen(&cfg->listen_addr[l], true, 4096);
+            if (fd < 0) {
+                *err = xasprintf("cannot listen on %s: %s", cfg->listen[l], strerror(-fd));
+                return -1;
+            }
+            w->lfds[l] = fd;
+            ev_io_start(w->loop, fd, EV_READ, on_accept, w);
+        }
+    }
+    for (int i = 0; i < g->nworkers; i++) {
+        if (pthread_create(&g->workers[i]->thread, NULL, worker_main, g->workers[i]) != 0) {
+            *err = xasprintf("cannot start worker thread: %s", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Joins the workers (after gw->stopping was set and they were woken) and
+ * frees them. Workers still busy when the drain deadline passes are told
+ * to stop at once by the caller (force = true). */
+void gw_workers_stop(struct gw *g)
+{
+    for (int i = 0; i < g->nworkers; i++) {
+        struct gw_worker *w = g->workers[i];
+        if (!w)
+            continue;
+        if (w->thread)
+            pthread_join(w->thread, NULL);
+        gw_worker_close_listeners(w);
+        gw_snapshot_unref(w->snap);
+        ev_loop_free(w->loop);
+        free(w->lfds);
+        free(w);
+        g->workers[i] = NULL;
+    }
+    free(g->workers);
+    g->workers = NULL;
+    g->nworkers = 0;
+}
