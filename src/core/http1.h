@@ -12,7 +12,13 @@
  *   - Transfer-Encoding in requests must be exactly "chunked" (any other
  *     coding is HTTP_ETE -> 501; chunked not last or repeated -> 400), and
  *     is an error in an HTTP/1.0 request;
- *   - HTTP/1.1 requests need exactly one Host header.
+ *   - HTTP/1.1 requests need exactly one Host header (HTTP/1.0 ones at
+ *     most one), and its value may only hold uri-host and port bytes;
+ *   - the request-target is one or more VCHARs (no CTL, SP or non-ASCII);
+ *   - empty elements in a Transfer-Encoding list are an error.
+ * A result other than HTTP_INCOMPLETE for some bytes is the result for
+ * any longer input starting with them: invalid bytes are refused as soon
+ * as they are seen, before the head is complete.
  * The chunked decoder is incremental (it keeps state between calls) so a
  * proxy can stream a body of any size through a fixed buffer. */
 #ifndef FG_HTTP1_H
@@ -89,16 +95,22 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req,
 
 /* Same for a response head. Transfer-Encoding in a response may list
  * other codings before chunked (passed through); HTTP_F_CHUNKED is set
- * only when chunked is the final coding. */
+ * only when chunked is the final coding; chunked listed twice is an error,
+ * and so is Transfer-Encoding in an HTTP/1.0 response (RFC 9112 6.1 calls
+ * that framing faulty). Content-Length may repeat only with equal values.
+ * The SP before an empty reason phrase may be left out. */
 int http_parse_response(const char *buf, size_t len, struct http_response *resp,
                         struct http_header *hdrs, size_t max_headers, size_t max_head_bytes);
 
 /* How a message body is delimited. */
 enum http_body { HTTP_BODY_NONE, HTTP_BODY_LENGTH, HTTP_BODY_CHUNKED, HTTP_BODY_EOF };
 
+/* Chunked; Content-Length; else none (a request is never read to EOF).
+ * A Content-Length of 0 gives HTTP_BODY_NONE, in both functions. */
 enum http_body http_request_body(const struct http_request *req);
 /* Per RFC 9112 6.3: none for HEAD requests, 1xx, 204, 304 and 2xx to
- * CONNECT; chunked; Content-Length; else read until close. */
+ * CONNECT; chunked when it is the final coding; read until close when
+ * another coding is final; Content-Length; else read until close. */
 enum http_body http_response_body(const struct http_response *resp, enum http_method req_m);
 
 /* Incremental chunked-body decoder. */
@@ -115,14 +127,18 @@ struct http_chunked {
     bool done;           /* set once the last chunk and trailers ended */
 };
 
-/* max_trailer bounds the trailer section (bytes); chunk-size lines with
- * extensions are bounded at 4 KiB. */
+/* max_trailer bounds the trailer section (bytes of the trailer field
+ * lines, CRLFs included; 0 allows none); chunk-size lines with extensions
+ * are bounded at 4 KiB. A chunk size has at most 16 hex digits and is
+ * below 2^62. */
 void http_chunked_init(struct http_chunked *c, size_t max_trailer);
-/* Feeds len bytes. Calls cb (if not NULL) with each span of payload.
+/* Feeds len bytes. Calls cb (if not NULL) with each span of payload
+ * (views into buf, never empty).
  * Returns the number of bytes consumed: all of them, or fewer when the
  * body ends inside buf (the rest belongs to the next message); -1 when
  * the encoding is invalid (bad hex, size overflow, bare LF, missing CRLF
- * after data, line or trailer over its limit). After done, returns 0. */
+ * after data, line or trailer over its limit), and again on every later
+ * call. After done, returns 0. */
 ssize_t http_chunked_feed(struct http_chunked *c, const char *buf, size_t len,
                           http_data_cb cb, void *ud);
 
