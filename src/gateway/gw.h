@@ -28,6 +28,7 @@
 #define GW_IO_CHUNK 16384      /* read size */
 #define GW_BUF_HIGH 65536      /* stop reading a side when its buffer holds this much */
 #define GW_MAX_TRIES 3         /* servers tried for one request (connect failures) */
+#define GW_BUFCACHE 256        /* free buffer blocks kept per worker */
 
 enum gw_hash_key { GW_HASH_CLIENT_IP, GW_HASH_PATH, GW_HASH_HEADER, GW_HASH_COOKIE };
 
@@ -131,7 +132,8 @@ struct gw_worker {
     struct gw_upconn **pools;            /* idle upstream conns, indexed by server slot */
     size_t npools;
     struct gw_worker_stats st;
-    uint64_t rng;
+    char *bufcache[GW_BUFCACHE];         /* free GW_IO_CHUNK blocks for connection buffers */
+    int nbufcache;
 };
 
 enum gw_err_kind {
@@ -192,6 +194,12 @@ int gw_workers_start(struct gw *g, char **err);
 void gw_workers_stop(struct gw *g);    /* after drain: break loops, join */
 void gw_worker_close_listeners(struct gw_worker *w);
 
+/* Connection buffers come from a per-worker cache of GW_IO_CHUNK blocks
+ * and go back to it when empty, so an idle keep-alive connection holds no
+ * buffer memory. gw_buf_prepare() before reading into b; gw_buf_release()
+ * returns b's storage if b is empty. */
+char *gw_buf_prepare(struct gw_worker *w, struct buf *b);
+void gw_buf_release(struct gw_worker *w, struct buf *b);
 void gw_worker_link_conn(struct gw_worker *w, struct gw_conn *c);
 void gw_worker_unlink_conn(struct gw_worker *w, struct gw_conn *c);
 

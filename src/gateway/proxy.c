@@ -104,9 +104,12 @@ void gw_worker_free_closed(struct gw_worker *w)
     while (w->closing) {
         struct gw_conn *c = w->closing;
         w->closing = c->next_closed;
-        buf_free(&c->in);
-        buf_free(&c->out);
-        buf_free(&c->r.head);
+        buf_reset(&c->in);
+        buf_reset(&c->out);
+        buf_reset(&c->r.head);
+        gw_buf_release(w, &c->in);
+        gw_buf_release(w, &c->out);
+        gw_buf_release(w, &c->r.head);
         free(c);
     }
 }
@@ -286,8 +289,9 @@ static void request_finished(struct gw_conn *c)
         return;
     }
     c->state = CS_HEAD;
-    buf_shrink_if_empty(&c->in, 16384);
-    buf_shrink_if_empty(&c->out, 16384);
+    gw_buf_release(c->w, &c->in);
+    gw_buf_release(c->w, &c->out);
+    gw_buf_release(c->w, &c->r.head);
     if (atomic_load_explicit(&gw_g->stopping, memory_order_relaxed) && buf_len(&c->in) == 0) {
         gw_conn_close(c);
         return;
@@ -780,7 +784,7 @@ static void client_read(struct gw_conn *c)
             gw_conn_want_read(c, false);
             break;
         }
-        char *p = buf_reserve(&c->in, GW_IO_CHUNK);
+        char *p = gw_buf_prepare(c->w, &c->in);
         ssize_t n = read(c->fd, p, GW_IO_CHUNK);
         if (n > 0) {
             buf_commit(&c->in, (size_t)n);

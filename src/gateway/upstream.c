@@ -50,7 +50,8 @@ void gw_up_close(struct gw_upconn *u)
     ev_io_stop(u->w->loop, u->fd);
     ev_timer_stop(u->w->loop, &u->timer);
     close(u->fd);
-    buf_free(&u->in);
+    buf_reset(&u->in);
+    gw_buf_release(u->w, &u->in);
     gw_server_unref(u->srv);
     free(u);
 }
@@ -129,7 +130,7 @@ void gw_up_release(struct gw_upconn *u, bool reusable)
         (*head)->prev = u;
     *head = u;
     atomic_fetch_add_explicit(&w->st.up_idle, 1, memory_order_relaxed);
-    buf_shrink_if_empty(&u->in, 4096);
+    gw_buf_release(w, &u->in);
     gw_up_want(u, true, false);
     ev_timer_start(w->loop, &u->timer, cfg->upstream.keepalive_timeout_ms);
 }
@@ -215,7 +216,7 @@ static void up_read(struct gw_upconn *u)
             gw_up_want(u, false, ev_io_mask(u->w->loop, u->fd) & EV_WRITE);
             break;
         }
-        char *p = buf_reserve(&u->in, GW_IO_CHUNK);
+        char *p = gw_buf_prepare(u->w, &u->in);
         ssize_t n = read(u->fd, p, GW_IO_CHUNK);
         if (n > 0) {
             buf_commit(&u->in, (size_t)n);

@@ -34,6 +34,27 @@ void gw_worker_unlink_conn(struct gw_worker *w, struct gw_conn *c)
     c->next = c->prev = NULL;
 }
 
+char *gw_buf_prepare(struct gw_worker *w, struct buf *b)
+{
+    if (!b->data && w->nbufcache) {
+        b->data = w->bufcache[--w->nbufcache];
+        b->cap = GW_IO_CHUNK;
+        b->rpos = b->wpos = 0;
+    }
+    return buf_reserve(b, GW_IO_CHUNK);
+}
+
+void gw_buf_release(struct gw_worker *w, struct buf *b)
+{
+    if (!b->data || buf_len(b))
+        return;
+    if (b->cap == GW_IO_CHUNK && w->nbufcache < GW_BUFCACHE)
+        w->bufcache[w->nbufcache++] = b->data;
+    else
+        free(b->data);
+    buf_init(b);
+}
+
 static void on_accept(struct ev_loop *loop, int lfd, void *ud, int events)
 {
     struct gw_worker *w = ud;
@@ -123,6 +144,8 @@ static void *worker_main(void *arg)
         gw_conn_close(w->conns);
     gw_worker_free_closed(w);
     gw_worker_drop_pools(w);
+    while (w->nbufcache)
+        free(w->bufcache[--w->nbufcache]);
     return NULL;
 }
 
