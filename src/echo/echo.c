@@ -1,0 +1,300 @@
+/* `floodgate echo`: flags, listeners, threads and signals.
+ *
+ * The main thread parses the flags, opens one SO_REUSEPORT listener per
+ * worker (so a bad address fails before anything starts), prints the start
+ * line, starts the workers and then only waits for SIGTERM or SIGINT with
+ * sigwait(): the signals are blocked in every thread, so no handler runs
+ * and the workers' loops are never interrupted. On a signal it asks each
+ * worker to stop (they close their listeners at once and exit when their
+ * connections are done, see worker.c), joins them and returns. */
+#include "echo/echo.h"
+
+#include "core/log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ECHO_DEFAULT_LISTEN "127.0.0.1:9001"
+#define ECHO_MAX_THREADS 1024
+#define ECHO_BACKLOG 4096
+
+enum {
+    OPT_LATENCY = 256,
+    OPT_JITTER,
+    OPT_ERROR_RATE,
+    OPT_NAME,
+    OPT_HEALTH_STATUS,
+};
+
+static const char usage_text[] =
+    "usage: floodgate echo [options]\n"
+    "\n"
+    "A small HTTP/1.1 backend for tests, demos and benchmarks.\n"
+    "\n"
+    "options:\n"
+    "  -l, --listen ADDR        listen on ADDR: host:port, [v6]:port, or PORT alone\n"
+    "                           for 127.0.0.1:PORT (default " ECHO_DEFAULT_LISTEN ")\n"
+    "  -t, --threads N          worker threads, each with its own listener (default 1)\n"
+    "  -s, --size BYTES         response body size; k, m, g suffixes are powers of 1024\n"
+    "                           (default: the text \"NAME METHOD TARGET\\n\")\n"
+    "      --latency MS         wait MS milliseconds before each response\n"
+    "      --jitter MS          plus a uniform extra wait of 0..MS milliseconds\n"
+    "      --error-rate F       answer that fraction (0..1) of requests with 500\n"
+    "      --name NAME          X-Server header value and body prefix (default: ADDR)\n"
+    "      --health-status CODE status of /health (default 200)\n"
+    "  -h, --help               print this help\n"
+    "\n"
+    "endpoints:\n"
+    "  /health        --health-status; never delayed, never a random error\n"
+    "  /headers       200 with the request head, exactly as received, as the body\n"
+    "  /status/NNN    status NNN (200..599)\n"
+    "  /sink          POST/PUT: 200 with the request body's byte count as the body\n"
+    "  anything else  200 with the body above\n"
+    "Request bodies (Content-Length or chunked) are read and counted, never kept;\n"
+    "responses to them carry X-Received-Bytes. SIGTERM or SIGINT stops the server.\n";
+
+/* Parses a non-negative decimal up to max. Returns 0 or -1. */
+static int parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Parses BYTES with an optional k/m/g (KiB/MiB/GiB) suffix. */
+static int parse_size(const char *s, int64_t *out)
+{
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    default: return -1;
+    }
+    if (*end && end[1])
+        return -1;
+    if (v > ((unsigned long long)INT64_MAX >> shift))
+        return -1;
+    *out = (int64_t)(v << shift);
+    return 0;
+}
+
+/* Fills the shared body block: 64-byte lines of letters ending in '\n'. */
+static char *make_block(void)
+{
+    char *b = xmalloc(ECHO_BLOCK_SIZE);
+    for (size_t i = 0; i < ECHO_BLOCK_SIZE; i++)
+        b[i] = i % 64 == 63 ? '\n' : (char)('a' + (i / 64 + i % 64) % 26);
+    return b;
+}
+
+static int bad_flag(const char *flag, const char *val, const char *why)
+{
+    fprintf(stderr, "floodgate echo: bad %s '%s': %s\n", flag, val, why);
+    return 2;
+}
+
+/* Parses argv into cfg. Returns -1 to go on, or an exit status. */
+static int parse_flags(int argc, char **argv, struct echo_config *cfg, const char **listen)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 't'},
+        {"size", required_argument, NULL, 's'},
+        {"latency", required_argument, NULL, OPT_LATENCY},
+        {"jitter", required_argument, NULL, OPT_JITTER},
+        {"error-rate", required_argument, NULL, OPT_ERROR_RATE},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"health-status", required_argument, NULL, OPT_HEALTH_STATUS},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 1;
+    int opt;
+    uint64_t v;
+    while ((opt = getopt_long(argc, argv, "l:t:s:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+            *listen = optarg;
+            break;
+        case 't':
+            if (parse_uint(optarg, ECHO_MAX_THREADS, &v) != 0 || v == 0)
+                return bad_flag("--threads", optarg, "expected 1..1024");
+            cfg->threads = (int)v;
+            break;
+        case 's':
+            if (parse_size(optarg, &cfg->body_size) != 0)
+                return bad_flag("--size", optarg, "expected bytes, optionally with k, m or g");
+            break;
+        case OPT_LATENCY:
+        case OPT_JITTER:
+            if (parse_uint(optarg, 3600 * 1000, &v) != 0)
+                return bad_flag(opt == OPT_LATENCY ? "--latency" : "--jitter", optarg,
+                                "expected milliseconds, 0..3600000");
+            if (opt == OPT_LATENCY)
+                cfg->latency_ms = (uint32_t)v;
+            else
+                cfg->jitter_ms = (uint32_t)v;
+            break;
+        case OPT_ERROR_RATE: {
+            char *end;
+            errno = 0;
+            double f = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !isfinite(f) || f < 0 || f > 1)
+                return bad_flag("--error-rate", optarg, "expected a fraction 0..1");
+            cfg->error_rate = f;
+            break;
+        }
+        case OPT_NAME:
+            if (!*optarg || strpbrk(optarg, "\r\n"))
+                return bad_flag("--name", optarg, "expected a non-empty single line");
+            cfg->name = optarg;
+            break;
+        case OPT_HEALTH_STATUS:
+            if (parse_uint(optarg, 599, &v) != 0 || v < 200)
+                return bad_flag("--health-status", optarg, "expected a status 200..599");
+            cfg->health_status = (int)v;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            fputs(usage_text, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "floodgate echo: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    return -1;
+}
+
+/* Resolves the listen address ("PORT" alone means loopback) and opens one
+ * listener per thread into lfds. Returns 0, or -1 after printing why. */
+static int open_listeners(struct echo_config *cfg, const char *listen, int *lfds)
+{
+    char *err = NULL;
+    char *spec = listen[strspn(listen, "0123456789")] == '\0' ? xasprintf("127.0.0.1:%s", listen)
+                                                               : xstrdup(listen);
+    int rc = net_parse_addr(spec, &cfg->addr, &err);
+    free(spec);
+    if (rc != 0) {
+        fprintf(stderr, "floodgate echo: %s\n", err);
+        free(err);
+        return -1;
+    }
+    for (int i = 0; i < cfg->threads; i++) {
+        int fd = net_listen(&cfg->addr, true, ECHO_BACKLOG);
+        if (fd >= 0 && i == 0 && net_addr_port(&cfg->addr) == 0) {
+            /* Port 0: every thread's listener takes the port the first got. */
+            int r = net_local_addr(fd, &cfg->addr);
+            ASSERT(r == 0);
+        }
+        if (fd < 0) {
+            char a[64];
+            net_addr_str(&cfg->addr, a, sizeof a);
+            fprintf(stderr, "floodgate echo: cannot listen on %s: %s\n", a, strerror(-fd));
+            for (int j = 0; j < i; j++)
+                close(lfds[j]);
+            return -1;
+        }
+        lfds[i] = fd;
+    }
+    net_addr_str(&cfg->addr, cfg->addr_str, sizeof cfg->addr_str);
+    return 0;
+}
+
+int echo_main(int argc, char **argv)
+{
+    struct echo_config cfg = {
+        .threads = 1,
+        .body_size = -1,
+        .health_status = 200,
+    };
+    const char *listen = ECHO_DEFAULT_LISTEN;
+    int st = parse_flags(argc, argv, &cfg, &listen);
+    if (st >= 0)
+        return st;
+
+    int *lfds = xcalloc((size_t)cfg.threads, sizeof *lfds);
+    if (open_listeners(&cfg, listen, lfds) != 0) {
+        free(lfds);
+        return 1;
+    }
+    if (!cfg.name)
+        cfg.name = cfg.addr_str;
+    cfg.name_len = strlen(cfg.name);
+    cfg.block = make_block();
+
+    /* Blocked before any thread starts, so every thread inherits it. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 0;
+    struct echo_worker **ws = xcalloc((size_t)cfg.threads, sizeof *ws);
+    int nstarted = 0;
+    for (int i = 0; i < cfg.threads; i++) {
+        ws[i] = echo__worker_new(&cfg, i, lfds[i]);
+        if (!ws[i]) {
+            fprintf(stderr, "floodgate echo: cannot create an event loop\n");
+            for (int j = i + 1; j < cfg.threads; j++)
+                close(lfds[j]);
+            status = 1;
+            break;
+        }
+    }
+    if (status == 0) {
+        fprintf(stderr, "echo listening on %s (%d threads)\n", cfg.addr_str, cfg.threads);
+        for (; nstarted < cfg.threads; nstarted++) {
+            int rc = pthread_create(&ws[nstarted]->thread, NULL, echo__worker_run, ws[nstarted]);
+            if (rc != 0) {
+                fprintf(stderr, "floodgate echo: cannot start a thread: %s\n", strerror(rc));
+                status = 1;
+                break;
+            }
+        }
+        if (status == 0) {
+            int sig;
+            while (sigwait(&set, &sig) != 0)
+                ;
+        }
+        for (int i = 0; i < nstarted; i++)
+            echo__worker_stop(ws[i]);
+        for (int i = 0; i < nstarted; i++) {
+            pthread_join(ws[i]->thread, NULL);
+            if (ws[i]->failed)
+                status = 1;
+        }
+    }
+    for (int i = 0; i < cfg.threads; i++)
+        echo__worker_free(ws[i]);
+    free(ws);
+    free(lfds);
+    free(cfg.block);
+    return status;
+}

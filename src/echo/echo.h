@@ -1,0 +1,165 @@
+/* floodgate echo: private definitions shared by the echo server's files.
+ *
+ * echo is a small HTTP/1.1 origin server for tests, demos and benchmarks.
+ * Its shape follows the rest of floodgate: N worker threads, each with its
+ * own event loop and its own SO_REUSEPORT listener; a connection lives on
+ * one thread and needs no locks. The files split the work as follows:
+ *   echo.c    flags, listeners, threads, signals (echo_main);
+ *   worker.c  one thread's loop: accept, the close list, draining on stop;
+ *   conn.c    one connection's state machine: read, parse, consume the
+ *             body, wait out the latency, write, keep-alive or close;
+ *   reply.c   what to answer: routing a request head and formatting the
+ *             response into an output buffer. */
+#ifndef ECHO_ECHO_H
+#define ECHO_ECHO_H
+
+#include "core/buf.h"
+#include "core/common.h"
+#include "core/ev.h"
+#include "core/http1.h"
+#include "core/net.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#define ECHO_MAX_HEAD (32 * 1024)     /* request head limit; over it: 431 */
+#define ECHO_MAX_HEADERS 128          /* header field limit; over it: 431 */
+#define ECHO_MAX_TRAILER (16 * 1024)  /* chunked trailer section limit */
+#define ECHO_READ_SIZE (64 * 1024)    /* per-thread read scratch */
+#define ECHO_READ_MORE (16 * 1024)    /* read size into a connection's own buffer */
+#define ECHO_BLOCK_SIZE (64 * 1024)   /* shared body block, repeated for large --size */
+#define ECHO_INLINE_BODY (16 * 1024)  /* bodies up to this are copied into the output */
+#define ECHO_OUT_HIGH (64 * 1024)     /* queued output that pauses pipelined parsing */
+#define ECHO_OUT_KEEP (256 * 1024)    /* per-thread output scratch kept between writes */
+#define ECHO_STASH_KEEP 256           /* per-connection stash kept between requests */
+#define ECHO_LINGER_MS 1000           /* discard input this long after a closing error */
+#define ECHO_DRAIN_MS 2000            /* on SIGTERM, busy connections get this long */
+
+/* Everything the flags configure; read-only once the workers run. */
+struct echo_config {
+    struct net_addr addr;      /* where to listen (port resolved when 0 was asked) */
+    char addr_str[64];         /* addr as text, for the start line and the default name */
+    int threads;               /* worker threads, >= 1 */
+    int64_t body_size;         /* --size; -1: the short text body */
+    char *block;               /* ECHO_BLOCK_SIZE bytes of a 64-byte periodic pattern */
+    uint32_t latency_ms;       /* added before each response (not /health) */
+    uint32_t jitter_ms;        /* uniform extra latency, 0..jitter_ms */
+    double error_rate;         /* fraction of requests answered 500 (not /health) */
+    const char *name;          /* X-Server value and the default body's first word */
+    size_t name_len;
+    int health_status;         /* status of /health */
+};
+
+/* Where the body of the current response comes from. */
+enum echo_src {
+    ECHO_SRC_STASH, /* c->stash holds it */
+    ECHO_SRC_SIZED, /* cfg->body_size bytes of the shared block pattern */
+    ECHO_SRC_SINK,  /* the decimal count of request payload bytes */
+};
+
+/* Connection states; see conn.c for the transitions. */
+enum echo_state {
+    ECHO_HEAD,   /* waiting for or parsing a request head */
+    ECHO_BODY,   /* consuming a request body */
+    ECHO_WAIT,   /* request complete, latency timer running */
+    ECHO_DONE,   /* last response queued; close once it is written */
+    ECHO_LINGER, /* write side shut, discarding input until EOF or timeout */
+    ECHO_CLOSED, /* fd closed, on the worker's close list */
+};
+
+struct echo_worker;
+
+/* One client connection. Buffers are empty (unallocated) while idle: the
+ * common request is read into the worker's scratch and answered from the
+ * worker's output scratch, so c->in and c->out only hold what a single
+ * read or write left over. */
+struct echo_conn {
+    struct echo_worker *w;
+    struct echo_conn *prev, *next; /* worker's open list, then its close or spare list */
+    int fd;
+    uint8_t state;         /* enum echo_state */
+    uint8_t body_mode;     /* enum http_body of the current request */
+    uint8_t src;           /* enum echo_src of the current response */
+    uint8_t minor;         /* HTTP/1.<minor> of the current request */
+    bool keep_alive;       /* another request may follow the current one */
+    bool head_only;        /* HEAD: headers without the body */
+    bool has_body;         /* the request framed a body: send X-Received-Bytes */
+    bool linger;           /* unread input may remain: shut down before closing */
+    bool stalled;          /* parsing paused on queued output: resume after a flush */
+    bool quick;            /* answer without the configured latency (/health) */
+    int status;            /* status of the current response */
+    uint64_t body_left;    /* Content-Length bytes still to read */
+    uint64_t received;     /* request payload bytes received */
+    uint64_t big_off;      /* position in the block pattern of the large body */
+    uint64_t big_left;     /* large body bytes still to write (after c->out) */
+    struct http_chunked chunked; /* decoder state for a chunked request body */
+    struct buf in;         /* input not yet consumed, between reads */
+    struct buf out;        /* output not yet written, between writes */
+    struct buf stash;      /* current response body when built from the request */
+    struct ev_timer timer; /* latency, then lingering close */
+};
+
+/* One thread: its loop, its listener and its connections. */
+struct echo_worker {
+    const struct echo_config *cfg;
+    struct ev_loop *loop;
+    pthread_t thread;
+    int id;
+    int lfd;                    /* listener, -1 once closed */
+    struct echo_conn *conns;    /* open connections */
+    struct echo_conn *closing;  /* closed during this iteration, freed before the poll */
+    struct echo_conn *spare;    /* freed structs kept for the next accept */
+    size_t nconns, nspare;
+    bool stopping;              /* SIGTERM seen: no accepts, close after each response */
+    bool failed;                /* the loop stopped on an error */
+    struct ev_timer accept_timer; /* re-enables accepting after EMFILE */
+    struct ev_timer drain_timer;  /* deadline for busy connections on stop */
+    uint64_t rng;               /* xorshift64* state for error rate and jitter */
+    time_t date_sec;            /* second the Date header was formatted for */
+    char date[48];              /* "Date: <IMF-fixdate>\r\n" */
+    size_t date_len;
+    struct buf wout;            /* responses of the current callback, written at once */
+    char rbuf[ECHO_READ_SIZE];  /* read scratch */
+};
+
+int echo_main(int argc, char **argv);
+
+/* worker.c. Creates a worker listening on lfd (owned from then on); called
+ * on the main thread before the worker's thread starts. */
+struct echo_worker *echo__worker_new(const struct echo_config *cfg, int id, int lfd);
+/* Thread body: runs the loop until stopped, then frees every connection. */
+void *echo__worker_run(void *arg);
+/* Asks the worker to stop; callable from any thread. */
+void echo__worker_stop(struct echo_worker *w);
+/* Frees the worker after its thread has been joined. */
+void echo__worker_free(struct echo_worker *w);
+/* Next pseudo-random 64-bit number of the worker's generator. */
+uint64_t echo__rand(struct echo_worker *w);
+
+/* conn.c. Takes ownership of an accepted socket. */
+void echo__conn_open(struct echo_worker *w, int fd);
+/* Closes the socket and moves c to the worker's close list; c stays valid
+ * until the worker's before-poll hook frees it. Idempotent. */
+void echo__conn_close(struct echo_conn *c);
+/* Releases a closed connection's memory (called from the close list). */
+void echo__conn_free(struct echo_conn *c);
+/* On stop: closes c now if it is idle between requests. */
+void echo__conn_drain(struct echo_conn *c);
+
+/* reply.c. Decides the response to a parsed request head (head[0..head_len)
+ * is the head as received) and prepares the per-request fields of c. */
+void echo__route(struct echo_conn *c, const struct http_request *req, const char *head,
+                 size_t head_len);
+/* Milliseconds to wait before answering the current request. */
+uint32_t echo__delay(struct echo_conn *c);
+/* Appends the current response to out. A large sized body is not copied:
+ * c->big_left/big_off describe it for the writer. Sets c->keep_alive to
+ * whether the connection stays open after this response. */
+void echo__reply(struct echo_conn *c, struct buf *out);
+/* Prepares a closing error response (400, 431, 501, 505) for a request
+ * that could not be parsed; echo__reply() then writes it. */
+void echo__reply_error(struct echo_conn *c, int status);
+/* Refreshes w->date when the wall-clock second changed. */
+void echo__date_update(struct echo_worker *w);
+
+#endif
