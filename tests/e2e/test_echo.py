@@ -1,0 +1,416 @@
+"""End-to-end tests of `floodgate echo`: the real binary on loopback,
+driven by requests and by raw sockets for byte-exact cases."""
+
+import contextlib
+import os
+import socket
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fgtest import Conn, exchange, free_port, rss_kib, scaled, start  # noqa: E402
+
+
+@contextlib.contextmanager
+def echo(*args):
+    """Runs an echo server on a free port with extra args; on the way out
+    it must exit 0 on SIGTERM (sanitizer reports make the exit code fail)."""
+    port = free_port()
+    with start(["echo", "-l", str(port), *args], port=port) as s:
+        yield s
+        code = s.stop(timeout=10)
+        assert code == 0, f"echo exited with {code}:\n{s.log()}"
+
+
+@pytest.fixture(scope="module")
+def srv():
+    with echo("--name", "e1") as s:
+        yield s
+
+
+def get_req(target="/", extra=""):
+    return f"GET {target} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode()
+
+
+# ---- basics ----------------------------------------------------------------
+
+def test_start_line_and_default_name():
+    with echo() as s:
+        port = s.port
+        assert f"echo listening on 127.0.0.1:{port} (1 threads)" in s.log()
+        r = requests.get(s.url("/hello?x=1"), timeout=scaled(5))
+        assert r.status_code == 200
+        assert r.headers["X-Server"] == f"127.0.0.1:{port}"
+        assert r.text == f"127.0.0.1:{port} GET /hello?x=1\n"
+
+
+def test_default_body_and_name(srv):
+    r = requests.get(srv.url("/a/b"), timeout=scaled(5))
+    assert r.status_code == 200
+    assert r.headers["X-Server"] == "e1"
+    assert r.text == "e1 GET /a/b\n"
+    assert "Date" in r.headers
+
+
+def test_help_exits_zero():
+    import subprocess
+    from fgtest import binary
+    p = subprocess.run([binary(), "echo", "--help"], capture_output=True, timeout=scaled(10))
+    assert p.returncode == 0
+    assert b"--error-rate" in p.stdout
+    p = subprocess.run([binary(), "echo", "--threads", "0"], capture_output=True, timeout=scaled(10))
+    assert p.returncode == 2
+
+
+@pytest.mark.parametrize("size", [0, 1000, 200_000, 3 * 1024 * 1024 + 7])
+def test_body_size(size):
+    with echo("-s", str(size)) as s:
+        r = requests.get(s.url("/"), timeout=scaled(10))
+        assert r.status_code == 200
+        assert int(r.headers["Content-Length"]) == size
+        assert len(r.content) == size
+        if size >= 128 * 1024:  # large bodies repeat one 64 KiB block
+            assert r.content[:64 * 1024] == r.content[64 * 1024:128 * 1024]
+        h = requests.head(s.url("/"), timeout=scaled(5))
+        assert int(h.headers["Content-Length"]) == size
+
+
+def test_size_suffix():
+    with echo("-s", "2k") as s:
+        assert len(requests.get(s.url("/"), timeout=scaled(5)).content) == 2048
+
+
+def test_health(srv):
+    r = requests.get(srv.url("/health"), timeout=scaled(5))
+    assert r.status_code == 200 and r.text == "ok\n"
+    with echo("--health-status", "503") as s:
+        r = requests.get(s.url("/health"), timeout=scaled(5))
+        assert r.status_code == 503 and r.text == "fail\n"
+        assert requests.get(s.url("/"), timeout=scaled(5)).status_code == 200
+
+
+def test_status(srv):
+    r = requests.get(srv.url("/status/503"), timeout=scaled(5))
+    assert r.status_code == 503
+    assert r.text == "503 Service Unavailable\n"
+    assert r.headers["X-Server"] == "e1"
+    r = requests.get(srv.url("/status/204"), timeout=scaled(5))
+    assert r.status_code == 204 and r.content == b"" and "Content-Length" not in r.headers
+    assert requests.get(srv.url("/status/418"), timeout=scaled(5)).status_code == 418
+
+
+def test_headers_exact(srv):
+    raw = (b"GET /headers?q=1 HTTP/1.1\r\nHost: example.test\r\nX-Forwarded-For: 10.0.0.1\r\n"
+           b"Via: 1.1 gw\r\nx-MiXeD:  spaced value \r\n\r\n")
+    with Conn(srv.port) as c:
+        c.send(raw)
+        r = c.response()
+    assert r.status == 200
+    assert r.body == raw
+
+
+# ---- latency and errors -----------------------------------------------------
+
+def test_latency():
+    with echo("--latency", "200") as s:
+        with requests.Session() as ses:
+            ses.get(s.url("/warm"), timeout=scaled(5))
+            t0 = time.monotonic()
+            r = ses.get(s.url("/"), timeout=scaled(5))
+            dt = time.monotonic() - t0
+            assert r.status_code == 200
+            assert 0.19 <= dt < 0.2 + scaled(0.3)
+            t0 = time.monotonic()
+            ses.get(s.url("/health"), timeout=scaled(5))
+            assert time.monotonic() - t0 < 0.15
+
+
+def test_jitter():
+    with echo("--latency", "50", "--jitter", "100") as s:
+        with requests.Session() as ses:
+            ses.get(s.url("/health"), timeout=scaled(5))
+            times = []
+            for _ in range(12):
+                t0 = time.monotonic()
+                ses.get(s.url("/"), timeout=scaled(5))
+                times.append(time.monotonic() - t0)
+    assert min(times) >= 0.049
+    assert max(times) < 0.15 + scaled(0.2)
+    assert max(times) - min(times) > 0.01  # not a constant delay
+
+
+def test_concurrent_latency_is_not_serialised():
+    """Timers, not sleeps: 20 connections each waiting 300 ms finish together."""
+    with echo("--latency", "300") as s:
+        errors = []
+
+        def one():
+            try:
+                assert requests.get(s.url("/"), timeout=scaled(5)).status_code == 200
+            except Exception as e:  # collected for the main thread
+                errors.append(e)
+
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=one) for _ in range(20)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errors
+        assert time.monotonic() - t0 < 0.3 + scaled(1.0)
+
+
+def test_error_rate():
+    n = 400
+    with echo("--error-rate", "0.25") as s:
+        with requests.Session() as ses:
+            codes = [ses.get(s.url(f"/{i}"), timeout=scaled(5)).status_code for i in range(n)]
+            for _ in range(20):
+                assert ses.get(s.url("/health"), timeout=scaled(5)).status_code == 200
+    errs = codes.count(500)
+    assert codes.count(200) + errs == n
+    # Binomial(400, 0.25): sd ~8.7, so +-40 is more than 4.5 sd.
+    assert abs(errs - 100) <= 40, errs
+    with echo("--error-rate", "1") as s:
+        assert requests.get(s.url("/"), timeout=scaled(5)).status_code == 500
+
+
+# ---- connection handling ---------------------------------------------------
+
+def test_keep_alive_reuse(srv):
+    with Conn(srv.port) as c:
+        for i in range(5):
+            c.send(get_req(f"/k{i}"))
+            r = c.response()
+            assert r.status == 200 and r.body == f"e1 GET /k{i}\n".encode()
+            assert r.header("connection") is None
+        assert not c.closed(0.2)
+    with requests.Session() as ses:
+        r1 = ses.get(srv.url("/"), timeout=scaled(5), stream=True)
+        port1 = r1.raw._connection.sock.getsockname()[1]
+        r1.content
+        r2 = ses.get(srv.url("/"), timeout=scaled(5), stream=True)
+        port2 = r2.raw._connection.sock.getsockname()[1]
+        r2.content
+        assert port1 == port2
+
+
+def test_http10(srv):
+    with Conn(srv.port) as c:
+        c.send(b"GET /old HTTP/1.0\r\n\r\n")
+        r = c.response()
+        assert r.status == 200 and r.body == b"e1 GET /old\n"
+        assert r.header("connection") == "close"
+        assert c.closed()
+    with Conn(srv.port) as c:
+        for _ in range(2):
+            c.send(b"GET /ka HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            r = c.response()
+            assert r.status == 200 and r.header("connection").lower() == "keep-alive"
+        assert not c.closed(0.2)
+
+
+def test_connection_close(srv):
+    with Conn(srv.port) as c:
+        c.send(get_req("/bye", "Connection: close\r\n"))
+        r = c.response()
+        assert r.status == 200 and r.header("connection") == "close"
+        assert c.closed()
+
+
+def test_pipelining(srv):
+    with Conn(srv.port) as c:
+        c.send(get_req("/p1") + b"HEAD /p2 HTTP/1.1\r\nHost: t\r\n\r\n" + get_req("/p3"))
+        r1 = c.response()
+        r2 = c.response(head_only=True)
+        r3 = c.response()
+        assert r1.body == b"e1 GET /p1\n"
+        assert r2.status == 200 and r2.header("content-length") == str(len("e1 HEAD /p2\n"))
+        assert r3.body == b"e1 GET /p3\n"
+        assert not c.closed(0.2)
+
+
+def test_pipelining_with_latency_in_order():
+    with echo("--latency", "100", "--name", "lat") as s, Conn(s.port) as c:
+        t0 = time.monotonic()
+        c.send(get_req("/a") + get_req("/status/503") + get_req("/c", "Connection: close\r\n"))
+        bodies = [c.response().body for _ in range(3)]
+        dt = time.monotonic() - t0
+        assert bodies == [b"lat GET /a\n", b"503 Service Unavailable\n", b"lat GET /c\n"]
+        assert dt >= 0.29  # one outstanding response at a time
+        assert c.closed()
+
+
+def test_pipelining_many_with_large_bodies():
+    with echo("-s", "100000") as s, Conn(s.port) as c:
+        c.send(get_req("/") * 50)
+        for _ in range(50):
+            assert len(c.response().body) == 100000
+
+
+def test_head(srv):
+    with Conn(srv.port) as c:
+        c.send(b"HEAD /h HTTP/1.1\r\nHost: t\r\n\r\n")
+        r = c.response(head_only=True)
+        assert r.status == 200 and int(r.header("content-length")) == len(b"e1 HEAD /h\n")
+        c.send(get_req("/after"))
+        assert c.response().body == b"e1 GET /after\n"  # no stray body bytes before it
+
+
+# ---- request bodies --------------------------------------------------------
+
+def test_content_length_upload(srv):
+    data = os.urandom(300_000)
+    r = requests.post(srv.url("/upload"), data=data, timeout=scaled(10))
+    assert r.status_code == 200
+    assert r.headers["X-Received-Bytes"] == str(len(data))
+    assert r.text == "e1 POST /upload\n"
+    r = requests.put(srv.url("/sink"), data=data, timeout=scaled(10))
+    assert r.text.strip() == str(len(data))
+
+
+def test_chunked_upload(srv):
+    pieces = [b"a" * 10, b"b" * 70000, b"c"]
+
+    def gen():
+        yield from pieces
+
+    r = requests.post(srv.url("/sink"), data=gen(), timeout=scaled(10))
+    assert r.status_code == 200
+    assert int(r.text) == sum(map(len, pieces))
+    assert r.headers["X-Received-Bytes"] == r.text.strip()
+
+
+def test_chunked_raw_with_trailer_then_pipelined(srv):
+    with Conn(srv.port) as c:
+        c.send(b"POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n" + get_req("/next"))
+        r = c.response()
+        assert r.status == 200 and r.body == b"11\n" and r.header("x-received-bytes") == "11"
+        assert c.response().body == b"e1 GET /next\n"
+
+
+def test_expect_continue(srv):
+    with Conn(srv.port) as c:
+        c.send(b"POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        r = c.response()
+        assert r.status == 100
+        c.send(b"12345")
+        r = c.response()
+        assert r.status == 200 and r.body == b"5\n"
+
+
+def test_large_upload_bounded_memory():
+    """1 GiB through Content-Length and 256 MiB chunked: memory stays flat."""
+    with echo() as s:
+        requests.get(s.url("/"), timeout=scaled(5))
+        base = rss_kib(s.pid)
+        chunk = b"z" * (1 << 20)
+        with Conn(s.port, timeout=30) as c:
+            total = 1 << 30
+            c.send(f"POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: {total}\r\n\r\n".encode())
+            for _ in range(total // len(chunk)):
+                c.sock.sendall(chunk)
+            r = c.response()
+            assert r.status == 200 and r.body == f"{total}\n".encode()
+            peak = rss_kib(s.pid)
+            frame = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+            c.send(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(256):
+                c.sock.sendall(frame)
+            c.send(b"0\r\n\r\n")
+            r = c.response()
+            assert r.status == 200 and r.header("x-received-bytes") == str(256 << 20)
+            peak = max(peak, rss_kib(s.pid))
+        assert peak - base < 32 * 1024, (base, peak)
+
+
+# ---- errors ----------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",  # no Host
+    b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+])
+def test_malformed_400(srv, raw):
+    data = exchange(srv.port, raw)
+    assert data.startswith(b"HTTP/1.1 400 "), data
+    assert b"Connection: close\r\n" in data
+
+
+def test_bad_chunked_400(srv):
+    data = exchange(srv.port, b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    assert data.startswith(b"HTTP/1.1 400 "), data
+
+
+def test_oversized_head_431(srv):
+    with Conn(srv.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n")
+        data = c.read_all()
+    assert data.startswith(b"HTTP/1.1 431 "), data[:100]
+    with Conn(srv.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X-H: v\r\n" * 300 + b"\r\n")
+        assert c.response().status == 431
+        assert c.closed()
+
+
+def test_server_survives_errors(srv):
+    exchange(srv.port, b"\x00\x01\x02 nonsense\r\n\r\n")
+    c = Conn(srv.port)
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\npartial")
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    c.close()  # reset mid-body
+    assert requests.get(srv.url("/ok"), timeout=scaled(5)).status_code == 200
+
+
+# ---- threads and shutdown --------------------------------------------------
+
+def test_threads():
+    with echo("-t", "4", "--name", "mt") as s:
+        assert "(4 threads)" in s.log()
+        errors = []
+
+        def one():
+            try:
+                with requests.Session() as ses:
+                    for _ in range(20):
+                        assert ses.get(s.url("/"), timeout=scaled(5)).text == "mt GET /\n"
+            except Exception as e:  # collected for the main thread
+                errors.append(e)
+
+        ts = [threading.Thread(target=one) for _ in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errors
+
+
+def test_sigterm_exits_promptly():
+    with echo("-t", "2") as s, Conn(s.port) as idle:
+        idle.send(get_req("/"))
+        idle.response()
+        t0 = time.monotonic()
+        code = s.stop(timeout=10)
+        assert code == 0, s.log()
+        assert time.monotonic() - t0 < scaled(1.5)
+        assert idle.closed()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", s.port), timeout=1).close()
+
+
+def test_sigterm_finishes_inflight_response():
+    with echo("--latency", "300") as s, Conn(s.port) as c:
+        c.send(get_req("/slow"))
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        s.proc.terminate()
+        r = c.response()
+        assert r.status == 200 and r.header("connection") == "close"
+        assert s.proc.wait(scaled(5)) == 0, s.log()
+        assert time.monotonic() - t0 < scaled(1.5)
