@@ -1,0 +1,724 @@
+/* The gateway's admin API and /metrics, on the core admin framework
+ * (core/admin.h): JSON endpoints to inspect services and change their
+ * membership at run time, a reload trigger, a liveness probe and the
+ * Prometheus scrape.
+ *
+ *   GET    /health                                      {"status":"ok"}
+ *   GET    /metrics                                     Prometheus text
+ *   POST   /reload                                      re-read the config
+ *   GET    /services                                    every service
+ *   POST   /services                                    create one (201)
+ *   GET    /services/{name}                             one service
+ *   DELETE /services/{name}                             remove it
+ *   GET    /services/{name}/servers                     its servers
+ *   POST   /services/{name}/servers                     register one (201)
+ *   GET    /services/{name}/servers/{address}           one server
+ *   DELETE /services/{name}/servers/{address}           deregister it
+ *   POST   /services/{name}/servers/{address}/drain     stop new requests
+ *   POST   /services/{name}/servers/{address}/undrain   resume them
+ *
+ * Path segments are percent-decoded ("127.0.0.1%3A9001"). A server is
+ * found by its canonical address string or by any address that parses to
+ * the same socket address ("localhost:9001").
+ *
+ * Reads take a reference on the newest snapshot for the length of the
+ * handler and read the servers' counters with relaxed loads. Changes go
+ * through the gw_members_* functions, which validate them, record them
+ * (so they survive reloads), publish a new snapshot before returning, and
+ * say which status a refusal deserves (400, 404, 409). Handlers here only
+ * check the shape of request bodies.
+ *
+ * Thread context: handlers run on the admin thread, one at a time.
+ * gw_admin_start() and gw_admin_stop() are called by the main thread;
+ * gw_metrics_render() from any thread. */
+#include "gateway/gw.h"
+
+#include "core/admin.h"
+#include "core/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ADM_MAX_SEGS 5      /* segments after /services/ that any endpoint uses */
+#define ADM_SEG_MAX 256     /* decoded length of one segment, NUL included */
+#define ADM_WEIGHT_MAX 1000 /* server weights: 1..1000, as in the config */
+
+static struct admin *adm;
+
+static uint64_t now_ms(void) { return ev_clock_ns() / 1000000ull; }
+
+static uint64_t ld(atomic_uint_fast64_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+/* ---- lookups ---- */
+
+static struct gw_service *svc_find(const struct gw_snapshot *s, const char *name)
+{
+    for (size_t i = 0; s && i < s->nservices; i++)
+        if (strcmp(s->services[i]->name, name) == 0)
+            return s->services[i];
+    return NULL;
+}
+
+/* The server of svc whose address is addr, written canonically or as
+ * anything that parses to the same socket address. */
+static struct gw_server *srv_find(const struct gw_service *svc, const char *addr)
+{
+    for (size_t i = 0; i < svc->nservers; i++)
+        if (strcmp(svc->servers[i]->addr_str, addr) == 0)
+            return svc->servers[i];
+    struct net_addr na;
+    char *err = NULL;
+    if (net_parse_addr(addr, &na, &err) != 0) {
+        free(err);
+        return NULL;
+    }
+    for (size_t i = 0; i < svc->nservers; i++)
+        if (net_addr_equal(&svc->servers[i]->addr, &na))
+            return svc->servers[i];
+    return NULL;
+}
+
+/* ---- JSON views ---- */
+
+static const char *srv_state(struct gw_server *s, uint64_t now)
+{
+    if (atomic_load_explicit(&s->draining, memory_order_relaxed))
+        return "draining";
+    if (atomic_load_explicit(&s->health, memory_order_relaxed) != GW_UP)
+        return "down";
+    if (atomic_load_explicit(&s->down_until_ms, memory_order_relaxed) > now)
+        return "ejected";
+    return "up";
+}
+
+static cJSON *srv_json(struct gw_server *s, uint64_t now)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "address", s->addr_str);
+    cJSON_AddNumberToObject(o, "weight", s->weight);
+    cJSON_AddStringToObject(o, "state", srv_state(s, now));
+    cJSON_AddNumberToObject(o, "inflight",
+                            atomic_load_explicit(&s->inflight, memory_order_relaxed));
+    cJSON_AddNumberToObject(o, "requests", (double)ld(&s->req_total));
+    cJSON_AddNumberToObject(o, "failures", (double)ld(&s->failures));
+    cJSON_AddBoolToObject(o, "dynamic", atomic_load_explicit(&s->dynamic, memory_order_relaxed));
+    return o;
+}
+
+static cJSON *servers_json(const struct gw_service *svc, uint64_t now)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < svc->nservers; i++)
+        cJSON_AddItemToArray(a, srv_json(svc->servers[i], now));
+    return a;
+}
+
+static cJSON *svc_json(const struct gw_snapshot *snap, const struct gw_service *svc, uint64_t now)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", svc->name);
+    cJSON_AddStringToObject(o, "balance", svc->balance ? svc->balance : "round_robin");
+    cJSON_AddBoolToObject(o, "dynamic", svc->dynamic);
+    cJSON_AddNumberToObject(o, "requests", svc->stats ? (double)ld(&svc->stats->req_total) : 0);
+    cJSON_AddItemToObject(o, "servers", servers_json(svc, now));
+
+    const struct gw_cfg_health *hc = &svc->health;
+    cJSON *h = cJSON_AddObjectToObject(o, "health");
+    cJSON_AddBoolToObject(h, "enabled", hc->enabled);
+    if (hc->enabled) {
+        const char *path = svc->health_path ? svc->health_path : hc->path;
+        cJSON_AddStringToObject(h, "path", path ? path : "/");
+        cJSON_AddNumberToObject(h, "interval_ms", (double)hc->interval_ms);
+        cJSON_AddNumberToObject(h, "timeout_ms", (double)hc->timeout_ms);
+        cJSON_AddNumberToObject(h, "expect_min", hc->expect_min);
+        cJSON_AddNumberToObject(h, "expect_max", hc->expect_max);
+        cJSON_AddNumberToObject(h, "rise", hc->rise);
+        cJSON_AddNumberToObject(h, "fall", hc->fall);
+    }
+    cJSON *p = cJSON_AddObjectToObject(o, "passive");
+    cJSON_AddNumberToObject(p, "max_failures", svc->passive_max_failures);
+    cJSON_AddNumberToObject(p, "eject_ms", (double)svc->passive_eject_ms);
+
+    cJSON *routes = cJSON_AddArrayToObject(o, "routes");
+    for (size_t i = 0; snap && i < snap->nroutes; i++) {
+        const struct gw_route *r = &snap->routes[i];
+        if (r->svc != svc)
+            continue;
+        cJSON *ro = cJSON_CreateObject();
+        if (r->host)
+            cJSON_AddStringToObject(ro, "host", r->host);
+        cJSON_AddStringToObject(ro, "prefix", r->prefix ? r->prefix : "/");
+        cJSON_AddBoolToObject(ro, "strip_prefix", r->strip);
+        cJSON_AddItemToArray(routes, ro);
+    }
+    return o;
+}
+
+/* ---- request helpers ---- */
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..len) into out (outlen bytes, NUL-terminated).
+ * '+' stays '+' in a path. Returns false when badly encoded, too long or
+ * holding a NUL. */
+static bool seg_decode(const char *s, size_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '%') {
+            if (i + 2 >= len)
+                return false;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return false;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (ch == '\0' || o + 1 >= outlen)
+            return false;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+/* Splits req->rest on '/' into decoded segments. An empty rest gives no
+ * segments. Returns the count, or -1 when there are too many, one is
+ * empty, or one does not decode. */
+static int split_rest(const struct admin_req *req, char segs[ADM_MAX_SEGS][ADM_SEG_MAX])
+{
+    const char *p = req->rest, *end = req->rest + req->rest_len;
+    if (p == end)
+        return 0;
+    int n = 0;
+    for (;;) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        const char *e = slash ? slash : end;
+        if (e == p || n == ADM_MAX_SEGS || !seg_decode(p, (size_t)(e - p), segs[n], ADM_SEG_MAX))
+            return -1;
+        n++;
+        if (!slash)
+            return n;
+        p = slash + 1;
+    }
+}
+
+/* Answers a refusal from the members code: rc is the negative HTTP
+ * status it chose (-400, -404, -409), err its message (freed here). */
+static void fail_members(struct admin_resp *resp, int rc, char *err)
+{
+    int status = rc <= -400 && rc >= -599 ? -rc : 400;
+    admin_resp_error(resp, status, "%s", err ? err : "refused");
+    free(err);
+}
+
+/* Reads an optional string member; false (with a 400 sent) when present
+ * with another type. */
+static bool opt_string(const cJSON *o, const char *key, const char **out,
+                       struct admin_resp *resp)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v))
+        return true;
+    if (!cJSON_IsString(v)) {
+        admin_resp_error(resp, 400, "'%s' must be a string", key);
+        return false;
+    }
+    *out = v->valuestring;
+    return true;
+}
+
+/* ---- handlers ---- */
+
+static void h_health(const struct admin_req *req, struct admin_resp *resp, void *ud)
+{
+    bool stopping = gw_g && atomic_load_explicit(&gw_g->stopping, memory_order_relaxed);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", stopping ? "draining" : "ok");
+    admin_resp_json(resp, stopping ? 503 : 200, o);
+}
+
+static void h_metrics(const struct admin_req *req, struct admin_resp *resp, void *ud)
+{
+    resp->content_type = METRICS_CONTENT_TYPE;
+    gw_metrics_render(&resp->body);
+}
+
+static void h_reload(const struct admin_req *req, struct admin_resp *resp, void *ud)
+{
+    char *err = NULL;
+    if (gw_reload(&err) != 0) {
+        admin_resp_error(resp, 400, "%s", err ? err : "reload failed");
+        free(err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    struct gw_snapshot *s = gw_snapshot_get();
+    if (s) {
+        cJSON_AddNumberToObject(o, "generation", (double)s->generation);
+        gw_snapshot_unref(s);
+    }
+    admin_resp_json(resp, 200, o);
+}
+
+static void list_services(struct admin_resp *resp)
+{
+    struct gw_snapshot *s = gw_snapshot_get();
+    uint64_t now = now_ms();
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; s && i < s->nservices; i++)
+        cJSON_AddItemToArray(a, svc_json(s, s->services[i], now));
+    if (s)
+        gw_snapshot_unref(s);
+    admin_resp_json(resp, 200, a);
+}
+
+static void h_services_get(const struct admin_req *req, struct admin_resp *resp, void *ud)
+{
+    list_services(resp);
+}
+
+/* POST /services {"name","balance","prefix","strip_prefix"} */
+static void create_service(const struct admin_req *req, struct admin_resp *resp)
+{
+    cJSON *in = admin_req_json(req);
+    if (!cJSON_IsObject(in)) {
+        admin_resp_error(resp, 400, "expected a JSON object like {\"name\":\"api\"}");
+        cJSON_Delete(in);
+        return;
+    }
+    const char *name = NULL, *balance = "round_robin", *prefix = NULL;
+    bool strip = false;
+    if (!opt_string(in, "name", &name, resp) || !opt_string(in, "balance", &balance, resp) ||
+        !opt_string(in, "prefix", &prefix, resp))
+        goto out;
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(in, "strip_prefix");
+    if (sp && !cJSON_IsNull(sp)) {
+        if (!cJSON_IsBool(sp)) {
+            admin_resp_error(resp, 400, "'strip_prefix' must be true or false");
+            goto out;
+        }
+        strip = cJSON_IsTrue(sp);
+    }
+    if (!name) {
+        admin_resp_error(resp, 400, "'name' is required");
+        goto out;
+    }
+
+    char *err = NULL;
+    int rc = gw_members_add_service(name, balance, prefix, strip, &err);
+    if (rc != 0) {
+        fail_members(resp, rc, err);
+        goto out;
+    }
+    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_service *svc = svc_find(s, name);
+    if (svc) {
+        admin_resp_json(resp, 201, svc_json(s, svc, now_ms()));
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", name);
+        admin_resp_json(resp, 201, o);
+    }
+    if (s)
+        gw_snapshot_unref(s);
+out:
+    cJSON_Delete(in);
+}
+
+static void h_services_post(const struct admin_req *req, struct admin_resp *resp, void *ud)
+{
+    create_service(req, resp);
+}
+
+/* Answers with the server at addr in service name of the newest
+ * snapshot, or with fallback when it is not there (deleted, or changed
+ * again meanwhile). Takes ownership of fallback. */
+static void answer_server(struct admin_resp *resp, int status, const char *name, const char *addr,
+                          cJSON *fallback)
+{
+    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_service *svc = svc_find(s, name);
+    struct gw_server *srv = svc ? srv_find(svc, addr) : NULL;
+    if (srv) {
+        cJSON_Delete(fallback);
+        admin_resp_json(resp, status, srv_json(srv, now_ms()));
+    } else {
+        admin_resp_json(resp, status, fallback);
+    }
+    if (s)
+        gw_snapshot_unref(s);
+}
+
+/* POST /services/{name}/servers {"address","weight"} */
+static void add_server(const struct admin_req *req, struct admin_resp *resp, const char *name)
+{
+    cJSON *in = admin_req_json(req);
+    if (!cJSON_IsObject(in)) {
+        admin_resp_error(resp, 400, "expected a JSON object like {\"address\":\"127.0.0.1:9001\"}");
+        cJSON_Delete(in);
+        return;
+    }
+    const char *addr = NULL;
+    int weight = 1;
+    if (!opt_string(in, "address", &addr, resp))
+        goto out;
+    if (!addr || !addr[0]) {
+        admin_resp_error(resp, 400, "'address' is required");
+        goto out;
+    }
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(in, "weight");
+    if (w && !cJSON_IsNull(w)) {
+        double d = cJSON_IsNumber(w) ? w->valuedouble : -1;
+        if (d < 1 || d > ADM_WEIGHT_MAX || d != (double)(int)d) {
+            admin_resp_error(resp, 400, "'weight' must be an integer from 1 to %d",
+                             ADM_WEIGHT_MAX);
+            goto out;
+        }
+        weight = (int)d;
+    }
+
+    char *err = NULL;
+    int rc = gw_members_add_server(name, addr, weight, &err);
+    if (rc != 0) {
+        fail_members(resp, rc, err);
+        goto out;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "address", addr);
+    cJSON_AddNumberToObject(o, "weight", weight);
+    answer_server(resp, 201, name, addr, o);
+out:
+    cJSON_Delete(in);
+}
+
+/* DELETE /services/{name}/servers/{address}: in-flight requests finish. */
+static void remove_server(struct admin_resp *resp, const char *name, const char *addr)
+{
+    char *err = NULL;
+    int rc = gw_members_remove_server(name, addr, &err);
+    if (rc != 0) {
+        fail_members(resp, rc, err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "service", name);
+    cJSON_AddStringToObject(o, "address", addr);
+    cJSON_AddBoolToObject(o, "removed", true);
+    admin_resp_json(resp, 200, o);
+}
+
+/* POST /services/{name}/servers/{address}/drain (or undrain). */
+static void drain_server(struct admin_resp *resp, const char *name, const char *addr, bool drain)
+{
+    char *err = NULL;
+    int rc = gw_members_drain_server(name, addr, drain, &err);
+    if (rc != 0) {
+        fail_members(resp, rc, err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "address", addr);
+    cJSON_AddBoolToObject(o, "draining", drain);
+    answer_server(resp, 200, name, addr, o);
+}
+
+/* DELETE /services/{name} */
+static void remove_service(struct admin_resp *resp, const char *name)
+{
+    char *err = NULL;
+    int rc = gw_members_remove_service(name, &err);
+    if (rc != 0) {
+        fail_members(resp, rc, err);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddBoolToObject(o, "removed", true);
+    admin_resp_json(resp, 200, o);
+}
+
+/* GET /services/{name}[/servers[/{address}]] */
+static void get_service(struct admin_resp *resp, char segs[ADM_MAX_SEGS][ADM_SEG_MAX], int n)
+{
+    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_service *svc = svc_find(s, segs[0]);
+    uint64_t now = now_ms();
+    if (!svc) {
+        admin_resp_error(resp, 404, "no such service '%s'", segs[0]);
+    } else if (n == 1) {
+        admin_resp_json(resp, 200, svc_json(s, svc, now));
+    } else if (n == 2) {
+        admin_resp_json(resp, 200, servers_json(svc, now));
+    } else {
+        struct gw_server *srv = srv_find(svc, segs[2]);
+        if (srv)
+            admin_resp_json(resp, 200, srv_json(srv, now));
+        else
+            admin_resp_error(resp, 404, "no such server '%s' in service '%s'", segs[2], segs[0]);
+    }
+    if (s)
+        gw_snapshot_unref(s);
+}
+
+static void not_found(const struct admin_req *req, struct admin_resp *resp)
+{
+    admin_resp_error(resp, 404, "no such endpoint: %.*s %.*s", (int)req->method_len, req->method,
+                     (int)req->path_len, req->path);
+}
+
+/* Splits the path after /services/ and checks its shape; returns the
+ * segment count, or -1 with a response already set. */
+static int parse_service_path(const struct admin_req *req, struct admin_resp *resp,
+                              char segs[ADM_MAX_SEGS][ADM_SEG_MAX])
+{
+    int n = split_rest(req, segs);
+    if (n < 0) {
+        admin_resp_error(resp, 400, "bad path: %.*s", (int)req->path_len, req->path);
+        return -1;
+    }
+    if (n >= 2 && strcmp(segs[1], "servers") != 0) {
+        not_found(req, resp);
+        return -1;
+    }
+    return n;
+}
+
+static void h_service_get(const struct admin_req *req, struct admin_resp *resp, void *ud)
+{
+    char segs[ADM_MAX_SEGS][ADM_SEG_MAX];
+    int n = parse_service_path(req, resp, segs);
+    if (n < 0)
+        return;
+    if (n == 0)
+        list_services(resp);
+    else if (n <= 3)
+        get_service(resp, segs, n);
+    else
+        not_found(req, resp);
+}
+
+static void h_service_post(const struct admin_req *req, struct admin_resp *resp, void *ud)
+{
+    char segs[ADM_MAX_SEGS][ADM_SEG_MAX];
+    int n = parse_service_path(req, resp, segs);
+    if (n < 0)
+        return;
+    if (n == 0)
+        create_service(req, resp);
+    else if (n == 2)
+        add_server(req, resp, segs[0]);
+    else if (n == 4 && strcmp(segs[3], "drain") == 0)
+        drain_server(resp, segs[0], segs[2], true);
+    else if (n == 4 && strcmp(segs[3], "undrain") == 0)
+        drain_server(resp, segs[0], segs[2], false);
+    else
+        not_found(req, resp);
+}
+
+static void h_service_delete(const struct admin_req *req, struct admin_resp *resp, void *ud)
+{
+    char segs[ADM_MAX_SEGS][ADM_SEG_MAX];
+    int n = parse_service_path(req, resp, segs);
+    if (n < 0)
+        return;
+    if (n == 1)
+        remove_service(resp, segs[0]);
+    else if (n == 3)
+        remove_server(resp, segs[0], segs[2]);
+    else
+        not_found(req, resp);
+}
+
+/* ---- lifecycle ---- */
+
+int gw_admin_start(const char *addr, char **err)
+{
+    ASSERT(!adm);
+    if (!addr)
+        return 0;
+    adm = admin_start(addr, err);
+    if (!adm)
+        return -1;
+    admin_route(adm, "GET", "/health", h_health, NULL);
+    admin_route(adm, "GET", "/metrics", h_metrics, NULL);
+    admin_route(adm, "POST", "/reload", h_reload, NULL);
+    admin_route(adm, "GET", "/services", h_services_get, NULL);
+    admin_route(adm, "POST", "/services", h_services_post, NULL);
+    admin_route(adm, "GET", "/services/*", h_service_get, NULL);
+    admin_route(adm, "POST", "/services/*", h_service_post, NULL);
+    admin_route(adm, "DELETE", "/services/*", h_service_delete, NULL);
+    log_debug("admin API listening on %s (port %d)", addr, admin_port(adm));
+    return 0;
+}
+
+void gw_admin_stop(void)
+{
+    admin_stop(adm);
+    adm = NULL;
+}
+
+/* ---- /metrics ---- */
+
+#define GW_METRIC(name) "floodgate_gateway_" name
+
+static const char *const code_class[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+static const char *const err_kind[8] = {
+    [GW_ERR_BAD_REQUEST] = "bad_request",
+    [GW_ERR_TIMEOUT_CLIENT] = "client_timeout",
+    [GW_ERR_UP_CONNECT] = "upstream_connect",
+    [GW_ERR_UP_TIMEOUT] = "upstream_timeout",
+    [GW_ERR_UP_RESET] = "upstream_reset",
+    [GW_ERR_UP_BAD_RESPONSE] = "upstream_bad_response",
+    [GW_ERR_NO_ROUTE] = "no_route",
+    [GW_ERR_NO_SERVER] = "no_server",
+};
+
+/* Sum of one per-worker counter over every worker. */
+static uint64_t workers_sum(size_t off)
+{
+    uint64_t sum = 0;
+    for (int i = 0; gw_g && gw_g->workers && i < gw_g->nworkers; i++) {
+        struct gw_worker *w = gw_g->workers[i];
+        if (w)
+            sum += ld((atomic_uint_fast64_t *)((char *)&w->st + off));
+    }
+    return sum;
+}
+
+/* The value of one per-server metric. */
+typedef uint64_t (*srv_value_fn)(struct gw_server *s, uint64_t now);
+
+/* Writes one sample of name per server of every service in s. */
+static void per_server(struct buf *b, const struct gw_snapshot *s, const char *name,
+                       srv_value_fn fn, uint64_t now)
+{
+    for (size_t i = 0; s && i < s->nservices; i++) {
+        const struct gw_service *svc = s->services[i];
+        for (size_t j = 0; j < svc->nservers; j++) {
+            struct gw_server *srv = svc->servers[j];
+            metrics_sample_u64(b, name,
+                               (const char *const[]){"service", svc->name, "server",
+                                                     srv->addr_str, NULL},
+                               fn(srv, now));
+        }
+    }
+}
+
+static uint64_t v_opened(struct gw_server *s, uint64_t now) { return ld(&s->conns_opened); }
+static uint64_t v_reused(struct gw_server *s, uint64_t now) { return ld(&s->conns_reused); }
+static uint64_t v_failures(struct gw_server *s, uint64_t now) { return ld(&s->failures); }
+static uint64_t v_up(struct gw_server *s, uint64_t now) { return gw_server_usable(s, now); }
+static uint64_t v_weight(struct gw_server *s, uint64_t now) { return (uint64_t)s->weight; }
+static uint64_t v_inflight(struct gw_server *s, uint64_t now)
+{
+    int n = atomic_load_explicit(&s->inflight, memory_order_relaxed);
+    return n > 0 ? (uint64_t)n : 0;
+}
+
+void gw_metrics_render(struct buf *b)
+{
+    struct gw_snapshot *s = gw_snapshot_get();
+    uint64_t now = now_ms();
+
+    metrics_family(b, GW_METRIC("requests_total"), "counter",
+                   "Requests routed to a service, by response status class (none: no response).");
+    for (size_t i = 0; s && i < s->nservices; i++) {
+        const struct gw_service *svc = s->services[i];
+        if (!svc->stats)
+            continue;
+        for (int c = 0; c < 6; c++)
+            metrics_sample_u64(b, GW_METRIC("requests_total"),
+                               (const char *const[]){"service", svc->name, "code_class",
+                                                     code_class[c], NULL},
+                               ld(&svc->stats->resp_class[c]));
+    }
+
+    metrics_family(b, GW_METRIC("server_requests_total"), "counter",
+                   "Requests sent to a server, by response status class.");
+    for (size_t i = 0; s && i < s->nservices; i++) {
+        const struct gw_service *svc = s->services[i];
+        for (size_t j = 0; j < svc->nservers; j++) {
+            struct gw_server *srv = svc->servers[j];
+            for (int c = 0; c < 6; c++)
+                metrics_sample_u64(b, GW_METRIC("server_requests_total"),
+                                   (const char *const[]){"service", svc->name, "server",
+                                                         srv->addr_str, "code_class",
+                                                         code_class[c], NULL},
+                                   ld(&srv->resp_class[c]));
+        }
+    }
+
+    metrics_family(b, GW_METRIC("request_duration_seconds"), "histogram",
+                   "Time from a request's first byte to the end of its response; per service, "
+                   "and without labels for every request.");
+    for (size_t i = 0; s && i < s->nservices; i++) {
+        const struct gw_service *svc = s->services[i];
+        if (svc->stats)
+            metrics_hist_write(b, GW_METRIC("request_duration_seconds"),
+                               (const char *const[]){"service", svc->name, NULL},
+                               &svc->stats->latency);
+    }
+    if (gw_g)
+        metrics_hist_write(b, GW_METRIC("request_duration_seconds"), NULL, &gw_g->latency);
+
+    metrics_family(b, GW_METRIC("active_connections"), "gauge", "Open client connections.");
+    metrics_sample_u64(b, GW_METRIC("active_connections"), NULL,
+                       workers_sum(offsetof(struct gw_worker_stats, active)));
+    metrics_family(b, GW_METRIC("connections_accepted_total"), "counter",
+                   "Client connections accepted.");
+    metrics_sample_u64(b, GW_METRIC("connections_accepted_total"), NULL,
+                       workers_sum(offsetof(struct gw_worker_stats, accepted)));
+
+    metrics_family(b, GW_METRIC("upstream_connections_opened_total"), "counter",
+                   "New TCP connections to a server.");
+    per_server(b, s, GW_METRIC("upstream_connections_opened_total"), v_opened, now);
+    metrics_family(b, GW_METRIC("upstream_connections_reused_total"), "counter",
+                   "Requests sent to a server on a pooled keep-alive connection.");
+    per_server(b, s, GW_METRIC("upstream_connections_reused_total"), v_reused, now);
+    metrics_family(b, GW_METRIC("upstream_idle_connections"), "gauge",
+                   "Idle keep-alive connections pooled for reuse, all servers.");
+    metrics_sample_u64(b, GW_METRIC("upstream_idle_connections"), NULL,
+                       workers_sum(offsetof(struct gw_worker_stats, up_idle)));
+
+    metrics_family(b, GW_METRIC("server_up"), "gauge",
+                   "1 when a server takes new requests (healthy, not draining, not ejected).");
+    per_server(b, s, GW_METRIC("server_up"), v_up, now);
+    metrics_family(b, GW_METRIC("server_inflight"), "gauge", "Requests in flight to a server.");
+    per_server(b, s, GW_METRIC("server_inflight"), v_inflight, now);
+    metrics_family(b, GW_METRIC("server_weight"), "gauge", "Configured weight of a server.");
+    per_server(b, s, GW_METRIC("server_weight"), v_weight, now);
+    metrics_family(b, GW_METRIC("server_failures_total"), "counter",
+                   "Connect errors, resets and timeouts talking to a server.");
+    per_server(b, s, GW_METRIC("server_failures_total"), v_failures, now);
+
+    metrics_family(b, GW_METRIC("errors_total"), "counter", "Requests that failed, by cause.");
+    for (size_t k = 0; k < ARRAY_SIZE(err_kind); k++)
+        metrics_sample_u64(b, GW_METRIC("errors_total"),
+                           (const char *const[]){"kind", err_kind[k], NULL},
+                           workers_sum(offsetof(struct gw_worker_stats, errors) +
+                                       k * sizeof(atomic_uint_fast64_t)));
+
+    metrics_family(b, GW_METRIC("config_generation"), "gauge",
+                   "Generation of the configuration in use; grows with each reload or change.");
+    metrics_sample_u64(b, GW_METRIC("config_generation"), NULL, s ? s->generation : 0);
+
+    if (s)
+        gw_snapshot_unref(s);
+}
