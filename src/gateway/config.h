@@ -1,0 +1,125 @@
+/* The gateway's configuration model: what a YAML file (or the embedded
+ * default) says, validated and turned into plain data. Every string is
+ * owned by the struct and released by gw_config_free(); nothing here is
+ * shared or changed after loading, so a loaded config can back an
+ * immutable snapshot. docs/config.md is the user-facing reference for the
+ * keys, their defaults and ranges. */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include "core/common.h"
+#include "core/net.h"
+
+/* What a consistent_hash service hashes on. */
+enum gw_cfg_hash_by {
+    GW_CFG_HASH_CLIENT_IP = 0, /* the client's address */
+    GW_CFG_HASH_PATH,          /* the request path, without the query */
+    GW_CFG_HASH_HEADER,        /* a request header's value (hash_name) */
+    GW_CFG_HASH_COOKIE,        /* a cookie's value (hash_name) */
+};
+
+struct gw_cfg_server {
+    char *address;            /* as written, "127.0.0.1:9001" */
+    struct net_addr addr;     /* parsed (names resolved once, at load) */
+    int weight;               /* 1..1000, default 1 */
+    int line;                 /* where it is defined, for messages */
+};
+
+struct gw_cfg_health {
+    bool enabled;             /* false when the health block is absent or off */
+    char *path;               /* request path, default "/health" */
+    uint64_t interval_ms;     /* between checks, default 2s */
+    uint64_t timeout_ms;      /* per check, default 1s */
+    int expect_min;           /* healthy when expect_min <= status <= expect_max; */
+    int expect_max;           /* "200" gives 200..200, "2xx" (default) 200..299 */
+    int rise;                 /* consecutive successes to come up, default 2 */
+    int fall;                 /* consecutive failures to go down, default 3 */
+};
+
+struct gw_cfg_passive {
+    int max_failures;         /* consecutive failed requests that eject; 0 = off; default 5 */
+    uint64_t eject_for_ms;    /* how long an ejected server stays out, default 10s */
+};
+
+struct gw_cfg_service {
+    char *name;               /* unique, [a-z0-9_-]{1,64} */
+    char *balance;            /* round_robin (default), weighted, least_conn, two_random, consistent_hash */
+    char *hash_key;           /* consistent_hash only: as written, default "client_ip" */
+    enum gw_cfg_hash_by hash_by; /* hash_key parsed */
+    char *hash_name;          /* header or cookie name for GW_CFG_HASH_HEADER/COOKIE, else NULL */
+    int vnodes;               /* consistent_hash points per server, default 100 */
+    double bound_load;        /* consistent_hash load bound: 0 = off, else 1..100 (e.g. 1.25) */
+    uint64_t slow_start_ms;   /* ramp a recovered server's share over this long, 0 = off */
+    struct gw_cfg_server *servers;
+    size_t nservers;          /* may be 0: servers can be registered through the admin API */
+    struct gw_cfg_health health;
+    struct gw_cfg_passive passive;
+    int line;                 /* where it is defined */
+};
+
+struct gw_cfg_route {
+    char *prefix;             /* path prefix, starts with '/' */
+    char *host;               /* NULL: any host; lowercase exact name, or "*.suffix" */
+    char *service;            /* name of the target service */
+    size_t service_idx;       /* index of that service in gw_config.services */
+    bool strip_prefix;        /* remove prefix from the path sent upstream */
+    int line;                 /* where it is defined */
+};
+
+struct gw_cfg_timeouts {
+    uint64_t client_header_ms;     /* whole request head (408), default 10s */
+    uint64_t client_body_ms;       /* max gap between body reads (408), default 60s */
+    uint64_t client_idle_ms;       /* keep-alive idle between requests, default 60s */
+    uint64_t upstream_connect_ms;  /* default 2s */
+    uint64_t upstream_response_ms; /* until the response head starts (504), default 30s */
+    uint64_t drain_ms;             /* in-flight grace on SIGTERM, default 30s */
+};
+
+struct gw_cfg_limits {
+    uint64_t max_header_bytes; /* request head size (431), default 32k */
+    int max_headers;           /* header count (431), default 100 */
+    uint64_t max_body_bytes;   /* request body (413), 0 = unlimited, default 1g */
+    int max_connections;       /* client connections per process, default 100000 */
+};
+
+struct gw_cfg_upstream {
+    int keepalive;               /* idle pooled connections per server per thread, default 128 */
+    uint64_t keepalive_timeout_ms; /* idle pooled connection lifetime, default 60s */
+};
+
+struct gw_config {
+    char *name;                  /* file path or label the config was loaded from */
+    char **listen;               /* listener addresses as written */
+    struct net_addr *listen_addr; /* parsed, same order */
+    size_t nlisten;              /* >= 1 */
+    int threads;                 /* worker threads; 0 = one per core */
+    char *admin;                 /* admin + /metrics listener; NULL = disabled */
+    struct net_addr admin_addr;  /* parsed admin, when enabled */
+    char *access_log;            /* NULL = off; "stderr", "stdout" or a file path */
+    int log_level;               /* LOG_ERROR..LOG_DEBUG (core/log.h) */
+    struct gw_cfg_timeouts timeouts;
+    struct gw_cfg_limits limits;
+    struct gw_cfg_upstream upstream;
+    struct gw_cfg_service *services;
+    size_t nservices;            /* >= 1 */
+    struct gw_cfg_route *routes;
+    size_t nroutes;              /* >= 1, in file order */
+};
+
+/* Embedded default configuration (YAML): listen 0.0.0.0:8080, admin
+ * 127.0.0.1:9901, service "echo" on 127.0.0.1:9001..9003 round robin with
+ * a /health check every 1s, route "/" -> echo. */
+extern const char gw_default_config[];
+
+/* Load and validate. On success *out is a new config (free with
+ * gw_config_free); on failure returns -1 with *err set to
+ * "FILE:LINE: key.path: message" (caller frees). Run at startup or reload,
+ * from one thread; server names are resolved synchronously. */
+int gw_config_load_file(const char *path, struct gw_config **out, char **err);
+int gw_config_load_string(const char *yaml, size_t len, const char *name, struct gw_config **out, char **err);
+void gw_config_free(struct gw_config *c);
+
+/* The service called name, or NULL. */
+const struct gw_cfg_service *gw_config_find_service(const struct gw_config *c, const char *name);
+
+#endif
