@@ -84,7 +84,7 @@ static int prefixes(const char *s, size_t len, bool request, size_t max_headers,
         if (got == HTTP_INCOMPLETE) {
             cr_assert(!decided, "line %d: prefix %zu incomplete after a result", line, i);
             if (whole >= 0)
-                cr_assert_lt(i, (size_t)whole, "line %d: prefix %zu covers the head", line);
+                cr_assert_lt(i, (size_t)whole, "line %d: prefix %zu covers the head", line, i);
             continue;
         }
         cr_assert_eq(got, whole, "line %d: prefix %zu gives %d, whole input %d", line, i, got,
