@@ -228,35 +228,17 @@ static int probe_write(struct hc_rec *r)
     return 0;
 }
 
-/* Reads and tries to parse the response head. Returns true when the
- * probe has ended (probe_done() was called). */
-static bool probe_read(struct hc_rec *r)
+/* Parses what was read so far. Returns true when the probe has ended
+ * (probe_done() was called), false when more bytes are needed. */
+static bool probe_parse(struct hc_rec *r)
 {
-    char ebuf[64];
     for (;;) {
-        buf_reserve(&r->in, HC_READ_CHUNK);
-        ssize_t n = read(r->fd, buf_wptr(&r->in), buf_room(&r->in));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return false;
-            probe_done(r, false, "%s", errno_phrase(errno, ebuf, sizeof ebuf));
-            return true;
-        }
-        if (n == 0) {
-            probe_done(r, false, buf_len(&r->in) ? "connection closed inside the response head"
-                                                  : "connection closed without a response");
-            return true;
-        }
-        buf_commit(&r->in, (size_t)n);
-
         struct http_response resp;
         struct http_header hdrs[HC_MAX_HEADERS];
         int rc = http_parse_response(buf_rptr(&r->in), buf_len(&r->in), &resp, hdrs,
                                      HC_MAX_HEADERS, HC_MAX_HEAD);
         if (rc == HTTP_INCOMPLETE)
-            continue;
+            return false;
         if (rc < 0) {
             probe_done(r, false, rc == HTTP_ETOOBIG ? "response head too large" : "bad response");
             return true;
@@ -270,6 +252,32 @@ static bool probe_read(struct hc_rec *r)
         bool ok = resp.status >= r->expect_min && resp.status <= r->expect_max;
         probe_done(r, ok, "status %d", resp.status);
         return true;
+    }
+}
+
+/* Reads what the socket has and parses it, until the head is complete,
+ * the socket is drained or the probe failed. */
+static void probe_read(struct hc_rec *r)
+{
+    char ebuf[64];
+    for (;;) {
+        buf_reserve(&r->in, HC_READ_CHUNK);
+        ssize_t n = read(r->fd, buf_wptr(&r->in), buf_room(&r->in));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                probe_done(r, false, "%s", errno_phrase(errno, ebuf, sizeof ebuf));
+            return;
+        }
+        if (n == 0) {
+            probe_done(r, false, buf_len(&r->in) ? "connection closed inside the response head"
+                                                  : "connection closed without a response");
+            return;
+        }
+        buf_commit(&r->in, (size_t)n);
+        if (probe_parse(r))
+            return;
     }
 }
 
