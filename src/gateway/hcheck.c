@@ -137,7 +137,7 @@ static void probe_close(struct hc_rec *r)
 /* Ends the probe in flight with its result: feeds the state machine,
  * applies and logs a transition, and schedules the next probe one
  * interval after this one began (at once if that is already past).
- * why says what happened, for the log ("status 200", "connection
+ * fmt says what happened, for the log ("status 200", "connection
  * refused"). */
 static void probe_done(struct hc_rec *r, bool ok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
