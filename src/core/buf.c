@@ -52,7 +52,7 @@ void buf_consume(struct buf *b, size_t n)
         b->rpos = b->wpos = 0;
 }
 
-void buf_append(struct buf *b, const void *p, size_t n)
+void buf_append_slow(struct buf *b, const void *p, size_t n)
 {
     if (!n)
         return;

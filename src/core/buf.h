@@ -27,7 +27,18 @@ void buf_free(struct buf *b);
 char *buf_reserve(struct buf *b, size_t n);
 /* Drops n bytes from the front; resets positions when empty. */
 void buf_consume(struct buf *b, size_t n);
-void buf_append(struct buf *b, const void *p, size_t n);
+void buf_append_slow(struct buf *b, const void *p, size_t n);
+/* Inline fast path: one compare and a memcpy when the bytes fit. */
+static inline void buf_append(struct buf *b, const void *p, size_t n)
+{
+    if (likely(b->cap - b->wpos >= n)) {
+        if (n)
+            memcpy(b->data + b->wpos, p, n);
+        b->wpos += n;
+        return;
+    }
+    buf_append_slow(b, p, n);
+}
 static inline void buf_append_str(struct buf *b, const char *s) { buf_append(b, s, strlen(s)); }
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_compact(struct buf *b);

@@ -69,9 +69,3 @@ char *xasprintf(const char *fmt, ...)
     va_end(ap);
     return p;
 }
-
-bool fg_strieq(const char *a, size_t alen, const char *lit)
-{
-    size_t n = strlen(lit);
-    return alen == n && strncasecmp(a, lit, n) == 0;
-}

@@ -43,7 +43,15 @@ char *xstrndup(const char *s, size_t n);
 /* Formats into a freshly allocated string (caller frees). */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Case-insensitive comparison of a length-carrying string with a C literal. */
-bool fg_strieq(const char *a, size_t alen, const char *lit);
+/* Case-insensitive comparison of a length-carrying string with a C
+ * string (usually a literal: inline, so its length folds to a constant and
+ * most mismatches cost one compare). */
+int strncasecmp(const char *s1, const char *s2, size_t n);
+size_t strlen(const char *s);
+static inline bool fg_strieq(const char *a, size_t alen, const char *lit)
+{
+    size_t n = strlen(lit);
+    return alen == n && strncasecmp(a, lit, n) == 0;
+}
 
 #endif

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int log_level = LOG_INFO;
+_Atomic int log_level = LOG_INFO;
 _Thread_local char log_thread_name[16] = "main";
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};

@@ -9,7 +9,7 @@
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-extern int log_level;              /* current threshold, default LOG_INFO */
+extern _Atomic int log_level;      /* current threshold, default LOG_INFO; any thread may change it */
 extern _Thread_local char log_thread_name[16]; /* e.g. "w3", "main" */
 
 void log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -91,6 +91,7 @@ struct gw_conn {
     enum gw_tmo tmo;
     struct net_addr peer;
     char ip[INET6_ADDRSTRLEN];
+    uint8_t ip_len;
     struct buf in;
     struct buf out;
     struct ev_timer timer;

@@ -129,20 +129,31 @@ static void wake_workers(void)
         ev_async_send(gw_g->workers[i]->loop);
 }
 
-static void drain_and_stop(void)
+/* Stops accepting and waits up to timeouts.drain for open connections to
+ * finish (admin and /metrics stay up meanwhile). */
+static void drain(void)
 {
-    struct gw_config *cfg = gw_g->snap->cfg;
+    struct gw_snapshot *s = gw_snapshot_get();
+    uint64_t drain_ms = s->cfg->timeouts.drain_ms;
+    gw_snapshot_unref(s);
     log_info("stopping: no new connections, draining %d open ones (up to %llu ms)", total_conns(),
-             (unsigned long long)cfg->timeouts.drain_ms);
+             (unsigned long long)drain_ms);
     atomic_store(&gw_g->stopping, true);
     wake_workers();
-    uint64_t deadline = ev_clock_ns() / 1000000 + cfg->timeouts.drain_ms;
+    uint64_t deadline = ev_clock_ns() / 1000000 + drain_ms;
     while (total_conns() > 0 && ev_clock_ns() / 1000000 < deadline) {
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
     }
     if (total_conns() > 0)
         log_warn("drain deadline passed with %d connections open: closing them", total_conns());
+}
+
+/* Tells workers to leave now and joins them. The admin API must be
+ * stopped first: /metrics reads the workers. */
+static void stop_workers(void)
+{
+    atomic_store(&gw_g->stopping, true);
     atomic_store(&gw_g->force_stop, true);
     wake_workers();
     gw_workers_stop(gw_g);
@@ -219,6 +230,13 @@ int gw_main(int argc, char **argv)
         return 1;
     }
     g.snap = s;
+    /* Copies for the startup line: a reload may free cfg once workers run. */
+    char listen_desc[512] = "", admin_desc[128], cfg_name[256];
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        snprintf(listen_desc + strlen(listen_desc), sizeof listen_desc - strlen(listen_desc), "%s%s",
+                 i ? ", " : "", cfg->listen[i]);
+    snprintf(admin_desc, sizeof admin_desc, "%s", cfg->admin ? cfg->admin : "off");
+    snprintf(cfg_name, sizeof cfg_name, "%s", cfg->name);
 
     /* Signals go to the main thread only: block them before any thread
      * starts, then wait for them synchronously. */
@@ -243,10 +261,10 @@ int gw_main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (s->cfg->admin && gw_admin_start(s->cfg->admin, &err) != 0) {
+    if (cfg->admin && gw_admin_start(cfg->admin, &err) != 0) {
         log_error("admin: %s", err);
         free(err);
-        drain_and_stop();
+        stop_workers();
         rc = 1;
         goto out;
     }
@@ -254,17 +272,12 @@ int gw_main(int argc, char **argv)
         log_error("health checks: %s", err);
         free(err);
         gw_admin_stop();
-        drain_and_stop();
+        stop_workers();
         rc = 1;
         goto out;
     }
-    {
-        char ls[512] = "";
-        for (size_t i = 0; i < s->cfg->nlisten; i++)
-            snprintf(ls + strlen(ls), sizeof ls - strlen(ls), "%s%s", i ? ", " : "", s->cfg->listen[i]);
-        log_info("gateway listening on %s with %d threads; admin on %s; config %s", ls, g.nworkers,
-                 s->cfg->admin ? s->cfg->admin : "off", s->cfg->name);
-    }
+    log_info("gateway listening on %s with %d threads; admin on %s; config %s", listen_desc, g.nworkers,
+             admin_desc, cfg_name);
 
     for (;;) {
         int sig = sigwaitinfo(&set, NULL);
@@ -279,9 +292,10 @@ int gw_main(int argc, char **argv)
         if (sig == SIGTERM || sig == SIGINT)
             break;
     }
+    drain();
     gw_hcheck_stop();
-    drain_and_stop();
     gw_admin_stop();
+    stop_workers();
 out:
     gw_snapshot_unref(g.snap);
     g.snap = NULL;

@@ -40,6 +40,7 @@ void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer)
     /* IPv4-mapped IPv6 peers are logged and forwarded as plain IPv4. */
     if (strncmp(c->ip, "::ffff:", 7) == 0 && strchr(c->ip + 7, '.'))
         memmove(c->ip, c->ip + 7, strlen(c->ip + 7) + 1);
+    c->ip_len = (uint8_t)strlen(c->ip);
     ev_timer_init(&c->timer, conn_timer, c);
     net_set_nodelay(fd);
     if (ev_io_start(w->loop, fd, EV_READ, client_io, c) != 0) {
@@ -228,6 +229,7 @@ static void respond(struct gw_conn *c, int status, bool keep, const char *extra)
         c->close_after = true;
     r->status = status;
     buf_reset(&c->out);
+    gw_buf_prepare(c->w, &c->out);
     gw_error_page(&c->out, status, c->close_after, extra);
     c->state = CS_RESPOND;
     gw_conn_want_read(c, false);
@@ -403,7 +405,7 @@ static uint64_t request_hash(struct gw_conn *c, const struct http_request *req, 
     struct gw_service *svc = c->r.svc;
     switch (svc->hash_key) {
     case GW_HASH_CLIENT_IP:
-        return gw_lb_hash(c->ip, strlen(c->ip));
+        return gw_lb_hash(c->ip, c->ip_len);
     case GW_HASH_PATH:
         return gw_lb_hash(path, path_len);
     case GW_HASH_HEADER: {
@@ -411,7 +413,7 @@ static uint64_t request_hash(struct gw_conn *c, const struct http_request *req, 
             if (req->headers[i].name_len == svc->hash_name_len &&
                 fg_strieq(req->headers[i].name, req->headers[i].name_len, svc->hash_name))
                 return gw_lb_hash(req->headers[i].value, req->headers[i].value_len);
-        return gw_lb_hash(c->ip, strlen(c->ip));
+        return gw_lb_hash(c->ip, c->ip_len);
     }
     case GW_HASH_COOKIE:
         for (size_t i = 0; i < req->nheaders; i++) {
@@ -433,7 +435,7 @@ static uint64_t request_hash(struct gw_conn *c, const struct http_request *req, 
                 p = semi;
             }
         }
-        return gw_lb_hash(c->ip, strlen(c->ip));
+        return gw_lb_hash(c->ip, c->ip_len);
     }
     return 0;
 }
@@ -502,8 +504,15 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
                                    : (req->flags & HTTP_F_CONN_KEEPALIVE) != 0;
     if (!r->keepalive)
         c->close_after = true;
-    snprintf(r->method, sizeof r->method, "%.*s", (int)FG_MIN(req->method_len, 15), req->method);
-    snprintf(r->target, sizeof r->target, "%.*s", (int)FG_MIN(req->target_len, 255), req->target);
+    if (gw_g->access_log) {
+        /* Copies for the log line: the head is gone when the line is written. */
+        size_t ml = FG_MIN(req->method_len, sizeof r->method - 1);
+        size_t tl = FG_MIN(req->target_len, sizeof r->target - 1);
+        memcpy(r->method, req->method, ml);
+        r->method[ml] = '\0';
+        memcpy(r->target, req->target, tl);
+        r->target[tl] = '\0';
+    }
     r->snap = w->snap;
     gw_snapshot_ref(r->snap);
     c->state = CS_PROXY;

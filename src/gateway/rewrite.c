@@ -23,7 +23,8 @@ static bool drop_field(const struct http_header *h, const struct http_header *al
 
 static void put_header(struct buf *b, const struct http_header *h)
 {
-    char *p = buf_reserve(b, h->name_len + h->value_len + 4);
+    size_t n = h->name_len + h->value_len + 4;
+    char *p = b->cap - b->wpos >= n ? buf_wptr(b) : buf_reserve(b, n);
     memcpy(p, h->name, h->name_len);
     p += h->name_len;
     *p++ = ':';
@@ -32,7 +33,7 @@ static void put_header(struct buf *b, const struct http_header *h)
     p += h->value_len;
     *p++ = '\r';
     *p++ = '\n';
-    buf_commit(b, h->name_len + h->value_len + 4);
+    buf_commit(b, n);
 }
 
 /* Appends ", <add>" to every earlier value of a list field, folding
@@ -57,48 +58,75 @@ static void put_list(struct buf *b, const char *name, const struct http_header *
     buf_append(b, "\r\n", 2);
 }
 
+/* Appends decimal v. */
+static void put_uint(struct buf *b, unsigned v)
+{
+    char tmp[12];
+    int i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, tmp + i, sizeof tmp - (size_t)i);
+}
+
+#define APPEND_LIT(b, s) buf_append((b), (s), sizeof(s) - 1)
+
 void gw_rewrite_request(struct gw_conn *c, const struct http_request *req, const char *path,
                         size_t path_len)
 {
     struct gw_req *r = &c->r;
     struct buf *b = &r->head;
     buf_reset(b);
+    gw_buf_prepare(c->w, b);
     buf_append(b, req->method, req->method_len);
-    buf_append(b, " ", 1);
+    APPEND_LIT(b, " ");
     buf_append(b, path, path_len);
-    buf_append(b, " HTTP/1.1\r\n", 11);
+    APPEND_LIT(b, " HTTP/1.1\r\n");
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct http_header *h = &req->headers[i];
         if (drop_field(h, req->headers, req->nheaders, req->flags))
             continue;
-        if (fg_strieq(h->name, h->name_len, "x-forwarded-for") ||
-            fg_strieq(h->name, h->name_len, "forwarded") || fg_strieq(h->name, h->name_len, "via") ||
-            fg_strieq(h->name, h->name_len, "x-forwarded-proto"))
+        /* Fields we merge into our own copies below. */
+        if ((h->name_len == 15 && (fg_strieq(h->name, 15, "x-forwarded-for"))) ||
+            (h->name_len == 9 && fg_strieq(h->name, 9, "forwarded")) ||
+            (h->name_len == 3 && fg_strieq(h->name, 3, "via")) ||
+            (h->name_len == 17 && fg_strieq(h->name, 17, "x-forwarded-proto")))
             continue;
         put_header(b, h);
     }
     if (req->minor == 0 && !req->host) {
         /* HTTP/1.1 requires Host upstream; an HTTP/1.0 client may omit it. */
-        buf_append_str(b, "Host: ");
-        buf_append_str(b, c->ip);
-        buf_append(b, "\r\n", 2);
+        APPEND_LIT(b, "Host: ");
+        buf_append(b, c->ip, c->ip_len);
+        APPEND_LIT(b, "\r\n");
     }
     if (r->body == HTTP_BODY_CHUNKED)
-        buf_append_str(b, "Transfer-Encoding: chunked\r\n");
-    size_t iplen = strlen(c->ip);
-    put_list(b, "X-Forwarded-For", req->headers, req->nheaders, c->ip, iplen);
-    buf_append_str(b, "X-Forwarded-Proto: http\r\n");
+        APPEND_LIT(b, "Transfer-Encoding: chunked\r\n");
+    put_list(b, "X-Forwarded-For", req->headers, req->nheaders, c->ip, c->ip_len);
+    APPEND_LIT(b, "X-Forwarded-Proto: http\r\n");
+    /* Forwarded (RFC 7239): IPv6 nodes and hosts are quoted strings. */
     char fwd[INET6_ADDRSTRLEN + 300];
-    int n;
-    bool v6 = strchr(c->ip, ':') != NULL;
-    if (req->host && req->host_len < 256 && !memchr(req->host, '"', req->host_len))
-        n = snprintf(fwd, sizeof fwd, v6 ? "for=\"[%s]\";host=\"%.*s\";proto=http" : "for=%s;host=\"%.*s\";proto=http",
-                     c->ip, (int)req->host_len, req->host);
-    else
-        n = snprintf(fwd, sizeof fwd, v6 ? "for=\"[%s]\";proto=http" : "for=%s;proto=http", c->ip);
-    put_list(b, "Forwarded", req->headers, req->nheaders, fwd, (size_t)n);
+    struct buf f = {fwd, sizeof fwd, 0, 0};
+    bool v6 = memchr(c->ip, ':', c->ip_len) != NULL;
+    if (v6) {
+        APPEND_LIT(&f, "for=\"[");
+        buf_append(&f, c->ip, c->ip_len);
+        APPEND_LIT(&f, "]\"");
+    } else {
+        APPEND_LIT(&f, "for=");
+        buf_append(&f, c->ip, c->ip_len);
+    }
+    if (req->host && req->host_len < 256 && !memchr(req->host, '"', req->host_len) &&
+        !memchr(req->host, '\\', req->host_len)) {
+        APPEND_LIT(&f, ";host=\"");
+        buf_append(&f, req->host, req->host_len);
+        APPEND_LIT(&f, "\"");
+    }
+    APPEND_LIT(&f, ";proto=http");
+    put_list(b, "Forwarded", req->headers, req->nheaders, fwd, buf_len(&f));
     put_list(b, "Via", req->headers, req->nheaders, req->minor ? "1.1 floodgate" : "1.0 floodgate", 13);
-    buf_append(b, "\r\n", 2);
+    APPEND_LIT(b, "\r\n");
 }
 
 bool gw_rewrite_response(struct gw_conn *c, const struct http_response *resp)
@@ -111,12 +139,17 @@ bool gw_rewrite_response(struct gw_conn *c, const struct http_response *resp)
         reason = http_reason(resp->status);
         rlen = strlen(reason);
     }
-    buf_printf(b, "HTTP/1.1 %d %.*s\r\n", resp->status, (int)rlen, reason);
+    gw_buf_prepare(c->w, b);
+    APPEND_LIT(b, "HTTP/1.1 ");
+    put_uint(b, (unsigned)resp->status);
+    APPEND_LIT(b, " ");
+    buf_append(b, reason, rlen);
+    APPEND_LIT(b, "\r\n");
     for (size_t i = 0; i < resp->nheaders; i++) {
         const struct http_header *h = &resp->headers[i];
         if (drop_field(h, resp->headers, resp->nheaders, resp->flags))
             continue;
-        if (fg_strieq(h->name, h->name_len, "via"))
+        if (h->name_len == 3 && fg_strieq(h->name, 3, "via"))
             continue;
         put_header(b, h);
     }
@@ -124,15 +157,15 @@ bool gw_rewrite_response(struct gw_conn *c, const struct http_response *resp)
     if (resp->status < 200)
         goto end; /* interim: no framing, no connection fields */
     if (r->rbody == HTTP_BODY_CHUNKED && !r->dechunk)
-        buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+        APPEND_LIT(b, "Transfer-Encoding: chunked\r\n");
     if (r->rbody == HTTP_BODY_EOF || r->dechunk)
         c->close_after = true;
     if (c->close_after)
-        buf_append_str(b, "Connection: close\r\n");
+        APPEND_LIT(b, "Connection: close\r\n");
     else if (r->minor == 0)
-        buf_append_str(b, "Connection: keep-alive\r\n");
+        APPEND_LIT(b, "Connection: keep-alive\r\n");
 end:
-    buf_append(b, "\r\n", 2);
+    APPEND_LIT(b, "\r\n");
     return true;
 }
 

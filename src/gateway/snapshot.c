@@ -100,7 +100,8 @@ void gw_snapshot_publish(struct gw_snapshot *s)
 {
     pthread_mutex_lock(&gw_g->snap_lock);
     struct gw_snapshot *old = gw_g->snap;
-    gw_g->snap = s;
+    /* Workers compare this pointer without the lock (then take it). */
+    __atomic_store_n(&gw_g->snap, s, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&gw_g->snap_lock);
     gw_snapshot_unref(old);
     /* Wake the workers so idle ones adopt it now, not at their next event. */
