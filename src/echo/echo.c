@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include "core/httpc.h"
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ enum {
     OPT_ERROR_RATE,
     OPT_NAME,
     OPT_HEALTH_STATUS,
+    OPT_REGISTER,
+    OPT_WEIGHT,
 };
 
 static const char usage_text[] =
@@ -48,6 +51,10 @@ static const char usage_text[] =
     "      --error-rate F       answer that fraction (0..1) of requests with 500\n"
     "      --name NAME          X-Server header value and body prefix (default: ADDR)\n"
     "      --health-status CODE status of /health (default 200)\n"
+    "      --register URL       at boot, register with a gateway service's admin URL,\n"
+    "                           e.g. http://127.0.0.1:9901/services/echo (POST\n"
+    "                           URL/servers); at stop, deregister (DELETE) first\n"
+    "      --weight N           weight to register with (default 1)\n"
     "  -h, --help               print this help\n"
     "\n"
     "endpoints:\n"
@@ -126,6 +133,8 @@ static int parse_flags(int argc, char **argv, struct echo_config *cfg, const cha
         {"error-rate", required_argument, NULL, OPT_ERROR_RATE},
         {"name", required_argument, NULL, OPT_NAME},
         {"health-status", required_argument, NULL, OPT_HEALTH_STATUS},
+        {"register", required_argument, NULL, OPT_REGISTER},
+        {"weight", required_argument, NULL, OPT_WEIGHT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -174,6 +183,14 @@ static int parse_flags(int argc, char **argv, struct echo_config *cfg, const cha
             if (parse_uint(optarg, 599, &v) != 0 || v < 200)
                 return bad_flag("--health-status", optarg, "expected a status 200..599");
             cfg->health_status = (int)v;
+            break;
+        case OPT_REGISTER:
+            cfg->register_url = optarg;
+            break;
+        case OPT_WEIGHT:
+            if (parse_uint(optarg, 1000, &v) != 0 || v == 0)
+                return bad_flag("--weight", optarg, "expected 1..1000");
+            cfg->weight = (int)v;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -225,12 +242,61 @@ static int open_listeners(struct echo_config *cfg, const char *listen, int *lfds
     return 0;
 }
 
+/* Registers with (or, when leaving, deregisters from) the gateway
+ * service at cfg->register_url through its admin API. Registration is
+ * retried for a few seconds, for a gateway that starts alongside. Returns
+ * 0 or -1 after printing why. */
+static int announce(const struct echo_config *cfg, bool join)
+{
+    char *hostport = NULL, *path = NULL, *err = NULL, *body = NULL;
+    if (httpc_split_url(cfg->register_url, &hostport, &path, &err) != 0) {
+        fprintf(stderr, "floodgate echo: --register %s\n", err);
+        free(err);
+        return -1;
+    }
+    int rc = -1, status = 0;
+    char *target, *json = NULL;
+    if (join) {
+        target = xasprintf("%s/servers", path);
+        json = xasprintf("{\"address\":\"%s\",\"weight\":%d}", cfg->addr_str, cfg->weight);
+    } else {
+        target = xasprintf("%s/servers/%s", path, cfg->addr_str);
+    }
+    for (int attempt = 0; attempt < (join ? 25 : 1); attempt++) {
+        free(err);
+        free(body);
+        err = body = NULL;
+        if (httpc_request(hostport, join ? "POST" : "DELETE", target, json, 2000, &status, &body, &err) == 0)
+            break;
+        usleep(200 * 1000);
+    }
+    if (err)
+        fprintf(stderr, "floodgate echo: %s %s: %s\n", join ? "register with" : "deregister from",
+                cfg->register_url, err);
+    else if (status / 100 == 2 || (join && status == 409))
+        rc = 0;
+    else
+        fprintf(stderr, "floodgate echo: %s %s: status %d: %s", join ? "register with" : "deregister from",
+                cfg->register_url, status, body ? body : "");
+    if (rc == 0)
+        fprintf(stderr, "echo %s %s as %s\n", join ? "registered with" : "deregistered from",
+                cfg->register_url, cfg->addr_str);
+    free(err);
+    free(body);
+    free(json);
+    free(target);
+    free(hostport);
+    free(path);
+    return rc;
+}
+
 int echo_main(int argc, char **argv)
 {
     struct echo_config cfg = {
         .threads = 1,
         .body_size = -1,
         .health_status = 200,
+        .weight = 1,
     };
     const char *listen = ECHO_DEFAULT_LISTEN;
     int st = parse_flags(argc, argv, &cfg, &listen);
@@ -278,10 +344,16 @@ int echo_main(int argc, char **argv)
                 break;
             }
         }
+        if (status == 0 && cfg.register_url && announce(&cfg, true) != 0)
+            status = 1;
         if (status == 0) {
             int sig;
             while (sigwait(&set, &sig) != 0)
                 ;
+            /* Leave the pool before closing: no new request is routed here
+             * while the in-flight ones finish. */
+            if (cfg.register_url)
+                announce(&cfg, false);
         }
         for (int i = 0; i < nstarted; i++)
             echo__worker_stop(ws[i]);

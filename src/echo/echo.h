@@ -48,6 +48,8 @@ struct echo_config {
     const char *name;          /* X-Server value and the default body's first word */
     size_t name_len;
     int health_status;         /* status of /health */
+    const char *register_url;  /* --register: gateway admin URL of the service, or NULL */
+    int weight;                /* --weight to register with */
 };
 
 /* Where the body of the current response comes from. */
