@@ -227,6 +227,7 @@ def gateway(cfg, admin=True, check_exit=True, args=(), host="127.0.0.1"):
         try:
             if admin_port:
                 wait_port(admin_port, proc=srv.proc)
+                _wait_admin_ready(gw)
             yield gw
         finally:
             code = srv.stop(timeout=15)
@@ -237,6 +238,42 @@ def gateway(cfg, admin=True, check_exit=True, args=(), host="127.0.0.1"):
             assert code == 0, f"gateway exited with {code}:\n{log[-6000:]}"
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def _wait_admin_ready(gw):
+    """Waits until the admin API answers GET /health with 200. The port
+    accepts connections a moment before the gateway's endpoints are
+    registered (admin_start() serves before gw_admin_start() adds its
+    routes), and a request in that window gets 404."""
+    deadline = time.monotonic() + scaled(5)
+    while True:
+        if gw.srv.proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with {gw.srv.proc.returncode}:\n{gw.srv.log()}")
+        try:
+            if requests.get(gw.admin_url("/health"), timeout=scaled(2)).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"admin API not ready:\n{gw.srv.log()}")
+        time.sleep(0.01)
+
+
+def settle(gw):
+    """Makes the gateway's worker route with the newest configuration
+    before the caller's next request, for tests about something else than
+    how soon a change applies (test_gw_admin.py has the test for that).
+
+    A worker adopts a new snapshot before it polls; a request it reads in
+    the same wakeup as the change's notification is routed with the old
+    one. This sends a request that fails to parse (no Host), which the
+    worker answers without routing or balancing, so the next request is
+    read after the worker polled again. Meant for configs with threads: 1
+    (with more workers, the kernel picks which one gets the connection)."""
+    from fgtest import Conn
+    with Conn(gw.port, host=gw.host) as c:
+        c.send(b"GET /settle HTTP/1.1\r\n\r\n")
+        assert c.response().status == 400
 
 
 # ---- /metrics --------------------------------------------------------------
