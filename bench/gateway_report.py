@@ -257,9 +257,9 @@ def main():
                          "-" if whole is None else f"{whole:,.0f} B"])
         print(table(rows, "lrrrrr"))
         print()
-        print(f"nginx allocates its worker_connections ({meta.get('maxconn', '?')}) connection structures at")
-        print("start, so part of its per-connection cost sits in 'RSS before'; the last column is an")
-        print("upper bound that includes everything.")
+        print(f"nginx allocates all its worker_connections ({meta.get('maxconn', '?')}) at start, so part of its")
+        print("per-connection cost is already in 'RSS before'; the last column, whole RSS divided by")
+        print("the connections held, is an upper bound that counts everything.")
 
     print()
     print(f"targets met: {sum(1 for c in checks if c)}/{len(checks)} "
