@@ -1,0 +1,389 @@
+/* Admission control (see admission.h and docs/internals/resilience.md).
+ *
+ * Shared part: the in-flight count is one atomic, taken with a
+ * compare-and-swap against the limit read just before, so concurrent
+ * workers can never push it past the limit they saw. The limit itself
+ * moves (the adaptive limiter publishes a new one every window); a lower
+ * limit is honoured as in-flight requests finish, nothing is cancelled.
+ * The per-class queued counts are summed over all worker queues so that
+ * an arrival on one worker does not overtake a waiter of its class or a
+ * higher one queued on another.
+ *
+ * Worker part: one doubly linked list per class, oldest at the head, so
+ * removal from anywhere is O(1) and both FIFO (head) and LIFO (tail) are
+ * O(1). Expiry scans the queue only when the earliest deadline is due;
+ * the earliest deadline is recomputed by that scan. The overload rule is
+ * evaluated on every submit and poll from the age of the oldest entry,
+ * which is the head of one of the classes. */
+#include "gateway/admission.h"
+#include "gateway/adaptive.h"
+
+#include <string.h>
+
+void gw_adm_cfg_default(struct gw_adm_cfg *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->max_inflight = 0;
+    cfg->queue_max = 128;
+    cfg->max_wait_us = 1000000;
+    cfg->codel_target_us = 5000;
+    cfg->codel_interval_us = 100000;
+    cfg->retry_after_s = 1;
+}
+
+int gw_adm_cfg_check(const struct gw_adm_cfg *cfg, char **err)
+{
+    if (cfg->queue_max > 1000000) {
+        *err = xasprintf("admission: queue_max %u too large (at most 1000000)", cfg->queue_max);
+        return -1;
+    }
+    if (cfg->max_wait_us < 1 || cfg->codel_target_us < 1 || cfg->codel_interval_us < 1) {
+        *err = xasprintf("admission: max_wait, codel_target and codel_interval must be positive");
+        return -1;
+    }
+    if (cfg->codel_target_us >= cfg->codel_interval_us) {
+        *err = xasprintf("admission: codel_target must be shorter than codel_interval");
+        return -1;
+    }
+    return 0;
+}
+
+static inline void gw__adm_count(struct gw_adm *adm, enum gw_adm_stat s)
+{
+    atomic_fetch_add_explicit(&adm->stat[s], 1, memory_order_relaxed);
+}
+
+void gw_adm_init(struct gw_adm *adm, const struct gw_adm_cfg *cfg, struct gw_limit *limiter)
+{
+    char *err = NULL;
+    int rc = gw_adm_cfg_check(cfg, &err);
+    ASSERT(rc == 0);
+
+    memset(adm, 0, sizeof(*adm));
+    atomic_init(&adm->inflight, 0);
+    for (int p = 0; p < GW_PRIO_COUNT; p++)
+        atomic_init(&adm->queued[p], 0);
+    for (int s = 0; s < GW_ADM_ST_COUNT; s++)
+        atomic_init(&adm->stat[s], 0);
+    adm->limiter = limiter;
+    adm->cfg = *cfg;
+}
+
+uint32_t gw_adm_limit(const struct gw_adm *adm)
+{
+    uint32_t lim = adm->limiter ? gw_limit_get(adm->limiter) : UINT32_MAX;
+    if (adm->cfg.max_inflight && adm->cfg.max_inflight < lim)
+        lim = adm->cfg.max_inflight;
+    return lim;
+}
+
+/* Takes a slot if in-flight is below the limit. */
+static bool gw__adm_take(struct gw_adm *adm)
+{
+    uint32_t lim = gw_adm_limit(adm);
+    uint32_t n = atomic_load_explicit(&adm->inflight, memory_order_relaxed);
+    do {
+        if (n >= lim)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&adm->inflight, &n, n + 1,
+                                                    memory_order_acquire, memory_order_relaxed));
+    return true;
+}
+
+/* True when some queue holds an entry of class prio or higher. */
+static bool gw__adm_waiters(const struct gw_adm *adm, enum gw_prio prio)
+{
+    for (int p = GW_PRIO_COUNT - 1; p >= (int)prio; p--)
+        if (atomic_load_explicit(&adm->queued[p], memory_order_relaxed))
+            return true;
+    return false;
+}
+
+bool gw_adm_try_acquire(struct gw_adm *adm, enum gw_prio prio)
+{
+    ASSERT((unsigned)prio < GW_PRIO_COUNT);
+    if (gw__adm_waiters(adm, prio) || !gw__adm_take(adm))
+        return false;
+    gw__adm_count(adm, GW_ADM_ST_ADMITTED);
+    return true;
+}
+
+void gw_adm_release(struct gw_adm *adm, uint64_t now_us, uint64_t latency_us, bool dropped)
+{
+    uint32_t n = atomic_fetch_sub_explicit(&adm->inflight, 1, memory_order_release);
+    ASSERT(n > 0);
+    if (adm->limiter && latency_us)
+        gw_limit_on_sample(adm->limiter, now_us, latency_us, n, dropped);
+}
+
+uint32_t gw_adm_retry_after_s(const struct gw_adm *adm)
+{
+    return adm->cfg.retry_after_s;
+}
+
+void gw_adm_get_stats(const struct gw_adm *adm, struct gw_adm_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->inflight = atomic_load_explicit(&adm->inflight, memory_order_relaxed);
+    out->limit = gw_adm_limit(adm);
+    for (int p = 0; p < GW_PRIO_COUNT; p++)
+        out->queued[p] = atomic_load_explicit(&adm->queued[p], memory_order_relaxed);
+    for (int s = 0; s < GW_ADM_ST_COUNT; s++)
+        out->counters[s] = atomic_load_explicit(&adm->stat[s], memory_order_relaxed);
+}
+
+/* ---- lists ---- */
+
+static void gw__list_append(struct gw_adm_list *l, struct gw_adm_entry *e)
+{
+    e->next = NULL;
+    e->prev = l->tail;
+    if (l->tail)
+        l->tail->next = e;
+    else
+        l->head = e;
+    l->tail = e;
+    l->n++;
+}
+
+static void gw__list_unlink(struct gw_adm_list *l, struct gw_adm_entry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->tail = e->prev;
+    e->prev = e->next = NULL;
+    l->n--;
+}
+
+struct gw_adm_entry *gw_adm_list_pop(struct gw_adm_list *l)
+{
+    struct gw_adm_entry *e = l->head;
+    if (e)
+        gw__list_unlink(l, e);
+    return e;
+}
+
+/* ---- worker queue ---- */
+
+void gw_adm_queue_init(struct gw_adm_queue *q, struct gw_adm *adm, uint64_t now_us)
+{
+    memset(q, 0, sizeof(*q));
+    q->adm = adm;
+    q->next_deadline_us = UINT64_MAX;
+    q->last_ok_us = now_us;
+}
+
+/* Takes e out of its class list; the caller sets its outcome. */
+static void gw__q_unlink(struct gw_adm_queue *q, struct gw_adm_entry *e)
+{
+    ASSERT(e->queued);
+    gw__list_unlink(&q->cls[e->prio], e);
+    e->queued = false;
+    q->n--;
+    atomic_fetch_sub_explicit(&q->adm->queued[e->prio], 1, memory_order_relaxed);
+}
+
+static void gw__q_leave(struct gw_adm_queue *q, struct gw_adm_entry *e, enum gw_adm_outcome out,
+                        struct gw_adm_list *to)
+{
+    gw__q_unlink(q, e);
+    e->outcome = (uint8_t)out;
+    gw__list_append(to, e);
+}
+
+/* Enqueue time of the oldest entry; the queue must not be empty. */
+static uint64_t gw__q_oldest(const struct gw_adm_queue *q)
+{
+    uint64_t t = UINT64_MAX;
+    for (int p = 0; p < GW_PRIO_COUNT; p++)
+        if (q->cls[p].head && q->cls[p].head->enqueued_us < t)
+            t = q->cls[p].head->enqueued_us;
+    return t;
+}
+
+/* The overload rule, evaluated at now_us. */
+static void gw__q_observe(struct gw_adm_queue *q, uint64_t now_us)
+{
+    const struct gw_adm_cfg *c = &q->adm->cfg;
+    if (q->n == 0) {
+        q->overloaded = false;
+        q->last_ok_us = now_us;
+        return;
+    }
+    if (q->overloaded)
+        return; /* until drained */
+    uint64_t oldest = gw__q_oldest(q);
+    if (now_us <= oldest || now_us - oldest <= c->codel_target_us) {
+        q->last_ok_us = now_us;
+    } else if (now_us - q->last_ok_us >= c->codel_interval_us) {
+        q->overloaded = true;
+        gw__adm_count(q->adm, GW_ADM_ST_OVERLOADS);
+    }
+}
+
+enum gw_adm_result gw_adm_submit(struct gw_adm_queue *q, struct gw_adm_entry *e, enum gw_prio prio,
+                                 uint64_t deadline_us, uint64_t now_us,
+                                 struct gw_adm_entry **displaced)
+{
+    struct gw_adm *adm = q->adm;
+    const struct gw_adm_cfg *c = &adm->cfg;
+    ASSERT((unsigned)prio < GW_PRIO_COUNT);
+    *displaced = NULL;
+
+    if (gw_adm_try_acquire(adm, prio))
+        return GW_ADM_ADMIT;
+
+    gw__q_observe(q, now_us);
+    if (c->queue_max == 0 || (q->overloaded && prio == GW_PRIO_LOW)) {
+        gw__adm_count(adm, GW_ADM_ST_REJECTED);
+        return GW_ADM_REJECT;
+    }
+    if (q->n >= c->queue_max) {
+        struct gw_adm_entry *victim = NULL;
+        for (int p = 0; p < (int)prio && !victim; p++)
+            victim = q->cls[p].head;
+        if (!victim) {
+            gw__adm_count(adm, GW_ADM_ST_REJECTED);
+            return GW_ADM_REJECT;
+        }
+        gw__q_unlink(q, victim);
+        victim->outcome = GW_ADM_OUT_DISPLACED;
+        gw__adm_count(adm, GW_ADM_ST_DISPLACED);
+        *displaced = victim;
+    }
+
+    uint64_t cap = now_us + c->max_wait_us;
+    e->enqueued_us = now_us;
+    e->deadline_us = deadline_us && deadline_us < cap ? deadline_us : cap;
+    e->prio = (uint8_t)prio;
+    e->outcome = GW_ADM_OUT_NONE;
+    e->queued = true;
+    gw__list_append(&q->cls[prio], e);
+    q->n++;
+    atomic_fetch_add_explicit(&adm->queued[prio], 1, memory_order_relaxed);
+    if (e->deadline_us < q->next_deadline_us)
+        q->next_deadline_us = e->deadline_us;
+    gw__adm_count(adm, GW_ADM_ST_QUEUED);
+    return GW_ADM_QUEUED;
+}
+
+void gw_adm_queue_remove(struct gw_adm_queue *q, struct gw_adm_entry *e)
+{
+    if (!e->queued)
+        return;
+    gw__q_unlink(q, e);
+    gw__adm_count(q->adm, GW_ADM_ST_CANCELLED);
+}
+
+/* Moves every entry whose deadline has come to *dropped and recomputes
+ * the earliest remaining deadline. */
+static void gw__q_expire(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_list *dropped)
+{
+    uint64_t next = UINT64_MAX;
+    for (int p = 0; p < GW_PRIO_COUNT; p++) {
+        struct gw_adm_entry *e = q->cls[p].head;
+        while (e) {
+            struct gw_adm_entry *nx = e->next;
+            if (e->deadline_us <= now_us) {
+                gw__q_leave(q, e, GW_ADM_OUT_EXPIRED, dropped);
+                gw__adm_count(q->adm, GW_ADM_ST_EXPIRED);
+            } else if (e->deadline_us < next) {
+                next = e->deadline_us;
+            }
+            e = nx;
+        }
+    }
+    q->next_deadline_us = next;
+}
+
+void gw_adm_queue_poll(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_list *ready,
+                       struct gw_adm_list *dropped)
+{
+    struct gw_adm *adm = q->adm;
+    uint64_t target = adm->cfg.codel_target_us;
+
+    gw__q_observe(q, now_us);
+    if (q->n && now_us >= q->next_deadline_us)
+        gw__q_expire(q, now_us, dropped);
+
+    if (q->overloaded) {
+        for (int p = GW_PRIO_LOW; p < GW_PRIO_CRITICAL; p++) {
+            struct gw_adm_entry *e;
+            while ((e = q->cls[p].head) && now_us > e->enqueued_us &&
+                   now_us - e->enqueued_us > target) {
+                gw__q_leave(q, e, GW_ADM_OUT_SHED, dropped);
+                gw__adm_count(adm, GW_ADM_ST_SHED);
+            }
+        }
+    }
+
+    for (int p = GW_PRIO_COUNT - 1; p >= 0 && q->n;) {
+        struct gw_adm_list *l = &q->cls[p];
+        if (!l->head) {
+            p--;
+            continue;
+        }
+        if (!gw__adm_take(adm))
+            break;
+        gw__q_leave(q, q->overloaded ? l->tail : l->head, GW_ADM_OUT_READY, ready);
+        gw__adm_count(adm, GW_ADM_ST_DEQUEUED);
+    }
+
+    if (q->n == 0) {
+        q->overloaded = false;
+        q->last_ok_us = now_us;
+        q->next_deadline_us = UINT64_MAX;
+    }
+}
+
+uint64_t gw_adm_queue_next_event_us(const struct gw_adm_queue *q)
+{
+    if (q->n == 0)
+        return UINT64_MAX;
+    const struct gw_adm_cfg *c = &q->adm->cfg;
+    uint64_t next = q->next_deadline_us;
+    if (q->overloaded) {
+        /* The oldest sheddable entry goes once older than the target. */
+        for (int p = GW_PRIO_LOW; p < GW_PRIO_CRITICAL; p++)
+            if (q->cls[p].head && q->cls[p].head->enqueued_us + c->codel_target_us + 1 < next)
+                next = q->cls[p].head->enqueued_us + c->codel_target_us + 1;
+    } else {
+        /* The queue turns overloaded an interval after it was last fine,
+         * if the oldest entry is then still older than the target. */
+        uint64_t t = FG_MAX(q->last_ok_us + c->codel_interval_us,
+                            gw__q_oldest(q) + c->codel_target_us + 1);
+        if (t < next)
+            next = t;
+    }
+    return next;
+}
+
+void gw_adm_queue_close(struct gw_adm_queue *q, struct gw_adm_list *out)
+{
+    for (int p = GW_PRIO_COUNT - 1; p >= 0; p--) {
+        struct gw_adm_entry *e;
+        while ((e = q->cls[p].head))
+            gw__q_leave(q, e, GW_ADM_OUT_CLOSED, out);
+    }
+    q->overloaded = false;
+    q->next_deadline_us = UINT64_MAX;
+}
+
+const char *gw_prio_name(enum gw_prio p)
+{
+    static const char *const names[GW_PRIO_COUNT] = {"low", "normal", "high", "critical"};
+    return (unsigned)p < GW_PRIO_COUNT ? names[p] : "unknown";
+}
+
+int gw_prio_parse(const char *s, size_t len)
+{
+    for (int p = 0; p < GW_PRIO_COUNT; p++)
+        if (fg_strieq(s, len, gw_prio_name((enum gw_prio)p)))
+            return p;
+    return -1;
+}
