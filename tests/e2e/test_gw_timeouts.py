@@ -167,7 +167,7 @@ def test_nothing_listening_gives_502(env):
     t0 = time.monotonic()
     r = requests.get(env.url("/dead"), timeout=scaled(5))
     assert r.status_code == 502
-    assert time.monotonic() - t0 <= scaled(0.5)
+    assert time.monotonic() - t0 <= scaled(1.0)
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
