@@ -15,7 +15,7 @@ CTEST_FLAGS ?= --output-on-failure -j $(JOBS)
 # Build and test dependencies, Debian package names.
 DEPS := build-essential cmake pkg-config libyaml-dev libxxhash-dev libcjson-dev \
         libcriterion-dev clang libclang-rt-14-dev curl procps \
-        python3 python3-pytest python3-requests
+        python3 python3-pytest python3-requests chromium
 BENCH_DEPS := haproxy nginx-light wrk
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

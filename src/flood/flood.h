@@ -350,7 +350,8 @@ struct fl_conn {
 struct fl_wgroup {
     bool open;              /* open loop */
     struct fl_sched sched;
-    struct fl_conn *free;   /* open loop: connections with no request */
+    struct fl_conn *free;   /* open loop: connections with no request, oldest first */
+    struct fl_conn *free_tail;
     size_t nconns;
 };
 

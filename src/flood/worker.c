@@ -274,6 +274,19 @@ static void arm_timer(struct fl_worker *w)
     w->tfd_armed = at;
 }
 
+/* Appends c to the group's free list: first in, first out, so that the
+ * requests go round all the connections (and their source addresses)
+ * instead of reusing the few most recently freed. */
+static void free_push(struct fl_wgroup *wg, struct fl_conn *c)
+{
+    c->next_free = NULL;
+    if (wg->free_tail)
+        wg->free_tail->next_free = c;
+    else
+        wg->free = c;
+    wg->free_tail = c;
+}
+
 /* Sends every due request of group g that finds a free connection. */
 static void dispatch(struct fl_worker *w, int g)
 {
@@ -285,6 +298,8 @@ static void dispatch(struct fl_worker *w, int g)
             break;
         struct fl_conn *c = wg->free;
         wg->free = c->next_free;
+        if (!wg->free)
+            wg->free_tail = NULL;
         c->next_free = NULL;
         fl_sched_advance(&wg->sched);
         fl__conn_request(c, pick_template(w), w->t0 + due);
@@ -322,8 +337,7 @@ void fl__worker_conn_free(struct fl_worker *w, struct fl_conn *c)
         fl__conn_request(c, pick_template(w), w->t0 + due);
         return;
     }
-    c->next_free = wg->free;
-    wg->free = c;
+    free_push(wg, c);
     arm_timer(w);
 }
 
@@ -414,8 +428,7 @@ static void worker_start(struct fl_worker *w)
         if (!w->g[c->group].open) {
             fl__conn_request(c, pick_template(w), now);
         } else {
-            c->next_free = w->g[c->group].free;
-            w->g[c->group].free = c;
+            free_push(&w->g[c->group], c);
         }
     }
     for (int g = 0; g < FL_NGROUPS; g++)
