@@ -563,6 +563,7 @@ int gw_admin_start(const char *addr, char **err)
     admin_route(adm, "GET", "/services/*", h_service_get, NULL);
     admin_route(adm, "POST", "/services/*", h_service_post, NULL);
     admin_route(adm, "DELETE", "/services/*", h_service_delete, NULL);
+    gw_admin_guard_routes(adm);
     log_debug("admin API listening on %s (port %d)", addr, admin_port(adm));
     return 0;
 }
@@ -719,6 +720,8 @@ void gw_metrics_render(struct buf *b)
                    "Generation of the configuration in use; grows with each reload or change.");
     metrics_sample_u64(b, GW_METRIC("config_generation"), NULL, s ? s->generation : 0);
 
+    if (gw_g && gw_g->workers)
+        gw_guard_metrics_render(b);
     if (s)
         gw_snapshot_unref(s);
 }

@@ -35,7 +35,8 @@ const char gw_default_config[] =
 #define HOUR_MS (3600ull * 1000)
 
 static const char *const top_keys[] = {"listen", "threads", "admin", "access_log", "log_level", "timeouts",
-                                       "limits", "upstream", "services", "routes", NULL};
+                                       "limits", "upstream", "services", "routes", "guard", "rate_limits",
+                                       NULL};
 static const char *const timeout_keys[] = {"client_header", "client_body", "client_idle", "upstream_connect",
                                            "upstream_response", "drain", NULL};
 static const char *const limit_keys[] = {"max_header_bytes", "max_headers", "max_body_bytes", "max_connections",
@@ -46,7 +47,8 @@ static const char *const service_keys[] = {"name", "balance", "hash_key", "vnode
 static const char *const server_keys[] = {"address", "weight", NULL};
 static const char *const health_keys[] = {"path", "interval", "timeout", "expect_status", "rise", "fall", NULL};
 static const char *const passive_keys[] = {"max_failures", "eject_for", NULL};
-static const char *const route_keys[] = {"prefix", "host", "service", "strip_prefix", NULL};
+static const char *const route_keys[] = {"prefix", "host", "service", "strip_prefix", "rate_limits",
+                                         "allow", "deny", NULL};
 /* Same order as enum log_level in core/log.h. */
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const lb_names[] = {"round_robin", "weighted", "least_conn", "two_random", "consistent_hash",
@@ -85,6 +87,7 @@ void gw_config_free(struct gw_config *c)
         free(c->routes[i].host);
         free(c->routes[i].service);
     }
+    gw_config_free_guard(c);
     free(c->routes);
     free(c->name);
     free(c);
@@ -302,7 +305,7 @@ static int load_limits(struct gw_cfg_limits *l, const struct cfg_node *n, char *
 
 static int load_upstream(struct gw_cfg_upstream *u, const struct cfg_node *n, char **err)
 {
-    u->keepalive = 128;
+    u->keepalive = 1024;
     u->keepalive_timeout_ms = 60000;
     if (section(n, upstream_keys, err) < 0)
         return -1;
@@ -622,6 +625,8 @@ static int load_route(struct gw_config *c, const struct cfg_node *n, char **err)
 
     if (cfg_bool(cfg_get(n, "strip_prefix"), &r->strip_prefix, err) < 0)
         return -1;
+    if (gw_config_load_route_guard(c, r, n, err) < 0)
+        return -1;
 
     for (size_t i = 0; i + 1 < c->nroutes; i++) {
         const struct gw_cfg_route *o = &c->routes[i];
@@ -671,7 +676,7 @@ static int load_doc(const struct cfg_doc *d, struct gw_config **out, char **err)
         load_timeouts(&c->timeouts, cfg_get(r, "timeouts"), err) < 0 ||
         load_limits(&c->limits, cfg_get(r, "limits"), err) < 0 ||
         load_upstream(&c->upstream, cfg_get(r, "upstream"), err) < 0 || load_services(c, r, err) < 0 ||
-        load_routes(c, r, err) < 0)
+        gw_config_load_guard(c, r, err) < 0 || load_routes(c, r, err) < 0)
         goto fail;
     *out = c;
     return 0;

@@ -9,6 +9,8 @@
 
 #include "core/common.h"
 #include "core/net.h"
+#include "gateway/ratelimit.h"
+#include "gateway/rlkey.h"
 
 /* What a consistent_hash service hashes on. */
 enum gw_cfg_hash_by {
@@ -57,6 +59,26 @@ struct gw_cfg_service {
     int line;                 /* where it is defined */
 };
 
+/* A named rate-limit rule (rate_limits:), applied by routes that list it. */
+struct gw_cfg_ratelimit {
+    char *name;               /* unique; the RateLimit policy name */
+    char *key_text;           /* as written, e.g. "client_ip" or "ip/24+header:X-Api-Key" */
+    struct rl_key_spec key;   /* parsed key */
+    struct rl_rule rule;      /* prepared (rl_rule_prepare); rule.name points to name */
+    int line;
+};
+
+/* Gatekeeping before a request is read (guard:). */
+struct gw_cfg_guard {
+    char **allow;             /* CIDRs; when any, only these clients are served */
+    size_t nallow;
+    char **deny;              /* CIDRs refused at accept */
+    size_t ndeny;
+    int max_conns_per_ip;     /* concurrent connections per client address, 0 = off */
+    uint64_t max_conn_rate;   /* new connections per second per client address, 0 = off */
+    uint64_t rl_max_keys;     /* rate-limit store size (keys), default 1m */
+};
+
 struct gw_cfg_route {
     char *prefix;             /* path prefix, starts with '/' */
     char *host;               /* NULL: any host; lowercase exact name, or "*.suffix" */
@@ -64,6 +86,12 @@ struct gw_cfg_route {
     size_t service_idx;       /* index of that service in gw_config.services */
     bool strip_prefix;        /* remove prefix from the path sent upstream */
     int line;                 /* where it is defined */
+    size_t *rate_limits;      /* indexes into gw_config.rate_limits, in order */
+    size_t nrate_limits;
+    char **allow;             /* CIDRs for this route (403 otherwise) */
+    size_t nallow;
+    char **deny;              /* CIDRs refused on this route (403) */
+    size_t ndeny;
 };
 
 struct gw_cfg_timeouts {
@@ -104,7 +132,19 @@ struct gw_config {
     size_t nservices;            /* >= 1 */
     struct gw_cfg_route *routes;
     size_t nroutes;              /* >= 1, in file order */
+    struct gw_cfg_guard guard;
+    struct gw_cfg_ratelimit *rate_limits;
+    size_t nrate_limits;
 };
+
+/* config_guard.c: the protection sections, called by the loader in
+ * config.c (guard and rate_limits before routes; a route's own lists when
+ * the route is loaded). */
+struct cfg_node;
+int gw_config_load_guard(struct gw_config *c, const struct cfg_node *root, char **err);
+int gw_config_load_route_guard(struct gw_config *c, struct gw_cfg_route *r, const struct cfg_node *n,
+                               char **err);
+void gw_config_free_guard(struct gw_config *c);
 
 /* Embedded default configuration (YAML): listen 0.0.0.0:8080, admin
  * 127.0.0.1:9901, service "echo" on 127.0.0.1:9001..9003 round robin with

@@ -28,7 +28,7 @@ enum gw_cstate {
 
 enum gw_tmo {
     TMO_NONE, TMO_IDLE, TMO_HEADER, TMO_BODY, TMO_CONNECT, TMO_RESPONSE, TMO_SEND,
-    TMO_LINGER, TMO_DRAIN,
+    TMO_LINGER, TMO_DRAIN, TMO_DELAY,
 };
 
 struct gw_upconn {
@@ -80,6 +80,7 @@ struct gw_req {
     bool up_reusable;
     size_t rfwd;                /* validated body bytes at the front of u->in */
     uint64_t resp_bytes;        /* bytes sent to the client, for the log */
+    struct buf rlhdr;           /* RateLimit fields for the response, when a rule applied */
     char method[16];
     char target[256];           /* truncated copy for the access log */
 };
@@ -102,6 +103,7 @@ struct gw_conn {
     bool peer_eof;              /* client sent FIN */
     bool reading;               /* EV_READ wanted */
     bool closed;
+    bool guard_counted;         /* counted in the per-client connection table */
     struct gw_req r;
     struct gw_conn *next, *prev; /* worker's list of live connections */
     struct gw_conn *next_closed;

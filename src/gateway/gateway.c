@@ -248,6 +248,7 @@ int gw_main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    gw_guard_init(&g, &err);
     int rc = 0;
     if (gw_workers_start(&g, &err) != 0) {
         log_error("%s", err);
@@ -280,7 +281,13 @@ int gw_main(int argc, char **argv)
              admin_desc, cfg_name);
 
     for (;;) {
-        int sig = sigwaitinfo(&set, NULL);
+        /* Wakes every second for upkeep (expired rate-limit keys). */
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig < 0) {
+            gw_guard_sweep();
+            continue;
+        }
         if (sig == SIGHUP) {
             if (gw_reload(&err) != 0) {
                 log_error("reload failed, keeping the running configuration: %s", err);
@@ -300,6 +307,7 @@ out:
     gw_snapshot_unref(g.snap);
     g.snap = NULL;
     gw_members_free();
+    gw_guard_free(&g);
     while (g.svc_stats) {
         struct gw_svc_stats *st = g.svc_stats;
         g.svc_stats = st->next;

@@ -12,6 +12,7 @@
 #define GW_GW_H
 
 #include "core/buf.h"
+#include "core/cidr.h"
 #include "core/ev.h"
 #include "core/http1.h"
 #include "core/metrics.h"
@@ -60,6 +61,10 @@ struct gw_service {
 };
 
 struct gw_route {
+    struct cidr_set allow;       /* route allow list (empty: everyone) */
+    struct cidr_set deny;        /* route deny list */
+    const struct gw_cfg_ratelimit **rl; /* rules applied, in order (borrowed from cfg) */
+    size_t nrl;
     char *host;     /* owned */     /* NULL: any; "*.example.com": suffix match */
     size_t host_len;
     char *prefix;   /* owned */
@@ -84,6 +89,10 @@ struct gw_snapshot {
     size_t nservices;
     struct gw_route *routes; /* sorted: longer prefix first, host rules first */
     size_t nroutes;
+    struct cidr_set allow;   /* guard.allow + admin additions (empty: everyone) */
+    struct cidr_set deny;    /* guard.deny + admin additions */
+    char **allow_txt, **deny_txt; /* the same as text, for the admin API */
+    size_t nallow_txt, ndeny_txt;
 };
 
 /* Process-wide gateway state. */
@@ -102,7 +111,12 @@ struct gw {
     char *config_path;                   /* NULL: embedded default */
     FILE *access_log;
     struct metrics_hist latency;         /* all requests */
+    struct rl_store *rl;                 /* rate-limit state, all threads, kept across reloads */
+    struct gw_guard *guard;              /* per-client connection counts */
+    atomic_uint_fast64_t refused_ip[4];  /* by enum gw_refusal */
 };
+
+enum gw_refusal { GW_REFUSE_DENY, GW_REFUSE_CONNS, GW_REFUSE_RATE, GW_REFUSE_ROUTE };
 
 extern struct gw *gw_g;
 
@@ -117,6 +131,8 @@ struct gw_worker_stats {
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t errors[8];      /* by enum gw_err_kind */
     atomic_uint_fast64_t up_idle;        /* pooled idle upstream connections */
+    atomic_uint_fast64_t limited;        /* requests answered 429 */
+    atomic_uint_fast64_t delayed;        /* requests held by a rate limit */
 };
 
 struct gw_worker {
@@ -130,6 +146,7 @@ struct gw_worker {
     struct gw_conn *closing;             /* connections to free before next poll */
     bool draining;
     struct gw_upconn **pools;            /* idle upstream conns, indexed by server slot */
+    uint32_t *pool_len;                  /* length of each pools[] list */
     size_t npools;
     struct gw_worker_stats st;
     char *bufcache[GW_BUFCACHE];         /* free GW_IO_CHUNK blocks for connection buffers */
@@ -182,6 +199,8 @@ int gw_members_drain_server(const char *svc, const char *addr, bool drain, char 
 int gw_members_add_service(const char *svc, const char *balance, const char *prefix,
                            bool strip_prefix, char **err);
 int gw_members_remove_service(const char *svc, char **err);
+/* Run-time changes to the global allow/deny lists (guard). */
+int gw_members_cidr(bool deny, bool add, const char *cidr, char **err);
 /* Applies the recorded changes to a snapshot under construction
  * (called by gw_snapshot_build; ctl_lock held). Returns 0 or -1/err. */
 int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err);
@@ -204,9 +223,23 @@ void gw_worker_link_conn(struct gw_worker *w, struct gw_conn *c);
 void gw_worker_unlink_conn(struct gw_worker *w, struct gw_conn *c);
 
 /* ---- proxy.c ---- */
-void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer);
+void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer, bool guard_counted);
 void gw_worker_free_closed(struct gw_worker *w);
 void gw_worker_drop_pools(struct gw_worker *w);
+
+/* ---- guard.c: gatekeeping and rate limiting ---- */
+int gw_guard_init(struct gw *g, char **err);
+void gw_guard_free(struct gw *g);
+/* At accept: deny/allow lists, per-client connection count and rate.
+ * Returns true when the connection may proceed (then *counted tells
+ * whether gw_guard_release must be called when it closes). */
+bool gw_guard_accept(struct gw_worker *w, const struct net_addr *peer, bool *counted);
+void gw_guard_release(const struct net_addr *peer);
+/* Periodic upkeep (expired rate-limit keys); any one thread. */
+void gw_guard_sweep(void);
+/* Builds the snapshot's CIDR sets and route rules (ctl_lock held). */
+int gw_guard_snapshot(struct gw_snapshot *s, char **err);
+void gw_guard_snapshot_free(struct gw_snapshot *s);
 
 /* ---- hcheck.c ---- */
 int gw_hcheck_start(char **err);
@@ -214,6 +247,11 @@ void gw_hcheck_stop(void);
 
 /* ---- gateway.c ---- */
 int gw_main(int argc, char **argv); /* `floodgate gateway` */
+
+/* ---- admin_guard.c ---- */
+struct admin;
+void gw_admin_guard_routes(struct admin *adm);
+void gw_guard_metrics_render(struct buf *b);
 
 /* ---- admin_api.c ---- */
 int gw_admin_start(const char *addr, char **err);

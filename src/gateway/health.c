@@ -56,6 +56,9 @@ void gw_health_apply(struct gw_server *s, int change, uint64_t now_ms)
          * sees the server up also sees when its slow start began. */
         atomic_store_explicit(&s->up_since_ms, now_ms, memory_order_relaxed);
         atomic_store_explicit(&s->consec_fail, 0, memory_order_relaxed);
+        /* A passing active check is better evidence than the failures
+         * that ejected it: end any passive ejection now. */
+        atomic_store_explicit(&s->down_until_ms, 0, memory_order_relaxed);
         atomic_store_explicit(&s->health, GW_UP, memory_order_release);
     } else if (change < 0) {
         atomic_store_explicit(&s->health, GW_DOWN, memory_order_release);

@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum op_kind { OP_ADD_SERVER, OP_REMOVE_SERVER, OP_DRAIN, OP_UNDRAIN, OP_ADD_SERVICE, OP_REMOVE_SERVICE };
+enum op_kind {
+    OP_ADD_SERVER, OP_REMOVE_SERVER, OP_DRAIN, OP_UNDRAIN, OP_ADD_SERVICE, OP_REMOVE_SERVICE,
+    OP_CIDR, /* global allow/deny list change; svc holds the CIDR text */
+};
 
 struct op {
     enum op_kind kind;
@@ -24,6 +27,7 @@ struct op {
     char *balance;          /* OP_ADD_SERVICE */
     char *prefix;           /* OP_ADD_SERVICE: optional route */
     bool strip;
+    bool deny, add;         /* OP_CIDR: which list, add or remove */
     struct op *next;
 };
 
@@ -47,7 +51,11 @@ static void compact(const struct op *n)
         struct op *o = *pp;
         bool same_svc = !strcmp(o->svc, n->svc);
         bool drop = false;
-        if (same_svc) {
+        if ((o->kind == OP_CIDR) != (n->kind == OP_CIDR)) {
+            /* a CIDR op never replaces a membership op, nor the reverse */
+        } else if (n->kind == OP_CIDR) {
+            drop = same_svc && o->deny == n->deny;
+        } else if (same_svc) {
             if (n->kind == OP_ADD_SERVICE || n->kind == OP_REMOVE_SERVICE)
                 drop = true;
             else if (is_server_op(o->kind) && net_addr_equal(&o->addr, &n->addr))
@@ -105,11 +113,38 @@ static void remove_service(struct gw_snapshot *s, const char *name)
     }
 }
 
+/* Adds text to (or removes it from) a CIDR text list. */
+static void cidr_list_apply(char ***list, size_t *n, const char *text, bool add)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*list)[i], text) != 0)
+            continue;
+        if (!add) {
+            free((*list)[i]);
+            (*list)[i] = (*list)[--*n];
+        }
+        return;
+    }
+    if (add) {
+        *list = xrealloc(*list, (*n + 1) * sizeof **list);
+        (*list)[(*n)++] = xstrdup(text);
+    }
+}
+
 int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err)
 {
     for (struct op *o = ops; o; o = o->next) {
+        if (o->kind == OP_CIDR) {
+            if (o->deny)
+                cidr_list_apply(&s->deny_txt, &s->ndeny_txt, o->svc, o->add);
+            else
+                cidr_list_apply(&s->allow_txt, &s->nallow_txt, o->svc, o->add);
+            continue;
+        }
         struct gw_service *svc = gw_snapshot_service(s, o->svc);
         switch (o->kind) {
+        case OP_CIDR:
+            break;
         case OP_ADD_SERVICE:
             if (!svc) {
                 svc = gw_service_new(o->svc, o->balance);
@@ -303,6 +338,26 @@ int gw_members_remove_service(const char *svc, char **err)
         if (rc == 0)
             log_info("removed service %s", svc);
     }
+    pthread_mutex_unlock(&gw_g->ctl_lock);
+    return rc;
+}
+
+int gw_members_cidr(bool deny, bool add, const char *cidr, char **err)
+{
+    struct cidr_set probe;
+    cidr_set_init(&probe);
+    int rc = cidr_set_add(&probe, cidr, err);
+    cidr_set_free(&probe);
+    if (rc < 0)
+        return -400;
+    pthread_mutex_lock(&gw_g->ctl_lock);
+    struct op *o = op_new(OP_CIDR, cidr);
+    o->deny = deny;
+    o->add = add;
+    rc = commit(o, err);
+    if (rc == 0)
+        log_info("%s %s %s the %s list", add ? "added" : "removed", cidr, add ? "to" : "from",
+                 deny ? "deny" : "allow");
     pthread_mutex_unlock(&gw_g->ctl_lock);
     return rc;
 }

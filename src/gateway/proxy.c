@@ -12,6 +12,7 @@
  * connection closed before any response byte and no body byte had been
  * sent. Anything else fails with 502/504. */
 #include "gateway/conn.h"
+#include "gateway/rlstore.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -30,10 +31,11 @@ static void pick_and_send(struct gw_conn *c);
 
 /* ---- connection lifetime ---- */
 
-void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer)
+void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer, bool guard_counted)
 {
     struct gw_conn *c = xcalloc(1, sizeof *c);
     c->w = w;
+    c->guard_counted = guard_counted;
     c->fd = fd;
     c->peer = *peer;
     net_addr_host(peer, c->ip, sizeof c->ip);
@@ -45,6 +47,8 @@ void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer)
     net_set_nodelay(fd);
     if (ev_io_start(w->loop, fd, EV_READ, client_io, c) != 0) {
         close(fd);
+        if (guard_counted)
+            gw_guard_release(peer);
         free(c);
         atomic_fetch_sub(&gw_g->conns, 1);
         return;
@@ -74,10 +78,12 @@ static void req_reset(struct gw_conn *c)
         gw_snapshot_unref(r->snap);
         r->snap = NULL;
     }
-    struct buf head = r->head;
+    struct buf head = r->head, rlhdr = r->rlhdr;
     buf_reset(&head);
+    buf_reset(&rlhdr);
     memset(r, 0, sizeof *r);
     r->head = head;
+    r->rlhdr = rlhdr;
     c->in_req = false;
 }
 
@@ -91,6 +97,8 @@ void gw_conn_close(struct gw_conn *c)
     ev_io_stop(w->loop, c->fd);
     ev_timer_stop(w->loop, &c->timer);
     close(c->fd);
+    if (c->guard_counted)
+        gw_guard_release(&c->peer);
     gw_worker_unlink_conn(w, c);
     atomic_fetch_sub_explicit(&w->st.active, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&gw_g->conns, 1, memory_order_relaxed);
@@ -108,6 +116,7 @@ void gw_worker_free_closed(struct gw_worker *w)
         buf_reset(&c->in);
         buf_reset(&c->out);
         buf_reset(&c->r.head);
+        buf_free(&c->r.rlhdr);
         gw_buf_release(w, &c->in);
         gw_buf_release(w, &c->out);
         gw_buf_release(w, &c->r.head);
@@ -232,7 +241,6 @@ static void respond(struct gw_conn *c, int status, bool keep, const char *extra)
     gw_buf_prepare(c->w, &c->out);
     gw_error_page(&c->out, status, c->close_after, extra);
     c->state = CS_RESPOND;
-    gw_conn_want_read(c, false);
     int rc = gw_conn_flush(c);
     if (rc == 0)
         request_finished(c);
@@ -476,6 +484,50 @@ static bool scan_body(struct gw_conn *c)
     return true;
 }
 
+/* Applies the route's rate-limit rules. Returns false when the request
+ * was answered (429); *delay_us is set when it must wait first. The
+ * RateLimit fields for the response are kept in r->rlhdr. */
+static bool rate_limit(struct gw_conn *c, const struct http_request *req, const struct gw_route *rt,
+                       uint64_t *delay_us, int head_len)
+{
+    struct gw_req *r = &c->r;
+    const struct rl_rule *rules[8];
+    struct rl_decision ds[8];
+    size_t n = 0;
+    struct rl_key_input in = {
+        .peer = (const struct sockaddr *)&c->peer.ss,
+        .headers = req->headers,
+        .nheaders = req->nheaders,
+        .route = rt->prefix,
+        .route_len = rt->prefix_len,
+    };
+    char key[RL_KEY_MAX];
+    uint64_t now_us = ev_now_ns(c->w->loop) / 1000;
+    for (size_t i = 0; i < rt->nrl && n < 8; i++) {
+        const struct gw_cfg_ratelimit *rl = rt->rl[i];
+        int klen = rl_key_build(&rl->key, &in, key);
+        if (klen == RL_KEY_ABSENT)
+            continue; /* the rule's key part is missing: it does not apply */
+        rl_store_check(gw_g->rl, &rl->rule, key, (size_t)klen, now_us, 1, &ds[n]);
+        rules[n++] = &rl->rule;
+    }
+    if (!n)
+        return true;
+    struct rl_decision all;
+    rl_combine(ds, n, &all);
+    buf_reset(&r->rlhdr);
+    rl_headers_append(&r->rlhdr, rules, ds, n);
+    if (all.allowed) {
+        *delay_us = all.delay_us;
+        return true;
+    }
+    atomic_fetch_add_explicit(&c->w->st.limited, 1, memory_order_relaxed);
+    buf_consume(&c->in, (size_t)head_len);
+    buf_append(&r->rlhdr, "", 1); /* NUL for the error page's extra headers */
+    respond(c, 429, r->body_done, buf_rptr(&r->rlhdr));
+    return false;
+}
+
 static void host_only(const char **h, size_t *len)
 {
     /* Strips ":port", keeping IPv6 literals "[::1]" whole. */
@@ -515,8 +567,10 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
     }
     r->snap = w->snap;
     gw_snapshot_ref(r->snap);
+    /* Read interest stays on while the request is proxied: bytes that
+     * arrive (body, or the next pipelined request) are buffered up to
+     * GW_BUF_HIGH, and the common request costs no epoll_ctl at all. */
     c->state = CS_PROXY;
-    gw_conn_want_read(c, false);
 
     /* Body framing and its limit. */
     r->body = http_request_body(req);
@@ -571,6 +625,20 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
     }
     r->route = rt;
     r->svc = rt->svc;
+    if (rt->allow.n || rt->deny.n) {
+        uint8_t a16[16];
+        if (cidr_sa16((const struct sockaddr *)&c->peer.ss, a16) &&
+            ((rt->allow.n && !cidr_set_match16(&rt->allow, a16)) ||
+             (rt->deny.n && cidr_set_match16(&rt->deny, a16)))) {
+            atomic_fetch_add_explicit(&gw_g->refused_ip[GW_REFUSE_ROUTE], 1, memory_order_relaxed);
+            buf_consume(&c->in, (size_t)head_len);
+            respond(c, 403, r->body_done, NULL);
+            return;
+        }
+    }
+    uint64_t delay_us = 0;
+    if (rt->nrl && !rate_limit(c, req, rt, &delay_us, head_len))
+        return;
     /* Prefix strip: "/auth/login" under "/auth" becomes "/login". */
     if (rt->strip && rt->prefix_len > 1 && path_len >= rt->prefix_len) {
         path += rt->prefix_len;
@@ -592,6 +660,12 @@ rewritten:
     buf_consume(&c->in, (size_t)head_len);
     if (!scan_body(c))
         return;
+    if (delay_us) {
+        /* limit_req-style smoothing: hold the request, then go on. */
+        atomic_fetch_add_explicit(&w->st.delayed, 1, memory_order_relaxed);
+        gw_conn_set_timeout(c, TMO_DELAY, (delay_us + 999) / 1000);
+        return;
+    }
     pick_and_send(c);
 }
 
@@ -874,6 +948,9 @@ static void conn_timer(struct ev_loop *loop, struct ev_timer *t)
         break;
     case TMO_RESPONSE:
         gw_conn_up_failed(c, GW_ERR_UP_TIMEOUT, true);
+        break;
+    case TMO_DELAY:
+        pick_and_send(c);
         break;
     }
 }

@@ -156,6 +156,8 @@ bool gw_rewrite_response(struct gw_conn *c, const struct http_response *resp)
     put_list(b, "Via", resp->headers, resp->nheaders, resp->minor ? "1.1 floodgate" : "1.0 floodgate", 13);
     if (resp->status < 200)
         goto end; /* interim: no framing, no connection fields */
+    if (buf_len(&r->rlhdr))
+        buf_append(b, buf_rptr(&r->rlhdr), buf_len(&r->rlhdr));
     if (r->rbody == HTTP_BODY_CHUNKED && !r->dechunk)
         APPEND_LIT(b, "Transfer-Encoding: chunked\r\n");
     if (r->rbody == HTTP_BODY_EOF || r->dechunk)

@@ -155,6 +155,13 @@ static size_t rl__put_ip(char *o, const unsigned char a[16], int alen, unsigned 
 static const char rl__tags[] = { [RL_KEY_IP] = 'i', [RL_KEY_HEADER] = 'h', [RL_KEY_COOKIE] = 'c',
                                  [RL_KEY_ROUTE] = 'r', [RL_KEY_LITERAL] = 'l' };
 
+/* The tag of a part kind; bounded so the compiler sees no way past the
+ * table (kinds come from rl_key_spec_add, which validates them). */
+static char rl__tag(enum rl_key_kind kind)
+{
+    return (unsigned)kind < sizeof rl__tags ? rl__tags[kind] : '?';
+}
+
 int rl_key_build(const struct rl_key_spec *spec, const struct rl_key_input *in, char *out)
 {
     size_t k = 0;
@@ -199,11 +206,11 @@ int rl_key_build(const struct rl_key_spec *spec, const struct rl_key_input *in, 
         if (!present) {
             if (!p->optional)
                 return RL_KEY_ABSENT;
-            out[k++] = rl__tags[p->kind];
+            out[k++] = rl__tag(p->kind);
             out[k++] = '-';
             continue;
         }
-        k += rl__put_text(out + k, rl__tags[p->kind], v, n);
+        k += rl__put_text(out + k, rl__tag(p->kind), v, n);
     }
     ASSERT(k <= RL_KEY_MAX);
     if (k == 0) /* an empty spec: one key for every request */

@@ -68,6 +68,7 @@ void gw_service_free(struct gw_service *svc)
 
 static void snapshot_free(struct gw_snapshot *s)
 {
+    gw_guard_snapshot_free(s);
     for (size_t i = 0; i < s->nservices; i++)
         gw_service_free(s->services[i]);
     free(s->services);
@@ -237,12 +238,20 @@ struct gw_snapshot *gw_snapshot_build(struct gw_cfgref *cr, struct gw_snapshot *
     s->generation = ++gw_g->generation;
     for (size_t i = 0; i < cfg->nservices; i++)
         service_from_cfg(s, prev, &cfg->services[i]);
+    /* Global CIDR lists start from the config; admin changes follow. */
+    s->allow_txt = xcalloc(cfg->guard.nallow + 1, sizeof *s->allow_txt);
+    for (size_t i = 0; i < cfg->guard.nallow; i++)
+        s->allow_txt[s->nallow_txt++] = xstrdup(cfg->guard.allow[i]);
+    s->deny_txt = xcalloc(cfg->guard.ndeny + 1, sizeof *s->deny_txt);
+    for (size_t i = 0; i < cfg->guard.ndeny; i++)
+        s->deny_txt[s->ndeny_txt++] = xstrdup(cfg->guard.deny[i]);
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const struct gw_cfg_route *rt = &cfg->routes[i];
         gw_snapshot_add_route(s, rt->host, rt->prefix, rt->strip_prefix,
                               gw_snapshot_service(s, rt->service));
     }
-    if (gw_members_apply(s, prev, err) != 0 || finish_services(s, err) != 0) {
+    if (gw_members_apply(s, prev, err) != 0 || finish_services(s, err) != 0 ||
+        gw_guard_snapshot(s, err) != 0) {
         snapshot_free(s);
         return NULL;
     }

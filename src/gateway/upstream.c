@@ -22,6 +22,8 @@ static struct gw_upconn **pool_head(struct gw_worker *w, struct gw_server *srv)
             n *= 2;
         w->pools = xrealloc(w->pools, n * sizeof *w->pools);
         memset(w->pools + w->npools, 0, (n - w->npools) * sizeof *w->pools);
+        w->pool_len = xrealloc(w->pool_len, n * sizeof *w->pool_len);
+        memset(w->pool_len + w->npools, 0, (n - w->npools) * sizeof *w->pool_len);
         w->npools = n;
     }
     return &w->pools[slot];
@@ -37,6 +39,7 @@ static void pool_unlink(struct gw_upconn *u)
     if (u->next)
         u->next->prev = u->prev;
     u->next = u->prev = NULL;
+    u->w->pool_len[u->srv->slot]--;
     atomic_fetch_sub_explicit(&u->w->st.up_idle, 1, memory_order_relaxed);
 }
 
@@ -112,14 +115,12 @@ void gw_up_release(struct gw_upconn *u, bool reusable)
         return;
     }
     struct gw_upconn **head = pool_head(w, u->srv);
-    /* Bound the idle pool: count the list, dropping the oldest beyond it. */
-    int n = 0;
-    struct gw_upconn *last = NULL;
-    for (struct gw_upconn *p = *head; p; p = p->next) {
-        n++;
-        last = p;
-    }
-    if (n >= cfg->upstream.keepalive && last) {
+    /* Bound the idle pool: beyond the limit, the oldest idle connection
+     * (the list's tail) goes. */
+    if (w->pool_len[u->srv->slot] >= (uint32_t)cfg->upstream.keepalive) {
+        struct gw_upconn *last = *head;
+        while (last->next)
+            last = last->next;
         pool_unlink(last);
         gw_up_close(last);
     }
@@ -129,6 +130,7 @@ void gw_up_release(struct gw_upconn *u, bool reusable)
     if (*head)
         (*head)->prev = u;
     *head = u;
+    w->pool_len[u->srv->slot]++;
     atomic_fetch_add_explicit(&w->st.up_idle, 1, memory_order_relaxed);
     gw_buf_release(w, &u->in);
     gw_up_want(u, true, false);
@@ -145,7 +147,9 @@ void gw_worker_drop_pools(struct gw_worker *w)
         }
     }
     free(w->pools);
+    free(w->pool_len);
     w->pools = NULL;
+    w->pool_len = NULL;
     w->npools = 0;
 }
 

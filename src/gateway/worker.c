@@ -76,7 +76,14 @@ static void on_accept(struct ev_loop *loop, int lfd, void *ud, int events)
             close(fd);
             continue;
         }
-        gw_conn_accept(w, fd, &peer);
+        bool counted;
+        if (!gw_guard_accept(w, &peer, &counted)) {
+            atomic_fetch_sub_explicit(&gw_g->conns, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&w->st.refused, 1, memory_order_relaxed);
+            close(fd);
+            continue;
+        }
+        gw_conn_accept(w, fd, &peer, counted);
     }
 }
 

@@ -107,7 +107,7 @@ Test(gwconfig_default, defaults_for_absent_keys)
     cr_assert_eq(c->limits.max_headers, 100);
     cr_assert_eq(c->limits.max_body_bytes, 1ull << 30);
     cr_assert_eq(c->limits.max_connections, 100000);
-    cr_assert_eq(c->upstream.keepalive, 128);
+    cr_assert_eq(c->upstream.keepalive, 1024);
     cr_assert_eq(c->upstream.keepalive_timeout_ms, 60000);
     const struct gw_cfg_service *s = &c->services[0];
     cr_assert_str_eq(s->balance, "round_robin");
