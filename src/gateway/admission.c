@@ -20,6 +20,8 @@
 
 #include <string.h>
 
+#define GW_ADM_CODEL_MEMORY 16 /* intervals */
+
 void gw_adm_cfg_default(struct gw_adm_cfg *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -206,13 +208,26 @@ static uint64_t gw__q_oldest(const struct gw_adm_queue *q)
     return t;
 }
 
+static void gw__q_drained(struct gw_adm_queue *q, uint64_t now_us);
+
+/* CoDel's memory: a queue that left the overloaded state less than
+ * GW_ADM_CODEL_MEMORY intervals ago goes back to it as soon as its oldest
+ * entry passes the target, without waiting a whole interval again. A
+ * momentary drain in the middle of a flood (a burst of completions) would
+ * otherwise let a fresh standing queue wait up to an interval, in FIFO
+ * order, before shedding resumes. */
+static bool gw__q_recently(const struct gw_adm_queue *q, uint64_t now_us)
+{
+    return q->overload_end_us &&
+           now_us - q->overload_end_us < GW_ADM_CODEL_MEMORY * q->adm->cfg.codel_interval_us;
+}
+
 /* The overload rule, evaluated at now_us. */
 static void gw__q_observe(struct gw_adm_queue *q, uint64_t now_us)
 {
     const struct gw_adm_cfg *c = &q->adm->cfg;
     if (q->n == 0) {
-        q->overloaded = false;
-        q->last_ok_us = now_us;
+        gw__q_drained(q, now_us);
         return;
     }
     if (q->overloaded)
@@ -220,10 +235,19 @@ static void gw__q_observe(struct gw_adm_queue *q, uint64_t now_us)
     uint64_t oldest = gw__q_oldest(q);
     if (now_us <= oldest || now_us - oldest <= c->codel_target_us) {
         q->last_ok_us = now_us;
-    } else if (now_us - q->last_ok_us >= c->codel_interval_us) {
+    } else if (now_us - q->last_ok_us >= c->codel_interval_us || gw__q_recently(q, now_us)) {
         q->overloaded = true;
         gw__adm_count(q->adm, GW_ADM_ST_OVERLOADS);
     }
+}
+
+/* Leaves the overloaded state: the queue drained. */
+static void gw__q_drained(struct gw_adm_queue *q, uint64_t now_us)
+{
+    if (q->overloaded)
+        q->overload_end_us = now_us;
+    q->overloaded = false;
+    q->last_ok_us = now_us;
 }
 
 enum gw_adm_result gw_adm_submit(struct gw_adm_queue *q, struct gw_adm_entry *e, enum gw_prio prio,
@@ -328,6 +352,12 @@ void gw_adm_queue_poll(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_li
             p--;
             continue;
         }
+        /* This queue holds nothing above class p; a waiter above it in
+         * another worker's queue gets the slot at that worker's next
+         * poll. Without this, slots would stay with the worker that
+         * frees them and a class could starve on another worker. */
+        if (p + 1 < GW_PRIO_COUNT && gw__adm_waiters(adm, (enum gw_prio)(p + 1)))
+            break;
         if (!gw__adm_take(adm))
             break;
         gw__q_leave(q, q->overloaded ? l->tail : l->head, GW_ADM_OUT_READY, ready);
@@ -335,8 +365,7 @@ void gw_adm_queue_poll(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_li
     }
 
     if (q->n == 0) {
-        q->overloaded = false;
-        q->last_ok_us = now_us;
+        gw__q_drained(q, now_us);
         q->next_deadline_us = UINT64_MAX;
     }
 }
@@ -355,8 +384,10 @@ uint64_t gw_adm_queue_next_event_us(const struct gw_adm_queue *q)
     } else {
         /* The queue turns overloaded an interval after it was last fine,
          * if the oldest entry is then still older than the target. */
-        uint64_t t = FG_MAX(q->last_ok_us + c->codel_interval_us,
-                            gw__q_oldest(q) + c->codel_target_us + 1);
+        uint64_t t = gw__q_oldest(q) + c->codel_target_us + 1;
+        if (!q->overload_end_us ||
+            t - q->overload_end_us >= GW_ADM_CODEL_MEMORY * c->codel_interval_us)
+            t = FG_MAX(t, q->last_ok_us + c->codel_interval_us);
         if (t < next)
             next = t;
     }

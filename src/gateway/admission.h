@@ -12,7 +12,9 @@
  *   - The queue is overloaded when its oldest entry has been older than
  *     codel_target_us for a whole codel_interval_us (CoDel's "minimum
  *     sojourn above target for an interval": there was a standing queue).
- *     It stays overloaded until it drains empty.
+ *     It stays overloaded until it drains empty; within 16 intervals of
+ *     that, it is overloaded again as soon as the oldest entry passes the
+ *     target (CoDel's memory of a recent dropping state).
  *   - While overloaded: entries older than the target are shed (every
  *     class but CRITICAL, lowest first), the queue serves the newest
  *     entry of a class first (adaptive LIFO: the newest waiter is the one
@@ -121,6 +123,7 @@ struct gw_adm_queue {
     uint32_t n;
     uint64_t next_deadline_us; /* no entry expires before this */
     uint64_t last_ok_us;       /* last time the oldest entry was within target (or none) */
+    uint64_t overload_end_us;  /* when it last left the overloaded state; 0: never */
     bool overloaded;
 };
 
@@ -201,8 +204,10 @@ void gw_adm_queue_remove(struct gw_adm_queue *q, struct gw_adm_entry *e);
 void gw_adm_queue_poll(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_list *ready,
                        struct gw_adm_list *dropped);
 
-/* The next time a poll would expire, shed or change state even if no slot
- * frees up; UINT64_MAX when the queue is empty. */
+/* When to poll next even if no slot frees up: no later than the first
+ * moment an entry would expire, be shed, or the queue turn overloaded
+ * (possibly earlier: a poll then may have nothing to do, and this moves
+ * on). UINT64_MAX when the queue is empty. */
 uint64_t gw_adm_queue_next_event_us(const struct gw_adm_queue *q);
 
 static inline uint32_t gw_adm_queue_len(const struct gw_adm_queue *q)

@@ -592,3 +592,64 @@ Test(adm_codel, short_waits_are_not_overload)
         cr_assert_not(gw_adm_queue_overloaded(&f.q));
     }
 }
+
+Test(adm_codel, recent_overload_returns_at_once)
+{
+    static struct fix f;
+    uint64_t t = overloaded_fixture(&f);
+    char one[256], drop[256];
+    /* Drain it: six releases, six admissions. */
+    for (int i = 0; i < 6; i++) {
+        gw_adm_release(&f.adm, t, 0, false);
+        poll_names(&f.q, t, one, drop);
+    }
+    cr_assert_not(gw_adm_queue_overloaded(&f.q));
+    /* A new standing entry: overloaded again as soon as it passes the
+     * target, not an interval later. */
+    cr_assert_eq(submit(&f.q, &f.r[8], "N", GW_PRIO_NORMAL, 0, t), GW_ADM_QUEUED);
+    cr_assert_eq(gw_adm_queue_next_event_us(&f.q), t + 5 * MS + 1);
+    poll_names(&f.q, t + 5 * MS, one, drop);
+    cr_assert_not(gw_adm_queue_overloaded(&f.q));
+    poll_names(&f.q, t + 5 * MS + 1, one, drop);
+    cr_assert_str_eq(drop, "N", "overloaded and shed in the same poll");
+    cr_assert_not(gw_adm_queue_overloaded(&f.q), "which drained it");
+    struct gw_adm_stats st;
+    gw_adm_get_stats(&f.adm, &st);
+    cr_assert_eq(st.counters[GW_ADM_ST_OVERLOADS], 2);
+
+    /* Sixteen intervals after the last drain the memory is gone: a full
+     * interval above target is needed again. */
+    uint64_t later = t + 5 * MS + 1 + 16 * 100 * MS;
+    cr_assert_eq(submit(&f.q, &f.r[9], "M", GW_PRIO_NORMAL, 0, later), GW_ADM_QUEUED);
+    cr_assert_eq(gw_adm_queue_next_event_us(&f.q), later + 100 * MS);
+    /* Polled every ms, the entry was last within target at +5 ms, so the
+     * interval runs out at +105 ms. */
+    for (uint64_t u = later; u < later + 105 * MS; u += MS) {
+        poll_names(&f.q, u, one, drop);
+        cr_assert_not(gw_adm_queue_overloaded(&f.q));
+        cr_assert_leq(gw_adm_queue_next_event_us(&f.q), later + 105 * MS);
+    }
+    poll_names(&f.q, later + 105 * MS, one, drop);
+    cr_assert_str_eq(drop, "M");
+}
+
+Test(adm_queue, higher_class_elsewhere_gets_the_slot)
+{
+    /* Two workers' queues on one adm: a slot freed on worker A is left
+     * for a HIGH waiter on worker B rather than taken by A's NORMAL. */
+    static struct fix f;
+    fix_init(&f, 16, 10 * SEC, 20 * SEC);
+    struct gw_adm_queue qb;
+    gw_adm_queue_init(&qb, &f.adm, T0);
+    cr_assert_eq(submit(&f.q, &f.r[0], "AN", GW_PRIO_NORMAL, 0, T0), GW_ADM_QUEUED);
+    cr_assert_eq(submit(&qb, &f.r[1], "BH", GW_PRIO_HIGH, 0, T0), GW_ADM_QUEUED);
+    gw_adm_release(&f.adm, T0 + 1, 0, false);
+    char one[256], drop[256];
+    poll_names(&f.q, T0 + 1, one, drop);
+    cr_assert_str_empty(one, "A yields");
+    poll_names(&qb, T0 + 2, one, drop);
+    cr_assert_str_eq(one, "BH");
+    gw_adm_release(&f.adm, T0 + 3, 0, false);
+    poll_names(&f.q, T0 + 3, one, drop);
+    cr_assert_str_eq(one, "AN");
+}
