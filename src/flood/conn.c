@@ -57,7 +57,6 @@ void fl__conn_close(struct fl_conn *c)
         c->fd = -1;
     }
     c->state = FL_CS_CLOSED;
-    c->reused = false;
     buf_reset(&c->in);
     buf_shrink_if_empty(&c->in, 0);
 }
@@ -87,7 +86,6 @@ static bool conn_connect(struct fl_conn *c)
     }
     net_set_nodelay(fd);
     c->fd = fd;
-    c->reused = false;
     c->state = FL_CS_CONNECTING;
     int rc = ev_io_start(w->loop, fd, EV_WRITE, conn_on_io, c);
     if (rc != 0) {
@@ -166,7 +164,6 @@ static void conn_complete(struct fl_conn *c, bool extra)
     uint64_t now = ev_clock_ns();
     c->busy = false;
     c->state = FL_CS_IDLE;
-    c->reused = true;
     fl__worker_done(w, c, now);
     if (c->close_after || extra || !w->running)
         fl__conn_close(c);
@@ -203,8 +200,13 @@ static ssize_t conn_process(struct fl_conn *c, const char *p, size_t len)
             const struct fl_template *t = &w->cfg->mix.t[c->tpl];
             enum http_body b = resp.status == 101 ? HTTP_BODY_EOF : http_response_body(&resp, t->m);
             c->body_mode = (uint8_t)b;
+            /* An answer before the whole request was written (an early
+             * 413, say) leaves the connection unusable. */
             c->close_after = w->cfg->conn_per_request || (resp.flags & HTTP_F_CONN_CLOSE) ||
-                             (resp.minor == 0 && !(resp.flags & HTTP_F_CONN_KEEPALIVE)) || b == HTTP_BODY_EOF;
+                             (resp.minor == 0 && !(resp.flags & HTTP_F_CONN_KEEPALIVE)) || b == HTTP_BODY_EOF ||
+                             c->state == FL_CS_SENDING;
+            if (c->state == FL_CS_SENDING)
+                ev_io_set(w->loop, c->fd, EV_READ);
             if (b == HTTP_BODY_NONE) {
                 conn_complete(c, off < len);
                 return -1;

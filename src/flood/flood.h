@@ -329,7 +329,6 @@ struct fl_conn {
     uint8_t body_mode;      /* enum http_body of the current response */
     bool busy;              /* a request is assigned (sending or awaiting its response) */
     bool close_after;       /* close once the current response ends */
-    bool reused;            /* the socket already carried a response */
     uint16_t tpl;           /* template of the current request */
     int status;             /* status of the current response */
     uint32_t id;            /* index among all connections of the run */
