@@ -203,6 +203,23 @@ class Gateway:
         assert r.status_code == 200, r.text
         return parse_metrics(r.text)
 
+    def steady_metrics(self):
+        """metrics() once the request counters stopped moving: a request is
+        counted just after its response is written, so right after a
+        response the counters may still trail by one."""
+        def total(ms):
+            return sum(v for (n, _), v in ms.items()
+                       if n in ("floodgate_gateway_requests_total",
+                                "floodgate_gateway_request_duration_seconds_count"))
+        ms = self.metrics()
+        for _ in range(20):
+            time.sleep(0.02)
+            again = self.metrics()
+            if total(again) == total(ms):
+                return again
+            ms = again
+        return ms
+
     def generation(self):
         return self.metrics().get(("floodgate_gateway_config_generation", ()), 0)
 

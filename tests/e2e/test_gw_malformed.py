@@ -5,6 +5,7 @@ nothing forwarded to the backend."""
 
 import os
 import sys
+import time
 
 import pytest
 import requests
@@ -27,9 +28,22 @@ def env():
 
 
 def backend_requests(gw):
-    r = gw.admin("GET", "/services/app")
-    assert r.status_code == 200
-    return sum(s["requests"] for s in r.json()["servers"])
+    """Requests the gateway sent to the backend, once the count is steady
+    (a request is counted just after its response is written, so the
+    count may trail what the client has seen by a moment)."""
+    def count():
+        r = gw.admin("GET", "/services/app")
+        assert r.status_code == 200
+        return sum(s["requests"] for s in r.json()["servers"])
+
+    last = count()
+    for _ in range(20):
+        time.sleep(0.02)
+        now = count()
+        if now == last:
+            return now
+        last = now
+    return last
 
 
 def refused(gw, data, status, forwarded=False, close=True):

@@ -12,7 +12,7 @@ import requests
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fgtest import Conn, free_port, scaled  # noqa: E402
 from gwtest import (backends, config, gateway, metric, parse_metrics, route,  # noqa: E402
-                    servers_hit, service)
+                    servers_hit, service, wait_until)
 
 T = scaled(5)
 P = "floodgate_gateway_"
@@ -65,13 +65,18 @@ def test_format_is_prometheus_text(env):
 
 
 def test_requests_total_counts_exactly(env):
-    before = env.metrics()
+    before = env.steady_metrics()
     hits = servers_hit(env.url("/app/x"), 10)
     with Conn(env.port) as c:
         c.send(b"GET /app/status/404 HTTP/1.1\r\nHost: t\r\n\r\n"
                b"GET /app/status/503 HTTP/1.1\r\nHost: t\r\n\r\n")
         assert c.response().status == 404
         assert c.response().status == 503
+    # A request is counted just after its response is written: wait for
+    # the last one, then compare exactly.
+    wait_until(lambda: metric(env.metrics(), P + "requests_total", service="app", code_class="5xx") >
+               metric(before, P + "requests_total", service="app", code_class="5xx"), 2,
+               what="the last request counted")
     after = env.metrics()
 
     def delta(name, **labels):
@@ -87,10 +92,12 @@ def test_requests_total_counts_exactly(env):
 
 
 def test_histogram_is_consistent_and_counts(env):
-    before = env.metrics()
-    servers_hit(env.url("/app/h"), 7)
-    after = env.metrics()
+    before = env.steady_metrics()
     name = P + "request_duration_seconds"
+    servers_hit(env.url("/app/h"), 7)
+    wait_until(lambda: metric(env.metrics(), name + "_count", service="app") -
+               metric(before, name + "_count", service="app") >= 7, 2, what="7 requests counted")
+    after = env.metrics()
     for ms in (before, after):
         buckets = sorted(((float("inf") if dict(lab)["le"] == "+Inf" else float(dict(lab)["le"])), v)
                          for (n, lab), v in ms.items()
@@ -107,7 +114,7 @@ def test_histogram_is_consistent_and_counts(env):
 
 
 def test_errors_by_cause(env):
-    before = env.metrics()
+    before = env.steady_metrics()
     assert requests.get(env.url("/nowhere"), timeout=T).status_code == 404
     assert requests.get(env.url("/down"), timeout=T).status_code == 502
     with Conn(env.port) as c:
