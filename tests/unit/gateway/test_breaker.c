@@ -222,7 +222,7 @@ Test(breaker_trip, slow_call_rate)
         cr_assert(gw_breaker_allow(b, T0));
         gw_breaker_record(b, T0, true, 100 * MS - 1);
     }
-    cr_assert_eq(gw_breaker_state(b), GW_BREAKER_OPEN, "3 of 5 slow is 60%");
+    cr_assert_eq(gw_breaker_state(b), GW_BREAKER_OPEN, "3 of 5 slow is 60%%");
     gw_breaker_free(b);
 }
 
