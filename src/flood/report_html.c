@@ -167,13 +167,13 @@ static void chart_throughput(struct buf *b, const struct fl_config *cfg, const s
         }                                                              \
         polyline(b, ys, n, color, dashed, 2);                          \
     } while (0)
-    if (cfg->open)
-        SERIES(p->target, "#64748b", true);
     if (atk)
         SERIES(p->done[FL_ATTACKERS], "#db2777", false);
     SERIES(p->cls[FL_C_ERR], "#111827", false);
     SERIES(p->cls[FL_C_429] + p->cls[FL_C_503], "#f97316", false);
     SERIES(p->done[FL_USERS], "#2563eb", false);
+    if (cfg->open) /* last and dashed: visible where the rate meets it */
+        SERIES(p->target, "#64748b", true);
 #undef SERIES
     free(ys);
     buf_append_str(b, "</svg>\n");

@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,9 +144,25 @@ static void merge(const struct fl_config *cfg, struct fl_run *run, struct fl_res
     merge_series(cfg, run, res);
 }
 
+/* Many connections need many descriptors: raise the soft limit toward
+ * the hard one when the run needs more than it allows. */
+static void raise_nofile(int conns)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)conns + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want)
+        fprintf(stderr, "flood: the descriptor limit (%lu) is below %d connections; some connects will fail\n",
+                (unsigned long)rl.rlim_cur, conns);
+}
+
 int fl_run(const struct fl_config *cfg, struct fl_result *res)
 {
     memset(res, 0, sizeof *res);
+    raise_nofile(cfg->conns);
     struct fl_run run = {.cfg = cfg};
     run.nworkers = cfg->threads;
     run.w = xcalloc((size_t)run.nworkers, sizeof *run.w);
