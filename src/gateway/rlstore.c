@@ -2,8 +2,17 @@
  *
  * Layout of an entry, one allocation:
  *     struct rl_entry | key bytes, padded to 8 | struct rl_state (+ ring)
- * The shard's lock covers its bucket array, its LRU list, its counters and
- * the states of its entries. The lock is a test-and-test-and-set spinlock
+ * The shard's lock covers its bucket array, its entry list, its counters
+ * and the states of its entries.
+ *
+ * Recency is tracked the CLOCK (second chance) way rather than as a strict
+ * LRU list: a hit only sets its entry's `ref` bit; the list stays in
+ * insertion order, and the victim search gives each referenced entry at
+ * the tail one more round (clears the bit, moves it to the head). A strict
+ * move-to-front would write three other entries' links on every check,
+ * three more cache misses on a table larger than the cache. New entries
+ * start unreferenced, so keys seen once (a scan of random keys) go before
+ * keys in use. The lock is a test-and-test-and-set spinlock
  * that yields after a while: critical sections are a few dozen
  * nanoseconds, and a preempted holder must not make the others burn their
  * time slice. malloc and free run outside the lock: a miss unlocks,
@@ -20,7 +29,7 @@ struct rl_link {
 };
 
 struct rl_entry {
-    struct rl_link lru;        /* first: the shard's list, most recent first */
+    struct rl_link lru;        /* first: the shard's list, newest (or re-armed) first */
     struct rl_entry *hnext;    /* bucket chain */
     uint64_t hash;             /* XXH3 of the key, seeded with the rule id */
     uint64_t expires_us;       /* state is fresh again from then on */
@@ -29,7 +38,7 @@ struct rl_entry {
     uint32_t size;             /* rl_store_entry_bytes() of this entry */
     uint16_t key_len;
     uint8_t algo;              /* the algorithm the state was made for */
-    uint8_t pad_;
+    uint8_t ref;               /* used since the clock hand last passed */
     uint64_t data[];           /* key bytes, then the state */
 };
 
@@ -193,13 +202,6 @@ static inline void rl__lru_push(struct rl_shard *sh, struct rl_entry *e)
     sh->lru.next = &e->lru;
 }
 
-static inline void rl__lru_touch(struct rl_shard *sh, struct rl_entry *e)
-{
-    if (sh->lru.next != &e->lru) {
-        rl__lru_unlink(e);
-        rl__lru_push(sh, e);
-    }
-}
 
 /* Unlinks e from its bucket and the LRU list; the caller frees it after
  * unlocking. */
@@ -301,7 +303,17 @@ static bool rl__make_room(struct rl_shard *sh, const struct rl_rule *rule, size_
         if (victim) {
             sh->evicted_expired++;
         } else if (rule->on_full == RL_FULL_EVICT) {
-            victim = container_of(sh->lru.prev, struct rl_entry, lru);
+            /* Second chance: referenced entries at the tail are re-armed
+             * at the head; after one pass every bit is clear, so this
+             * ends within count + 1 steps. */
+            for (;;) {
+                victim = container_of(sh->lru.prev, struct rl_entry, lru);
+                if (!victim->ref)
+                    break;
+                victim->ref = 0;
+                rl__lru_unlink(victim);
+                rl__lru_push(sh, victim);
+            }
             sh->evicted_lru++;
         } else {
             struct rl_entry *tail = container_of(sh->lru.prev, struct rl_entry, lru);
@@ -356,6 +368,7 @@ int rl_store_check(struct rl_store *s, const struct rl_rule *rule, const void *k
     const uint64_t h = rl__hash(rule->id, key, len);
     struct rl_shard *sh = rl__shard(s, h);
     struct rl_entry *dead = NULL, *fresh = NULL;
+    bool fresh_used = false;
     int rc = RL_STORE_OK;
 
     rl__lock(sh);
@@ -393,13 +406,15 @@ int rl_store_check(struct rl_store *s, const struct rl_rule *rule, const void *k
                 rl__insert(sh, fresh);
                 e = fresh;
                 fresh = NULL;
+                fresh_used = true;
             } else {
                 rc = RL_STORE_FULL;
             }
         }
     }
     if (e) {
-        rl__lru_touch(sh, e);
+        if (!fresh_used)
+            e->ref = 1; /* a hit; a new entry starts unreferenced */
         struct rl_state *st = rl__state(e);
         rl_check(rule, st, now_us, cost, d);
         e->expires_us = rl_state_expiry(rule, st);

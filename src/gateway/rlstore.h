@@ -22,18 +22,21 @@
  * by rl_store_sweep(), which the owner calls periodically.
  *
  * Full-store policy: when a new key arrives and its shard is at its cap
- * with no expired entry among its 8 least recently used ones, the rule's
- * on_full decides:
- *   RL_FULL_EVICT (default)  the least recently used entry is evicted and
- *                            the new key takes its place. An evicted key
- *                            that comes back starts afresh, so under a key
- *                            flood a client may get a fresh quota; the
- *                            victim is always the idlest key of its shard.
+ * with no expired entry among its 8 oldest ones, the rule's on_full
+ * decides:
+ *   RL_FULL_EVICT (default)  the least recently used entry, by the CLOCK
+ *                            (second chance) approximation, is evicted and
+ *                            the new key takes its place: the oldest entry
+ *                            not checked again since the clock hand last
+ *                            passed it, keys seen only once first. An
+ *                            evicted key that comes back starts afresh, so
+ *                            under a key flood a client may get a fresh
+ *                            quota; the victim is always an idle key.
  *   RL_FULL_ALLOW            fail open: the request is admitted and no
  *                            state is kept for the key.
  *   RL_FULL_DENY             fail closed: the request is rejected with
- *                            retry_after until the shard's least recently
- *                            used entry expires (at most the rule's window).
+ *                            retry_after until the shard's oldest entry
+ *                            expires (at most the rule's window).
  * A key whose single entry exceeds the shard's byte cap is handled as
  * RL_FULL_ALLOW under RL_FULL_EVICT (evicting could never make room).
  * Existing keys are never refused.
@@ -70,7 +73,7 @@ struct rl_store_stats {
     size_t max_keys;           /* effective cap: shards * per-shard cap */
     uint64_t inserts;          /* entries created */
     uint64_t evicted_expired;  /* reclaimed lazily to make room */
-    uint64_t evicted_lru;      /* live entries evicted by RL_FULL_EVICT */
+    uint64_t evicted_lru;      /* live entries evicted by RL_FULL_EVICT (CLOCK) */
     uint64_t swept;            /* removed by rl_store_sweep */
     uint64_t full_allowed;     /* requests admitted by RL_FULL_ALLOW */
     uint64_t full_denied;      /* requests rejected by RL_FULL_DENY */

@@ -157,6 +157,8 @@ Test(rl_store, expired_entries_make_room_first)
     rl_store_free(s);
 }
 
+/* CLOCK order: a, b, c inserted unreferenced; a is hit; d evicts the
+ * oldest unreferenced entry (b) after giving a a second chance. */
 Test(rl_store, full_evicts_least_recently_used)
 {
     struct rl_store *s = store(3, 0, 1);
@@ -172,7 +174,8 @@ Test(rl_store, full_evicts_least_recently_used)
     cr_assert_not(ok(s, &r, "a", T0 + 3)); /* a kept its count */
     cr_assert(ok(s, &r, "c", T0 + 4));     /* c kept its count: its second */
     cr_assert_not(ok(s, &r, "c", T0 + 4));
-    /* b comes back fresh (its count was lost), evicting d, now the idlest. */
+    /* b comes back fresh (its count was lost); a and c were hit, so d, never
+     * hit since its insertion, goes. */
     struct rl_decision d = chk(s, &r, "b", T0 + 5, RL_STORE_OK);
     cr_assert(d.allowed);
     cr_assert_eq(d.remaining, 1);
