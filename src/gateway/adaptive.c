@@ -313,7 +313,9 @@ void gw_limit_on_sample(struct gw_limit *l, uint64_t now_us, uint64_t rtt_us, ui
      * one no-load RTT old and has seen a drop: like TCP reacting to loss
      * once per round trip, so that fast failures, which free their slot
      * at once, are not repeated for a whole window. */
-    uint64_t age = now_us - l->win_start_us;
+    /* Threads read the clock before taking the lock, so now_us may be a
+     * little older than the window's start. */
+    uint64_t age = now_us > l->win_start_us ? now_us - l->win_start_us : 0;
     if ((age >= l->cfg.window_us && l->win_n + l->win_drops >= l->cfg.window_min_samples) ||
         (l->win_drops && age >= l->min_rtt_us)) {
         gw__lim_update(l, now_us);

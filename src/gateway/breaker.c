@@ -303,7 +303,8 @@ bool gw_breaker_allow(struct gw_breaker *b, uint64_t now_us)
             b->probes_issued++;
             b->probes_out++;
             ok = true;
-        } else if (b->cfg.half_open_timeout_us && now_us - b->since_us >= b->cfg.half_open_timeout_us) {
+        } else if (b->cfg.half_open_timeout_us && now_us >= b->since_us &&
+                   now_us - b->since_us >= b->cfg.half_open_timeout_us) {
             gw__brk_set(b, GW_BREAKER_OPEN, GW_BREAKER_R_PROBE_TIMEOUT, now_us, &ev);
         }
     }
