@@ -70,7 +70,8 @@ class Recorder:
     and answers 429 to peers in 127.6.6.0/24 (the attackers' default
     range), 200 otherwise, with keep-alive."""
 
-    def __init__(self):
+    def __init__(self, framing="length"):
+        self.framing = framing  # length, chunked, or close (body until the server closes)
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -123,9 +124,15 @@ class Recorder:
                     self.peers[peer] += 1
                     self.requests.append((peer, method, path, hdrs))
                 status = b"429 Too Many Requests" if peer.startswith("127.6.6.") else b"200 OK"
-                close = hdrs.get("connection", "").lower() == "close"
-                c.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 3\r\n" +
-                          (b"Connection: close\r\n" if close else b"") + b"\r\nok\n")
+                close = hdrs.get("connection", "").lower() == "close" or self.framing == "close"
+                if self.framing == "chunked":
+                    c.sendall(b"HTTP/1.1 " + status + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              b"2\r\nok\r\n1;ext=1\r\n\n\r\n0\r\nTrailer-X: 1\r\n\r\n")
+                elif self.framing == "close":
+                    c.sendall(b"HTTP/1.1 " + status + b"\r\n\r\nok, until close\n")
+                else:
+                    c.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: 3\r\n" +
+                              (b"Connection: close\r\n" if close else b"") + b"\r\nok\n")
                 if close:
                     return
         except OSError:
@@ -334,6 +341,22 @@ def test_spike_profile_shapes_the_rate(echo):
     done = [x["done"] for x in s]
     assert 40 <= done[0] <= 60 and 180 <= done[1] <= 220 and 40 <= done[2] <= 60, done
     assert [x["target"] for x in s] == [50, 200, 50]
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+def test_response_framings(framing):
+    srv = Recorder(framing)
+    try:
+        r, _ = flood("-c", "4", "-t", "2", "-d", "1", srv.url())
+    finally:
+        srv.close()
+    u = r["users"]
+    assert u["done"] > 50 and u["errors"] == 0, u
+    assert u["status"] == {"200": u["done"]}
+    if framing == "chunked":
+        assert u["connects"] == 4  # kept alive
+    else:
+        assert u["connects"] >= u["done"]
 
 
 # ---- errors ----------------------------------------------------------------
