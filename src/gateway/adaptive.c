@@ -173,7 +173,8 @@ static void gw__lim_measure_end(struct gw_limit *l, uint64_t now_us)
     l->min_rtt_us = l->probe_rtt[l->nprobe / 2];
     l->measuring = false;
     l->measurements++;
-    l->next_measure_us = l->cfg.min_rtt_interval_us ? now_us + l->cfg.min_rtt_interval_us : UINT64_MAX;
+    l->next_measure_us =
+        l->cfg.min_rtt_interval_us ? now_us + l->cfg.min_rtt_interval_us : UINT64_MAX;
     gw__lim_window_reset(l, now_us);
     gw__lim_publish(l, l->est);
 }

@@ -47,15 +47,15 @@ enum gw_limit_algo {
 struct gw_limit_cfg {
     enum gw_limit_algo algo;      /* [GRADIENT] */
     uint32_t initial_limit;       /* limit before the first adjustment [20] */
-    uint32_t min_limit;           /* floor, and the concurrency the no-load RTT is measured at [4] */
+    uint32_t min_limit;           /* floor, and the concurrency min_rtt is measured at [4] */
     uint32_t max_limit;           /* ceiling [1000] */
     uint64_t window_us;           /* the limit is recomputed at most this often [100 ms] */
     uint32_t window_min_samples;  /* ... and from at least this many samples [10] */
-    uint64_t min_rtt_interval_us; /* re-measure the no-load RTT this often; 0: only at start [60 s] */
+    uint64_t min_rtt_interval_us; /* re-measure min_rtt this often; 0: only at start [60 s] */
     uint32_t min_rtt_samples;     /* samples per measurement, 1..GW_LIMIT_MAX_PROBE_SAMPLES [25] */
     uint64_t timeout_us;          /* a sample at least this slow counts as a drop; 0: off [0] */
     double backoff;               /* decrease factor for drops (and AIMD latency), 0.5..1 [0.9] */
-    double buffer;                /* GRADIENT: latency up to min_rtt * (1 + buffer) is no-load [0.1] */
+    double buffer;                /* GRADIENT: RTT up to min_rtt * (1 + buffer) is no-load [0.1] */
     double smoothing;             /* GRADIENT: weight of each new estimate, 0..1 [0.5] */
     double tolerance;             /* AIMD: back off when window RTT > tolerance * min_rtt [1.2] */
     uint32_t increase;            /* AIMD: added per window otherwise [1] */

@@ -281,7 +281,8 @@ bool gw_breaker_allow(struct gw_breaker *b, uint64_t now_us)
     int st = atomic_load_explicit(&b->state, memory_order_acquire);
     if (likely(st == GW_BREAKER_CLOSED))
         return true;
-    if (st == GW_BREAKER_OPEN && now_us < atomic_load_explicit(&b->retry_at_us, memory_order_relaxed)) {
+    if (st == GW_BREAKER_OPEN &&
+        now_us < atomic_load_explicit(&b->retry_at_us, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&b->rejected, 1, memory_order_relaxed);
         return false;
     }

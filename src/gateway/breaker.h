@@ -34,7 +34,7 @@ enum gw_breaker_reason {
     GW_BREAKER_R_SLOW_RATE,       /* closed -> open: slow-call rate over the window */
     GW_BREAKER_R_WAIT_ELAPSED,    /* open -> half-open: open_wait_us passed */
     GW_BREAKER_R_PROBE_FAILED,    /* half-open -> open: a probe failed or was slow */
-    GW_BREAKER_R_PROBE_TIMEOUT,   /* half-open -> open: probes unfinished after half_open_timeout_us */
+    GW_BREAKER_R_PROBE_TIMEOUT,   /* half-open -> open: probes unfinished in half_open_timeout_us */
     GW_BREAKER_R_PROBES_OK,       /* half-open -> closed: every probe succeeded */
     GW_BREAKER_R_RESET,           /* any -> closed: gw_breaker_reset() */
 };
@@ -52,13 +52,13 @@ struct gw_breaker_cfg {
     uint32_t consecutive_failures;      /* trip after this many failures in a row; 0: off [5] */
     enum gw_breaker_window window_type; /* how the sliding window is measured [COUNT] */
     uint32_t window_size;               /* calls (COUNT) or seconds (TIME) [100] */
-    uint32_t min_calls;                 /* rates count only from this many calls in the window [20] */
+    uint32_t min_calls;                 /* rates count from this many calls in the window [20] */
     uint32_t failure_rate_pct;          /* trip when failures >= this % of calls; 0: off [50] */
     uint32_t slow_rate_pct;             /* trip when slow calls >= this % of calls; 0: off [100] */
     uint64_t slow_call_us;              /* a call lasting at least this long is slow [60 s] */
     uint64_t open_wait_us;              /* stay open this long before probing [30 s] */
     uint32_t half_open_probes;          /* calls admitted in half-open, all must succeed [3] */
-    uint64_t half_open_timeout_us;      /* reopen if the probes have not all reported by then; 0: never [0] */
+    uint64_t half_open_timeout_us;      /* reopen if probes are still out by then; 0: off [0] */
 };
 
 struct gw_breaker;

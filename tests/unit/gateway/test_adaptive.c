@@ -494,7 +494,8 @@ static void check_converges(enum gw_limit_algo algo, uint32_t cap)
     struct loop_result r;
     closed_loop(&c, ph, 1, 0, 40 * SEC, spans, 1, &r);
     double ideal = cap * 1e6 / (double)S;
-    printf("adaptive %-8s C=%-4u settled limit %.1f (%.2f C), throughput %.0f/s (%.3f of capacity)\n",
+    printf("adaptive %-8s C=%-4u settled limit %.1f (%.2f C), "
+           "throughput %.0f/s (%.3f of capacity)\n",
            gw_limit_algo_name(algo), cap, r.avg_limit[0], r.avg_limit[0] / cap, r.throughput[0],
            r.throughput[0] / ideal);
     cr_assert_geq(r.avg_limit[0], 0.7 * cap, "%s C=%u: %.1f", gw_limit_algo_name(algo), cap,
