@@ -165,7 +165,8 @@ static char rl__tag(enum rl_key_kind kind)
 int rl_key_build(const struct rl_key_spec *spec, const struct rl_key_input *in, char *out)
 {
     size_t k = 0;
-    for (unsigned i = 0; i < spec->nparts; i++) {
+    unsigned nparts = FG_MIN(spec->nparts, (unsigned)RL_KEY_MAX_PARTS);
+    for (unsigned i = 0; i < nparts; i++) {
         const struct rl_key_part *p = &spec->parts[i];
         const char *v = NULL;
         size_t n = 0;
@@ -175,7 +176,8 @@ int rl_key_build(const struct rl_key_spec *spec, const struct rl_key_input *in, 
             unsigned char a[16];
             int alen = rl__addr(in, a);
             if (alen) {
-                k += rl__put_ip(out + k, a, alen, alen == 4 ? p->v4_prefix : p->v6_prefix);
+                unsigned prefix = alen == 4 ? p->v4_prefix : p->v6_prefix;
+                k += rl__put_ip(out + k, a, alen, FG_MIN(prefix, (unsigned)alen * 8));
                 continue;
             }
             present = false;

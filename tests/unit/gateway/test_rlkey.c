@@ -74,6 +74,21 @@ Test(rl_key, ipv4_exact_bytes)
     KEY_IS("ip", &in, "i4\x20\x0a\x01\x02\x03");
 }
 
+/* A spec filled in by hand with prefixes past the address size keeps the
+ * whole address. */
+Test(rl_key, oversized_prefixes_are_clamped)
+{
+    struct rl_key_spec sp = { .nparts = 1, .parts = { { .kind = RL_KEY_IP, .v4_prefix = 200,
+                                                        .v6_prefix = 255 } } };
+    struct rl_key_input in = ip("10.1.2.3");
+    char out[RL_KEY_MAX];
+    cr_assert_eq(build(&sp, &in, out), 7);
+    cr_assert(memcmp(out, "i4\x20\x0a\x01\x02\x03", 7) == 0);
+    in = ip("2001:db8::1");
+    cr_assert_eq(build(&sp, &in, out), 19);
+    cr_assert_eq((unsigned char)out[2], 128);
+}
+
 Test(rl_key, ipv4_prefixes)
 {
     cr_assert(same_ip("ip/24", "10.1.2.3", "10.1.2.200"));
