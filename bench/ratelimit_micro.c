@@ -186,7 +186,8 @@ int main(int argc, char **argv)
     long n = argc > 2 ? atol(argv[2]) : 2000000;
     keys_per_thread = argc > 3 ? atoi(argv[3]) : 50000;
     if (threads < 1 || threads > 64 || n < 1 || keys_per_thread < 1 || keys_per_thread > 65536) {
-        fprintf(stderr, "usage: %s [threads 1..64] [checks per thread] [keys per thread 1..65536]\n",
+        fprintf(stderr,
+                "usage: %s [threads 1..64] [checks per thread] [keys per thread 1..65536]\n",
                 argv[0]);
         return 2;
     }

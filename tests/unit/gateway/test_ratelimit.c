@@ -43,7 +43,8 @@ static struct rl_state *st_new(const struct rl_rule *r)
     return st;
 }
 
-static struct rl_decision at(const struct rl_rule *r, struct rl_state *st, uint64_t t, uint32_t cost)
+static struct rl_decision at(const struct rl_rule *r, struct rl_state *st, uint64_t t,
+                             uint32_t cost)
 {
     struct rl_decision d;
     memset(&d, 0xa5, sizeof d);
