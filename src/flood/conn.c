@@ -19,6 +19,8 @@
  * worker.c), so a failing connect never recurses. */
 #include "flood/flood.h"
 
+#include "core/log.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -30,7 +32,7 @@
 
 static void conn_on_io(struct ev_loop *loop, int fd, void *ud, int events);
 
-bool fl__conn_source(const struct fl_conn *c, struct net_addr *src)
+bool fl__conn_source(const struct fl_conn *c, uint64_t n, struct net_addr *src)
 {
     const struct fl_config *cfg = c->w->cfg;
     const struct fl_sources *s = c->group == FL_ATTACKERS ? &cfg->attacker_sources : &cfg->sources;
@@ -39,7 +41,7 @@ bool fl__conn_source(const struct fl_conn *c, struct net_addr *src)
     /* Connection j of a group with C connections uses addresses j, j+C,
      * j+2C... on successive connects: all distinct at any moment while
      * there are enough, and the whole range is walked over time. */
-    uint64_t i = (uint64_t)c->id + c->nconnects * (uint64_t)cfg->group_conns[c->group];
+    uint64_t i = (uint64_t)c->id + n * (uint64_t)cfg->group_conns[c->group];
     struct sockaddr_in *in = (struct sockaddr_in *)&src->ss;
     memset(src, 0, sizeof *src);
     in->sin_family = AF_INET;
@@ -66,18 +68,37 @@ static void conn_fail(struct fl_conn *c, enum fl_err e)
     fl__worker_error(c->w, c, e, ev_clock_ns());
 }
 
+/* Says why the first connect of a worker failed (the counts alone do not
+ * tell a refused port from a source address that is not local). */
+static void connect_failed(struct fl_conn *c, uint64_t n, int err)
+{
+    struct fl_worker *w = c->w;
+    if (w->warned_connect || w->cfg->quiet)
+        return;
+    w->warned_connect = true;
+    struct net_addr src;
+    char s[64] = "";
+    if (fl__conn_source(c, n, &src)) {
+        strcpy(s, " from ");
+        net_addr_host(&src, s + 6, sizeof s - 6);
+    }
+    log_warn("flood: connect to %s%s: %s (counted as connect errors from here on)", w->cfg->target_str, s,
+             strerror(err));
+}
+
 /* Opens the socket; the request (if any) is sent once connected. Returns
  * false after reporting a connect error. */
 static bool conn_connect(struct fl_conn *c)
 {
     struct fl_worker *w = c->w;
     struct net_addr src;
-    bool has_src = fl__conn_source(c, &src);
+    bool has_src = fl__conn_source(c, c->nconnects, &src);
     bool in_progress = false;
     c->nconnects++;
     w->gs[c->group].connects++;
     int fd = net_connect(&w->cfg->target, has_src ? &src : NULL, &in_progress);
     if (fd < 0) {
+        connect_failed(c, c->nconnects - 1, -fd);
         if (c->busy)
             conn_fail(c, FL_E_CONNECT);
         else
@@ -332,6 +353,7 @@ static void conn_on_io(struct ev_loop *loop, int fd, void *ud, int events)
     case FL_CS_CONNECTING: {
         int r = net_connect_result(c->fd);
         if (r != 0) {
+            connect_failed(c, c->nconnects - 1, -r);
             fl__conn_close(c);
             if (c->busy)
                 conn_fail(c, FL_E_CONNECT);

@@ -375,6 +375,7 @@ struct fl_worker {
     uint64_t t0;            /* start of the run, ns (CLOCK_MONOTONIC) */
     uint64_t end_ns;        /* t0 + duration */
     bool running;           /* between the start and the end */
+    bool warned_connect;    /* the first connect error was logged */
     bool failed;
     uint64_t rng;
     /* Statistics, owned by this thread until it is joined. */
@@ -417,8 +418,9 @@ void fl__conn_request(struct fl_conn *c, uint16_t tpl, uint64_t start_ns);
 void fl__conn_preconnect(struct fl_conn *c);
 /* Closes the socket, dropping any request (not counted). */
 void fl__conn_close(struct fl_conn *c);
-/* Source address for c's next connect, or NULL to let the kernel pick. */
-bool fl__conn_source(const struct fl_conn *c, struct net_addr *src);
+/* Source address of c's n-th connect (from 0) into src; false when the
+ * group has no sources (the kernel picks). */
+bool fl__conn_source(const struct fl_conn *c, uint64_t n, struct net_addr *src);
 
 /* ---- a run and its merged results (run.c) ---- */
 
