@@ -739,6 +739,12 @@ static void *admin_main(void *arg)
 
 struct admin *admin_start(const char *addr, char **err)
 {
+    return admin_start_with(addr, NULL, NULL, err);
+}
+
+struct admin *admin_start_with(const char *addr, void (*setup)(struct admin *, void *), void *ud,
+                               char **err)
+{
     struct net_addr na;
     if (net_parse_addr(addr, &na, err) != 0)
         return NULL;
@@ -769,6 +775,8 @@ struct admin *admin_start(const char *addr, char **err)
     ev_set_before_poll(loop, free_dead, a);
     ev_set_async(loop, wake_cb, a);
     rc = ev_io_start(loop, lfd, EV_READ, accept_cb, a);
+    if (rc == 0 && setup)
+        setup(a, ud); /* routes in place before the first request is read */
     if (rc == 0) {
         /* The thread starts with every signal blocked, so that signals
          * meant for the process (SIGTERM, SIGHUP) go to the threads that

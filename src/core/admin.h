@@ -77,6 +77,12 @@ typedef void (*admin_handler_cb)(const struct admin_req *req, struct admin_resp 
  * calling admin_route() right away (until then every path is 404). */
 struct admin *admin_start(const char *addr, char **err);
 
+/* Same, calling setup(a, ud) after binding and before the admin thread
+ * serves anything, so routes registered there are in place for the very
+ * first request (no 404 window after the port opens). */
+struct admin *admin_start_with(const char *addr, void (*setup)(struct admin *, void *), void *ud,
+                               char **err);
+
 /* The port actually bound (the chosen one when addr had port 0). */
 int admin_port(const struct admin *a);
 

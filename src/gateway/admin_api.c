@@ -547,23 +547,28 @@ static void h_service_delete(const struct admin_req *req, struct admin_resp *res
 
 /* ---- lifecycle ---- */
 
+static void register_routes(struct admin *a, void *ud)
+{
+    admin_route(a, "GET", "/health", h_health, NULL);
+    admin_route(a, "GET", "/metrics", h_metrics, NULL);
+    admin_route(a, "POST", "/reload", h_reload, NULL);
+    admin_route(a, "GET", "/services", h_services_get, NULL);
+    admin_route(a, "POST", "/services", h_services_post, NULL);
+    admin_route(a, "GET", "/services/*", h_service_get, NULL);
+    admin_route(a, "POST", "/services/*", h_service_post, NULL);
+    admin_route(a, "DELETE", "/services/*", h_service_delete, NULL);
+    gw_admin_guard_routes(a);
+}
+
 int gw_admin_start(const char *addr, char **err)
 {
     ASSERT(!adm);
     if (!addr)
         return 0;
-    adm = admin_start(addr, err);
+    /* Routes go in before the admin thread serves: no 404 window. */
+    adm = admin_start_with(addr, register_routes, NULL, err);
     if (!adm)
         return -1;
-    admin_route(adm, "GET", "/health", h_health, NULL);
-    admin_route(adm, "GET", "/metrics", h_metrics, NULL);
-    admin_route(adm, "POST", "/reload", h_reload, NULL);
-    admin_route(adm, "GET", "/services", h_services_get, NULL);
-    admin_route(adm, "POST", "/services", h_services_post, NULL);
-    admin_route(adm, "GET", "/services/*", h_service_get, NULL);
-    admin_route(adm, "POST", "/services/*", h_service_post, NULL);
-    admin_route(adm, "DELETE", "/services/*", h_service_delete, NULL);
-    gw_admin_guard_routes(adm);
     log_debug("admin API listening on %s (port %d)", addr, admin_port(adm));
     return 0;
 }

@@ -78,6 +78,7 @@ struct gw_req {
     bool dechunk;               /* chunked upstream, HTTP/1.0 client */
     bool resp_done;
     bool up_reusable;
+    bool connect_timeout;       /* a connect timed out: final failure is 504 */
     size_t rfwd;                /* validated body bytes at the front of u->in */
     uint64_t resp_bytes;        /* bytes sent to the client, for the log */
     struct buf rlhdr;           /* RateLimit fields for the response, when a rule applied */

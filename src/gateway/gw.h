@@ -212,6 +212,8 @@ int gw_reload(char **err);
 int gw_workers_start(struct gw *g, char **err);
 void gw_workers_stop(struct gw *g);    /* after drain: break loops, join */
 void gw_worker_close_listeners(struct gw_worker *w);
+/* Adopts the newest published snapshot (worker thread). */
+void gw_worker_refresh_snapshot(struct gw_worker *w);
 
 /* Connection buffers come from a per-worker cache of GW_IO_CHUNK blocks
  * and go back to it when empty, so an idle keep-alive connection holds no

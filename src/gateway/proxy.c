@@ -353,7 +353,7 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
     if (!retry) {
         if (!r->resp_started)
             c->r.up_reusable = false;
-        gw_conn_error(c, kind == GW_ERR_UP_TIMEOUT ? 504 : 502, kind);
+        gw_conn_error(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
         return;
     }
     if (!server_fault)
@@ -383,7 +383,7 @@ static void pick_and_send(struct gw_conn *c)
      * usable: give up rather than hammer it again. */
     for (int i = 0; i < r->ntried; i++) {
         if (r->tried[i] == srv) {
-            gw_conn_error(c, 502, GW_ERR_UP_CONNECT);
+            gw_conn_error(c, r->connect_timeout ? 504 : 502, GW_ERR_UP_CONNECT);
             return;
         }
     }
@@ -448,6 +448,11 @@ static uint64_t request_hash(struct gw_conn *c, const struct http_request *req, 
     return 0;
 }
 
+static void count_cb(void *ud, const char *p, size_t n)
+{
+    *(uint64_t *)ud += n;
+}
+
 /* Scans newly arrived request body bytes (after r->fwd) and validates
  * their framing. Returns false when the body is invalid or too large
  * (the connection has been answered). */
@@ -467,15 +472,15 @@ static bool scan_body(struct gw_conn *c)
             r->body_done = true;
         return true;
     }
-    ssize_t n = http_chunked_feed(&r->ch, buf_rptr(&c->in) + r->fwd, avail, NULL, NULL);
+    ssize_t n = http_chunked_feed(&r->ch, buf_rptr(&c->in) + r->fwd, avail, count_cb, &r->body_bytes);
     if (n < 0) {
         gw_conn_error(c, 400, GW_ERR_BAD_REQUEST);
         return false;
     }
     r->fwd += (size_t)n;
-    r->body_bytes += (uint64_t)n;
-    if (CFG->limits.max_body_bytes && r->body_bytes > CFG->limits.max_body_bytes + CFG->limits.max_body_bytes / 8 + 65536) {
-        /* Framing bytes included: a margin keeps the check cheap and safe. */
+    if (CFG->limits.max_body_bytes && r->body_bytes > CFG->limits.max_body_bytes) {
+        /* Only bytes before the limit were validated for forwarding; the
+         * request is answered 413 if nothing of the response went out. */
         gw_conn_error(c, 413, GW_ERR_BAD_REQUEST);
         return false;
     }
@@ -565,6 +570,10 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
         memcpy(r->target, req->target, tl);
         r->target[tl] = '\0';
     }
+    /* A membership change acknowledged by the admin API applies to the
+     * very next request, even one read in the same loop iteration. */
+    if (__atomic_load_n(&gw_g->snap, __ATOMIC_ACQUIRE) != w->snap)
+        gw_worker_refresh_snapshot(w);
     r->snap = w->snap;
     gw_snapshot_ref(r->snap);
     /* Read interest stays on while the request is proxied: bytes that
@@ -648,13 +657,17 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
             char *tmp = xmalloc(path_len + 1);
             tmp[0] = '/';
             memcpy(tmp + 1, path, path_len);
-            r->hash = request_hash(c, req, tmp, path_len + 1);
+            const char *tq = memchr(tmp, '?', path_len + 1);
+            r->hash = request_hash(c, req, tmp, tq ? (size_t)(tq - tmp) : path_len + 1);
             gw_rewrite_request(c, req, tmp, path_len + 1);
             free(tmp);
             goto rewritten;
         }
     }
-    r->hash = request_hash(c, req, path, path_len);
+    {
+        const char *pq = memchr(path, '?', path_len);
+        r->hash = request_hash(c, req, path, pq ? (size_t)(pq - path) : path_len);
+    }
     gw_rewrite_request(c, req, path, path_len);
 rewritten:
     buf_consume(&c->in, (size_t)head_len);
@@ -737,8 +750,13 @@ void gw_conn_resp_progress(struct gw_conn *c)
         struct http_response resp;
         int n = http_parse_response(buf_rptr(&u->in), buf_len(&u->in), &resp, hdrs, GW_MAX_HEADERS_CAP,
                                     CFG->limits.max_header_bytes);
-        if (n == HTTP_INCOMPLETE)
+        if (n == HTTP_INCOMPLETE) {
+            /* An interim response (100 Continue) goes out now: the client
+             * may be waiting for it before sending the body. */
+            if (buf_len(&c->out))
+                gw_conn_flush(c);
             return;
+        }
         if (n < 0) {
             gw_conn_up_failed(c, GW_ERR_UP_BAD_RESPONSE, true);
             return;
@@ -944,6 +962,8 @@ static void conn_timer(struct ev_loop *loop, struct ev_timer *t)
         gw_conn_error(c, 408, GW_ERR_TIMEOUT_CLIENT);
         break;
     case TMO_CONNECT:
+        /* Retried like a refused connect, but a final failure is 504. */
+        c->r.connect_timeout = true;
         gw_conn_up_failed(c, GW_ERR_UP_CONNECT, true);
         break;
     case TMO_RESPONSE:

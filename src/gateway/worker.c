@@ -114,16 +114,20 @@ static void begin_drain(struct gw_worker *w)
     }
 }
 
+void gw_worker_refresh_snapshot(struct gw_worker *w)
+{
+    struct gw_snapshot *s = gw_snapshot_get();
+    gw_snapshot_unref(w->snap);
+    w->snap = s;
+}
+
 static void before_poll(struct ev_loop *loop, void *ud)
 {
     struct gw_worker *w = ud;
     gw_worker_free_closed(w);
     /* Adopt the newest snapshot (cheap pointer compare when unchanged). */
-    if (__atomic_load_n(&gw_g->snap, __ATOMIC_ACQUIRE) != w->snap) {
-        struct gw_snapshot *s = gw_snapshot_get();
-        gw_snapshot_unref(w->snap);
-        w->snap = s;
-    }
+    if (__atomic_load_n(&gw_g->snap, __ATOMIC_ACQUIRE) != w->snap)
+        gw_worker_refresh_snapshot(w);
     if (atomic_load_explicit(&gw_g->force_stop, memory_order_relaxed)) {
         ev_break(loop);
         return;

@@ -291,14 +291,6 @@ def test_concurrent_registration_under_load(gw, bes):
     assert failures == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: a membership change applies to requests a worker reads after its next poll, "
-    "not to the next request. gw_snapshot_publish() wakes the workers, but a worker that is "
-    "slow to run handles the wakeup and the client's next request in one batch and routes it "
-    "with the old snapshot (before_poll() is the only place that adopts a new one): after "
-    "DELETE returned 200 the removed server still gets a request, after POST returned 201 the "
-    "new one does not. Found by this test about 40% of the time with the gateway sharing one "
-    "CPU with a busy process"))
 def test_membership_change_applies_to_the_very_next_request(bes):
     # One CPU for the gateway, shared with a busy loop: its worker is slow
     # to wake, as on a loaded machine. Children inherit the affinity.

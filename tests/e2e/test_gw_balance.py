@@ -124,11 +124,6 @@ def test_consistent_hash_on_cookie(env):
     assert len(set(owner.values())) >= 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: hash_key: path hashes the whole target including the query (start_request() "
-    "passes path_len, not the query-less route_len, to request_hash()), so /chp/item0?v=1 and "
-    "/chp/item0?v=2 can land on different servers; config.h documents 'the request path, "
-    "without the query'"))
 def test_consistent_hash_on_path(env):
     owner = {}
     for k in range(40):

@@ -183,14 +183,6 @@ def test_head_with_requests(env):
     assert r.content == b""
 
 
-BUG_INTERIM = pytest.mark.xfail(strict=True, reason=(
-    "gateway bug: an interim 1xx response (100 Continue) from the server is put in the client's "
-    "output buffer but not written until the final response arrives; gw_conn_resp_progress() "
-    "returns on HTTP_INCOMPLETE without gw_conn_flush(), so a client waiting for 100 Continue "
-    "stalls"))
-
-
-@BUG_INTERIM
 def test_expect_100_continue(env):
     with raw(env, timeout=1) as c:
         c.send(b"POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
@@ -204,7 +196,6 @@ def test_expect_100_continue(env):
         assert r.header("X-Received-Bytes") == "10"
 
 
-@BUG_INTERIM
 def test_expect_100_continue_with_curl(env, tmp_path):
     f = tmp_path / "body"
     f.write_bytes(os.urandom(300000))

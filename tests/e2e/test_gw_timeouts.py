@@ -182,10 +182,6 @@ def test_refused_connect_is_retried_on_another_server(env, method):
             assert r.headers["X-Server"] == "ok"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gateway bug (or docs): a connect that runs out of timeouts.upstream_connect is answered 502; "
-    "docs/config.md says 504. conn_timer() reports TMO_CONNECT as GW_ERR_UP_CONNECT, which "
-    "gw_conn_up_failed() maps to 502"))
 def test_connect_timeout_gives_504(env):
     # docs/config.md, upstream_connect: "A refused connection is a 502;
     # running out of time is a 504."
