@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXH 32
-#define MAXB 4096
+#define MAXH 24
+#define MAXB 2048
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
