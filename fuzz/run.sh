@@ -35,7 +35,7 @@ for bin in "$build"/fuzz/fuzz_*; do
     fi
     dict=()
     [ -f "$dir/$t.dict" ] && dict=("-dict=$dir/$t.dict")
-    work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz-$t.XXXXXX")
+    work=$(mktemp -d)
     mkdir "$work/corpus" "$work/artifacts"
     cp "$dir"/corpus/* "$work/corpus/" 2>/dev/null || true
 
