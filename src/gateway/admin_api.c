@@ -725,8 +725,10 @@ void gw_metrics_render(struct buf *b)
                    "Generation of the configuration in use; grows with each reload or change.");
     metrics_sample_u64(b, GW_METRIC("config_generation"), NULL, s ? s->generation : 0);
 
-    if (gw_g && gw_g->workers)
+    if (gw_g && gw_g->workers) {
         gw_guard_metrics_render(b);
+        gw_resil_metrics_render(b);
+    }
     if (s)
         gw_snapshot_unref(s);
 }

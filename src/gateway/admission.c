@@ -336,10 +336,20 @@ void gw_adm_queue_poll(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_li
         gw__q_expire(q, now_us, dropped);
 
     if (q->overloaded) {
+        /* Lower classes are shed once they wait longer than the target;
+         * the highest class waiting only once it waits longer than the
+         * interval. Under a single-class overload latency stays bounded by
+         * about an interval; with several classes the most important ones
+         * keep their goodput while the others are shed. Critical is never
+         * shed here (only by its deadline). */
+        int top = GW_PRIO_COUNT - 1;
+        while (top > 0 && !q->cls[top].head)
+            top--;
         for (int p = GW_PRIO_LOW; p < GW_PRIO_CRITICAL; p++) {
+            uint64_t limit = p < top ? target : adm->cfg.codel_interval_us;
             struct gw_adm_entry *e;
             while ((e = q->cls[p].head) && now_us > e->enqueued_us &&
-                   now_us - e->enqueued_us > target) {
+                   now_us - e->enqueued_us > limit) {
                 gw__q_leave(q, e, GW_ADM_OUT_SHED, dropped);
                 gw__adm_count(adm, GW_ADM_ST_SHED);
             }

@@ -43,12 +43,13 @@ static const char *const limit_keys[] = {"max_header_bytes", "max_headers", "max
                                          NULL};
 static const char *const upstream_keys[] = {"keepalive", "keepalive_timeout", NULL};
 static const char *const service_keys[] = {"name", "balance", "hash_key", "vnodes", "bound_load", "slow_start",
-                                           "servers", "health", "passive", NULL};
+                                           "servers", "health", "passive", "breaker", "fallback",
+                                           "retry_budget", "concurrency", "priority_header", NULL};
 static const char *const server_keys[] = {"address", "weight", NULL};
 static const char *const health_keys[] = {"path", "interval", "timeout", "expect_status", "rise", "fall", NULL};
 static const char *const passive_keys[] = {"max_failures", "eject_for", NULL};
 static const char *const route_keys[] = {"prefix", "host", "service", "strip_prefix", "rate_limits",
-                                         "allow", "deny", NULL};
+                                         "allow", "deny", "priority", NULL};
 /* Same order as enum log_level in core/log.h. */
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const lb_names[] = {"round_robin", "weighted", "least_conn", "two_random", "consistent_hash",
@@ -67,6 +68,7 @@ static void service_free(struct gw_cfg_service *s)
         free(s->servers[i].address);
     free(s->servers);
     free(s->health.path);
+    gw_config_free_resil(&s->resil);
 }
 
 void gw_config_free(struct gw_config *c)
@@ -528,7 +530,9 @@ static int load_service(struct gw_config *c, const struct cfg_node *n, char **er
     }
     if (load_health(&s->health, cfg_get(n, "health"), err) < 0)
         return -1;
-    return load_passive(&s->passive, cfg_get(n, "passive"), err);
+    if (load_passive(&s->passive, cfg_get(n, "passive"), err) < 0)
+        return -1;
+    return gw_config_load_resil(c, s, n, err);
 }
 
 static int load_services(struct gw_config *c, const struct cfg_node *root, char **err)
@@ -627,6 +631,13 @@ static int load_route(struct gw_config *c, const struct cfg_node *n, char **err)
         return -1;
     if (gw_config_load_route_guard(c, r, n, err) < 0)
         return -1;
+    r->priority = GW_PRIO_NORMAL;
+    const struct cfg_node *prn = cfg_get(n, "priority");
+    if (prn) {
+        static const char *const prio_names[] = {"low", "normal", "high", "critical", NULL};
+        if (cfg_enum(prn, prio_names, &r->priority, err) < 0)
+            return -1;
+    }
 
     for (size_t i = 0; i + 1 < c->nroutes; i++) {
         const struct gw_cfg_route *o = &c->routes[i];
@@ -676,7 +687,8 @@ static int load_doc(const struct cfg_doc *d, struct gw_config **out, char **err)
         load_timeouts(&c->timeouts, cfg_get(r, "timeouts"), err) < 0 ||
         load_limits(&c->limits, cfg_get(r, "limits"), err) < 0 ||
         load_upstream(&c->upstream, cfg_get(r, "upstream"), err) < 0 || load_services(c, r, err) < 0 ||
-        gw_config_load_guard(c, r, err) < 0 || load_routes(c, r, err) < 0)
+        gw_config_load_guard(c, r, err) < 0 || load_routes(c, r, err) < 0 ||
+        gw_config_check_resil(c, err) < 0)
         goto fail;
     *out = c;
     return 0;

@@ -9,7 +9,11 @@
 
 #include "core/common.h"
 #include "core/net.h"
+#include "gateway/adaptive.h"
+#include "gateway/admission.h"
+#include "gateway/breaker.h"
 #include "gateway/ratelimit.h"
+#include "gateway/retrybudget.h"
 #include "gateway/rlkey.h"
 
 /* What a consistent_hash service hashes on. */
@@ -43,6 +47,23 @@ struct gw_cfg_passive {
     uint64_t eject_for_ms;    /* how long an ejected server stays out, default 10s */
 };
 
+/* Resilience of a service (config_resil.c): breaker, fallback, retry
+ * budget, back pressure and shedding. */
+struct gw_cfg_resil {
+    bool breaker_on;                 /* breaker: present */
+    struct gw_breaker_cfg breaker;
+    struct gw_rb_cfg retry;          /* retry_budget: (always on; defaults 20% + 10/s) */
+    bool adm_on;                     /* concurrency: max_inflight or adaptive set */
+    struct gw_adm_cfg adm;
+    bool adaptive;                   /* concurrency.adaptive: gradient or aimd */
+    struct gw_limit_cfg limit;
+    char *priority_header;           /* request header naming the class; NULL: none */
+    int fallback_status;             /* fallback.status; 0: no static fallback */
+    char *fallback_body;
+    char *fallback_type;
+    char *fallback_service;          /* fallback.service: another service's name */
+};
+
 struct gw_cfg_service {
     char *name;               /* unique, [a-z0-9_-]{1,64} */
     char *balance;            /* round_robin (default), weighted, least_conn, two_random, consistent_hash */
@@ -56,6 +77,7 @@ struct gw_cfg_service {
     size_t nservers;          /* may be 0: servers can be registered through the admin API */
     struct gw_cfg_health health;
     struct gw_cfg_passive passive;
+    struct gw_cfg_resil resil;
     int line;                 /* where it is defined */
 };
 
@@ -92,6 +114,7 @@ struct gw_cfg_route {
     size_t nallow;
     char **deny;              /* CIDRs refused on this route (403) */
     size_t ndeny;
+    int priority;             /* enum gw_prio of its requests [normal] */
 };
 
 struct gw_cfg_timeouts {
@@ -145,6 +168,10 @@ int gw_config_load_guard(struct gw_config *c, const struct cfg_node *root, char 
 int gw_config_load_route_guard(struct gw_config *c, struct gw_cfg_route *r, const struct cfg_node *n,
                                char **err);
 void gw_config_free_guard(struct gw_config *c);
+/* config_resil.c */
+int gw_config_load_resil(struct gw_config *c, struct gw_cfg_service *s, const struct cfg_node *n, char **err);
+int gw_config_check_resil(struct gw_config *c, char **err); /* after all services: fallback names */
+void gw_config_free_resil(struct gw_cfg_resil *r);
 
 /* Embedded default configuration (YAML): listen 0.0.0.0:8080, admin
  * 127.0.0.1:9901, service "echo" on 127.0.0.1:9001..9003 round robin with

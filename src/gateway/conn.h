@@ -28,7 +28,7 @@ enum gw_cstate {
 
 enum gw_tmo {
     TMO_NONE, TMO_IDLE, TMO_HEADER, TMO_BODY, TMO_CONNECT, TMO_RESPONSE, TMO_SEND,
-    TMO_LINGER, TMO_DRAIN, TMO_DELAY,
+    TMO_LINGER, TMO_DRAIN, TMO_DELAY, TMO_QUEUE,
 };
 
 struct gw_upconn {
@@ -82,6 +82,13 @@ struct gw_req {
     size_t rfwd;                /* validated body bytes at the front of u->in */
     uint64_t resp_bytes;        /* bytes sent to the client, for the log */
     struct buf rlhdr;           /* RateLimit fields for the response, when a rule applied */
+    struct gw_svc_rt *rt;       /* resilience state of the service routed to */
+    struct gw_adm_entry ent;    /* admission queue entry (data = the connection) */
+    uint8_t prio;               /* enum gw_prio */
+    bool queued;                /* waiting in this worker's admission queue */
+    bool adm_held;              /* holds an admission slot */
+    bool breaker_allowed;       /* the service breaker let it through: record the outcome */
+    bool in_fallback;           /* rerouted to the fallback service */
     char method[16];
     char target[256];           /* truncated copy for the access log */
 };
@@ -119,6 +126,9 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
 void gw_conn_want_read(struct gw_conn *c, bool on);
 int gw_conn_flush(struct gw_conn *c);
 
+/* Admission finished for a queued request: go on, or answer 503. */
+void gw_conn_admission_done(struct gw_conn *c, bool admitted);
+
 /* upstream.c */
 /* Gets a pooled connection to srv or starts a new one; NULL with errno. */
 struct gw_upconn *gw_up_acquire(struct gw_worker *w, struct gw_server *srv, struct gw_conn *c);
@@ -136,6 +146,9 @@ void gw_rewrite_request(struct gw_conn *c, const struct http_request *req,
  * response cannot be forwarded (caller answers 502). */
 bool gw_rewrite_response(struct gw_conn *c, const struct http_response *resp);
 void gw_error_page(struct buf *out, int status, bool close, const char *extra_headers);
+/* A configured response (fallback): status, content type and body. */
+void gw_custom_page(struct buf *out, int status, bool close, const char *extra_headers, const char *type,
+                    const char *body);
 void gw_access_log(struct gw_conn *c);
 
 #endif

@@ -308,6 +308,7 @@ out:
     g.snap = NULL;
     gw_members_free();
     gw_guard_free(&g);
+    gw_svc_rt_free_all(&g);
     while (g.svc_stats) {
         struct gw_svc_stats *st = g.svc_stats;
         g.svc_stats = st->next;

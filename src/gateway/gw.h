@@ -33,6 +33,22 @@
 
 enum gw_hash_key { GW_HASH_CLIENT_IP, GW_HASH_PATH, GW_HASH_HEADER, GW_HASH_COOKIE };
 
+/* A service's resilience state (breaker, retry budget, admission,
+ * adaptive limit). Outlives snapshots: kept while its configuration is
+ * unchanged; a changed one gets a new object and the old one stays valid
+ * (requests in flight release into it) until the process exits. */
+struct gw_svc_rt {
+    int id;                      /* index of per-worker admission queues */
+    struct gw_cfg_resil cfg;     /* numeric settings it was built from (strings NULL) */
+    struct gw_breaker *breaker;  /* NULL: no breaker */
+    struct gw_rb *rb;
+    struct gw_limit *limiter;    /* NULL: static limit only */
+    struct gw_adm adm;
+    bool adm_on;
+    char *name;
+    struct gw_svc_rt *next;      /* registry, all ever built */
+};
+
 /* Counters of a service that outlive snapshots (kept by name for the
  * life of the process, so /metrics does not reset on reload). */
 struct gw_svc_stats {
@@ -40,6 +56,7 @@ struct gw_svc_stats {
     struct metrics_hist latency;         /* request latency through this service */
     atomic_uint_fast64_t req_total;
     atomic_uint_fast64_t resp_class[6];  /* [0] no response, [1..5] 1xx..5xx */
+    struct gw_svc_rt *rt;                /* current resilience state */
     struct gw_svc_stats *next;
 };
 
@@ -58,6 +75,8 @@ struct gw_service {
     char *health_path;          /* owned copy of health.path */
     bool dynamic;               /* created through the admin API */
     struct gw_svc_stats *stats;
+    struct gw_svc_rt *rt;       /* stats->rt when the snapshot was built */
+    const struct gw_cfg_resil *resil; /* fallback, priority header (cfg); NULL: defaults */
 };
 
 struct gw_route {
@@ -65,6 +84,7 @@ struct gw_route {
     struct cidr_set deny;        /* route deny list */
     const struct gw_cfg_ratelimit **rl; /* rules applied, in order (borrowed from cfg) */
     size_t nrl;
+    int prio;                    /* enum gw_prio of its requests */
     char *host;     /* owned */     /* NULL: any; "*.example.com": suffix match */
     size_t host_len;
     char *prefix;   /* owned */
@@ -101,6 +121,8 @@ struct gw {
     pthread_mutex_t snap_lock;           /* guards snap load+ref against swap+unref */
     pthread_mutex_t ctl_lock;            /* serializes snapshot builders */
     struct gw_svc_stats *svc_stats;      /* all services ever seen (ctl_lock) */
+    struct gw_svc_rt *rts;               /* every resilience object built (ctl_lock) */
+    int nrts;
     uint64_t generation;
     struct gw_worker **workers;
     int nworkers;
@@ -132,6 +154,11 @@ struct gw_worker_stats {
     atomic_uint_fast64_t errors[8];      /* by enum gw_err_kind */
     atomic_uint_fast64_t up_idle;        /* pooled idle upstream connections */
     atomic_uint_fast64_t limited;        /* requests answered 429 */
+    atomic_uint_fast64_t shed;           /* refused or dropped by admission (503) */
+    atomic_uint_fast64_t breaker_refused;/* refused by an open breaker */
+    atomic_uint_fast64_t fallbacks;      /* answered by a fallback */
+    atomic_uint_fast64_t retries;        /* retries sent */
+    atomic_uint_fast64_t retries_denied; /* retries the budget refused */
     atomic_uint_fast64_t delayed;        /* requests held by a rate limit */
 };
 
@@ -149,6 +176,9 @@ struct gw_worker {
     uint32_t *pool_len;                  /* length of each pools[] list */
     size_t npools;
     struct gw_worker_stats st;
+    struct gw_adm_queue **admq;          /* per resilience object id, lazily */
+    size_t nadmq;
+    struct ev_timer admq_timer;          /* next queue deadline */
     char *bufcache[GW_BUFCACHE];         /* free GW_IO_CHUNK blocks for connection buffers */
     int nbufcache;
 };
@@ -242,6 +272,16 @@ void gw_guard_sweep(void);
 /* Builds the snapshot's CIDR sets and route rules (ctl_lock held). */
 int gw_guard_snapshot(struct gw_snapshot *s, char **err);
 void gw_guard_snapshot_free(struct gw_snapshot *s);
+
+/* ---- resil.c: breakers, retry budgets, admission ---- */
+/* The resilience object for a service (ctl_lock held): the current one
+ * when cfg is unchanged, else a new one. cfg NULL: defaults. */
+struct gw_svc_rt *gw_svc_rt_for(struct gw_svc_stats *st, const struct gw_cfg_resil *cfg);
+void gw_svc_rt_free_all(struct gw *g);
+struct gw_adm_queue *gw_worker_admq(struct gw_worker *w, struct gw_svc_rt *rt);
+void gw_worker_poll_admission(struct gw_worker *w);
+void gw_worker_free_admq(struct gw_worker *w);
+void gw_resil_metrics_render(struct buf *b);
 
 /* ---- hcheck.c ---- */
 int gw_hcheck_start(char **err);

@@ -149,6 +149,7 @@ int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err
             if (!svc) {
                 svc = gw_service_new(o->svc, o->balance);
                 svc->dynamic = true;
+                svc->rt = gw_svc_rt_for(svc->stats, NULL);
                 s->services = xrealloc(s->services, (s->nservices + 1) * sizeof *s->services);
                 s->services[s->nservices++] = svc;
                 if (o->prefix)

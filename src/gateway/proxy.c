@@ -62,9 +62,42 @@ void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer, bo
     gw_conn_set_timeout(c, TMO_HEADER, CFG->timeouts.client_header_ms);
 }
 
+/* Settles the request's resilience accounting: leaves the admission
+ * queue, records the outcome with the breaker, gives back the slot. */
+static void resil_settle(struct gw_conn *c)
+{
+    struct gw_req *r = &c->r;
+    struct gw_svc_rt *rt = r->rt;
+    if (!rt)
+        return;
+    uint64_t now_us = ev_now_ns(c->w->loop) / 1000;
+    if (r->queued) {
+        gw_adm_queue_remove(gw_worker_admq(c->w, rt), &r->ent);
+        r->queued = false;
+    }
+    int st = r->status;
+    if (r->breaker_allowed) {
+        /* A client that went away before any answer says nothing about
+         * the service: settle without a sample. */
+        if (st == 0)
+            gw_breaker_release(rt->breaker);
+        else
+            gw_breaker_record(rt->breaker, now_us, st < 500, (ev_clock_ns() - r->t_start_ns) / 1000);
+        r->breaker_allowed = false;
+    }
+    if (r->adm_held) {
+        bool dropped = st == 429 || st == 503 || st == 504 || (st == 502 && !r->resp_head);
+        uint64_t lat = r->t_sent_ns && st ? (ev_clock_ns() - r->t_sent_ns) / 1000 : 0;
+        gw_adm_release(&rt->adm, now_us, lat, dropped);
+        r->adm_held = false;
+    }
+    r->rt = NULL;
+}
+
 static void req_reset(struct gw_conn *c)
 {
     struct gw_req *r = &c->r;
+    resil_settle(c);
     if (r->up) {
         gw_up_close(r->up);
         r->up = NULL;
@@ -356,6 +389,14 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
         gw_conn_error(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
         return;
     }
+    if (server_fault && r->rt && !gw_rb_try_retry(r->rt->rb, ev_now_ns(c->w->loop) / 1000)) {
+        /* The budget keeps retries from multiplying a flood. */
+        atomic_fetch_add_explicit(&c->w->st.retries_denied, 1, memory_order_relaxed);
+        gw_conn_error(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
+        return;
+    }
+    if (server_fault)
+        atomic_fetch_add_explicit(&c->w->st.retries, 1, memory_order_relaxed);
     if (!server_fault)
         r->ntried--; /* same server may be picked again, on a fresh connection */
     r->head_sent = 0;
@@ -368,6 +409,111 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
     pick_and_send(c);
 }
 
+/* The service cannot answer (breaker open, no usable server): its
+ * fallback service, its static fallback response, or status. */
+static void fallback(struct gw_conn *c, int status, enum gw_err_kind kind)
+{
+    struct gw_req *r = &c->r;
+    const struct gw_cfg_resil *fr = r->svc ? r->svc->resil : NULL;
+    if (fr && fr->fallback_service && !r->in_fallback && !r->body_started) {
+        struct gw_service *fs = gw_snapshot_service(r->snap, fr->fallback_service);
+        if (fs) {
+            atomic_fetch_add_explicit(&c->w->st.fallbacks, 1, memory_order_relaxed);
+            r->in_fallback = true;
+            r->svc = fs;
+            r->ntried = 0;
+            pick_and_send(c);
+            return;
+        }
+    }
+    if (fr && fr->fallback_status && !r->resp_started) {
+        atomic_fetch_add_explicit(&c->w->st.fallbacks, 1, memory_order_relaxed);
+        if (r->up) {
+            gw_up_close(r->up);
+            r->up = NULL;
+        }
+        if (r->fwd) {
+            buf_consume(&c->in, r->fwd);
+            r->fwd = 0;
+        }
+        if (!r->body_done || !r->keepalive || atomic_load(&gw_g->stopping))
+            c->close_after = true;
+        r->status = fr->fallback_status;
+        buf_reset(&c->out);
+        gw_buf_prepare(c->w, &c->out);
+        gw_custom_page(&c->out, fr->fallback_status, c->close_after, "X-Floodgate-Fallback: static\r\n",
+                       fr->fallback_type, fr->fallback_body);
+        c->state = CS_RESPOND;
+        int rc = gw_conn_flush(c);
+        if (rc == 0)
+            request_finished(c);
+        else if (rc == 1)
+            gw_conn_set_timeout(c, TMO_SEND, CFG->timeouts.client_idle_ms);
+        return;
+    }
+    gw_conn_error(c, status, kind);
+}
+
+static void shed(struct gw_conn *c)
+{
+    atomic_fetch_add_explicit(&c->w->st.shed, 1, memory_order_relaxed);
+    gw_conn_error(c, 503, GW_ERR_NO_SERVER);
+}
+
+/* Admission (back pressure, priority shedding), then the breaker, then a
+ * server. A request that must wait is parked in this worker's queue and
+ * resumes in gw_conn_admission_done(). */
+static void admit_and_send(struct gw_conn *c)
+{
+    struct gw_req *r = &c->r;
+    struct gw_svc_rt *rt = r->rt;
+    uint64_t now_us = ev_now_ns(c->w->loop) / 1000;
+    if (rt && rt->adm_on && !r->adm_held) {
+        struct gw_adm_entry *disp = NULL;
+        r->ent.data = c;
+        enum gw_adm_result res =
+            gw_adm_submit(gw_worker_admq(c->w, rt), &r->ent, (enum gw_prio)r->prio, 0, now_us, &disp);
+        if (disp) {
+            struct gw_conn *dc = disp->data;
+            dc->r.queued = false;
+            shed(dc);
+        }
+        if (res == GW_ADM_QUEUED) {
+            r->queued = true;
+            gw_conn_set_timeout(c, TMO_QUEUE, rt->cfg.adm.max_wait_us / 1000 + 1000);
+            gw_worker_poll_admission(c->w); /* arms the queue's timer */
+            return;
+        }
+        if (res == GW_ADM_REJECT) {
+            shed(c);
+            return;
+        }
+        r->adm_held = true;
+    }
+    if (rt && rt->breaker && !r->breaker_allowed) {
+        if (!gw_breaker_allow(rt->breaker, now_us)) {
+            atomic_fetch_add_explicit(&c->w->st.breaker_refused, 1, memory_order_relaxed);
+            fallback(c, 503, GW_ERR_NO_SERVER);
+            return;
+        }
+        r->breaker_allowed = true;
+    }
+    if (!r->body_done)
+        gw_conn_set_timeout(c, TMO_BODY, CFG->timeouts.client_body_ms);
+    pick_and_send(c);
+}
+
+void gw_conn_admission_done(struct gw_conn *c, bool admitted)
+{
+    c->r.queued = false;
+    if (!admitted) {
+        shed(c);
+        return;
+    }
+    c->r.adm_held = true;
+    admit_and_send(c);
+}
+
 /* Chooses a server not tried yet and sends the request to it. */
 static void pick_and_send(struct gw_conn *c)
 {
@@ -376,7 +522,7 @@ static void pick_and_send(struct gw_conn *c)
     uint64_t now = ev_now(w->loop);
     struct gw_server *srv = gw_lb_pick(r->svc->lb, r->hash, now, r->tried, (size_t)r->ntried);
     if (!srv) {
-        gw_conn_error(c, 503, GW_ERR_NO_SERVER);
+        fallback(c, 503, GW_ERR_NO_SERVER);
         return;
     }
     /* The balancer returns an already-tried server only when no other is
@@ -648,6 +794,17 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
     uint64_t delay_us = 0;
     if (rt->nrl && !rate_limit(c, req, rt, &delay_us, head_len))
         return;
+    r->rt = rt->svc->rt;
+    r->prio = (uint8_t)rt->prio;
+    if (rt->svc->resil && rt->svc->resil->priority_header) {
+        const struct http_header *ph = http_find_header(req->headers, req->nheaders,
+                                                        rt->svc->resil->priority_header);
+        int p = ph ? gw_prio_parse(ph->value, ph->value_len) : -1;
+        if (p >= 0)
+            r->prio = (uint8_t)p;
+    }
+    if (r->rt)
+        gw_rb_request(r->rt->rb, ev_now_ns(w->loop) / 1000);
     /* Prefix strip: "/auth/login" under "/auth" becomes "/login". */
     if (rt->strip && rt->prefix_len > 1 && path_len >= rt->prefix_len) {
         path += rt->prefix_len;
@@ -679,7 +836,7 @@ rewritten:
         gw_conn_set_timeout(c, TMO_DELAY, (delay_us + 999) / 1000);
         return;
     }
-    pick_and_send(c);
+    admit_and_send(c);
 }
 
 /* Parses and starts the next request in c->in, if complete. */
@@ -970,7 +1127,15 @@ static void conn_timer(struct ev_loop *loop, struct ev_timer *t)
         gw_conn_up_failed(c, GW_ERR_UP_TIMEOUT, true);
         break;
     case TMO_DELAY:
-        pick_and_send(c);
+        admit_and_send(c);
+        break;
+    case TMO_QUEUE:
+        /* The queue's own deadline should have answered first. */
+        if (c->r.queued) {
+            gw_adm_queue_remove(gw_worker_admq(c->w, c->r.rt), &c->r.ent);
+            c->r.queued = false;
+            shed(c);
+        }
         break;
     }
 }

@@ -183,6 +183,18 @@ void gw_error_page(struct buf *out, int status, bool close, const char *extra_he
                close ? "Connection: close\r\n" : "", body);
 }
 
+void gw_custom_page(struct buf *out, int status, bool close, const char *extra_headers, const char *type,
+                    const char *body)
+{
+    size_t n = body ? strlen(body) : 0;
+    buf_printf(out,
+               "HTTP/1.1 %d %s\r\nServer: floodgate\r\nContent-Type: %s\r\n"
+               "Content-Length: %zu\r\n%s%s\r\n",
+               status, http_reason(status), type ? type : "text/plain", n, extra_headers ? extra_headers : "",
+               close ? "Connection: close\r\n" : "");
+    buf_append(out, body, n);
+}
+
 void gw_access_log(struct gw_conn *c)
 {
     FILE *f = gw_g->access_log;

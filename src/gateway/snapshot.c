@@ -176,6 +176,8 @@ static int service_from_cfg(struct gw_snapshot *s, struct gw_snapshot *prev,
     }
     for (size_t i = 0; i < cs->nservers; i++)
         gw_service_add_server(svc, gw_snapshot_server_for(prev, cs->name, &cs->servers[i].addr, cs->servers[i].weight));
+    svc->rt = gw_svc_rt_for(svc->stats, &cs->resil);
+    svc->resil = &cs->resil;
     s->services = xrealloc(s->services, (s->nservices + 1) * sizeof *s->services);
     s->services[s->nservices++] = svc;
     return 0;
@@ -204,6 +206,7 @@ void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *
     r->prefix_len = strlen(prefix);
     r->strip = strip;
     r->svc = svc;
+    r->prio = GW_PRIO_NORMAL;
 }
 
 static int finish_services(struct gw_snapshot *s, char **err)
@@ -249,6 +252,7 @@ struct gw_snapshot *gw_snapshot_build(struct gw_cfgref *cr, struct gw_snapshot *
         const struct gw_cfg_route *rt = &cfg->routes[i];
         gw_snapshot_add_route(s, rt->host, rt->prefix, rt->strip_prefix,
                               gw_snapshot_service(s, rt->service));
+        s->routes[s->nroutes - 1].prio = rt->priority;
     }
     if (gw_members_apply(s, prev, err) != 0 || finish_services(s, err) != 0 ||
         gw_guard_snapshot(s, err) != 0) {

@@ -128,6 +128,8 @@ static void before_poll(struct ev_loop *loop, void *ud)
     /* Adopt the newest snapshot (cheap pointer compare when unchanged). */
     if (__atomic_load_n(&gw_g->snap, __ATOMIC_ACQUIRE) != w->snap)
         gw_worker_refresh_snapshot(w);
+    if (w->nadmq)
+        gw_worker_poll_admission(w);
     if (atomic_load_explicit(&gw_g->force_stop, memory_order_relaxed)) {
         ev_break(loop);
         return;
@@ -154,6 +156,7 @@ static void *worker_main(void *arg)
     while (w->conns)
         gw_conn_close(w->conns);
     gw_worker_free_closed(w);
+    gw_worker_free_admq(w);
     gw_worker_drop_pools(w);
     while (w->nbufcache)
         free(w->bufcache[--w->nbufcache]);

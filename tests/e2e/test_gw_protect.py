@@ -105,6 +105,11 @@ def test_deny_list_at_run_time_and_per_ip_connection_cap():
             import socket
             held = [socket.create_connection(("127.0.0.1", gw.port), source_address=("127.0.5.5", 0))
                     for _ in range(2)]
+            # Served once each: both are accepted (and counted) before the third arrives.
+            for h in held:
+                h.settimeout(scaled(5))
+                h.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert h.recv(65536).startswith(b"HTTP/1.1 200")
             try:
                 try:
                     get(gw.port, "127.0.5.5")
