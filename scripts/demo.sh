@@ -27,22 +27,11 @@ event() { printf '    %s[%s]%s %s\n' "$D" "$(elapsed)" "$R" "$*"; }
 die() { printf '\n%sdemo: %s%s\n' "$B" "$*" "$R" >&2; exit 1; }
 
 # ---- traffic ----
-# The load generator. `floodgate flood` will replace this: change this line.
-load() { load_wrk_or_curl "$1"; }
-
-# load_wrk_or_curl SECONDS: wrk with 16 connections when installed, else 4
-# curl processes, each reusing one keep-alive connection.
-load_wrk_or_curl() {
-    if command -v wrk >/dev/null; then
-        wrk -t2 -c16 -d"${1}s" "$GW/" >"$LOGS/load.txt" 2>&1 || true
-    else
-        local end=$((SECONDS + $1)) pids=() i
-        for i in 1 2 3 4; do
-            (while [ $SECONDS -lt $end ]; do curl -s -o /dev/null "$GW/demo?[1-200]" || sleep 0.1; done) &
-            pids+=($!)
-        done
-        wait "${pids[@]}" 2>/dev/null || true
-    fi
+# The load generator: floodgate flood, 16 keep-alive connections spread over
+# 254 client addresses (127.0.0.1-254), as a crowd of users would be.
+load() {
+    "$FG" flood -t2 -c16 -d"${1}s" --sources 127.0.0.1-127.0.0.254 "$GW/" \
+        >"$LOGS/load.txt" 2>"$LOGS/load.err" || true
 }
 
 # ---- processes ----
@@ -197,13 +186,13 @@ info "one request through it:  curl -si $GW/hello"
 curl -si "$GW/hello" | tr -d '\r' | sed "s/^/      /"
 
 # ---- 2. traffic ----
-step "Sending traffic for 5 s ($(command -v wrk >/dev/null && echo 'wrk, 16 connections' || echo 'curl, 4 connections'))"
+step "Sending traffic for 5 s (floodgate flood, 16 connections from 254 client addresses)"
 before=$(per_server)
 load 5
 after=$(per_server)
 if [ -s "$LOGS/load.txt" ]; then
-    awk '/requests in/ {n = $1; t = $4} /^Requests\/sec/ {r = $2}
-         END {if (n) printf "    wrk: %d requests in %s (%d req/s)\n", n, t, r}' "$LOGS/load.txt" | tr -d ','
+    info "flood's summary:"
+    sed 's/^/    /' "$LOGS/load.txt"
 fi
 info "how the gateway spread them (round robin), from $ADMIN/metrics:"
 spread_table "$before" "$after"

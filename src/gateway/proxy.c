@@ -661,6 +661,8 @@ static bool rate_limit(struct gw_conn *c, const struct http_request *req, const 
             continue; /* the rule's key part is missing: it does not apply */
         rl_store_check(gw_g->rl, &rl->rule, key, (size_t)klen, now_us, 1, &ds[n]);
         rules[n++] = &rl->rule;
+        if (!ds[n - 1].allowed)
+            break; /* later rules are not charged for a rejected request */
     }
     if (!n)
         return true;
