@@ -128,6 +128,17 @@ int gw_conn_flush(struct gw_conn *c);
 
 /* Admission finished for a queued request: go on, or answer 503. */
 void gw_conn_admission_done(struct gw_conn *c, bool admitted);
+/* proxy.c, used by admit.c */
+void gw_conn_respond(struct gw_conn *c, int status, bool keep, const char *extra);
+void gw_conn_finished(struct gw_conn *c);
+void gw_conn_pick_and_send(struct gw_conn *c);
+/* admit.c */
+bool gw_conn_rate_limit(struct gw_conn *c, const struct http_request *req, const struct gw_route *rt,
+                        uint64_t *delay_us, int head_len);
+void gw_conn_admit_and_send(struct gw_conn *c);
+void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind);
+void gw_conn_shed(struct gw_conn *c);
+void gw_conn_resil_settle(struct gw_conn *c);
 
 /* upstream.c */
 /* Gets a pooled connection to srv or starts a new one; NULL with errno. */

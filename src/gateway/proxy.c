@@ -12,7 +12,6 @@
  * connection closed before any response byte and no body byte had been
  * sent. Anything else fails with 502/504. */
 #include "gateway/conn.h"
-#include "gateway/rlstore.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,8 +23,6 @@
 static void client_io(struct ev_loop *loop, int fd, void *ud, int events);
 static void conn_timer(struct ev_loop *loop, struct ev_timer *t);
 static void process(struct gw_conn *c);
-static void request_finished(struct gw_conn *c);
-static void pick_and_send(struct gw_conn *c);
 
 #define CFG WCFG(c->w)
 
@@ -62,42 +59,10 @@ void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer, bo
     gw_conn_set_timeout(c, TMO_HEADER, CFG->timeouts.client_header_ms);
 }
 
-/* Settles the request's resilience accounting: leaves the admission
- * queue, records the outcome with the breaker, gives back the slot. */
-static void resil_settle(struct gw_conn *c)
-{
-    struct gw_req *r = &c->r;
-    struct gw_svc_rt *rt = r->rt;
-    if (!rt)
-        return;
-    uint64_t now_us = ev_now_ns(c->w->loop) / 1000;
-    if (r->queued) {
-        gw_adm_queue_remove(gw_worker_admq(c->w, rt), &r->ent);
-        r->queued = false;
-    }
-    int st = r->status;
-    if (r->breaker_allowed) {
-        /* A client that went away before any answer says nothing about
-         * the service: settle without a sample. */
-        if (st == 0)
-            gw_breaker_release(rt->breaker);
-        else
-            gw_breaker_record(rt->breaker, now_us, st < 500, (ev_clock_ns() - r->t_start_ns) / 1000);
-        r->breaker_allowed = false;
-    }
-    if (r->adm_held) {
-        bool dropped = st == 429 || st == 503 || st == 504 || (st == 502 && !r->resp_head);
-        uint64_t lat = r->t_sent_ns && st ? (ev_clock_ns() - r->t_sent_ns) / 1000 : 0;
-        gw_adm_release(&rt->adm, now_us, lat, dropped);
-        r->adm_held = false;
-    }
-    r->rt = NULL;
-}
-
 static void req_reset(struct gw_conn *c)
 {
     struct gw_req *r = &c->r;
-    resil_settle(c);
+    gw_conn_resil_settle(c);
     if (r->up) {
         gw_up_close(r->up);
         r->up = NULL;
@@ -256,7 +221,7 @@ int gw_conn_flush(struct gw_conn *c)
 
 /* Sends a gateway-generated response; the connection closes afterwards
  * unless keep is allowed (no unread request body in the way). */
-static void respond(struct gw_conn *c, int status, bool keep, const char *extra)
+void gw_conn_respond(struct gw_conn *c, int status, bool keep, const char *extra)
 {
     struct gw_req *r = &c->r;
     if (r->resp_started) {
@@ -276,7 +241,7 @@ static void respond(struct gw_conn *c, int status, bool keep, const char *extra)
     c->state = CS_RESPOND;
     int rc = gw_conn_flush(c);
     if (rc == 0)
-        request_finished(c);
+        gw_conn_finished(c);
     else if (rc == 1)
         gw_conn_set_timeout(c, TMO_SEND, CFG->timeouts.client_idle_ms);
 }
@@ -291,7 +256,7 @@ void gw_conn_error(struct gw_conn *c, int status, enum gw_err_kind kind)
         buf_consume(&c->in, c->r.fwd);
         c->r.fwd = 0;
     }
-    respond(c, status, keep, status == 503 ? "Retry-After: 1\r\n" : NULL);
+    gw_conn_respond(c, status, keep, status == 503 ? "Retry-After: 1\r\n" : NULL);
 }
 
 /* ---- accounting ---- */
@@ -318,7 +283,7 @@ static void account(struct gw_conn *c)
 
 /* The response is fully written: account, then go on with the next
  * request or close. */
-static void request_finished(struct gw_conn *c)
+void gw_conn_finished(struct gw_conn *c)
 {
     if (c->closed)
         return;
@@ -406,123 +371,18 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
         gw_server_unref(r->srv);
         r->srv = NULL;
     }
-    pick_and_send(c);
-}
-
-/* The service cannot answer (breaker open, no usable server): its
- * fallback service, its static fallback response, or status. */
-static void fallback(struct gw_conn *c, int status, enum gw_err_kind kind)
-{
-    struct gw_req *r = &c->r;
-    const struct gw_cfg_resil *fr = r->svc ? r->svc->resil : NULL;
-    if (fr && fr->fallback_service && !r->in_fallback && !r->body_started) {
-        struct gw_service *fs = gw_snapshot_service(r->snap, fr->fallback_service);
-        if (fs) {
-            atomic_fetch_add_explicit(&c->w->st.fallbacks, 1, memory_order_relaxed);
-            r->in_fallback = true;
-            r->svc = fs;
-            r->ntried = 0;
-            pick_and_send(c);
-            return;
-        }
-    }
-    if (fr && fr->fallback_status && !r->resp_started) {
-        atomic_fetch_add_explicit(&c->w->st.fallbacks, 1, memory_order_relaxed);
-        if (r->up) {
-            gw_up_close(r->up);
-            r->up = NULL;
-        }
-        if (r->fwd) {
-            buf_consume(&c->in, r->fwd);
-            r->fwd = 0;
-        }
-        if (!r->body_done || !r->keepalive || atomic_load(&gw_g->stopping))
-            c->close_after = true;
-        r->status = fr->fallback_status;
-        buf_reset(&c->out);
-        gw_buf_prepare(c->w, &c->out);
-        gw_custom_page(&c->out, fr->fallback_status, c->close_after, "X-Floodgate-Fallback: static\r\n",
-                       fr->fallback_type, fr->fallback_body);
-        c->state = CS_RESPOND;
-        int rc = gw_conn_flush(c);
-        if (rc == 0)
-            request_finished(c);
-        else if (rc == 1)
-            gw_conn_set_timeout(c, TMO_SEND, CFG->timeouts.client_idle_ms);
-        return;
-    }
-    gw_conn_error(c, status, kind);
-}
-
-static void shed(struct gw_conn *c)
-{
-    atomic_fetch_add_explicit(&c->w->st.shed, 1, memory_order_relaxed);
-    gw_conn_error(c, 503, GW_ERR_NO_SERVER);
-}
-
-/* Admission (back pressure, priority shedding), then the breaker, then a
- * server. A request that must wait is parked in this worker's queue and
- * resumes in gw_conn_admission_done(). */
-static void admit_and_send(struct gw_conn *c)
-{
-    struct gw_req *r = &c->r;
-    struct gw_svc_rt *rt = r->rt;
-    uint64_t now_us = ev_now_ns(c->w->loop) / 1000;
-    if (rt && rt->adm_on && !r->adm_held) {
-        struct gw_adm_entry *disp = NULL;
-        r->ent.data = c;
-        enum gw_adm_result res =
-            gw_adm_submit(gw_worker_admq(c->w, rt), &r->ent, (enum gw_prio)r->prio, 0, now_us, &disp);
-        if (disp) {
-            struct gw_conn *dc = disp->data;
-            dc->r.queued = false;
-            shed(dc);
-        }
-        if (res == GW_ADM_QUEUED) {
-            r->queued = true;
-            gw_conn_set_timeout(c, TMO_QUEUE, rt->cfg.adm.max_wait_us / 1000 + 1000);
-            gw_worker_poll_admission(c->w); /* arms the queue's timer */
-            return;
-        }
-        if (res == GW_ADM_REJECT) {
-            shed(c);
-            return;
-        }
-        r->adm_held = true;
-    }
-    if (rt && rt->breaker && !r->breaker_allowed) {
-        if (!gw_breaker_allow(rt->breaker, now_us)) {
-            atomic_fetch_add_explicit(&c->w->st.breaker_refused, 1, memory_order_relaxed);
-            fallback(c, 503, GW_ERR_NO_SERVER);
-            return;
-        }
-        r->breaker_allowed = true;
-    }
-    if (!r->body_done)
-        gw_conn_set_timeout(c, TMO_BODY, CFG->timeouts.client_body_ms);
-    pick_and_send(c);
-}
-
-void gw_conn_admission_done(struct gw_conn *c, bool admitted)
-{
-    c->r.queued = false;
-    if (!admitted) {
-        shed(c);
-        return;
-    }
-    c->r.adm_held = true;
-    admit_and_send(c);
+    gw_conn_pick_and_send(c);
 }
 
 /* Chooses a server not tried yet and sends the request to it. */
-static void pick_and_send(struct gw_conn *c)
+void gw_conn_pick_and_send(struct gw_conn *c)
 {
     struct gw_req *r = &c->r;
     struct gw_worker *w = c->w;
     uint64_t now = ev_now(w->loop);
     struct gw_server *srv = gw_lb_pick(r->svc->lb, r->hash, now, r->tried, (size_t)r->ntried);
     if (!srv) {
-        fallback(c, 503, GW_ERR_NO_SERVER);
+        gw_conn_fallback(c, 503, GW_ERR_NO_SERVER);
         return;
     }
     /* The balancer returns an already-tried server only when no other is
@@ -635,52 +495,6 @@ static bool scan_body(struct gw_conn *c)
     return true;
 }
 
-/* Applies the route's rate-limit rules. Returns false when the request
- * was answered (429); *delay_us is set when it must wait first. The
- * RateLimit fields for the response are kept in r->rlhdr. */
-static bool rate_limit(struct gw_conn *c, const struct http_request *req, const struct gw_route *rt,
-                       uint64_t *delay_us, int head_len)
-{
-    struct gw_req *r = &c->r;
-    const struct rl_rule *rules[8];
-    struct rl_decision ds[8];
-    size_t n = 0;
-    struct rl_key_input in = {
-        .peer = (const struct sockaddr *)&c->peer.ss,
-        .headers = req->headers,
-        .nheaders = req->nheaders,
-        .route = rt->prefix,
-        .route_len = rt->prefix_len,
-    };
-    char key[RL_KEY_MAX];
-    uint64_t now_us = ev_now_ns(c->w->loop) / 1000;
-    for (size_t i = 0; i < rt->nrl && n < 8; i++) {
-        const struct gw_cfg_ratelimit *rl = rt->rl[i];
-        int klen = rl_key_build(&rl->key, &in, key);
-        if (klen == RL_KEY_ABSENT)
-            continue; /* the rule's key part is missing: it does not apply */
-        rl_store_check(gw_g->rl, &rl->rule, key, (size_t)klen, now_us, 1, &ds[n]);
-        rules[n++] = &rl->rule;
-        if (!ds[n - 1].allowed)
-            break; /* later rules are not charged for a rejected request */
-    }
-    if (!n)
-        return true;
-    struct rl_decision all;
-    rl_combine(ds, n, &all);
-    buf_reset(&r->rlhdr);
-    rl_headers_append(&r->rlhdr, rules, ds, n);
-    if (all.allowed) {
-        *delay_us = all.delay_us;
-        return true;
-    }
-    atomic_fetch_add_explicit(&c->w->st.limited, 1, memory_order_relaxed);
-    buf_consume(&c->in, (size_t)head_len);
-    buf_append(&r->rlhdr, "", 1); /* NUL for the error page's extra headers */
-    respond(c, 429, r->body_done, buf_rptr(&r->rlhdr));
-    return false;
-}
-
 static void host_only(const char **h, size_t *len)
 {
     /* Strips ":port", keeping IPv6 literals "[::1]" whole. */
@@ -789,12 +603,12 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
              (rt->deny.n && cidr_set_match16(&rt->deny, a16)))) {
             atomic_fetch_add_explicit(&gw_g->refused_ip[GW_REFUSE_ROUTE], 1, memory_order_relaxed);
             buf_consume(&c->in, (size_t)head_len);
-            respond(c, 403, r->body_done, NULL);
+            gw_conn_respond(c, 403, r->body_done, NULL);
             return;
         }
     }
     uint64_t delay_us = 0;
-    if (rt->nrl && !rate_limit(c, req, rt, &delay_us, head_len))
+    if (rt->nrl && !gw_conn_rate_limit(c, req, rt, &delay_us, head_len))
         return;
     r->rt = rt->svc->rt;
     r->prio = (uint8_t)rt->prio;
@@ -838,7 +652,7 @@ rewritten:
         gw_conn_set_timeout(c, TMO_DELAY, (delay_us + 999) / 1000);
         return;
     }
-    admit_and_send(c);
+    gw_conn_admit_and_send(c);
 }
 
 /* Parses and starts the next request in c->in, if complete. */
@@ -861,7 +675,7 @@ static void process_head(struct gw_conn *c)
         int status = n == HTTP_ETOOBIG ? 431 : n == HTTP_EVERSION ? 505 : n == HTTP_ETE ? 501 : 400;
         buf_reset(&c->in);
         atomic_fetch_add_explicit(&c->w->st.errors[GW_ERR_BAD_REQUEST], 1, memory_order_relaxed);
-        respond(c, status, false, NULL);
+        gw_conn_respond(c, status, false, NULL);
         return;
     }
     start_request(c, &req, n);
@@ -1017,7 +831,7 @@ void gw_conn_resp_progress(struct gw_conn *c)
     r->up = NULL;
     gw_up_release(u, reusable);
     if (buf_len(&c->out) == 0) {
-        request_finished(c);
+        gw_conn_finished(c);
     } else {
         c->state = CS_RESPOND;
         gw_conn_set_timeout(c, TMO_SEND, CFG->timeouts.client_idle_ms);
@@ -1079,7 +893,7 @@ static void client_io(struct ev_loop *loop, int fd, void *ud, int events)
         if (rc < 0)
             return;
         if (rc == 0 && c->state == CS_RESPOND)
-            request_finished(c);
+            gw_conn_finished(c);
         if (c->closed)
             return;
     }
@@ -1115,7 +929,7 @@ static void conn_timer(struct ev_loop *loop, struct ev_timer *t)
         }
         c->r.t_start_ns = ev_clock_ns();
         atomic_fetch_add_explicit(&c->w->st.errors[GW_ERR_TIMEOUT_CLIENT], 1, memory_order_relaxed);
-        respond(c, 408, false, NULL);
+        gw_conn_respond(c, 408, false, NULL);
         break;
     case TMO_BODY:
         gw_conn_error(c, 408, GW_ERR_TIMEOUT_CLIENT);
@@ -1129,14 +943,14 @@ static void conn_timer(struct ev_loop *loop, struct ev_timer *t)
         gw_conn_up_failed(c, GW_ERR_UP_TIMEOUT, true);
         break;
     case TMO_DELAY:
-        admit_and_send(c);
+        gw_conn_admit_and_send(c);
         break;
     case TMO_QUEUE:
         /* The queue's own deadline should have answered first. */
         if (c->r.queued) {
             gw_adm_queue_remove(gw_worker_admq(c->w, c->r.rt), &c->r.ent);
             c->r.queued = false;
-            shed(c);
+            gw_conn_shed(c);
         }
         break;
     }

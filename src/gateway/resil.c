@@ -2,7 +2,8 @@
  * The modules (breaker.c, retrybudget.c, admission.c, adaptive.c) hold
  * the algorithms; this file gives them a home that outlives snapshots and
  * connects the queues to the workers' loops. The proxy's hooks are in
- * proxy.c (admit_and_send, fallback, gw_conn_up_failed, req_reset). */
+ * admit.c (admission, breaker, fallback, settlement) and proxy.c (retries
+ * in gw_conn_up_failed). */
 #include "gateway/conn.h"
 
 #include <stdlib.h>
