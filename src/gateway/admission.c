@@ -336,17 +336,18 @@ void gw_adm_queue_poll(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_li
         gw__q_expire(q, now_us, dropped);
 
     if (q->overloaded) {
-        /* Lower classes are shed once they wait longer than the target;
-         * the highest class waiting only once it waits longer than the
-         * interval. Under a single-class overload latency stays bounded by
-         * about an interval; with several classes the most important ones
-         * keep their goodput while the others are shed. Critical is never
-         * shed here (only by its deadline). */
+        /* Entries waiting longer than the target are shed (CoDel), lowest
+         * class first, with one exception: when the highest class waiting
+         * was raised above normal (high), it is kept up to the interval,
+         * so that explicitly prioritized requests keep their goodput while
+         * the rest is shed. Plain single-class traffic keeps CoDel's
+         * bounded latency. Critical is never shed here (only by its
+         * deadline). */
         int top = GW_PRIO_COUNT - 1;
         while (top > 0 && !q->cls[top].head)
             top--;
         for (int p = GW_PRIO_LOW; p < GW_PRIO_CRITICAL; p++) {
-            uint64_t limit = p < top ? target : adm->cfg.codel_interval_us;
+            uint64_t limit = p == top && p > GW_PRIO_NORMAL ? adm->cfg.codel_interval_us : target;
             struct gw_adm_entry *e;
             while ((e = q->cls[p].head) && now_us > e->enqueued_us &&
                    now_us - e->enqueued_us > limit) {
