@@ -44,6 +44,7 @@ NCPU=$(nproc)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "gateway bench: $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 for tool in haproxy nginx wrk curl python3 taskset ss; do
     command -v "$tool" >/dev/null || die "'$tool' is missing (make bench-deps installs it)"
@@ -68,101 +69,7 @@ fi
 NGINX_USER=""
 [ "$(id -u)" = 0 ] && NGINX_USER="user root;"
 
-# ---- processes: start in the background, stop by PID ----
-
-STARTED=()   # PIDs this script started and has not stopped yet
-
-# Runs "$@" in the background and records its PID in BG_PID and STARTED.
-start_bg() {
-    "$@" &
-    BG_PID=$!
-    STARTED+=("$BG_PID")
-}
-
-descendants() {
-    local p
-    for p in $(pgrep -P "$1" 2>/dev/null || true); do
-        echo "$p"
-        descendants "$p"
-    done
-}
-
-alive() {
-    local st
-    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-    [ -n "$st" ] && [ "$st" != Z ]
-}
-
-# Stops a process started by start_bg, and its children (nginx workers):
-# SIGTERM, up to 5 s, then SIGKILL.
-stop_pid() {
-    local pid=$1 all p i left
-    all="$pid $(descendants "$pid" | tr '\n' ' ')"
-    kill -TERM $all 2>/dev/null || true
-    for i in $(seq 50); do
-        left=0
-        for p in $all; do alive "$p" && left=1; done
-        [ $left = 0 ] && break
-        sleep 0.1
-    done
-    [ $left = 1 ] && kill -KILL $all 2>/dev/null || true
-    forget_pid "$pid"
-}
-
-# Waits for a process started in the background that ends by itself.
-forget_pid() {
-    wait "$1" 2>/dev/null || true
-    local keep=() p
-    for p in "${STARTED[@]}"; do [ "$p" != "$1" ] && keep+=("$p"); done
-    STARTED=("${keep[@]+"${keep[@]}"}")
-}
-
-cleanup() {
-    local i
-    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
-        stop_pid "${STARTED[$i]}"
-    done
-}
-trap cleanup EXIT
-trap 'say "interrupted"; exit 130' INT TERM
-
 # ---- helpers ----
-
-# N free TCP ports on 127.0.0.1, chosen by the kernel, one a line.
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print("\n".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-# render TEMPLATE OUTPUT KEY=VALUE...: replaces each @KEY@.
-render() {
-    local in=$1 out=$2 kv args=()
-    shift 2
-    for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
-    sed "${args[@]}" "$in" >"$out"
-}
-
-# wait_http URL PID LOG: until URL answers 200, the process exits, or 10 s.
-wait_http() {
-    local i
-    for i in $(seq 100); do
-        if [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1" 2>/dev/null)" = 200 ]; then
-            return 0
-        fi
-        alive "$2" || break
-        sleep 0.1
-    done
-    say "--- $3 (tail)"
-    tail -n 20 "$3" >&2 2>/dev/null || true
-    return 1
-}
 
 # Sum of a /proc/PID/status field (VmRSS, VmHWM) in KiB over a process
 # and its descendants.

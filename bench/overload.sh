@@ -43,6 +43,7 @@ CAP=$((INFLIGHT * 1000 / LATENCY_MS))
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "overload bench: $*"; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 for tool in curl python3 taskset; do
     command -v "$tool" >/dev/null || die "'$tool' is missing"
@@ -51,71 +52,6 @@ done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 PROXY_PIN="taskset -c 0"
 CLIENT_PIN="taskset -c 1"
-
-# ---- processes: start in the background, stop by PID ----
-
-STARTED=()
-
-start_bg() {
-    "$@" &
-    BG_PID=$!
-    STARTED+=("$BG_PID")
-}
-
-alive() {
-    local st
-    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-    [ -n "$st" ] && [ "$st" != Z ]
-}
-
-stop_pid() {
-    local pid=$1 i p
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local keep=()
-    for p in "${STARTED[@]}"; do [ "$p" != "$pid" ] && keep+=("$p"); done
-    STARTED=("${keep[@]+"${keep[@]}"}")
-}
-
-cleanup() {
-    local i
-    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
-        stop_pid "${STARTED[$i]}"
-    done
-}
-trap cleanup EXIT
-trap 'say "interrupted"; exit 130' INT TERM
-
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print("\n".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-wait_http() {
-    local i
-    for i in $(seq 100); do
-        if [ "$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$1" 2>/dev/null)" = 200 ]; then
-            return 0
-        fi
-        alive "$2" || break
-        sleep 0.1
-    done
-    say "--- $3 (tail)"
-    tail -n 20 "$3" >&2 2>/dev/null || true
-    return 1
-}
 
 # ---- run ----
 
