@@ -14,9 +14,9 @@ CTEST_FLAGS ?= --output-on-failure -j $(JOBS)
 
 # Build and test dependencies, Debian package names.
 DEPS := build-essential cmake pkg-config libyaml-dev libxxhash-dev libcjson-dev \
-        libcriterion-dev clang libclang-rt-14-dev curl procps \
-        python3 python3-pytest python3-requests chromium
-BENCH_DEPS := haproxy nginx-light wrk
+        libssl-dev libhiredis-dev libcriterion-dev clang libclang-rt-14-dev curl procps \
+        python3 python3-pytest python3-requests python3-boto3 awscli redis-server chromium
+BENCH_DEPS := haproxy nginx-light wrk rabbitmq-server librabbitmq-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
