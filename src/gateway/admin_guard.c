@@ -6,7 +6,9 @@
  * Changes are atomic (a new snapshot), visible at once and kept across
  * reloads, like membership changes. */
 #include "gateway/gw.h"
+#include "gateway/rlredis.h"
 #include "gateway/rlstore.h"
+#include "gateway/rlredis.h"
 #include "core/admin.h"
 
 #include <cjson/cJSON.h>
@@ -116,4 +118,5 @@ void gw_guard_metrics_render(struct buf *b)
                        "Live rate-limit keys evicted because the store was full.");
         metrics_sample_u64(b, GW_METRIC("rate_limit_evictions_total"), NULL, st.evicted_lru);
     }
+    rl_redis_metrics_render(b);
 }

@@ -5,8 +5,10 @@
  * request's resilience accounting when it ends. Same thread context as
  * proxy.c: the connection's worker. */
 #include "gateway/conn.h"
+#include "gateway/rlredis.h"
 #include "gateway/rlstore.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define CFG WCFG(c->w)
@@ -17,6 +19,7 @@ void gw_conn_resil_settle(struct gw_conn *c)
 {
     struct gw_req *r = &c->r;
     struct gw_svc_rt *rt = r->rt;
+    gw_conn_rl_cancel(c);
     if (!rt)
         return;
     uint64_t now_us = ev_now_ns(c->w->loop) / 1000;
@@ -148,16 +151,160 @@ void gw_conn_admission_done(struct gw_conn *c, bool admitted)
     gw_conn_admit_and_send(c);
 }
 
-/* Applies the route's rate-limit rules. Returns false when the request
- * was answered (429); *delay_us is set when it must wait first. The
- * RateLimit fields for the response are kept in r->rlhdr. */
-bool gw_conn_rate_limit(struct gw_conn *c, const struct http_request *req, const struct gw_route *rt,
+/* ---- rate limiting ---------------------------------------------------- */
+
+#define RLW_MAX 8
+
+/* A request waiting for Redis: the decisions made so far (local rules and
+ * the local fast path), then the Redis-backed rules asked for. */
+struct gw_rlwait {
+    struct rl_redis_req *q;
+    const struct rl_rule *rules[RLW_MAX];
+    struct rl_decision ds[RLW_MAX];
+    size_t n;                          /* decisions in ds */
+    const struct gw_cfg_ratelimit *ask[RLW_MAX];
+    char *keys[RLW_MAX];
+    size_t lens[RLW_MAX];
+    size_t nask;
+};
+
+static void rlw_free(struct gw_rlwait *w)
+{
+    for (size_t i = 0; i < w->nask; i++)
+        free(w->keys[i]);
+    free(w);
+}
+
+void gw_conn_rl_cancel(struct gw_conn *c)
+{
+    struct gw_rlwait *w = c->r.rlw;
+    if (!w)
+        return;
+    rl_redis_cancel(w->q);
+    rlw_free(w);
+    c->r.rlw = NULL;
+}
+
+/* Redis could not decide the rules in w->ask: the store's on_error. The
+ * local policy runs them against this gateway's own store. Returns false
+ * when the request must be refused (deny). */
+static bool rl_on_error(struct gw_conn *c, struct gw_rlwait *w, uint64_t now_us)
+{
+    enum rl_redis_on_error oe = CFG->rl_redis.on_error;
+    if (oe == RLR_DENY)
+        return false;
+    if (oe == RLR_LOCAL)
+        for (size_t i = 0; i < w->nask && w->n < RLW_MAX; i++) {
+            const struct rl_rule *ru = &w->ask[i]->rule;
+            rl_store_check(gw_g->rl, ru, w->keys[i], w->lens[i], now_us, 1, &w->ds[w->n]);
+            w->rules[w->n++] = ru;
+            if (!w->ds[w->n - 1].allowed)
+                break;
+        }
+    return true;
+}
+
+/* Combines the decisions into the response's RateLimit fields. Returns
+ * true when the request is admitted (*delay_us: hold it first). */
+static bool rl_conclude(struct gw_conn *c, struct gw_rlwait *w, uint64_t *delay_us)
+{
+    struct gw_req *r = &c->r;
+    *delay_us = 0;
+    if (!w->n)
+        return true;
+    struct rl_decision all;
+    rl_combine(w->ds, w->n, &all);
+    buf_reset(&r->rlhdr);
+    rl_headers_append(&r->rlhdr, w->rules, w->ds, w->n);
+    if (all.allowed) {
+        *delay_us = all.delay_us;
+        return true;
+    }
+    atomic_fetch_add_explicit(&c->w->st.limited, 1, memory_order_relaxed);
+    buf_append(&r->rlhdr, "", 1); /* NUL for the error page's extra headers */
+    return false;
+}
+
+static void rl_refuse_unavailable(struct gw_conn *c)
+{
+    atomic_fetch_add_explicit(&c->w->st.limited, 1, memory_order_relaxed);
+    gw_conn_respond(c, 503, c->r.body_done, "Retry-After: 1\r\n");
+}
+
+/* Drops request body bytes already validated, before a refusal. */
+static void drop_fwd(struct gw_conn *c)
+{
+    if (c->r.fwd) {
+        buf_consume(&c->in, c->r.fwd);
+        c->r.fwd = 0;
+    }
+}
+
+/* Redis answered (or failed) for a waiting request. */
+static void rl_redis_done(void *ud, int status, const struct rl_decision *ds, size_t n)
+{
+    struct gw_conn *c = ud;
+    struct gw_rlwait *w = c->r.rlw;
+    uint64_t now_us = ev_now_ns(c->w->loop) / 1000;
+    w->q = NULL;
+    bool ok = true;
+    if (status < 0) {
+        ok = rl_on_error(c, w, now_us);
+    } else {
+        for (size_t i = 0; i < n && w->n < RLW_MAX; i++) {
+            w->rules[w->n] = &w->ask[i]->rule;
+            w->ds[w->n++] = ds[i];
+        }
+    }
+    uint64_t delay_us = 0;
+    bool admitted = ok && rl_conclude(c, w, &delay_us);
+    rlw_free(w);
+    c->r.rlw = NULL;
+    if (!ok) {
+        drop_fwd(c);
+        rl_refuse_unavailable(c);
+        return;
+    }
+    if (!admitted) {
+        drop_fwd(c);
+        gw_conn_respond(c, 429, c->r.body_done, buf_rptr(&c->r.rlhdr));
+        return;
+    }
+    gw_conn_rl_resume(c, delay_us);
+}
+
+/* The answer did not come in time. */
+void gw_conn_rl_timeout(struct gw_conn *c)
+{
+    struct gw_rlwait *w = c->r.rlw;
+    if (!w)
+        return;
+    rl_redis_note_timeout();
+    rl_redis_cancel(w->q);
+    w->q = NULL;
+    struct rl_decision none;
+    memset(&none, 0, sizeof none);
+    c->r.rlw = w; /* rl_redis_done frees it */
+    rl_redis_done(c, -1, &none, 0);
+}
+
+/* Applies the route's rate-limit rules. Returns GW_RL_ANSWERED when the
+ * request was answered (429, or 503 when the shared store is down and
+ * fails closed), GW_RL_WAIT when Redis was asked (the connection resumes
+ * in gw_conn_rl_resume()), GW_RL_PASS otherwise with *delay_us set when
+ * it must wait first. The RateLimit fields for the response are kept in
+ * r->rlhdr. Rules kept locally are checked first, then the Redis-backed
+ * ones (one round trip for all of them, unless the local fast path
+ * decides). */
+int gw_conn_rate_limit(struct gw_conn *c, const struct http_request *req, const struct gw_route *rt,
                        uint64_t *delay_us, int head_len)
 {
     struct gw_req *r = &c->r;
-    const struct rl_rule *rules[8];
-    struct rl_decision ds[8];
-    size_t n = 0;
+    struct gw_rlwait lw; /* decisions; copied to the heap only to wait */
+    lw.n = lw.nask = 0;
+    lw.q = NULL;
+    const struct gw_cfg_ratelimit *deferred[RLW_MAX];
+    size_t ndef = 0;
     struct rl_key_input in = {
         .peer = (const struct sockaddr *)&c->peer.ss,
         .headers = req->headers,
@@ -167,30 +314,72 @@ bool gw_conn_rate_limit(struct gw_conn *c, const struct http_request *req, const
     };
     char key[RL_KEY_MAX];
     uint64_t now_us = ev_now_ns(c->w->loop) / 1000;
-    for (size_t i = 0; i < rt->nrl && n < 8; i++) {
+    struct rl_redis *rr = c->w->rlr;
+    bool rejected = false;
+    for (size_t i = 0; i < rt->nrl && lw.n < RLW_MAX; i++) {
         const struct gw_cfg_ratelimit *rl = rt->rl[i];
+        if (rl->redis && rr) {
+            if (ndef < RLW_MAX)
+                deferred[ndef++] = rl;
+            continue;
+        }
         int klen = rl_key_build(&rl->key, &in, key);
         if (klen == RL_KEY_ABSENT)
             continue; /* the rule's key part is missing: it does not apply */
-        rl_store_check(gw_g->rl, &rl->rule, key, (size_t)klen, now_us, 1, &ds[n]);
-        rules[n++] = &rl->rule;
-        if (!ds[n - 1].allowed)
+        rl_store_check(gw_g->rl, &rl->rule, key, (size_t)klen, now_us, 1, &lw.ds[lw.n]);
+        lw.rules[lw.n++] = &rl->rule;
+        if (!lw.ds[lw.n - 1].allowed) {
+            rejected = true;
             break; /* later rules are not charged for a rejected request */
+        }
     }
-    if (!n)
-        return true;
-    struct rl_decision all;
-    rl_combine(ds, n, &all);
-    buf_reset(&r->rlhdr);
-    rl_headers_append(&r->rlhdr, rules, ds, n);
-    if (all.allowed) {
-        *delay_us = all.delay_us;
-        return true;
+    for (size_t i = 0; i < ndef && !rejected && lw.n + lw.nask < RLW_MAX; i++) {
+        const struct gw_cfg_ratelimit *rl = deferred[i];
+        int klen = rl_key_build(&rl->key, &in, key);
+        if (klen == RL_KEY_ABSENT)
+            continue;
+        struct rl_decision d;
+        if (rl_redis_local(rr, &rl->rule, key, (size_t)klen, now_us, &d)) {
+            lw.ds[lw.n] = d;
+            lw.rules[lw.n++] = &rl->rule;
+            if (!d.allowed)
+                rejected = true;
+            continue;
+        }
+        lw.ask[lw.nask] = rl;
+        lw.keys[lw.nask] = xmalloc((size_t)klen);
+        memcpy(lw.keys[lw.nask], key, (size_t)klen);
+        lw.lens[lw.nask++] = (size_t)klen;
     }
-    atomic_fetch_add_explicit(&c->w->st.limited, 1, memory_order_relaxed);
+    if (lw.nask && !rejected) {
+        struct gw_rlwait *w = xmalloc(sizeof *w);
+        *w = lw;
+        const struct rl_rule *rules[RLW_MAX];
+        for (size_t i = 0; i < w->nask; i++)
+            rules[i] = &w->ask[i]->rule;
+        w->q = rl_redis_check(rr, rules, (const char *const *)w->keys, w->lens, w->nask, now_us,
+                              rl_redis_done, c);
+        if (w->q) {
+            r->rlw = w;
+            return GW_RL_WAIT;
+        }
+        bool ok = rl_on_error(c, w, now_us);
+        lw = *w;
+        free(w);
+        if (!ok) {
+            for (size_t i = 0; i < lw.nask; i++)
+                free(lw.keys[i]);
+            buf_consume(&c->in, (size_t)head_len);
+            rl_refuse_unavailable(c);
+            return GW_RL_ANSWERED;
+        }
+    }
+    for (size_t i = 0; i < lw.nask; i++)
+        free(lw.keys[i]);
+    lw.nask = 0;
+    if (rl_conclude(c, &lw, delay_us))
+        return GW_RL_PASS;
     buf_consume(&c->in, (size_t)head_len);
-    buf_append(&r->rlhdr, "", 1); /* NUL for the error page's extra headers */
     gw_conn_respond(c, 429, r->body_done, buf_rptr(&r->rlhdr));
-    return false;
+    return GW_RL_ANSWERED;
 }
-

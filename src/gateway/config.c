@@ -34,7 +34,7 @@ const char gw_default_config[] =
 #define DAY_MS (24ull * 3600 * 1000)
 #define HOUR_MS (3600ull * 1000)
 
-static const char *const top_keys[] = {"listen", "threads", "admin", "access_log", "log_level", "timeouts",
+static const char *const top_keys[] = {"rate_limit_store", "listen", "threads", "admin", "access_log", "log_level", "timeouts",
                                        "limits", "upstream", "services", "routes", "guard", "rate_limits",
                                        NULL};
 static const char *const timeout_keys[] = {"client_header", "client_body", "client_idle", "upstream_connect",

@@ -13,6 +13,7 @@
 #include "gateway/admission.h"
 #include "gateway/breaker.h"
 #include "gateway/ratelimit.h"
+#include "gateway/rlredis.h"
 #include "gateway/retrybudget.h"
 #include "gateway/rlkey.h"
 
@@ -87,6 +88,7 @@ struct gw_cfg_ratelimit {
     char *key_text;           /* as written, e.g. "client_ip" or "ip/24+header:X-Api-Key" */
     struct rl_key_spec key;   /* parsed key */
     struct rl_rule rule;      /* prepared (rl_rule_prepare); rule.name points to name */
+    bool redis;               /* store: redis (state in rate_limit_store) */
     int line;
 };
 
@@ -158,6 +160,8 @@ struct gw_config {
     struct gw_cfg_guard guard;
     struct gw_cfg_ratelimit *rate_limits;
     size_t nrate_limits;
+    bool has_rl_redis;           /* rate_limit_store: present */
+    struct rl_redis_cfg rl_redis;
 };
 
 /* config_guard.c: the protection sections, called by the loader in

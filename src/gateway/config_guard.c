@@ -14,7 +14,11 @@
 static const char *const guard_keys[] = {"allow", "deny", "max_conns_per_ip", "max_conn_rate_per_ip",
                                          "rate_limit_keys", NULL};
 static const char *const rl_keys[] = {"name", "algorithm", "limit", "window", "burst", "nodelay",
-                                      "delay", "max_delay", "key", "on_full", NULL};
+                                      "delay", "max_delay", "key", "on_full", "store", NULL};
+static const char *const store_keys[] = {"redis", "password", "db", "timeout", "on_error", "key_prefix",
+                                         "lease", "lease_ttl", "max_pending", NULL};
+static const char *const store_names[] = {"local", "redis", NULL};
+static const char *const on_error_names[] = {"allow", "deny", "local", NULL};
 static const char *const algo_names[] = {"token_bucket", "leaky_bucket", "leaky_queue", "fixed_window",
                                          "sliding_log", "sliding_window", NULL};
 static const char *const full_names[] = {"evict", "allow", "deny", NULL};
@@ -35,6 +39,10 @@ void gw_config_free_guard(struct gw_config *c)
         free(c->rate_limits[i].key_text);
     }
     free(c->rate_limits);
+    free(c->rl_redis.host);
+    free(c->rl_redis.unix_path);
+    free(c->rl_redis.password);
+    free(c->rl_redis.prefix);
     for (size_t i = 0; i < c->nroutes; i++) {
         free(c->routes[i].rate_limits);
         free_list(c->routes[i].allow, c->routes[i].nallow);
@@ -95,7 +103,7 @@ static int load_rule(struct gw_config *c, const struct cfg_node *n, char **err)
             return -1;
         }
     struct rl_rule *rule = &r->rule;
-    int algo = RL_TOKEN_BUCKET, full = RL_FULL_EVICT;
+    int algo = RL_TOKEN_BUCKET, full = RL_FULL_EVICT, store = 0;
     int64_t limit = 0;
     uint64_t window = 1000, max_delay = 0;
     int64_t burst = 0, delay = 0;
@@ -108,8 +116,14 @@ static int load_rule(struct gw_config *c, const struct cfg_node *n, char **err)
         cfg_bool(cfg_get(n, "nodelay"), &nodelay, err) < 0 ||
         cfg_int(cfg_get(n, "delay"), 0, (int64_t)RL_BURST_MAX, &delay, err) < 0 ||
         cfg_duration(cfg_get(n, "max_delay"), 0, 3600 * 1000, &max_delay, err) < 0 ||
-        cfg_enum(cfg_get(n, "on_full"), full_names, &full, err) < 0)
+        cfg_enum(cfg_get(n, "on_full"), full_names, &full, err) < 0 ||
+        cfg_enum(cfg_get(n, "store"), store_names, &store, err) < 0)
         return -1;
+    r->redis = store == 1;
+    if (r->redis && !c->has_rl_redis) {
+        *err = cfg_errorf(cfg_get(n, "store"), "store: redis needs a rate_limit_store: section");
+        return -1;
+    }
     rule->algo = (enum rl_algo)algo;
     rule->name = r->name;
     rule->limit = (uint64_t)limit;
@@ -154,8 +168,77 @@ static int load_rule(struct gw_config *c, const struct cfg_node *n, char **err)
     return 0;
 }
 
+/* rate_limit_store: where rules with `store: redis` keep their state. */
+static int load_store(struct gw_config *c, const struct cfg_node *n, char **err)
+{
+    if (!n || cfg_is_null(n))
+        return 0;
+    if (cfg_expect(n, CFG_MAP, err) < 0 || cfg_check_keys(n, store_keys, err) < 0)
+        return -1;
+    struct rl_redis_cfg *rc = &c->rl_redis;
+    c->has_rl_redis = true;
+    const struct cfg_node *an = cfg_require(n, "redis", err);
+    char *addr = NULL;
+    if (!an || cfg_string(an, &addr, err) < 0)
+        return -1;
+    if (!strncmp(addr, "unix:", 5)) {
+        rc->unix_path = xstrdup(addr + 5);
+    } else {
+        char *colon = strrchr(addr, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : 6379;
+        if (colon && (end == colon + 1 || *end || port < 1 || port > 65535)) {
+            free(addr);
+            *err = cfg_errorf(an, "expected host:port or unix:/path");
+            return -1;
+        }
+        if (colon)
+            *colon = '\0';
+        const char *h = addr;
+        size_t hl = strlen(h);
+        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1]:6379 */
+            addr[hl - 1] = '\0';
+            h = addr + 1;
+        }
+        rc->host = xstrdup(*h ? h : "127.0.0.1");
+        rc->port = (int)port;
+    }
+    free(addr);
+    int64_t db = 0, lease = 1, pend = 10000;
+    uint64_t timeout = 50, ttl = 100;
+    int oe = RLR_ALLOW;
+    if (cfg_int(cfg_get(n, "db"), 0, 1 << 20, &db, err) < 0 ||
+        cfg_duration(cfg_get(n, "timeout"), 1, 60000, &timeout, err) < 0 ||
+        cfg_enum(cfg_get(n, "on_error"), on_error_names, &oe, err) < 0 ||
+        cfg_int(cfg_get(n, "lease"), 1, 1 << 20, &lease, err) < 0 ||
+        cfg_duration(cfg_get(n, "lease_ttl"), 1, 60000, &ttl, err) < 0 ||
+        cfg_int(cfg_get(n, "max_pending"), 1, 1 << 24, &pend, err) < 0)
+        return -1;
+    const struct cfg_node *pn = cfg_get(n, "password");
+    if (pn && cfg_string(pn, &rc->password, err) < 0)
+        return -1;
+    const struct cfg_node *kn = cfg_get(n, "key_prefix");
+    if (kn && cfg_string(kn, &rc->prefix, err) < 0)
+        return -1;
+    if (!rc->prefix)
+        rc->prefix = xstrdup("floodgate:rl:");
+    if (strlen(rc->prefix) > 128) {
+        *err = cfg_errorf(kn, "key_prefix is longer than 128 bytes");
+        return -1;
+    }
+    rc->db = (int)db;
+    rc->timeout_ms = timeout;
+    rc->on_error = (enum rl_redis_on_error)oe;
+    rc->lease = (uint32_t)lease;
+    rc->lease_ttl_ms = ttl;
+    rc->max_pending = (uint32_t)pend;
+    return 0;
+}
+
 int gw_config_load_guard(struct gw_config *c, const struct cfg_node *root, char **err)
 {
+    if (load_store(c, cfg_get(root, "rate_limit_store"), err) < 0)
+        return -1;
     struct gw_cfg_guard *g = &c->guard;
     g->rl_max_keys = 1u << 20;
     const struct cfg_node *n = cfg_get(root, "guard");

@@ -28,7 +28,7 @@ enum gw_cstate {
 
 enum gw_tmo {
     TMO_NONE, TMO_IDLE, TMO_HEADER, TMO_BODY, TMO_CONNECT, TMO_RESPONSE, TMO_SEND,
-    TMO_LINGER, TMO_DRAIN, TMO_DELAY, TMO_QUEUE,
+    TMO_LINGER, TMO_DRAIN, TMO_DELAY, TMO_QUEUE, TMO_RLWAIT,
 };
 
 struct gw_upconn {
@@ -82,6 +82,7 @@ struct gw_req {
     size_t rfwd;                /* validated body bytes at the front of u->in */
     uint64_t resp_bytes;        /* bytes sent to the client, for the log */
     struct buf rlhdr;           /* RateLimit fields for the response, when a rule applied */
+    struct gw_rlwait *rlw;      /* waiting for the shared (Redis) rate-limit store */
     struct gw_svc_rt *rt;       /* resilience state of the service routed to */
     struct gw_adm_entry ent;    /* admission queue entry (data = the connection) */
     uint8_t prio;               /* enum gw_prio */
@@ -133,9 +134,14 @@ void gw_conn_respond(struct gw_conn *c, int status, bool keep, const char *extra
 void gw_conn_finished(struct gw_conn *c);
 void gw_conn_pick_and_send(struct gw_conn *c);
 /* admit.c */
-bool gw_conn_rate_limit(struct gw_conn *c, const struct http_request *req, const struct gw_route *rt,
+enum { GW_RL_PASS, GW_RL_ANSWERED, GW_RL_WAIT };
+int gw_conn_rate_limit(struct gw_conn *c, const struct http_request *req, const struct gw_route *rt,
                         uint64_t *delay_us, int head_len);
 void gw_conn_admit_and_send(struct gw_conn *c);
+void gw_conn_rl_cancel(struct gw_conn *c);
+void gw_conn_rl_timeout(struct gw_conn *c);
+/* proxy.c: a request Redis admitted goes on (after delay_us). */
+void gw_conn_rl_resume(struct gw_conn *c, uint64_t delay_us);
 void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind);
 void gw_conn_shed(struct gw_conn *c);
 void gw_conn_resil_settle(struct gw_conn *c);

@@ -180,6 +180,7 @@ struct gw_worker {
     size_t nadmq;
     struct ev_timer admq_timer;          /* next queue deadline */
     char *bufcache[GW_BUFCACHE];         /* free GW_IO_CHUNK blocks for connection buffers */
+    struct rl_redis *rlr;                /* shared rate-limit store connection, or NULL */
     int nbufcache;
 };
 

@@ -608,8 +608,13 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
         }
     }
     uint64_t delay_us = 0;
-    if (rt->nrl && !gw_conn_rate_limit(c, req, rt, &delay_us, head_len))
-        return;
+    bool rl_wait = false;
+    if (rt->nrl) {
+        int rl = gw_conn_rate_limit(c, req, rt, &delay_us, head_len);
+        if (rl == GW_RL_ANSWERED)
+            return;
+        rl_wait = rl == GW_RL_WAIT;
+    }
     r->rt = rt->svc->rt;
     r->prio = (uint8_t)rt->prio;
     if (rt->svc->resil && rt->svc->resil->priority_header) {
@@ -646,9 +651,20 @@ rewritten:
     buf_consume(&c->in, (size_t)head_len);
     if (!scan_body(c))
         return;
+    if (rl_wait) {
+        /* The shared rate-limit store decides; gw_conn_rl_resume() or a
+         * refusal follows its answer, or its deadline. */
+        gw_conn_set_timeout(c, TMO_RLWAIT, CFG->rl_redis.timeout_ms);
+        return;
+    }
+    gw_conn_rl_resume(c, delay_us);
+}
+
+void gw_conn_rl_resume(struct gw_conn *c, uint64_t delay_us)
+{
     if (delay_us) {
         /* limit_req-style smoothing: hold the request, then go on. */
-        atomic_fetch_add_explicit(&w->st.delayed, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->w->st.delayed, 1, memory_order_relaxed);
         gw_conn_set_timeout(c, TMO_DELAY, (delay_us + 999) / 1000);
         return;
     }
@@ -944,6 +960,9 @@ static void conn_timer(struct ev_loop *loop, struct ev_timer *t)
         break;
     case TMO_DELAY:
         gw_conn_admit_and_send(c);
+        break;
+    case TMO_RLWAIT:
+        gw_conn_rl_timeout(c);
         break;
     case TMO_QUEUE:
         /* The queue's own deadline should have answered first. */

@@ -6,6 +6,7 @@
  * the gateway is stopping, closes its listeners and idle connections and
  * leaves once none remain. */
 #include "gateway/conn.h"
+#include "gateway/rlredis.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -114,11 +115,26 @@ static void begin_drain(struct gw_worker *w)
     }
 }
 
+/* The worker's connection to the shared rate-limit store follows its
+ * config: made when rate_limit_store: appears, remade when it changes
+ * (requests waiting on the old one get its on_error), dropped when it
+ * goes. */
+static void sync_rl_redis(struct gw_worker *w)
+{
+    const struct gw_config *cfg = w->snap->cfg;
+    if (w->rlr && cfg->has_rl_redis && rl_redis_cfg_equal(rl_redis_config(w->rlr), &cfg->rl_redis))
+        return;
+    struct rl_redis *old = w->rlr;
+    w->rlr = cfg->has_rl_redis ? rl_redis_new(w->loop, &cfg->rl_redis) : NULL;
+    rl_redis_free(old);
+}
+
 void gw_worker_refresh_snapshot(struct gw_worker *w)
 {
     struct gw_snapshot *s = gw_snapshot_get();
     gw_snapshot_unref(w->snap);
     w->snap = s;
+    sync_rl_redis(w);
 }
 
 static void before_poll(struct ev_loop *loop, void *ud)
@@ -151,10 +167,13 @@ static void *worker_main(void *arg)
 {
     struct gw_worker *w = arg;
     snprintf(log_thread_name, sizeof log_thread_name, "w%d", w->id);
+    sync_rl_redis(w);
     ev_run(w->loop);
     /* Drain deadline passed or all done: close whatever is left. */
     while (w->conns)
         gw_conn_close(w->conns);
+    rl_redis_free(w->rlr);
+    w->rlr = NULL;
     gw_worker_free_closed(w);
     gw_worker_free_admq(w);
     gw_worker_drop_pools(w);
