@@ -5,6 +5,10 @@
 # nginx, each in front of the same three floodgate echo backends:
 #   floodgate        one token_bucket rule keyed by client_ip
 #                    (bench/ratelimit-floodgate.yaml.in)
+#   floodgate-redis  the same rule kept in Redis (store: redis, one round
+#                    trip per request: the cost of centralized limiting)
+#   floodgate-lease  the same in Redis with lease: 100 (units taken 100 at a
+#                    time and spent locally)
 #   floodgate-nolim  the same gateway without the rule (floodgate.yaml.in)
 #   haproxy          stick-table per src, track-sc0, deny 429 over the rate
 #                    (bench/ratelimit-haproxy.cfg.in)
@@ -12,8 +16,8 @@
 #                    (bench/ratelimit-nginx.conf.in)
 # The limits (10,000,000 requests/s) are far above what wrk sends from its
 # one address, so nothing is rejected and the runs measure what the check
-# costs. Every proxy runs one thread pinned to core 0; wrk (-t2 -c64) and
-# the backends share core 1. ROUNDS rounds, interleaved; each run starts
+# costs. Every proxy runs one thread pinned to core 0; wrk (-t2 -c64), the
+# backends and redis-server (no persistence) share core 1. ROUNDS rounds, interleaved; each run starts
 # the proxy fresh, warms it up for 1 s and measures for DURATION s. The
 # table shows medians over the rounds and the ratios of floodgate with
 # the rule to the others (target: the rule costs under 5%).
@@ -34,13 +38,13 @@ OUT=$HERE/out/ratelimit
 DURATION=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-64}
-PROXIES="floodgate floodgate-nolim haproxy nginx"
+PROXIES="floodgate floodgate-redis floodgate-lease floodgate-nolim haproxy nginx"
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "ratelimit bench: $*"; exit 1; }
 . "$(dirname "$0")/lib.sh"
 
-for tool in haproxy nginx wrk curl python3 taskset; do
+for tool in haproxy nginx wrk curl python3 taskset redis-server redis-cli; do
     command -v "$tool" >/dev/null || die "'$tool' is missing (make bench-deps installs it)"
 done
 [ "$(nproc)" -ge 2 ] || die "needs at least 2 CPU cores (the proxy and the load run on different cores)"
@@ -70,6 +74,12 @@ for p in $B1 $B2 $B3; do
         die "backend floodgate echo on port $p did not start"
 done
 
+RP=$(free_ports 1)
+start_bg $CLIENT_PIN redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$OUT" >"$OUT/redis.log" 2>&1
+for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.05; done
+redis-cli -p "$RP" ping >/dev/null 2>&1 || die "redis-server did not start"
+
 # ---- proxies ----
 
 # start_proxy NAME TAG: sets PX_PID, PX_PORT, PX_DIR.
@@ -82,11 +92,14 @@ start_proxy() {
     admin=$(sed -n 2p <<<"$ports")
     log=$PX_DIR/log
     case $name in
-    floodgate | floodgate-nolim)
-        local tpl=$HERE/ratelimit-floodgate.yaml.in
+    floodgate | floodgate-redis | floodgate-lease | floodgate-nolim)
+        local tpl=$HERE/ratelimit-floodgate.yaml.in store=local lease=1
         [ "$name" = floodgate-nolim ] && tpl=$HERE/floodgate.yaml.in
+        [ "$name" = floodgate-redis ] && store=redis
+        [ "$name" = floodgate-lease ] && store=redis lease=100
         render "$tpl" "$PX_DIR/floodgate.yaml" PORT="$PX_PORT" THREADS=1 \
-            ADMIN_PORT="$admin" MAXCONN="$MAXCONN" B1="$B1" B2="$B2" B3="$B3"
+            ADMIN_PORT="$admin" MAXCONN="$MAXCONN" B1="$B1" B2="$B2" B3="$B3" \
+            STORE="$store" REDIS_PORT="$RP" LEASE="$lease"
         start_bg $PROXY_PIN "$FG" gateway -c "$PX_DIR/floodgate.yaml" >"$log" 2>&1
         ;;
     haproxy)
@@ -109,7 +122,7 @@ start_proxy() {
 
 # ---- run ----
 
-total=$((ROUNDS * 4))
+total=$((ROUNDS * 6))
 say "ratelimit bench: $total runs of ${DURATION}s (+1 s warm-up each), wrk -t2 -c$CONNS; raw results in $OUT"
 printf 'round\tproxy\trps\tnon2xx\n' >"$OUT/runs.tsv"
 n=0
@@ -135,9 +148,11 @@ python3 - "$OUT/runs.tsv" "$OUT/../ratelimit.json" "$CONNS" "$DURATION" "$ROUNDS
 import csv, json, os, statistics, sys
 runs = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 conns, dur, rounds = sys.argv[3], sys.argv[4], sys.argv[5]
-order = ["floodgate", "floodgate-nolim", "haproxy", "nginx"]
+order = ["floodgate", "floodgate-redis", "floodgate-lease", "floodgate-nolim", "haproxy", "nginx"]
 label = {
     "floodgate": "floodgate + rate limit (token_bucket per client_ip)",
+    "floodgate-redis": "floodgate + the same rule in Redis (a round trip per request)",
+    "floodgate-lease": "floodgate + the same rule in Redis, lease: 100",
     "floodgate-nolim": "floodgate, no rate limit",
     "haproxy": "%s + stick-table per src" % os.environ["HAPROXY_VERSION"],
     "nginx": "%s + limit_req per address" % os.environ["NGINX_VERSION"],
@@ -164,6 +179,8 @@ rows = [
     ("floodgate with limit / floodgate without", ratio("floodgate", "floodgate-nolim")),
     ("floodgate with limit / haproxy with stick-table", ratio("floodgate", "haproxy")),
     ("floodgate with limit / nginx with limit_req", ratio("floodgate", "nginx")),
+    ("floodgate, limit in Redis / floodgate without", ratio("floodgate-redis", "floodgate-nolim")),
+    ("floodgate, limit in Redis with lease / floodgate without", ratio("floodgate-lease", "floodgate-nolim")),
 ]
 print("| ratio | value |")
 print("|---|---:|")
