@@ -46,7 +46,32 @@ void gw_conn_resil_settle(struct gw_conn *c)
     r->rt = NULL;
 }
 
-/* The service cannot answer (breaker open, no usable server): its
+/* Before a fallback answers: the primary service failed this request,
+ * whatever the fallback's answer will be, so its breaker records a
+ * failure now; the server it was tried on (if any) is let go. */
+static void fallback_leave_primary(struct gw_conn *c)
+{
+    struct gw_req *r = &c->r;
+    if (r->breaker_allowed && r->rt && r->rt->breaker) {
+        gw_breaker_record(r->rt->breaker, ev_now_ns(c->w->loop) / 1000, false,
+                          (ev_clock_ns() - r->t_start_ns) / 1000);
+        r->breaker_allowed = false;
+    }
+    if (r->up) {
+        gw_up_close(r->up);
+        r->up = NULL;
+    }
+    if (r->srv) {
+        atomic_fetch_sub_explicit(&r->srv->inflight, 1, memory_order_relaxed);
+        gw_server_unref(r->srv);
+        r->srv = NULL;
+    }
+    r->head_sent = 0;
+    r->sent = false;
+}
+
+/* The service cannot answer (breaker open, no usable server, or the last
+ * server tried failed before any answer byte reached the client): its
  * fallback service, its static fallback response, or status. */
 void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind)
 {
@@ -56,6 +81,7 @@ void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind)
         struct gw_service *fs = gw_snapshot_service(r->snap, fr->fallback_service);
         if (fs) {
             atomic_fetch_add_explicit(&c->w->st.fallbacks, 1, memory_order_relaxed);
+            fallback_leave_primary(c);
             r->in_fallback = true;
             r->svc = fs;
             r->ntried = 0;
@@ -65,6 +91,7 @@ void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind)
     }
     if (fr && fr->fallback_status && !r->resp_started) {
         atomic_fetch_add_explicit(&c->w->st.fallbacks, 1, memory_order_relaxed);
+        fallback_leave_primary(c);
         if (r->up) {
             gw_up_close(r->up);
             r->up = NULL;

@@ -351,13 +351,15 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
     if (!retry) {
         if (!r->resp_started)
             c->r.up_reusable = false;
-        gw_conn_error(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
+        /* Nothing of an answer reached the client: the fallback (if the
+         * service has one) answers instead of a bare 502/504. */
+        gw_conn_fallback(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
         return;
     }
     if (server_fault && r->rt && !gw_rb_try_retry(r->rt->rb, ev_now_ns(c->w->loop) / 1000)) {
         /* The budget keeps retries from multiplying a flood. */
         atomic_fetch_add_explicit(&c->w->st.retries_denied, 1, memory_order_relaxed);
-        gw_conn_error(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
+        gw_conn_fallback(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
         return;
     }
     if (server_fault)
@@ -389,7 +391,7 @@ void gw_conn_pick_and_send(struct gw_conn *c)
      * usable: give up rather than hammer it again. */
     for (int i = 0; i < r->ntried; i++) {
         if (r->tried[i] == srv) {
-            gw_conn_error(c, r->connect_timeout ? 504 : 502, GW_ERR_UP_CONNECT);
+            gw_conn_fallback(c, r->connect_timeout ? 504 : 502, GW_ERR_UP_CONNECT);
             return;
         }
     }
