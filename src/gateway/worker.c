@@ -56,19 +56,18 @@ void gw_buf_release(struct gw_worker *w, struct buf *b)
     buf_init(b);
 }
 
-static void on_accept(struct ev_loop *loop, int lfd, void *ud, int events)
+/* Accepts up to max connections waiting on lfd; returns false once the
+ * queue is empty. */
+static bool accept_batch(struct gw_worker *w, int lfd, int max)
 {
-    struct gw_worker *w = ud;
     int maxc = WCFG(w)->limits.max_connections;
-    /* Bounded batch per wakeup, so one busy listener cannot starve the
-     * connections already open. */
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < max; i++) {
         struct net_addr peer;
         int fd = net_accept(lfd, &peer);
         if (fd < 0) {
             if (fd != -EAGAIN && fd != -ECONNABORTED && fd != -EINTR)
                 log_warn("accept: %s", strerror(-fd));
-            return;
+            return false;
         }
         if (atomic_fetch_add_explicit(&gw_g->conns, 1, memory_order_relaxed) >= maxc) {
             /* Over the process limit: refuse at the cost of accept+close. */
@@ -86,6 +85,14 @@ static void on_accept(struct ev_loop *loop, int lfd, void *ud, int events)
         }
         gw_conn_accept(w, fd, &peer, counted);
     }
+    return true;
+}
+
+static void on_accept(struct ev_loop *loop, int lfd, void *ud, int events)
+{
+    /* Bounded batch per wakeup, so one busy listener cannot starve the
+     * connections already open. */
+    accept_batch(ud, lfd, 64);
 }
 
 void gw_worker_close_listeners(struct gw_worker *w)
@@ -105,11 +112,21 @@ void gw_worker_close_listeners(struct gw_worker *w)
 static void begin_drain(struct gw_worker *w)
 {
     w->draining = true;
+    /* Closing a listener resets the connections still in its accept queue
+     * (the kernel completed their handshakes): take them first, so they
+     * are served (and closed after their response) like any other. */
+    for (int i = 0; i < w->nlfds; i++)
+        if (w->lfds[i] >= 0)
+            for (int k = 0; k < 256 && accept_batch(w, w->lfds[i], 64); k++)
+                ;
     gw_worker_close_listeners(w);
     struct gw_conn *c = w->conns;
     while (c) {
         struct gw_conn *next = c->next;
-        if (c->state == CS_HEAD && !c->in_req && buf_len(&c->in) == 0)
+        /* Idle between requests: close. A connection that has not sent
+         * its first request yet waits for it (up to the drain deadline):
+         * it may have been in the accept queue a moment ago. */
+        if (c->state == CS_HEAD && !c->in_req && buf_len(&c->in) == 0 && c->nreq > 0)
             gw_conn_close(c);
         c = next;
     }
