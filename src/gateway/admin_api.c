@@ -558,6 +558,7 @@ static void register_routes(struct admin *a, void *ud)
     admin_route(a, "POST", "/services/*", h_service_post, NULL);
     admin_route(a, "DELETE", "/services/*", h_service_delete, NULL);
     gw_admin_guard_routes(a);
+    gw_admin_route_routes(a);
 }
 
 int gw_admin_start(const char *addr, char **err)
@@ -727,6 +728,7 @@ void gw_metrics_render(struct buf *b)
 
     if (gw_g && gw_g->workers) {
         gw_guard_metrics_render(b);
+        gw_route_metrics_render(b);
         gw_resil_metrics_render(b);
     }
     if (s)

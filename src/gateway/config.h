@@ -102,6 +102,7 @@ struct gw_cfg_guard {
 };
 
 struct gw_cfg_route {
+    char *name;               /* NULL, or [a-z0-9_-]{1,64}, unique: the admin API's handle */
     char *prefix;             /* path prefix, starts with '/' */
     char *host;               /* NULL: any host; lowercase exact name, or "*.suffix" */
     char *service;            /* name of the target service */

@@ -598,9 +598,7 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
     r->svc = rt->svc;
     if (rt->allow.n || rt->deny.n) {
         uint8_t a16[16];
-        if (cidr_sa16((const struct sockaddr *)&c->peer.ss, a16) &&
-            ((rt->allow.n && !cidr_set_match16(&rt->allow, a16)) ||
-             (rt->deny.n && cidr_set_match16(&rt->deny, a16)))) {
+        if (cidr_sa16((const struct sockaddr *)&c->peer.ss, a16) && gw_route_refuses(rt, a16)) {
             atomic_fetch_add_explicit(&gw_g->refused_ip[GW_REFUSE_ROUTE], 1, memory_order_relaxed);
             buf_consume(&c->in, (size_t)head_len);
             gw_conn_respond(c, 403, r->body_done, NULL);

@@ -595,3 +595,15 @@ Test(gwconfig_errors, names_and_paths)
     cr_assert_eq(c->nroutes, 2);
     gw_config_free(c);
 }
+
+Test(gwconfig_errors, route_names)
+{
+    load_err(MIN_SVC "    name: Admin\n", "gw.yaml:7: routes[0].name: expected 1..64 characters of [a-z0-9_-]");
+    load_err(MIN_SVC "    name: \"\"\n", "gw.yaml:7: routes[0].name: expected 1..64 characters of [a-z0-9_-]");
+    load_err(MIN_SVC "    name: r\n  - prefix: /x\n    service: a\n    name: r\n",
+             "gw.yaml:10: routes[1].name: duplicate route name 'r' (first at line 5)");
+    struct gw_config *c = load_ok(MIN_SVC "    name: root\n  - prefix: /x\n    service: a\n");
+    cr_assert_str_eq(c->routes[0].name, "root");
+    cr_assert_null(c->routes[1].name);
+    gw_config_free(c);
+}
