@@ -43,7 +43,7 @@ static const char *const limit_keys[] = {"max_header_bytes", "max_headers", "max
                                          NULL};
 static const char *const upstream_keys[] = {"keepalive", "keepalive_timeout", NULL};
 static const char *const service_keys[] = {"name", "balance", "hash_key", "vnodes", "bound_load", "slow_start",
-                                           "servers", "health", "passive", "breaker", "fallback",
+                                           "servers", "health", "passive", "breaker", "server_breaker", "fallback",
                                            "retry_budget", "concurrency", "priority_header", NULL};
 static const char *const server_keys[] = {"address", "weight", NULL};
 static const char *const health_keys[] = {"path", "interval", "timeout", "expect_status", "rise", "fall", NULL};

@@ -304,6 +304,12 @@ void gw_worker_poll_admission(struct gw_worker *w);
 void gw_worker_free_admq(struct gw_worker *w);
 void gw_resil_metrics_render(struct buf *b);
 
+/* ---- srvbreaker.c ---- */
+struct cJSON;
+/* The server's breaker as JSON for the admin API, or NULL without one. */
+struct cJSON *gw_server_breaker_json(struct gw_server *s, uint64_t now_us);
+void gw_server_breaker_metrics_render(struct buf *b, const struct gw_snapshot *s);
+
 /* ---- hcheck.c ---- */
 int gw_hcheck_start(char **err);
 void gw_hcheck_stop(void);

@@ -265,6 +265,14 @@ static int finish_services(struct gw_snapshot *s, char **err)
         };
         gw_lb_free(svc->lb);
         svc->lb = gw_lb_new((enum gw_lb_algo)algo, svc->servers, svc->nservers, &o);
+        /* Per-server breakers: every server of a service with
+         * server_breaker:, registered ones included; none elsewhere. */
+        const struct gw_breaker_cfg *bc = cs && !svc->dynamic && cs->resil.server_breaker_on
+                                              ? &cs->resil.server_breaker
+                                              : NULL;
+        uint64_t now_us = ev_clock_ns() / 1000;
+        for (size_t k = 0; k < svc->nservers; k++)
+            gw_server_breaker_config(svc->servers[k], bc, now_us);
     }
     qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
     for (size_t i = 0; i < s->nroutes; i++)
