@@ -32,6 +32,16 @@ def srv():
         yield s
 
 
+def wait_log(s, text, timeout=5):
+    """Waits until the server's log holds text. The port accepts connections
+    a moment before the start line is printed, so a test that only waited
+    for the port may not see it yet."""
+    deadline = time.monotonic() + scaled(timeout)
+    while text not in s.log():
+        assert time.monotonic() < deadline, f"{text!r} not in the log:\n{s.log()}"
+        time.sleep(0.01)
+
+
 def get_req(target="/", extra=""):
     return f"GET {target} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode()
 
@@ -41,7 +51,7 @@ def get_req(target="/", extra=""):
 def test_start_line_and_default_name():
     with echo() as s:
         port = s.port
-        assert f"echo listening on 127.0.0.1:{port} (1 threads)" in s.log()
+        wait_log(s, f"echo listening on 127.0.0.1:{port} (1 threads)")
         r = requests.get(s.url("/hello?x=1"), timeout=scaled(5))
         assert r.status_code == 200
         assert r.headers["X-Server"] == f"127.0.0.1:{port}"
@@ -372,7 +382,7 @@ def test_server_survives_errors(srv):
 
 def test_threads():
     with echo("-t", "4", "--name", "mt") as s:
-        assert "(4 threads)" in s.log()
+        wait_log(s, "(4 threads)")
         errors = []
 
         def one():
