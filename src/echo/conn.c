@@ -22,7 +22,17 @@
  *
  * Closing: echo__conn_close() closes the fd at once but the struct stays
  * valid until the worker's before-poll hook frees it, because callers up
- * the stack may still hold it. */
+ * the stack may still hold it.
+ *
+ * Capacity model (--max-concurrency N): the latency (+ jitter) becomes a
+ * service time, and a worker serves at most N requests at once, like a
+ * pool of N threads; a request that finds every slot taken waits in the
+ * worker's FIFO (WAIT, no timer), which has no bound. So the worker's
+ * capacity is N / latency, and past it latency grows without bound, as a
+ * real service's does. A request whose connection closes while it waits
+ * or is served (the client gave up) is not taken back: it becomes a ghost
+ * that still takes its slot for its service time, so a client's timeouts
+ * do not relieve an overloaded server, they waste its work. */
 #include "echo/echo.h"
 
 #include "core/log.h"
@@ -60,11 +70,82 @@ static void conn_reply(struct echo_conn *c)
     c->state = c->keep_alive ? ECHO_HEAD : ECHO_DONE;
 }
 
-/* The request (head and body) has been read: answer now or after the
- * configured latency. */
+/* ---- capacity model (--max-concurrency) ---- */
+
+static void job_start(struct echo_conn *c)
+{
+    struct echo_worker *w = c->w;
+    w->busy++;
+    c->job = ECHO_JOB_SERVING;
+    ev_timer_start(w->loop, &c->timer, c->service_ms);
+}
+
+/* Hands freed slots to the oldest waiters, ghosts included. */
+static void job_start_next(struct echo_worker *w)
+{
+    while (w->busy < w->cfg->max_concurrency && w->q_head) {
+        struct echo_conn *c = w->q_head;
+        w->q_head = c->qnext;
+        if (!w->q_head)
+            w->q_tail = NULL;
+        c->qnext = NULL;
+        w->queued--;
+        job_start(c);
+    }
+}
+
+/* The request enters the model: a slot if one is free, else the tail of
+ * the FIFO, which has no bound, like a thread pool's queue, so that an
+ * overloaded server answers later and later. */
+static void job_submit(struct echo_conn *c, uint32_t service_ms)
+{
+    struct echo_worker *w = c->w;
+    c->state = ECHO_WAIT;
+    c->service_ms = service_ms;
+    if (w->busy < w->cfg->max_concurrency && !w->q_head) {
+        job_start(c);
+        return;
+    }
+    c->job = ECHO_JOB_QUEUED;
+    c->qnext = NULL;
+    if (w->q_tail)
+        w->q_tail->qnext = c;
+    else
+        w->q_head = c;
+    w->q_tail = c;
+    w->queued++;
+}
+
+/* A service time ended: frees the slot. */
+static void job_done(struct echo_conn *c)
+{
+    ASSERT(c->job == ECHO_JOB_SERVING && c->w->busy > 0);
+    c->job = ECHO_JOB_NONE;
+    c->w->busy--;
+}
+
+static void ghost_unlink(struct echo_conn *c)
+{
+    struct echo_worker *w = c->w;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->ghosts = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* The request (head and body) has been read: answer now, after the
+ * configured latency, or, with a concurrency limit, after its service
+ * time in the capacity model. */
 static void conn_request_done(struct echo_conn *c)
 {
     uint32_t d = echo__delay(c);
+    if (d && c->w->cfg->max_concurrency) {
+        job_submit(c, d);
+        return;
+    }
     if (d) {
         c->state = ECHO_WAIT;
         ev_timer_start(c->w->loop, &c->timer, d);
@@ -330,19 +411,34 @@ static void conn_on_io(struct ev_loop *loop, int fd, void *ud, int events)
 static void conn_on_timer(struct ev_loop *loop, struct ev_timer *t)
 {
     struct echo_conn *c = t->ud;
+    struct echo_worker *w = c->w;
     FG_UNUSED(loop);
+    if (c->state == ECHO_CLOSED) {
+        /* A ghost's service time is over: its slot goes to the next. */
+        job_done(c);
+        ghost_unlink(c);
+        c->next = w->closing;
+        w->closing = c;
+        job_start_next(w);
+        return;
+    }
     if (c->state == ECHO_LINGER) {
         echo__conn_close(c);
         return;
     }
     if (c->state != ECHO_WAIT)
         return;
+    bool job = c->job == ECHO_JOB_SERVING;
+    if (job)
+        job_done(c);
     conn_reply(c);
     if (buf_len(&c->in)) {
         size_t used = conn_process(c, buf_rptr(&c->in), buf_len(&c->in));
         buf_consume(&c->in, used);
     }
     conn_pump(c);
+    if (job)
+        job_start_next(w);
 }
 
 /* See echo.h. Runs on the worker's thread. */
@@ -389,7 +485,9 @@ void echo__conn_close(struct echo_conn *c)
     ev_io_stop(w->loop, c->fd);
     close(c->fd);
     c->fd = -1;
-    ev_timer_stop(w->loop, &c->timer);
+    bool ghost = c->job != ECHO_JOB_NONE;
+    if (c->job != ECHO_JOB_SERVING)
+        ev_timer_stop(w->loop, &c->timer);
     c->state = ECHO_CLOSED;
     if (c->prev)
         c->prev->next = c->next;
@@ -399,8 +497,33 @@ void echo__conn_close(struct echo_conn *c)
         c->next->prev = c->prev;
     w->nconns--;
     c->prev = NULL;
+    if (ghost) {
+        /* Its work was handed over: it keeps its place in the queue or
+         * its slot, and is freed when its service time ends. */
+        c->next = w->ghosts;
+        if (w->ghosts)
+            w->ghosts->prev = c;
+        w->ghosts = c;
+        return;
+    }
     c->next = w->closing;
     w->closing = c;
+}
+
+void echo__ghosts_free(struct echo_worker *w)
+{
+    while (w->ghosts) {
+        struct echo_conn *c = w->ghosts;
+        w->ghosts = c->next;
+        ev_timer_stop(w->loop, &c->timer);
+        buf_free(&c->in);
+        buf_free(&c->out);
+        buf_free(&c->stash);
+        free(c);
+    }
+    w->q_head = w->q_tail = NULL;
+    w->queued = 0;
+    w->busy = 0;
 }
 
 void echo__conn_free(struct echo_conn *c)

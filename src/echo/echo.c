@@ -33,6 +33,7 @@ enum {
     OPT_HEALTH_STATUS,
     OPT_REGISTER,
     OPT_WEIGHT,
+    OPT_MAX_CONCURRENCY,
 };
 
 static const char usage_text[] =
@@ -49,6 +50,11 @@ static const char usage_text[] =
     "      --latency MS         wait MS milliseconds before each response\n"
     "      --jitter MS          plus a uniform extra wait of 0..MS milliseconds\n"
     "      --error-rate F       answer that fraction (0..1) of requests with 500\n"
+    "      --max-concurrency N  capacity model: at most N requests per thread in their\n"
+    "                           --latency (+ --jitter) service time at once; the rest\n"
+    "                           wait in an unbounded FIFO, like a thread pool's queue,\n"
+    "                           so an overloaded server answers later and later\n"
+    "                           (capacity N / latency per thread; default 0: no limit)\n"
     "      --name NAME          X-Server header value and body prefix (default: ADDR)\n"
     "      --health-status CODE status of /health (default 200)\n"
     "      --register URL       at boot, register with a gateway service's admin URL,\n"
@@ -58,7 +64,8 @@ static const char usage_text[] =
     "  -h, --help               print this help\n"
     "\n"
     "endpoints:\n"
-    "  /health        --health-status; never delayed, never a random error\n"
+    "  /health        --health-status; never delayed, never a random error; with\n"
+    "                 --max-concurrency, X-Echo-Busy and X-Echo-Queued (this thread)\n"
     "  /headers       200 with the request head, exactly as received, as the body\n"
     "  /status/NNN    status NNN (200..599)\n"
     "  /sink          POST/PUT: 200 with the request body's byte count as the body\n"
@@ -135,6 +142,7 @@ static int parse_flags(int argc, char **argv, struct echo_config *cfg, const cha
         {"health-status", required_argument, NULL, OPT_HEALTH_STATUS},
         {"register", required_argument, NULL, OPT_REGISTER},
         {"weight", required_argument, NULL, OPT_WEIGHT},
+        {"max-concurrency", required_argument, NULL, OPT_MAX_CONCURRENCY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -191,6 +199,11 @@ static int parse_flags(int argc, char **argv, struct echo_config *cfg, const cha
             if (parse_uint(optarg, 1000, &v) != 0 || v == 0)
                 return bad_flag("--weight", optarg, "expected 1..1000");
             cfg->weight = (int)v;
+            break;
+        case OPT_MAX_CONCURRENCY:
+            if (parse_uint(optarg, 1000000, &v) != 0)
+                return bad_flag("--max-concurrency", optarg, "expected 0..1000000");
+            cfg->max_concurrency = (uint32_t)v;
             break;
         case 'h':
             fputs(usage_text, stdout);

@@ -45,6 +45,7 @@ struct echo_config {
     uint32_t latency_ms;       /* added before each response (not /health) */
     uint32_t jitter_ms;        /* uniform extra latency, 0..jitter_ms */
     double error_rate;         /* fraction of requests answered 500 (not /health) */
+    uint32_t max_concurrency;  /* requests in service at once per thread (0: no limit); see conn.c */
     const char *name;          /* X-Server value and the default body's first word */
     size_t name_len;
     int health_status;         /* status of /health */
@@ -59,6 +60,13 @@ enum echo_src {
     ECHO_SRC_SINK,  /* the decimal count of request payload bytes */
 };
 
+/* Where a request stands in the capacity model (--max-concurrency). */
+enum echo_job {
+    ECHO_JOB_NONE,    /* not in the model (no limit, /health, or answered) */
+    ECHO_JOB_QUEUED,  /* waiting in the worker's FIFO for a service slot */
+    ECHO_JOB_SERVING, /* holds a slot; the timer ends its service time */
+};
+
 /* Connection states; see conn.c for the transitions. */
 enum echo_state {
     ECHO_HEAD,   /* waiting for or parsing a request head */
@@ -66,7 +74,7 @@ enum echo_state {
     ECHO_WAIT,   /* request complete, latency timer running */
     ECHO_DONE,   /* last response queued; close once it is written */
     ECHO_LINGER, /* write side shut, discarding input until EOF or timeout */
-    ECHO_CLOSED, /* fd closed, on the worker's close list */
+    ECHO_CLOSED, /* fd closed, on the worker's close list (or ghosts list, see conn.c) */
 };
 
 struct echo_worker;
@@ -89,6 +97,10 @@ struct echo_conn {
     bool linger;           /* unread input may remain: shut down before closing */
     bool stalled;          /* parsing paused on queued output: resume after a flush */
     bool quick;            /* answer without the configured latency (/health) */
+    bool load_hdrs;        /* /health with --max-concurrency: report busy and queued */
+    uint8_t job;           /* enum echo_job */
+    uint32_t service_ms;   /* ECHO_JOB_*: this request's service time */
+    struct echo_conn *qnext; /* ECHO_JOB_QUEUED: next in the worker's FIFO */
     int status;            /* status of the current response */
     uint64_t body_left;    /* Content-Length bytes still to read */
     uint64_t received;     /* request payload bytes received */
@@ -112,6 +124,14 @@ struct echo_worker {
     struct echo_conn *closing;  /* closed during this iteration, freed before the poll */
     struct echo_conn *spare;    /* freed structs kept for the next accept */
     size_t nconns, nspare;
+    /* Capacity model (--max-concurrency): requests in service, the FIFO of
+     * those waiting for a slot, and "ghosts": requests whose connection
+     * closed while queued or in service, which still take their slot for
+     * their service time, as work already handed to a thread pool does. */
+    uint32_t busy;
+    struct echo_conn *q_head, *q_tail;
+    size_t queued;
+    struct echo_conn *ghosts;   /* closed connections still queued or in service */
     bool stopping;              /* SIGTERM seen: no accepts, close after each response */
     bool failed;                /* the loop stopped on an error */
     struct ev_timer accept_timer; /* re-enables accepting after EMFILE */
@@ -147,6 +167,8 @@ void echo__conn_close(struct echo_conn *c);
 void echo__conn_free(struct echo_conn *c);
 /* On stop: closes c now if it is idle between requests. */
 void echo__conn_drain(struct echo_conn *c);
+/* At the end of the worker's run: frees the ghosts (see conn.c). */
+void echo__ghosts_free(struct echo_worker *w);
 
 /* reply.c. Decides the response to a parsed request head (head[0..head_len)
  * is the head as received) and prepares the per-request fields of c. */

@@ -7,7 +7,8 @@
  * keep their storage between requests.
  *
  * Endpoints (the path is the target up to '?'):
- *   /health      --health-status, body "ok\n" or "fail\n"; no latency, no errors
+ *   /health      --health-status, body "ok\n" or "fail\n"; no latency, no errors;
+ *                with --max-concurrency, X-Echo-Busy and X-Echo-Queued
  *   /headers     200, the request head exactly as received
  *   /status/NNN  status NNN (200..599), body "NNN Reason\n"
  *   /sink        POST/PUT: 200, body the request payload byte count
@@ -106,8 +107,10 @@ void echo__route(struct echo_conn *c, const struct http_request *req, const char
     buf_reset(&c->stash);
     c->src = ECHO_SRC_STASH;
     c->quick = false;
+    c->load_hdrs = false;
     if (path_is(path, plen, "/health")) {
         c->quick = true;
+        c->load_hdrs = cfg->max_concurrency > 0;
         c->status = cfg->health_status;
         if (c->status >= 200 && c->status < 300)
             PUT_LIT(&c->stash, "ok\n");
@@ -168,6 +171,7 @@ void echo__reply_error(struct echo_conn *c, int status)
     c->head_only = false;
     c->has_body = false;
     c->quick = true;
+    c->load_hdrs = false;
     c->minor = 1;
     stash_status_text(c, status);
 }
@@ -211,7 +215,7 @@ void echo__reply(struct echo_conn *c, struct buf *out)
     const char *reason = http_reason(c->status);
     size_t rlen = strlen(reason);
 
-    buf_reserve(out, 192 + cfg->name_len + rlen + (inline_body ? blen : 0));
+    buf_reserve(out, 256 + cfg->name_len + rlen + (inline_body ? blen : 0));
     PUT_LIT(out, "HTTP/1.1 ");
     put_u64(out, (uint64_t)c->status);
     PUT_LIT(out, " ");
@@ -228,6 +232,13 @@ void echo__reply(struct echo_conn *c, struct buf *out)
     if (c->has_body) {
         PUT_LIT(out, "X-Received-Bytes: ");
         put_u64(out, c->received);
+        PUT_LIT(out, "\r\n");
+    }
+    if (c->load_hdrs) {
+        PUT_LIT(out, "X-Echo-Busy: ");
+        put_u64(out, w->busy);
+        PUT_LIT(out, "\r\nX-Echo-Queued: ");
+        put_u64(out, w->queued);
         PUT_LIT(out, "\r\n");
     }
     if (!keep)

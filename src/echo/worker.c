@@ -165,6 +165,7 @@ void *echo__worker_run(void *arg)
         w->closing = c->next;
         echo__conn_free(c);
     }
+    echo__ghosts_free(w);
     while (w->spare) {
         struct echo_conn *c = w->spare;
         w->spare = c->next;

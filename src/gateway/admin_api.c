@@ -92,6 +92,11 @@ static const char *srv_state(struct gw_server *s, uint64_t now)
         return "down";
     if (atomic_load_explicit(&s->down_until_ms, memory_order_relaxed) > now)
         return "ejected";
+    struct gw_breaker *b = atomic_load_explicit(&s->breaker, memory_order_acquire);
+    if (b && gw_breaker_state(b) == GW_BREAKER_OPEN)
+        return "breaker_open";
+    if (b && gw_breaker_state(b) == GW_BREAKER_HALF_OPEN)
+        return "breaker_half_open";
     return "up";
 }
 
@@ -106,6 +111,9 @@ static cJSON *srv_json(struct gw_server *s, uint64_t now)
     cJSON_AddNumberToObject(o, "requests", (double)ld(&s->req_total));
     cJSON_AddNumberToObject(o, "failures", (double)ld(&s->failures));
     cJSON_AddBoolToObject(o, "dynamic", atomic_load_explicit(&s->dynamic, memory_order_relaxed));
+    cJSON *brk = gw_server_breaker_json(s, ev_clock_ns() / 1000);
+    if (brk)
+        cJSON_AddItemToObject(o, "breaker", brk);
     return o;
 }
 
@@ -558,6 +566,7 @@ static void register_routes(struct admin *a, void *ud)
     admin_route(a, "POST", "/services/*", h_service_post, NULL);
     admin_route(a, "DELETE", "/services/*", h_service_delete, NULL);
     gw_admin_guard_routes(a);
+    gw_admin_route_routes(a);
 }
 
 int gw_admin_start(const char *addr, char **err)
@@ -704,7 +713,7 @@ void gw_metrics_render(struct buf *b)
                        workers_sum(offsetof(struct gw_worker_stats, up_idle)));
 
     metrics_family(b, GW_METRIC("server_up"), "gauge",
-                   "1 when a server takes new requests (healthy, not draining, not ejected).");
+                   "1 when a server takes new requests (healthy, not draining, not ejected, its breaker admitting).");
     per_server(b, s, GW_METRIC("server_up"), v_up, now);
     metrics_family(b, GW_METRIC("server_inflight"), "gauge", "Requests in flight to a server.");
     per_server(b, s, GW_METRIC("server_inflight"), v_inflight, now);
@@ -713,6 +722,8 @@ void gw_metrics_render(struct buf *b)
     metrics_family(b, GW_METRIC("server_failures_total"), "counter",
                    "Connect errors, resets and timeouts talking to a server.");
     per_server(b, s, GW_METRIC("server_failures_total"), v_failures, now);
+
+    gw_server_breaker_metrics_render(b, s);
 
     metrics_family(b, GW_METRIC("errors_total"), "counter", "Requests that failed, by cause.");
     for (size_t k = 0; k < ARRAY_SIZE(err_kind); k++)
@@ -727,6 +738,7 @@ void gw_metrics_render(struct buf *b)
 
     if (gw_g && gw_g->workers) {
         gw_guard_metrics_render(b);
+        gw_route_metrics_render(b);
         gw_resil_metrics_render(b);
     }
     if (s)

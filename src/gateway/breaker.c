@@ -2,8 +2,11 @@
  *
  * Shared-state layout. The state and the end of the open wait are atomics
  * of their own, so the two hot questions, "closed?" and "still open?",
- * are answered without the lock. Everything else (the sliding window, the
- * failure run, the probe counts) is written only under the spinlock,
+ * are answered without the lock; so are the state's start and the probes
+ * admitted in half-open, which gw_breaker_admits() reads for a balancer
+ * that skips servers whose breaker would refuse. Those four are only
+ * written under the lock. Everything else (the sliding window, the
+ * failure run, the other probe counts) is written only under the spinlock,
  * whose critical sections are a handful of integer updates.
  *
  * The count-based window is a ring of one byte per call (bit 0: failed,
@@ -33,11 +36,12 @@ struct gw_breaker {
     _Atomic int state;            /* enum gw_breaker_state, written under lock */
     _Atomic uint64_t retry_at_us; /* OPEN: first moment a probe may go */
     _Atomic uint64_t rejected;    /* calls refused, relaxed */
+    _Atomic uint64_t since_us;    /* when the state was entered, written under lock */
+    _Atomic uint32_t probes_issued; /* HALF_OPEN: admitted, not released; written under lock */
     atomic_flag lock;
 
     /* Under lock. */
     struct gw_breaker_cfg cfg;
-    uint64_t since_us;
     uint32_t consec;         /* current failure run */
     uint32_t calls;          /* window totals */
     uint32_t fails;
@@ -46,7 +50,6 @@ struct gw_breaker {
     uint32_t ring_pos;       /* COUNT: next slot to write */
     struct gw_breaker_bucket *buckets; /* TIME: window_size buckets */
     uint64_t head_sec;       /* TIME: newest second seen */
-    uint32_t probes_issued;  /* HALF_OPEN: admitted, not released */
     uint32_t probes_out;     /* HALF_OPEN: admitted, not yet settled */
     uint32_t probes_ok;      /* HALF_OPEN: succeeded */
     uint64_t opened;
@@ -131,8 +134,9 @@ struct gw_breaker *gw_breaker_new(const struct gw_breaker_cfg *cfg, uint64_t now
     atomic_init(&b->state, GW_BREAKER_CLOSED);
     atomic_init(&b->retry_at_us, 0);
     atomic_init(&b->rejected, 0);
+    atomic_init(&b->since_us, now_us);
+    atomic_init(&b->probes_issued, 0);
     atomic_flag_clear(&b->lock);
-    b->since_us = now_us;
     if (cfg->window_type == GW_BREAKER_WINDOW_COUNT) {
         b->ring = xcalloc(cfg->window_size, 1);
     } else {
@@ -241,8 +245,9 @@ static void gw__brk_set(struct gw_breaker *b, enum gw_breaker_state to, enum gw_
     ev->from = (enum gw_breaker_state)atomic_load_explicit(&b->state, memory_order_relaxed);
     ev->to = to;
     ev->why = why;
-    b->since_us = now_us;
-    b->probes_issued = b->probes_out = b->probes_ok = 0;
+    atomic_store_explicit(&b->since_us, now_us, memory_order_relaxed);
+    atomic_store_explicit(&b->probes_issued, 0, memory_order_relaxed);
+    b->probes_out = b->probes_ok = 0;
     if (to == GW_BREAKER_OPEN) {
         b->opened++;
         atomic_store_explicit(&b->retry_at_us, now_us + b->cfg.open_wait_us, memory_order_relaxed);
@@ -300,12 +305,14 @@ bool gw_breaker_allow(struct gw_breaker *b, uint64_t now_us)
         }
     }
     if (st == GW_BREAKER_HALF_OPEN) {
-        if (b->probes_issued < b->cfg.half_open_probes) {
-            b->probes_issued++;
+        uint32_t issued = atomic_load_explicit(&b->probes_issued, memory_order_relaxed);
+        uint64_t since = atomic_load_explicit(&b->since_us, memory_order_relaxed);
+        if (issued < b->cfg.half_open_probes) {
+            atomic_store_explicit(&b->probes_issued, issued + 1, memory_order_relaxed);
             b->probes_out++;
             ok = true;
-        } else if (b->cfg.half_open_timeout_us && now_us >= b->since_us &&
-                   now_us - b->since_us >= b->cfg.half_open_timeout_us) {
+        } else if (b->cfg.half_open_timeout_us && now_us >= since &&
+                   now_us - since >= b->cfg.half_open_timeout_us) {
             gw__brk_set(b, GW_BREAKER_OPEN, GW_BREAKER_R_PROBE_TIMEOUT, now_us, &ev);
         }
     }
@@ -356,7 +363,7 @@ void gw_breaker_release(struct gw_breaker *b)
     if (atomic_load_explicit(&b->state, memory_order_relaxed) == GW_BREAKER_HALF_OPEN &&
         b->probes_out > 0) {
         b->probes_out--;
-        b->probes_issued--;
+        atomic_fetch_sub_explicit(&b->probes_issued, 1, memory_order_relaxed);
     }
     gw__brk_unlock(b);
 }
@@ -373,6 +380,21 @@ void gw_breaker_reset(struct gw_breaker *b, uint64_t now_us)
     gw__brk_report(b, &ev, now_us);
 }
 
+bool gw_breaker_admits(struct gw_breaker *b, uint64_t now_us)
+{
+    int st = atomic_load_explicit(&b->state, memory_order_acquire);
+    if (likely(st == GW_BREAKER_CLOSED))
+        return true;
+    if (st == GW_BREAKER_OPEN)
+        return now_us >= atomic_load_explicit(&b->retry_at_us, memory_order_relaxed);
+    if (atomic_load_explicit(&b->probes_issued, memory_order_relaxed) < b->cfg.half_open_probes)
+        return true;
+    /* Every probe is out: only a call that would find them overdue (and
+     * reopen the breaker) is worth making. */
+    uint64_t since = atomic_load_explicit(&b->since_us, memory_order_relaxed);
+    return b->cfg.half_open_timeout_us && now_us >= since && now_us - since >= b->cfg.half_open_timeout_us;
+}
+
 enum gw_breaker_state gw_breaker_state(const struct gw_breaker *b)
 {
     return (enum gw_breaker_state)atomic_load_explicit(&b->state, memory_order_acquire);
@@ -385,14 +407,14 @@ void gw_breaker_get_stats(struct gw_breaker *b, uint64_t now_us, struct gw_break
     if (b->buckets && now_us / 1000000 > b->head_sec)
         gw__brk_advance(b, now_us / 1000000);
     out->state = (enum gw_breaker_state)atomic_load_explicit(&b->state, memory_order_relaxed);
-    out->since_us = b->since_us;
+    out->since_us = atomic_load_explicit(&b->since_us, memory_order_relaxed);
     if (out->state == GW_BREAKER_OPEN)
         out->retry_at_us = atomic_load_explicit(&b->retry_at_us, memory_order_relaxed);
     out->window_calls = b->calls;
     out->window_failures = b->fails;
     out->window_slow = b->slows;
     out->consecutive_failures = b->consec;
-    out->probes_admitted = b->probes_issued;
+    out->probes_admitted = atomic_load_explicit(&b->probes_issued, memory_order_relaxed);
     out->probes_succeeded = b->probes_ok;
     out->opened = b->opened;
     gw__brk_unlock(b);

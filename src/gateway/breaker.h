@@ -124,6 +124,14 @@ bool gw_breaker_allow(struct gw_breaker *b, uint64_t now_us);
  * Any thread; takes the spinlock. */
 void gw_breaker_record(struct gw_breaker *b, uint64_t now_us, bool success, uint64_t duration_us);
 
+/* Whether gw_breaker_allow() at now_us would let a call through, without
+ * changing anything: CLOSED, OPEN once open_wait_us has passed, HALF_OPEN
+ * while a probe place is free (or the probes are overdue). Lets a balancer
+ * skip a server whose breaker would refuse it. The answer may be stale by
+ * the time allow() runs on another thread; allow() decides. Lock-free,
+ * any thread. */
+bool gw_breaker_admits(struct gw_breaker *b, uint64_t now_us);
+
 /* Settles an allowed call that was never made (the client went away, the
  * request was routed elsewhere): in HALF_OPEN its probe place is given
  * back; otherwise nothing changes. Any thread. */

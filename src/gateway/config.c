@@ -43,12 +43,12 @@ static const char *const limit_keys[] = {"max_header_bytes", "max_headers", "max
                                          NULL};
 static const char *const upstream_keys[] = {"keepalive", "keepalive_timeout", NULL};
 static const char *const service_keys[] = {"name", "balance", "hash_key", "vnodes", "bound_load", "slow_start",
-                                           "servers", "health", "passive", "breaker", "fallback",
+                                           "servers", "health", "passive", "breaker", "server_breaker", "fallback",
                                            "retry_budget", "concurrency", "priority_header", NULL};
 static const char *const server_keys[] = {"address", "weight", NULL};
 static const char *const health_keys[] = {"path", "interval", "timeout", "expect_status", "rise", "fall", NULL};
 static const char *const passive_keys[] = {"max_failures", "eject_for", NULL};
-static const char *const route_keys[] = {"prefix", "host", "service", "strip_prefix", "rate_limits",
+static const char *const route_keys[] = {"name", "prefix", "host", "service", "strip_prefix", "rate_limits",
                                          "allow", "deny", "priority", NULL};
 /* Same order as enum log_level in core/log.h. */
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
@@ -85,6 +85,7 @@ void gw_config_free(struct gw_config *c)
         service_free(&c->services[i]);
     free(c->services);
     for (size_t i = 0; i < c->nroutes; i++) {
+        free(c->routes[i].name);
         free(c->routes[i].prefix);
         free(c->routes[i].host);
         free(c->routes[i].service);
@@ -585,6 +586,23 @@ static int load_route(struct gw_config *c, const struct cfg_node *n, char **err)
     struct gw_cfg_route *r = &c->routes[c->nroutes++];
     memset(r, 0, sizeof *r);
     r->line = n->line;
+
+    const struct cfg_node *nn = cfg_get(n, "name");
+    if (cfg_string(nn, &r->name, err) < 0)
+        return -1;
+    if (r->name) {
+        size_t len = strlen(r->name);
+        if (len == 0 || len > 64 || strspn(r->name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != len) {
+            *err = cfg_errorf(nn, "expected 1..64 characters of [a-z0-9_-]");
+            return -1;
+        }
+        for (size_t i = 0; i + 1 < c->nroutes; i++)
+            if (c->routes[i].name && !strcmp(c->routes[i].name, r->name)) {
+                *err = cfg_errorf(nn, "duplicate route name '%s' (first at line %d)", r->name,
+                                  c->routes[i].line);
+                return -1;
+            }
+    }
 
     const struct cfg_node *pn = cfg_require(n, "prefix", err);
     if (!pn || cfg_string(pn, &r->prefix, err) < 0)

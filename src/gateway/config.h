@@ -48,11 +48,13 @@ struct gw_cfg_passive {
     uint64_t eject_for_ms;    /* how long an ejected server stays out, default 10s */
 };
 
-/* Resilience of a service (config_resil.c): breaker, fallback, retry
- * budget, back pressure and shedding. */
+/* Resilience of a service (config_resil.c): breaker, per-server
+ * breakers, fallback, retry budget, back pressure and shedding. */
 struct gw_cfg_resil {
     bool breaker_on;                 /* breaker: present */
     struct gw_breaker_cfg breaker;
+    bool server_breaker_on;          /* server_breaker: present (one breaker per server) */
+    struct gw_breaker_cfg server_breaker;
     struct gw_rb_cfg retry;          /* retry_budget: (always on; defaults 20% + 10/s) */
     bool adm_on;                     /* concurrency: max_inflight or adaptive set */
     struct gw_adm_cfg adm;
@@ -104,6 +106,7 @@ struct gw_cfg_guard {
 };
 
 struct gw_cfg_route {
+    char *name;               /* NULL, or [a-z0-9_-]{1,64}, unique: the admin API's handle */
     char *prefix;             /* path prefix, starts with '/' */
     char *host;               /* NULL: any host; lowercase exact name, or "*.suffix" */
     char *service;            /* name of the target service */

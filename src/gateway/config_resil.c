@@ -1,4 +1,4 @@
-/* The resilience keys of a service: `breaker:`, `fallback:`,
+/* The resilience keys of a service: `breaker:`, `server_breaker:`, `fallback:`,
  * `retry_budget:`, `concurrency:` and `priority_header:`. Defaults follow
  * the modules (breaker.h, retrybudget.h, admission.h, adaptive.h), which
  * follow resilience4j and Envoy; docs/protection.md lists them. */
@@ -52,33 +52,42 @@ static int module_check(const struct cfg_node *n, int rc, char *why, char **err)
     return -1;
 }
 
+/* A breaker section (breaker: or server_breaker:, the same keys) over
+ * the defaults in *bc; *on tells whether it is present. */
+static int load_breaker(const struct cfg_node *b, struct gw_breaker_cfg *bc, bool *on, char **err)
+{
+    char *why = NULL;
+    gw_breaker_cfg_default(bc);
+    if (!b || cfg_is_null(b))
+        return 0;
+    if (cfg_expect(b, CFG_MAP, err) < 0 || cfg_check_keys(b, breaker_keys, err) < 0)
+        return -1;
+    if (get_u32(cfg_get(b, "consecutive_failures"), 0, 1000000, &bc->consecutive_failures, err) < 0 ||
+        get_u32(cfg_get(b, "failure_rate"), 0, 100, &bc->failure_rate_pct, err) < 0 ||
+        get_u32(cfg_get(b, "slow_rate"), 0, 100, &bc->slow_rate_pct, err) < 0 ||
+        get_us(cfg_get(b, "slow_call"), 1, 3600 * 1000, &bc->slow_call_us, err) < 0 ||
+        get_u32(cfg_get(b, "min_calls"), 1, 1000000, &bc->min_calls, err) < 0 ||
+        get_u32(cfg_get(b, "window"), 1, 1000000, &bc->window_size, err) < 0 ||
+        get_us(cfg_get(b, "open_for"), 1, 3600 * 1000, &bc->open_wait_us, err) < 0 ||
+        get_u32(cfg_get(b, "half_open_probes"), 1, 10000, &bc->half_open_probes, err) < 0)
+        return -1;
+    if (module_check(b, gw_breaker_cfg_check(bc, &why), why, err) < 0)
+        return -1;
+    *on = true;
+    return 0;
+}
+
 int gw_config_load_resil(struct gw_config *c, struct gw_cfg_service *s, const struct cfg_node *n, char **err)
 {
     struct gw_cfg_resil *r = &s->resil;
-    gw_breaker_cfg_default(&r->breaker);
     gw_rb_cfg_default(&r->retry);
     gw_adm_cfg_default(&r->adm);
     gw_limit_cfg_default(&r->limit);
     char *why = NULL;
 
-    const struct cfg_node *b = cfg_get(n, "breaker");
-    if (b && !cfg_is_null(b)) {
-        if (cfg_expect(b, CFG_MAP, err) < 0 || cfg_check_keys(b, breaker_keys, err) < 0)
-            return -1;
-        struct gw_breaker_cfg *bc = &r->breaker;
-        if (get_u32(cfg_get(b, "consecutive_failures"), 0, 1000000, &bc->consecutive_failures, err) < 0 ||
-            get_u32(cfg_get(b, "failure_rate"), 0, 100, &bc->failure_rate_pct, err) < 0 ||
-            get_u32(cfg_get(b, "slow_rate"), 0, 100, &bc->slow_rate_pct, err) < 0 ||
-            get_us(cfg_get(b, "slow_call"), 1, 3600 * 1000, &bc->slow_call_us, err) < 0 ||
-            get_u32(cfg_get(b, "min_calls"), 1, 1000000, &bc->min_calls, err) < 0 ||
-            get_u32(cfg_get(b, "window"), 1, 1000000, &bc->window_size, err) < 0 ||
-            get_us(cfg_get(b, "open_for"), 1, 3600 * 1000, &bc->open_wait_us, err) < 0 ||
-            get_u32(cfg_get(b, "half_open_probes"), 1, 10000, &bc->half_open_probes, err) < 0)
-            return -1;
-        if (module_check(b, gw_breaker_cfg_check(bc, &why), why, err) < 0)
-            return -1;
-        r->breaker_on = true;
-    }
+    if (load_breaker(cfg_get(n, "breaker"), &r->breaker, &r->breaker_on, err) < 0 ||
+        load_breaker(cfg_get(n, "server_breaker"), &r->server_breaker, &r->server_breaker_on, err) < 0)
+        return -1;
 
     const struct cfg_node *f = cfg_get(n, "fallback");
     if (f && !cfg_is_null(f)) {

@@ -50,6 +50,8 @@ struct gw_req {
     struct gw_server *srv;      /* reference held; inflight counted */
     struct gw_server *tried[GW_MAX_TRIES];
     int ntried;
+    struct gw_breaker *sbrk;    /* srv's breaker admitted this attempt: settle it (srvbreaker.c) */
+    uint64_t sbrk_t0_ns;        /* when that attempt started */
     struct gw_upconn *up;
     struct buf head;            /* rewritten request head for the upstream */
     size_t head_sent;
@@ -145,6 +147,16 @@ void gw_conn_rl_resume(struct gw_conn *c, uint64_t delay_us);
 void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind);
 void gw_conn_shed(struct gw_conn *c);
 void gw_conn_resil_settle(struct gw_conn *c);
+
+/* srvbreaker.c: per-server circuit breakers */
+enum gw_srvbrk_verdict { GW_SRVBRK_FAILURE, GW_SRVBRK_SUCCESS, GW_SRVBRK_RELEASE };
+/* Picks a server for the next attempt (not tried yet, unless nothing else
+ * is usable) whose breaker admits it, taking a probe place in half-open.
+ * NULL: no usable server. */
+struct gw_server *gw_conn_pick_server(struct gw_conn *c, uint64_t now_ms);
+/* Judges the current attempt for the server's breaker, or gives back its
+ * place (RELEASE); nothing when none is held. */
+void gw_conn_server_settle(struct gw_conn *c, enum gw_srvbrk_verdict v);
 
 /* upstream.c */
 /* Gets a pooled connection to srv or starts a new one; NULL with errno. */

@@ -309,6 +309,8 @@ out:
     gw_members_free();
     gw_guard_free(&g);
     gw_svc_rt_free_all(&g);
+    gw_route_stats_free_all();
+    gw_server_breakers_free_retired();
     while (g.svc_stats) {
         struct gw_svc_stats *st = g.svc_stats;
         g.svc_stats = st->next;

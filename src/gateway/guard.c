@@ -225,19 +225,18 @@ int gw_guard_snapshot(struct gw_snapshot *s, char **err)
     if (build_set(&s->allow, s->allow_txt, s->nallow_txt, err) < 0 ||
         build_set(&s->deny, s->deny_txt, s->ndeny_txt, err) < 0)
         return -1;
-    /* Routes were sorted; find each one's config by host + prefix. */
+    /* Routes were sorted; find each one's config by host + prefix. Their
+     * CIDR lists are the config's plus admin changes (gw_route *_txt). */
     for (size_t i = 0; i < s->nroutes; i++) {
         struct gw_route *rt = &s->routes[i];
-        cidr_set_init(&rt->allow);
-        cidr_set_init(&rt->deny);
+        if (build_set(&rt->allow, rt->allow_txt, rt->nallow_txt, err) < 0 ||
+            build_set(&rt->deny, rt->deny_txt, rt->ndeny_txt, err) < 0)
+            return -1;
         for (size_t k = 0; k < cfg->nroutes; k++) {
             const struct gw_cfg_route *cr = &cfg->routes[k];
             bool same_host = (!cr->host && !rt->host) || (cr->host && rt->host && !strcmp(cr->host, rt->host));
             if (!same_host || strcmp(cr->prefix, rt->prefix) != 0)
                 continue;
-            if (build_set(&rt->allow, cr->allow, cr->nallow, err) < 0 ||
-                build_set(&rt->deny, cr->deny, cr->ndeny, err) < 0)
-                return -1;
             if (cr->nrate_limits) {
                 rt->rl = xcalloc(cr->nrate_limits, sizeof *rt->rl);
                 for (size_t j = 0; j < cr->nrate_limits; j++)

@@ -79,9 +79,21 @@ struct gw_service {
     const struct gw_cfg_resil *resil; /* fallback, priority header (cfg); NULL: defaults */
 };
 
+/* Counters of a route that outlive snapshots (kept by route id for the
+ * life of the process, like struct gw_svc_stats). */
+struct gw_route_stats {
+    char *id;                           /* gw_route_id() text */
+    atomic_uint_fast64_t refused[2];    /* 403s: [0] not on the allow list, [1] on the deny list */
+    struct gw_route_stats *next;
+};
+
 struct gw_route {
-    struct cidr_set allow;       /* route allow list (empty: everyone) */
-    struct cidr_set deny;        /* route deny list */
+    struct cidr_set allow;       /* route allow list (empty: everyone), built from allow_txt */
+    struct cidr_set deny;        /* route deny list, built from deny_txt */
+    char **allow_txt, **deny_txt; /* the lists as text: config + admin changes */
+    size_t nallow_txt, ndeny_txt;
+    char *name;                  /* owned; NULL: addressed by prefix (and host) */
+    struct gw_route_stats *stats;
     const struct gw_cfg_ratelimit **rl; /* rules applied, in order (borrowed from cfg) */
     size_t nrl;
     int prio;                    /* enum gw_prio of its requests */
@@ -218,6 +230,11 @@ void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *
 struct gw_svc_stats *gw_svc_stats_get(const char *name);
 const struct gw_route *gw_route_match(const struct gw_snapshot *s, const char *host, size_t host_len,
                                       const char *path, size_t path_len);
+/* Frees what a route owns (names, lists, CIDR sets) and zeroes it. */
+void gw_route_clear(struct gw_route *r);
+/* The route of s whose name is id, or, when id starts with '/', whose
+ * prefix is id and whose host is host (NULL: the route for any host). */
+struct gw_route *gw_snapshot_route(const struct gw_snapshot *s, const char *id, const char *host);
 struct gw_service *gw_snapshot_service(const struct gw_snapshot *s, const char *name);
 
 /* ---- members.c: admin-made membership changes, replayed on reload ----
@@ -232,6 +249,10 @@ int gw_members_add_service(const char *svc, const char *balance, const char *pre
 int gw_members_remove_service(const char *svc, char **err);
 /* Run-time changes to the global allow/deny lists (guard). */
 int gw_members_cidr(bool deny, bool add, const char *cidr, char **err);
+/* Run-time changes to a route's allow/deny lists; the route is found as
+ * by gw_snapshot_route() (-404 when there is none). */
+int gw_members_route_cidr(const char *route, const char *host, bool deny, bool add, const char *cidr,
+                          char **err);
 /* Applies the recorded changes to a snapshot under construction
  * (called by gw_snapshot_build; ctl_lock held). Returns 0 or -1/err. */
 int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err);
@@ -284,6 +305,12 @@ void gw_worker_poll_admission(struct gw_worker *w);
 void gw_worker_free_admq(struct gw_worker *w);
 void gw_resil_metrics_render(struct buf *b);
 
+/* ---- srvbreaker.c ---- */
+struct cJSON;
+/* The server's breaker as JSON for the admin API, or NULL without one. */
+struct cJSON *gw_server_breaker_json(struct gw_server *s, uint64_t now_us);
+void gw_server_breaker_metrics_render(struct buf *b, const struct gw_snapshot *s);
+
 /* ---- hcheck.c ---- */
 int gw_hcheck_start(char **err);
 void gw_hcheck_stop(void);
@@ -295,6 +322,19 @@ int gw_main(int argc, char **argv); /* `floodgate gateway` */
 struct admin;
 void gw_admin_guard_routes(struct admin *adm);
 void gw_guard_metrics_render(struct buf *b);
+
+/* ---- admin_routes.c: routes in the admin API, per-route counters ---- */
+/* Persistent counters for the route (ctl_lock held). */
+struct gw_route_stats *gw_route_stats_get(const struct gw_route *r);
+void gw_route_stats_free_all(void);
+/* "name", or "host/prefix", or "/prefix": the route's label in metrics
+ * and logs. Writes at most n bytes into buf, NUL included; returns buf. */
+const char *gw_route_id(const struct gw_route *r, char *buf, size_t n);
+/* Whether the peer a16 is refused by the route's own lists (counted per
+ * list). Any worker thread. */
+bool gw_route_refuses(const struct gw_route *r, const uint8_t a16[16]);
+void gw_admin_route_routes(struct admin *adm);
+void gw_route_metrics_render(struct buf *b);
 
 /* ---- admin_api.c ---- */
 int gw_admin_start(const char *addr, char **err);

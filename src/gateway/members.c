@@ -16,7 +16,8 @@
 
 enum op_kind {
     OP_ADD_SERVER, OP_REMOVE_SERVER, OP_DRAIN, OP_UNDRAIN, OP_ADD_SERVICE, OP_REMOVE_SERVICE,
-    OP_CIDR, /* global allow/deny list change; svc holds the CIDR text */
+    OP_CIDR,       /* global allow/deny list change; svc holds the CIDR text */
+    OP_ROUTE_CIDR, /* a route's allow/deny list change; svc holds the CIDR text */
 };
 
 struct op {
@@ -27,7 +28,9 @@ struct op {
     char *balance;          /* OP_ADD_SERVICE */
     char *prefix;           /* OP_ADD_SERVICE: optional route */
     bool strip;
-    bool deny, add;         /* OP_CIDR: which list, add or remove */
+    bool deny, add;         /* OP_CIDR, OP_ROUTE_CIDR: which list, add or remove */
+    char *route;            /* OP_ROUTE_CIDR: route name or prefix */
+    char *host;             /* OP_ROUTE_CIDR: the route's host, NULL: any */
     struct op *next;
 };
 
@@ -40,6 +43,8 @@ static void op_free(struct op *o)
     free(o->svc);
     free(o->balance);
     free(o->prefix);
+    free(o->route);
+    free(o->host);
     free(o);
 }
 
@@ -51,7 +56,11 @@ static void compact(const struct op *n)
         struct op *o = *pp;
         bool same_svc = !strcmp(o->svc, n->svc);
         bool drop = false;
-        if ((o->kind == OP_CIDR) != (n->kind == OP_CIDR)) {
+        if (o->kind == OP_ROUTE_CIDR || n->kind == OP_ROUTE_CIDR) {
+            /* only the same CIDR on the same list of the same route */
+            drop = o->kind == n->kind && same_svc && o->deny == n->deny && !strcmp(o->route, n->route) &&
+                   (o->host ? n->host && !strcmp(o->host, n->host) : !n->host);
+        } else if ((o->kind == OP_CIDR) != (n->kind == OP_CIDR)) {
             /* a CIDR op never replaces a membership op, nor the reverse */
         } else if (n->kind == OP_CIDR) {
             drop = same_svc && o->deny == n->deny;
@@ -99,8 +108,7 @@ static void remove_service(struct gw_snapshot *s, const char *name)
         struct gw_service *svc = s->services[i];
         for (size_t r = 0; r < s->nroutes;) {
             if (s->routes[r].svc == svc) {
-                free(s->routes[r].host);
-                free(s->routes[r].prefix);
+                gw_route_clear(&s->routes[r]);
                 s->routes[r] = s->routes[--s->nroutes];
             } else {
                 r++;
@@ -141,9 +149,20 @@ int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err
                 cidr_list_apply(&s->allow_txt, &s->nallow_txt, o->svc, o->add);
             continue;
         }
+        if (o->kind == OP_ROUTE_CIDR) {
+            /* A route that is gone (reloaded away) keeps its op: it applies
+             * again if the route comes back. */
+            struct gw_route *r = gw_snapshot_route(s, o->route, o->host);
+            if (r && o->deny)
+                cidr_list_apply(&r->deny_txt, &r->ndeny_txt, o->svc, o->add);
+            else if (r)
+                cidr_list_apply(&r->allow_txt, &r->nallow_txt, o->svc, o->add);
+            continue;
+        }
         struct gw_service *svc = gw_snapshot_service(s, o->svc);
         switch (o->kind) {
         case OP_CIDR:
+        case OP_ROUTE_CIDR:
             break;
         case OP_ADD_SERVICE:
             if (!svc) {
@@ -359,6 +378,37 @@ int gw_members_cidr(bool deny, bool add, const char *cidr, char **err)
     if (rc == 0)
         log_info("%s %s %s the %s list", add ? "added" : "removed", cidr, add ? "to" : "from",
                  deny ? "deny" : "allow");
+    pthread_mutex_unlock(&gw_g->ctl_lock);
+    return rc;
+}
+
+int gw_members_route_cidr(const char *route, const char *host, bool deny, bool add, const char *cidr,
+                          char **err)
+{
+    struct cidr_set probe;
+    cidr_set_init(&probe);
+    int rc = cidr_set_add(&probe, cidr, err);
+    cidr_set_free(&probe);
+    if (rc < 0)
+        return -400;
+    pthread_mutex_lock(&gw_g->ctl_lock);
+    struct gw_snapshot *cur = gw_snapshot_get();
+    if (!gw_snapshot_route(cur, route, host)) {
+        *err = host ? xasprintf("no route '%s' for host '%s'", route, host) : xasprintf("no route '%s'", route);
+        rc = -404;
+    }
+    gw_snapshot_unref(cur);
+    if (rc == 0) {
+        struct op *o = op_new(OP_ROUTE_CIDR, cidr);
+        o->route = xstrdup(route);
+        o->host = host ? xstrdup(host) : NULL;
+        o->deny = deny;
+        o->add = add;
+        rc = commit(o, err);
+        if (rc == 0)
+            log_info("route %s%s%s: %s %s %s its %s list", host ? host : "", host ? " " : "", route,
+                     add ? "added" : "removed", cidr, add ? "to" : "from", deny ? "deny" : "allow");
+    }
     pthread_mutex_unlock(&gw_g->ctl_lock);
     return rc;
 }

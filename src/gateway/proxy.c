@@ -63,6 +63,7 @@ static void req_reset(struct gw_conn *c)
 {
     struct gw_req *r = &c->r;
     gw_conn_resil_settle(c);
+    gw_conn_server_settle(c, GW_SRVBRK_RELEASE);
     if (r->up) {
         gw_up_close(r->up);
         r->up = NULL;
@@ -333,6 +334,7 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
     struct gw_server *srv = r->srv;
     uint64_t now = ev_now(c->w->loop);
     atomic_fetch_add_explicit(&c->w->st.errors[kind], 1, memory_order_relaxed);
+    gw_conn_server_settle(c, server_fault ? GW_SRVBRK_FAILURE : GW_SRVBRK_RELEASE);
     if (srv && server_fault) {
         atomic_fetch_add_explicit(&srv->failures, 1, memory_order_relaxed);
         if (r->svc && r->svc->passive_max_failures > 0 &&
@@ -382,7 +384,7 @@ void gw_conn_pick_and_send(struct gw_conn *c)
     struct gw_req *r = &c->r;
     struct gw_worker *w = c->w;
     uint64_t now = ev_now(w->loop);
-    struct gw_server *srv = gw_lb_pick(r->svc->lb, r->hash, now, r->tried, (size_t)r->ntried);
+    struct gw_server *srv = gw_conn_pick_server(c, now);
     if (!srv) {
         gw_conn_fallback(c, 503, GW_ERR_NO_SERVER);
         return;
@@ -600,9 +602,7 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
     r->svc = rt->svc;
     if (rt->allow.n || rt->deny.n) {
         uint8_t a16[16];
-        if (cidr_sa16((const struct sockaddr *)&c->peer.ss, a16) &&
-            ((rt->allow.n && !cidr_set_match16(&rt->allow, a16)) ||
-             (rt->deny.n && cidr_set_match16(&rt->deny, a16)))) {
+        if (cidr_sa16((const struct sockaddr *)&c->peer.ss, a16) && gw_route_refuses(rt, a16)) {
             atomic_fetch_add_explicit(&gw_g->refused_ip[GW_REFUSE_ROUTE], 1, memory_order_relaxed);
             buf_consume(&c->in, (size_t)head_len);
             gw_conn_respond(c, 403, r->body_done, NULL);
@@ -787,6 +787,7 @@ void gw_conn_resp_progress(struct gw_conn *c)
         if (r->rbody == HTTP_BODY_NONE || (r->rbody == HTTP_BODY_LENGTH && r->rleft == 0))
             r->resp_done = true;
         gw_passive_success(r->srv);
+        gw_conn_server_settle(c, resp.status < 500 ? GW_SRVBRK_SUCCESS : GW_SRVBRK_FAILURE);
     }
     /* Body bytes. */
     size_t avail = buf_len(&u->in) - r->rfwd;

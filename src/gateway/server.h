@@ -8,6 +8,7 @@
 
 #include "core/common.h"
 #include "core/net.h"
+#include "gateway/breaker.h"
 #include <stdatomic.h>
 
 enum gw_health_state { GW_UP = 0, GW_DOWN = 1 };
@@ -27,6 +28,13 @@ struct gw_server {
     atomic_int consec_fail;   /* consecutive failed requests (passive check) */
     atomic_uint_fast64_t up_since_ms; /* when it last came up (slow start), 0: long ago */
     atomic_uint_fast64_t down_until_ms; /* passive ejection end (0: none) */
+    /* Circuit breaker of this server (the service's server_breaker:), or
+     * NULL. Set and replaced under ctl_lock by gw_server_breaker_config(); a
+     * replaced one stays allocated until the process exits, so requests
+     * that were admitted by it can still record into it. */
+    _Atomic(struct gw_breaker *) breaker;
+    struct gw_breaker_cfg brk_cfg;        /* what breaker was built from (ctl_lock) */
+    atomic_uint_fast64_t brk_entered[3];  /* breaker transitions, by state entered */
 
     /* Counters for /metrics, all threads. */
     atomic_uint_fast64_t req_total;
@@ -40,12 +48,26 @@ struct gw_server *gw_server_new(const char *service, const struct net_addr *addr
 static inline void gw_server_ref(struct gw_server *s) { atomic_fetch_add_explicit(&s->refcnt, 1, memory_order_relaxed); }
 void gw_server_unref(struct gw_server *s);
 
-/* Eligible for new requests: up, not draining, not passively ejected. */
+/* Eligible for new requests: up, not draining, not passively ejected,
+ * and its breaker (if any) would admit a call: closed, open past its
+ * wait, or half-open with a probe place free. */
 static inline bool gw_server_usable(struct gw_server *s, uint64_t now_ms)
 {
-    return atomic_load_explicit(&s->health, memory_order_relaxed) == GW_UP &&
-           !atomic_load_explicit(&s->draining, memory_order_relaxed) &&
-           atomic_load_explicit(&s->down_until_ms, memory_order_relaxed) <= now_ms;
+    if (atomic_load_explicit(&s->health, memory_order_relaxed) != GW_UP ||
+        atomic_load_explicit(&s->draining, memory_order_relaxed) ||
+        atomic_load_explicit(&s->down_until_ms, memory_order_relaxed) > now_ms)
+        return false;
+    struct gw_breaker *b = atomic_load_explicit(&s->breaker, memory_order_acquire);
+    return !b || gw_breaker_admits(b, now_ms * 1000);
 }
+
+/* Gives s a circuit breaker built from cfg, keeping the current one when
+ * it was built from the same settings; cfg NULL removes it. The
+ * transition listener logs, counts brk_entered[] and, on closing,
+ * restarts slow start (up_since_ms). Called by the snapshot builder
+ * (ctl_lock held). */
+void gw_server_breaker_config(struct gw_server *s, const struct gw_breaker_cfg *cfg, uint64_t now_us);
+/* Frees the breakers replaced by gw_server_breaker_config() (at exit). */
+void gw_server_breakers_free_retired(void);
 
 #endif

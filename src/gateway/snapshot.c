@@ -72,10 +72,8 @@ static void snapshot_free(struct gw_snapshot *s)
     for (size_t i = 0; i < s->nservices; i++)
         gw_service_free(s->services[i]);
     free(s->services);
-    for (size_t i = 0; i < s->nroutes; i++) {
-        free(s->routes[i].host);
-        free(s->routes[i].prefix);
-    }
+    for (size_t i = 0; i < s->nroutes; i++)
+        gw_route_clear(&s->routes[i]);
     free(s->routes);
     gw_cfgref_put(s->cfgref);
     free(s);
@@ -209,6 +207,47 @@ void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *
     r->prio = GW_PRIO_NORMAL;
 }
 
+void gw_route_clear(struct gw_route *r)
+{
+    cidr_set_free(&r->allow);
+    cidr_set_free(&r->deny);
+    for (size_t i = 0; i < r->nallow_txt; i++)
+        free(r->allow_txt[i]);
+    for (size_t i = 0; i < r->ndeny_txt; i++)
+        free(r->deny_txt[i]);
+    free(r->allow_txt);
+    free(r->deny_txt);
+    free(r->name);
+    free(r->host);
+    free(r->prefix);
+    memset(r, 0, sizeof *r); /* r->rl is freed with the guard's part of the snapshot */
+}
+
+struct gw_route *gw_snapshot_route(const struct gw_snapshot *s, const char *id, const char *host)
+{
+    for (size_t i = 0; i < s->nroutes; i++) {
+        struct gw_route *r = &s->routes[i];
+        if (id[0] != '/') {
+            if (r->name && !strcmp(r->name, id))
+                return r;
+            continue;
+        }
+        if (strcmp(r->prefix, id) != 0)
+            continue;
+        if ((!host && !r->host) || (host && r->host && !strcasecmp(host, r->host)))
+            return r;
+    }
+    return NULL;
+}
+
+static char **copy_list(char *const *v, size_t n)
+{
+    char **out = xcalloc(n + 1, sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        out[i] = xstrdup(v[i]);
+    return out;
+}
+
 static int finish_services(struct gw_snapshot *s, char **err)
 {
     for (size_t i = 0; i < s->nservices; i++) {
@@ -226,8 +265,18 @@ static int finish_services(struct gw_snapshot *s, char **err)
         };
         gw_lb_free(svc->lb);
         svc->lb = gw_lb_new((enum gw_lb_algo)algo, svc->servers, svc->nservers, &o);
+        /* Per-server breakers: every server of a service with
+         * server_breaker:, registered ones included; none elsewhere. */
+        const struct gw_breaker_cfg *bc = cs && !svc->dynamic && cs->resil.server_breaker_on
+                                              ? &cs->resil.server_breaker
+                                              : NULL;
+        uint64_t now_us = ev_clock_ns() / 1000;
+        for (size_t k = 0; k < svc->nservers; k++)
+            gw_server_breaker_config(svc->servers[k], bc, now_us);
     }
     qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
+    for (size_t i = 0; i < s->nroutes; i++)
+        s->routes[i].stats = gw_route_stats_get(&s->routes[i]);
     return 0;
 }
 
@@ -252,7 +301,14 @@ struct gw_snapshot *gw_snapshot_build(struct gw_cfgref *cr, struct gw_snapshot *
         const struct gw_cfg_route *rt = &cfg->routes[i];
         gw_snapshot_add_route(s, rt->host, rt->prefix, rt->strip_prefix,
                               gw_snapshot_service(s, rt->service));
-        s->routes[s->nroutes - 1].prio = rt->priority;
+        struct gw_route *r = &s->routes[s->nroutes - 1];
+        r->prio = rt->priority;
+        r->name = rt->name ? xstrdup(rt->name) : NULL;
+        /* The route's lists start from the config; admin changes follow. */
+        r->allow_txt = copy_list(rt->allow, rt->nallow);
+        r->nallow_txt = rt->nallow;
+        r->deny_txt = copy_list(rt->deny, rt->ndeny);
+        r->ndeny_txt = rt->ndeny;
     }
     if (gw_members_apply(s, prev, err) != 0 || finish_services(s, err) != 0 ||
         gw_guard_snapshot(s, err) != 0) {

@@ -76,6 +76,11 @@ static bool accept_batch(struct gw_worker *w, int lfd, int max)
             close(fd);
             continue;
         }
+        /* An allow/deny change acknowledged by the admin API applies to
+         * the very next connection, even one accepted in the same loop
+         * iteration as the wakeup that announces it. */
+        if (__atomic_load_n(&gw_g->snap, __ATOMIC_ACQUIRE) != w->snap)
+            gw_worker_refresh_snapshot(w);
         bool counted;
         if (!gw_guard_accept(w, &peer, &counted)) {
             atomic_fetch_sub_explicit(&gw_g->conns, 1, memory_order_relaxed);

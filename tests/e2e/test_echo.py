@@ -32,6 +32,16 @@ def srv():
         yield s
 
 
+def wait_log(s, text, timeout=5):
+    """Waits until the server's log holds text. The port accepts connections
+    a moment before the start line is printed, so a test that only waited
+    for the port may not see it yet."""
+    deadline = time.monotonic() + scaled(timeout)
+    while text not in s.log():
+        assert time.monotonic() < deadline, f"{text!r} not in the log:\n{s.log()}"
+        time.sleep(0.01)
+
+
 def get_req(target="/", extra=""):
     return f"GET {target} HTTP/1.1\r\nHost: t\r\n{extra}\r\n".encode()
 
@@ -41,7 +51,7 @@ def get_req(target="/", extra=""):
 def test_start_line_and_default_name():
     with echo() as s:
         port = s.port
-        assert f"echo listening on 127.0.0.1:{port} (1 threads)" in s.log()
+        wait_log(s, f"echo listening on 127.0.0.1:{port} (1 threads)")
         r = requests.get(s.url("/hello?x=1"), timeout=scaled(5))
         assert r.status_code == 200
         assert r.headers["X-Server"] == f"127.0.0.1:{port}"
@@ -372,7 +382,7 @@ def test_server_survives_errors(srv):
 
 def test_threads():
     with echo("-t", "4", "--name", "mt") as s:
-        assert "(4 threads)" in s.log()
+        wait_log(s, "(4 threads)")
         errors = []
 
         def one():
@@ -414,3 +424,98 @@ def test_sigterm_finishes_inflight_response():
         assert r.status == 200 and r.header("connection") == "close"
         assert s.proc.wait(scaled(5)) == 0, s.log()
         assert time.monotonic() - t0 < scaled(1.5)
+
+
+# ---- capacity model (--max-concurrency) --------------------------------------
+
+def test_max_concurrency_serves_in_fifo_waves():
+    """2 slots, 200 ms each: 6 requests at once finish in three waves."""
+    with echo("--latency", "200", "--max-concurrency", "2") as s:
+        conns = [Conn(s.port) for _ in range(6)]
+        try:
+            t0 = time.monotonic()
+            for c in conns:
+                c.send(get_req("/"))
+                time.sleep(0.01)  # a known arrival order
+            done = []
+            for c in conns:
+                assert c.response().status == 200
+                done.append(time.monotonic() - t0)
+            # FIFO: in arrival order, two per 200 ms.
+            for i, t in enumerate(done):
+                wave = i // 2 + 1
+                assert 0.2 * wave - 0.02 <= t < 0.2 * wave + scaled(0.3), (i, done)
+        finally:
+            for c in conns:
+                c.close()
+
+
+def test_max_concurrency_health_reports_load_and_is_not_queued():
+    with echo("--latency", "300", "--max-concurrency", "1") as s:
+        conns = [Conn(s.port) for _ in range(3)]
+        try:
+            for c in conns:
+                c.send(get_req("/"))
+            time.sleep(0.1)
+            t0 = time.monotonic()
+            h = requests.get(s.url("/health"), timeout=scaled(5))
+            assert time.monotonic() - t0 < 0.15
+            assert h.status_code == 200
+            assert h.headers["X-Echo-Busy"] == "1" and h.headers["X-Echo-Queued"] == "2"
+            for c in conns:
+                assert c.response().status == 200
+            h = requests.get(s.url("/health"), timeout=scaled(5))
+            assert h.headers["X-Echo-Busy"] == "0" and h.headers["X-Echo-Queued"] == "0"
+        finally:
+            for c in conns:
+                c.close()
+    with echo("--latency", "10") as s:  # no model: no load fields
+        assert "X-Echo-Busy" not in requests.get(s.url("/health"), timeout=scaled(5)).headers
+
+
+def test_max_concurrency_abandoned_requests_still_take_their_slot():
+    """A client that gives up does not free the server: the work it handed
+    over is still done (a ghost), so the next request waits for it."""
+    with echo("--latency", "300", "--max-concurrency", "1") as s:
+        gone = [Conn(s.port) for _ in range(2)]
+        for c in gone:
+            c.send(get_req("/"))
+        time.sleep(0.05)
+        # One in service, one queued: both abandoned, with a reset, which
+        # the server notices (an orderly FIN it would only see later).
+        import struct
+        for c in gone:
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        with Conn(s.port) as c:
+            t0 = time.monotonic()
+            c.send(get_req("/"))
+            assert c.response().status == 200
+            dt = time.monotonic() - t0
+        assert 0.8 <= dt < 0.85 + scaled(0.3), dt
+        h = requests.get(s.url("/health"), timeout=scaled(5))
+        assert h.headers["X-Echo-Busy"] == "0" and h.headers["X-Echo-Queued"] == "0"
+
+
+def test_max_concurrency_stop_with_a_backlog():
+    """SIGTERM with requests in service, queued and abandoned: a clean exit
+    (the sanitizer build checks nothing leaks)."""
+    with echo("--latency", "1000", "--max-concurrency", "2", "-t", "2") as s:
+        conns = [Conn(s.port) for _ in range(10)]
+        for c in conns:
+            c.send(get_req("/"))
+        time.sleep(0.1)
+        for c in conns[:4]:
+            c.close()
+        # The echo() context requires exit code 0 on SIGTERM.
+    for c in conns[4:]:
+        c.close()
+
+
+def test_max_concurrency_flag_validation():
+    import subprocess
+    from fgtest import binary
+    p = subprocess.run([binary(), "echo", "--max-concurrency", "x"], capture_output=True, timeout=scaled(10))
+    assert p.returncode == 2 and b"--max-concurrency" in p.stderr
+    p = subprocess.run([binary(), "echo", "--help"], capture_output=True, timeout=scaled(10))
+    assert b"--max-concurrency N" in p.stdout

@@ -90,7 +90,8 @@ def test_overload_keeps_high_priority_and_sheds_low():
             assert high_ok >= 16 / 18, high
             assert low_ok <= 0.6, low_ok
             assert high_ok - low_ok >= 0.3, (high_ok, low_ok)
-            assert metric(gw.metrics(), "floodgate_gateway_shed_total") == low.count(503)
+            # Every 503 here is a shed, high ones included (see above).
+            assert metric(gw.metrics(), "floodgate_gateway_shed_total") == low.count(503) + high.count(503)
 
 
 def test_retries_stay_within_budget_when_every_server_fails():

@@ -595,3 +595,48 @@ Test(gwconfig_errors, names_and_paths)
     cr_assert_eq(c->nroutes, 2);
     gw_config_free(c);
 }
+
+Test(gwconfig_errors, route_names)
+{
+    load_err(MIN_SVC "    name: Admin\n", "gw.yaml:7: routes[0].name: expected 1..64 characters of [a-z0-9_-]");
+    load_err(MIN_SVC "    name: \"\"\n", "gw.yaml:7: routes[0].name: expected 1..64 characters of [a-z0-9_-]");
+    load_err(MIN_SVC "    name: r\n  - prefix: /x\n    service: a\n    name: r\n",
+             "gw.yaml:10: routes[1].name: duplicate route name 'r' (first at line 5)");
+    struct gw_config *c = load_ok(MIN_SVC "    name: root\n  - prefix: /x\n    service: a\n");
+    cr_assert_str_eq(c->routes[0].name, "root");
+    cr_assert_null(c->routes[1].name);
+    gw_config_free(c);
+}
+
+Test(gwconfig_resil, server_breaker)
+{
+    struct gw_config *c = load_ok("services:\n"
+                                  "  - name: a\n"
+                                  "    servers: [127.0.0.1:9001]\n"
+                                  "    server_breaker:\n"
+                                  "      consecutive_failures: 0\n"
+                                  "      slow_call: 250ms\n"
+                                  "      slow_rate: 80\n"
+                                  "      open_for: 2s\n"
+                                  "      half_open_probes: 1\n"
+                                  "  - name: b\n"
+                                  "routes:\n"
+                                  "  - prefix: /\n"
+                                  "    service: a\n");
+    const struct gw_cfg_resil *r = &c->services[0].resil;
+    cr_assert(r->server_breaker_on);
+    cr_assert_not(r->breaker_on);
+    cr_assert_eq(r->server_breaker.consecutive_failures, 0);
+    cr_assert_eq(r->server_breaker.slow_call_us, 250000);
+    cr_assert_eq(r->server_breaker.slow_rate_pct, 80);
+    cr_assert_eq(r->server_breaker.open_wait_us, 2000000);
+    cr_assert_eq(r->server_breaker.half_open_probes, 1);
+    cr_assert_eq(r->server_breaker.failure_rate_pct, 50, "defaults for the rest");
+    cr_assert_eq(r->server_breaker.min_calls, 20);
+    cr_assert_not(c->services[1].resil.server_breaker_on);
+    gw_config_free(c);
+    load_err("services:\n  - name: a\n    server_breaker:\n      failure_rate: 101\n",
+             "gw.yaml:4: services[0].server_breaker.failure_rate:");
+    load_err("services:\n  - name: a\n    server_breaker:\n      probes: 1\n",
+             "gw.yaml:4: services[0].server_breaker.probes: unknown key");
+}
