@@ -61,6 +61,7 @@ static void fallback_leave_primary(struct gw_conn *c)
         gw_up_close(r->up);
         r->up = NULL;
     }
+    gw_conn_server_settle(c, GW_SRVBRK_RELEASE); /* while r->srv is still held */
     if (r->srv) {
         atomic_fetch_sub_explicit(&r->srv->inflight, 1, memory_order_relaxed);
         gw_server_unref(r->srv);
