@@ -18,6 +18,7 @@
  * sent by botocore as the bare member name with an empty value. */
 #include "broker/sqs_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,20 @@ struct qctx {
     size_t alen;
     struct sqs_error *err;
 };
+
+/* Formats a parameter name built from the model; a name that does not
+ * fit is longer than any parameter (SQS_MAX_KEY) and so matches none: it
+ * is left empty. */
+static void keyf(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void keyf(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap)
+        dst[0] = '\0';
+}
 
 static int hexval(char c)
 {
@@ -205,9 +220,9 @@ static int cmp_u32(const void *a, const void *b)
 static ssize_t indexes(struct qctx *q, const char *key, uint32_t *idx)
 {
     char pre[SQS_MAX_KEY + 8];
-    int pl = snprintf(pre, sizeof pre, "%s.", key);
-    size_t k = 0;
-    if (pl < 0 || (size_t)pl >= sizeof pre)
+    keyf(pre, sizeof pre, "%s.", key);
+    size_t pl = strlen(pre), k = 0;
+    if (pl == 0)
         return 0;
     for (size_t i = lower_bound(q, pre); i < q->n && strncmp(q->p[i].k, pre, (size_t)pl) == 0;
          i++) {
@@ -237,6 +252,8 @@ static cJSON *decode_struct(struct qctx *q, const char *prefix, const struct sqs
 
 static cJSON *decode_value(struct qctx *q, const char *key, const struct sqs_shape *s, int depth)
 {
+    if (!*key) /* too long to build: cannot happen with the model's names */
+        return fail_null(q, SQS_E_INTERNAL, "Parameter name too long%s.", "");
     if (s->kind == SQS_K_STRUCT)
         return decode_struct(q, key, s, depth + 1);
     /* The index came from a longer name (Name.1.x where Name.1 is a
@@ -270,14 +287,14 @@ static cJSON *decode_coll(struct qctx *q, const char *key, const char *name,
     for (ssize_t i = 0; i < k; i++) {
         cJSON *v;
         if (s->kind == SQS_K_LIST) {
-            snprintf(ek, sizeof ek, "%s.%u", key, idx[i]);
+            keyf(ek, sizeof ek, "%s.%u", key, idx[i]);
             v = decode_value(q, ek, s->elem, depth);
             if (!v)
                 goto fail;
             cJSON_AddItemToArray(out, v);
             continue;
         }
-        snprintf(ek, sizeof ek, "%s.%u.%s", key, idx[i], s->key_name);
+        keyf(ek, sizeof ek, "%s.%u.%s", key, idx[i], s->key_name);
         struct qparam *kp = find(q, ek);
         if (!kp) {
             fail_null(q, SQS_E_MISSING_PARAMETER, "The request must contain the parameter %s.", ek);
@@ -292,7 +309,7 @@ static cJSON *decode_coll(struct qctx *q, const char *key, const char *name,
             cJSON_Delete(kv);
             goto fail;
         }
-        snprintf(ek, sizeof ek, "%s.%u.%s", key, idx[i], s->val_name);
+        keyf(ek, sizeof ek, "%s.%u.%s", key, idx[i], s->val_name);
         if (s->elem->kind == SQS_K_STRUCT || find(q, ek))
             v = decode_value(q, ek, s->elem, depth);
         else
@@ -322,7 +339,7 @@ static cJSON *decode_struct(struct qctx *q, const char *prefix, const struct sqs
     cJSON *out = cJSON_CreateObject();
     for (unsigned i = 0; i < s->nmembers; i++) {
         const struct sqs_member *m = &s->members[i];
-        snprintf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", m->qname);
+        keyf(key, sizeof key, "%s%s%s", prefix, *prefix ? "." : "", m->qname);
         cJSON *v = NULL;
         if (m->shape->kind == SQS_K_LIST || m->shape->kind == SQS_K_MAP) {
             v = decode_coll(q, key, *prefix ? key : m->name, m->shape, depth);
