@@ -435,11 +435,14 @@ void store_commit(struct store *s, store_commit_fn cb, void *ud)
 
 void store_flush(struct store *s)
 {
+    /* Callbacks first: those due may append and commit again, and what
+     * they append must leave with this flush, or it would wait for some
+     * unrelated wakeup of the loop. */
+    reap(s);
     if (s->fill && s->fill->len) {
         handoff(s, s->fill);
         s->fill = NULL;
     }
-    reap(s);
 }
 
 /* Parses the record at off inside a batch still in memory. */

@@ -584,6 +584,44 @@ Test(store, commit_with_nothing_pending_runs_on_next_flush)
     ev_loop_free(loop);
 }
 
+/* A callback run by store_flush itself (its commit had nothing to wait
+ * for) appends and commits again: that data must leave with the same flush,
+ * not wait for an unrelated wakeup. */
+static struct store *chain_store;
+
+static void chain_cb(void *ud, int err)
+{
+    struct cbarg *a = ud;
+    commit_cb(ud, err);
+    if (a->idx < 5) {
+        append_n(chain_store, a->idx, 1, NULL);
+        a[1].st = a->st;
+        a[1].idx = a->idx + 1;
+        store_commit(chain_store, chain_cb, &a[1]);
+    }
+}
+
+Test(store, callbacks_that_append_from_flush_are_flushed)
+{
+    struct ev_loop *loop;
+    struct store *s = start_store(sub("d"), (struct store_opts){ 0 }, &loop);
+    chain_store = s;
+    struct cbstate st0 = { .want = 1, .loop = loop };
+    struct cbarg a0 = { &st0, 0 };
+    store_commit(s, commit_cb, &a0); /* the new segment's header, written */
+    run_for(loop, &st0, 3000);
+    cr_assert_eq(st0.next, 1);
+    struct cbstate st = { .want = 6, .loop = loop };
+    static struct cbarg args[8];
+    args[0] = (struct cbarg){ &st, 0 };
+    store_commit(s, chain_cb, &args[0]);
+    run_for(loop, &st, 3000);
+    cr_assert(!st.timed_out, "stalled after %d callbacks", st.next);
+    cr_assert_eq(st.next, 6);
+    store_close(s);
+    ev_loop_free(loop);
+}
+
 Test(store, interval_policy)
 {
     struct ev_loop *loop;
