@@ -308,6 +308,9 @@ static int run(struct bk_config *cfg)
     s.tick_at = UINT64_MAX;
     pthread_mutex_init(&s.xlock, NULL);
     pthread_cond_init(&s.xcond, NULL);
+    ev_timer_init(&s.tick_timer, on_tick, &s);
+    ev_timer_init(&s.house_timer, on_housekeep, &s);
+    ev_timer_init(&s.stop_timer, on_stop_timer, &s);
     char *err = NULL;
     int status = 1;
     struct admin *adm = NULL;
@@ -352,9 +355,6 @@ static int run(struct bk_config *cfg)
     ev_set_data(s.loop, &s);
     ev_set_before_poll(s.loop, before_poll, &s);
     ev_set_async(s.loop, bk_admin_serve, &s);
-    ev_timer_init(&s.tick_timer, on_tick, &s);
-    ev_timer_init(&s.house_timer, on_housekeep, &s);
-    ev_timer_init(&s.stop_timer, on_stop_timer, &s);
     ev_timer_start(s.loop, &s.house_timer, HOUSEKEEP_MS);
     if (cfg->admin && !(adm = bk_admin_start(&s, cfg->admin, &err)))
         goto out;

@@ -281,14 +281,24 @@ static void serve_wakes(struct bk_server *s)
 
 void bk_before_poll(struct bk_server *s)
 {
-    serve_wakes(s);
-    if (s->batch) {
-        struct bk_commit *b = s->batch;
-        s->batch = NULL;
-        s->commits_pending++;
-        store_commit(s->store, on_commit, b);
+    /* store_flush() runs the callbacks already due, which release answers
+     * and let their connections go on with pipelined requests: those may
+     * append and wait too, so go round until nothing new is waiting (a
+     * group left without its commit request would wait for an unrelated
+     * wakeup). Each round needs new requests already buffered, so this
+     * ends quickly; the bound is a guard. */
+    for (int round = 0; round < 64; round++) {
+        serve_wakes(s);
+        if (s->batch) {
+            struct bk_commit *b = s->batch;
+            s->batch = NULL;
+            s->commits_pending++;
+            store_commit(s->store, on_commit, b);
+        }
+        store_flush(s->store);
+        if (!s->batch && !s->engine->wake_head && !s->engine->orphans)
+            break;
     }
-    store_flush(s->store);
     bk_server_free_dead(s);
 }
 
