@@ -327,3 +327,53 @@ def test_bad_config_is_reported(datadir):
     assert code != 0
     assert re.search(r"bad\.yaml:2: broker\.fsync", srv.log()), srv.log()
     srv.stop()
+
+
+def test_large_messages_and_body_cache_bound(datadir):
+    cfg = "broker:\n  max_message_bytes: 1m\n  body_cache_bytes: 0\n"
+    srv = start_broker(datadir, config=cfg)
+    try:
+        r = requests.put(api(srv, "/queues/big"), json={})
+        assert r.status_code == 200
+        attrs = requests.get(api(srv, "/queues/big")).json()["attributes"]
+        assert attrs["MaximumMessageSize"] == "1048576"
+        body = ("0123456789abcdef" * 65536)[:1048576 - 100]
+        r = requests.post(api(srv, "/queues/big/messages"), data=body.encode(),
+                          headers={"Content-Type": "text/plain"})
+        assert r.status_code == 200, r.text
+        r = requests.post(api(srv, "/queues/big/messages"), data=(body + "x" * 200).encode(),
+                          headers={"Content-Type": "text/plain"})
+        assert r.status_code == 400
+        # Nothing cached: the body comes back from the log.
+        assert "floodgate_broker_body_cache_bytes 0" in requests.get(srv.url("/metrics")).text
+        msgs = receive(srv, "big")
+        assert len(msgs) == 1 and msgs[0]["body"] == body
+    finally:
+        srv.stop()
+
+
+def test_signatures_required_when_configured(datadir):
+    cfg = "broker:\n  auth:\n    access_key: AKIDTEST\n    secret_key: s3cret\n"
+    srv = start_broker(datadir, config=cfg)
+    try:
+        r = requests.get(api(srv, "/queues"))
+        assert r.status_code == 403, r.text
+        r = requests.post(srv.url("/"), data={"Action": "ListQueues", "Version": "2012-11-05"})
+        assert r.status_code == 403
+        # Health and metrics stay open.
+        assert requests.get(srv.url("/healthz")).status_code == 200
+        import boto3
+        import botocore.exceptions
+
+        def client(secret):
+            return boto3.client("sqs", endpoint_url=srv.url(""), region_name="us-east-1",
+                                aws_access_key_id="AKIDTEST", aws_secret_access_key=secret)
+        good = client("s3cret")
+        url = good.create_queue(QueueName="signed")["QueueUrl"]
+        good.send_message(QueueUrl=url, MessageBody="ok")
+        with pytest.raises(botocore.exceptions.ClientError):
+            client("wrong").send_message(QueueUrl=url, MessageBody="no")
+        assert good.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"]["ApproximateNumberOfMessages"] == "1"
+    finally:
+        srv.stop()
