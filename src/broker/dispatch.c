@@ -122,9 +122,16 @@ enum sqs_err bk_run_action(struct bk_conn *c, const char *action, const cJSON *p
     ctx->now = bk_wall_ms();
     ctx->base_url = base;
     ctx->no_wait = no_wait || c->srv->stopping;
+    static const char *const readers[] = {"GetQueueUrl", "GetQueueAttributes", "ListQueues", "ListQueueTags",
+                                          "ListDeadLetterSourceQueues", "ListMessageMoveTasks"};
     if (store_error(c->srv->store)) {
-        *result = NULL;
-        return sqs_fail(err, SQS_E_SERVICE_UNAVAILABLE, "The broker's log failed; it is read-only.");
+        bool reader = false;
+        for (size_t i = 0; i < ARRAY_SIZE(readers); i++)
+            reader |= !strcmp(action, readers[i]);
+        if (!reader) {
+            *result = NULL;
+            return sqs_fail(err, SQS_E_SERVICE_UNAVAILABLE, "The broker's log failed; it is read-only.");
+        }
     }
     return bk_action(c->srv->engine, ctx, action, params, result, err);
 }
