@@ -232,14 +232,16 @@ static void begin_stop(struct bk_server *s)
         close(s->lfd);
         s->lfd = -1;
     }
+    /* Every answer from now on closes its connection; waiting long polls
+     * are answered now; idle connections go at once, busy ones once
+     * their answer is out. */
+    for (struct bk_conn *c = s->conns; c; c = c->next)
+        c->keep_alive = false;
     bk_polls_finish(s);
-    /* Idle connections go now; busy ones once their answer is out. */
     for (struct bk_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == BK_CS_HEAD && !buf_len(&c->in) && !buf_len(&c->out))
             bk_conn_kill(c);
-        else
-            c->keep_alive = false;
     }
     ev_timer_start(s->loop, &s->stop_timer, STOP_GRACE_MS);
 }

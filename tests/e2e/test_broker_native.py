@@ -377,3 +377,29 @@ def test_signatures_required_when_configured(datadir):
             "Attributes"]["ApproximateNumberOfMessages"] == "1"
     finally:
         srv.stop()
+
+
+def test_sigterm_answers_long_polls_and_exits(datadir):
+    srv = start_broker(datadir)
+    create(srv, "stop")
+    idle = requests.Session()
+    idle.get(api(srv, "/queues"))  # a keep-alive connection left open
+    got = {}
+
+    def waiter():
+        t0 = time.monotonic()
+        got["r"] = requests.post(api(srv, "/queues/stop/receive"), params={"wait": 20}, timeout=30)
+        got["t"] = time.monotonic() - t0
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    code = srv.proc.wait(scaled(5))
+    th.join(scaled(5))
+    assert code == 0, srv.log()
+    assert time.monotonic() - t0 < scaled(1.5)
+    assert got["r"].status_code == 200 and got["r"].json()["messages"] == []
+    assert "stopped" in srv.log()
+    srv.stop()
