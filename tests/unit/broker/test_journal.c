@@ -277,3 +277,54 @@ Test(journal, failed_append_fails_the_action)
     cr_assert_eq(bk_engine_find(E, "a", 1)->nmsgs, 0, "nothing half-sent");
     J.fail = false;
 }
+
+Test(journal, fifo_compaction_moves_queue_record_after_its_messages)
+{
+    J.seg_bytes = 2048;
+    create_queue(E, "g.fifo", "{\"FifoQueue\":\"true\",\"DeduplicationScope\":\"messageGroup\"}");
+    /* Fill a few segments, with the QUEUE record in the first. */
+    for (int i = 0; i < 30; i++) {
+        char p[512];
+        snprintf(p, sizeof p,
+                 "{\"QueueUrl\":\"http://x/000000000000/g.fifo\",\"MessageBody\":\"body-%03d-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\","
+                 "\"MessageGroupId\":\"g%d\",\"MessageDeduplicationId\":\"d%d\"}", i, i % 2, i);
+        cJSON_Delete(act_ok(E, T0, "SendMessage", p));
+    }
+    /* Compact the oldest segments: the QUEUE record ends up after SENDs
+     * that stayed where they were. */
+    for (int k = 0; k < 2 && J.first_seg < J.seg; k++) {
+        bk_engine_compact(E, J.first_seg, T0);
+        memj_drop_oldest(&J);
+    }
+    restart(T0 + 1000);
+    struct bk_queue *q = bk_engine_find(E, "g.fifo", 6);
+    cr_assert_not_null(q);
+    cr_assert(q->a.fifo);
+    cr_assert_str_eq(q->a.dedup_scope, "messageGroup");
+    cr_assert_eq(q->nmsgs, 30);
+    cr_assert_eq(q->ndedup, 30);
+    /* Dedup keys were built with the right scope: same id in the same
+     * group is a duplicate, in another group it is not. */
+    enum sqs_err rc;
+    cJSON_Delete(act(E, T0 + 2000, "SendMessage",
+                     "{\"QueueUrl\":\"http://x/000000000000/g.fifo\",\"MessageBody\":\"x\",\"MessageGroupId\":\"g0\","
+                     "\"MessageDeduplicationId\":\"d0\"}", &rc));
+    cr_assert_eq(q->nmsgs, 30);
+    cJSON_Delete(act(E, T0 + 2000, "SendMessage",
+                     "{\"QueueUrl\":\"http://x/000000000000/g.fifo\",\"MessageBody\":\"x\",\"MessageGroupId\":\"g1\","
+                     "\"MessageDeduplicationId\":\"d0\"}", &rc));
+    cr_assert_eq(q->nmsgs, 31);
+    /* Order within each group survived. */
+    cJSON *m = receive(E, T0 + 3000, "g.fifo", 10, 30);
+    int last = -1;
+    cJSON *it;
+    cJSON_ArrayForEach(it, m)
+    {
+        if (strcmp(msg_attr(it, "MessageGroupId"), "g0") != 0)
+            continue;
+        int n = atoi(msg_field(it, "Body") + 5);
+        cr_assert_gt(n, last);
+        last = n;
+    }
+    cJSON_Delete(m);
+}
