@@ -403,3 +403,18 @@ def test_sigterm_answers_long_polls_and_exits(datadir):
     assert got["r"].status_code == 200 and got["r"].json()["messages"] == []
     assert "stopped" in srv.log()
     srv.stop()
+
+
+def test_admin_listener(datadir):
+    admin = free_port()
+    srv = start_broker(datadir, extra=["--admin", f"127.0.0.1:{admin}"])
+    try:
+        create(srv, "adm")
+        send(srv, "adm", "x")
+        base = f"http://127.0.0.1:{admin}"
+        q = requests.get(base + "/queues").json()["queues"]
+        assert q == [{"name": "adm", "fifo": False, "messages": 1, "in_flight": 0, "delayed": 0}]
+        assert 'floodgate_broker_queue_messages{queue="adm",state="visible"} 1' in requests.get(base + "/metrics").text
+        assert requests.get(base + "/healthz").json()["status"] == "ok"
+    finally:
+        srv.stop()
