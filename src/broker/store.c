@@ -212,13 +212,15 @@ static int zero_ahead(struct store *s)
     static const uint8_t zeros[64 << 10];
     if (s->cur_end + ZERO_LOW <= s->zero_end)
         return 0;
+    /* Not past where the segment will roll (small segments, in tests). */
     uint64_t from = FG_MAX(s->zero_end, s->cur_end);
-    for (uint64_t off = from; off < from + ZERO_CHUNK; off += sizeof zeros) {
-        int rc = write_full(s->cur_fd, zeros, sizeof zeros, off);
+    uint64_t to = FG_MIN(from + ZERO_CHUNK, s->o.segment_bytes + sizeof zeros);
+    for (uint64_t off = from; off < to; off += sizeof zeros) {
+        int rc = write_full(s->cur_fd, zeros, (size_t)FG_MIN((uint64_t)sizeof zeros, to - off), off);
         if (rc)
             return rc;
     }
-    s->zero_end = from + ZERO_CHUNK;
+    s->zero_end = FG_MAX(s->zero_end, to);
     return 0;
 }
 
