@@ -57,6 +57,7 @@ struct gw_cfg_resil {
     struct gw_breaker_cfg server_breaker;
     struct gw_rb_cfg retry;          /* retry_budget: (always on; defaults 20% + 10/s) */
     bool adm_on;                     /* concurrency: max_inflight or adaptive set */
+    uint32_t per_server;             /* concurrency.per_server: in flight per server, 0: none */
     struct gw_adm_cfg adm;
     bool adaptive;                   /* concurrency.adaptive: gradient or aimd */
     struct gw_limit_cfg limit;

@@ -399,8 +399,7 @@ void gw_conn_pick_and_send(struct gw_conn *c)
     }
     r->tried[r->ntried++] = srv;
     gw_server_ref(srv);
-    r->srv = srv;
-    atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
+    r->srv = srv; /* gw_conn_pick_server took its in-flight place */
     r->up = gw_up_acquire(w, srv, c);
     if (!r->up) {
         gw_conn_up_failed(c, GW_ERR_UP_CONNECT, true);

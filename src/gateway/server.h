@@ -25,6 +25,7 @@ struct gw_server {
     atomic_bool draining;     /* admin drain: no new requests, in-flight finish */
     atomic_bool dynamic;      /* registered through the admin API */
     atomic_int inflight;      /* requests in flight to it, all threads */
+    atomic_int max_inflight;  /* the service's concurrency.per_server, 0: no cap */
     atomic_int consec_fail;   /* consecutive failed requests (passive check) */
     atomic_uint_fast64_t up_since_ms; /* when it last came up (slow start), 0: long ago */
     atomic_uint_fast64_t down_until_ms; /* passive ejection end (0: none) */
@@ -49,16 +50,37 @@ static inline void gw_server_ref(struct gw_server *s) { atomic_fetch_add_explici
 void gw_server_unref(struct gw_server *s);
 
 /* Eligible for new requests: up, not draining, not passively ejected,
- * and its breaker (if any) would admit a call: closed, open past its
- * wait, or half-open with a probe place free. */
+ * under its in-flight cap, and its breaker (if any) would admit a call:
+ * closed, open past its wait, or half-open with a probe place free. */
 static inline bool gw_server_usable(struct gw_server *s, uint64_t now_ms)
 {
     if (atomic_load_explicit(&s->health, memory_order_relaxed) != GW_UP ||
         atomic_load_explicit(&s->draining, memory_order_relaxed) ||
         atomic_load_explicit(&s->down_until_ms, memory_order_relaxed) > now_ms)
         return false;
+    int cap = atomic_load_explicit(&s->max_inflight, memory_order_relaxed);
+    if (cap && atomic_load_explicit(&s->inflight, memory_order_relaxed) >= cap)
+        return false;
     struct gw_breaker *b = atomic_load_explicit(&s->breaker, memory_order_acquire);
     return !b || gw_breaker_admits(b, now_ms * 1000);
+}
+
+/* Takes an in-flight place on s: exact under the cap (a compare-and-swap
+ * loop), false when s is full. Released by decrementing inflight. */
+static inline bool gw_server_acquire(struct gw_server *s)
+{
+    int cap = atomic_load_explicit(&s->max_inflight, memory_order_relaxed);
+    if (!cap) {
+        atomic_fetch_add_explicit(&s->inflight, 1, memory_order_relaxed);
+        return true;
+    }
+    int n = atomic_load_explicit(&s->inflight, memory_order_relaxed);
+    do {
+        if (n >= cap)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&s->inflight, &n, n + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
 }
 
 /* Gives s a circuit breaker built from cfg, keeping the current one when

@@ -271,8 +271,11 @@ static int finish_services(struct gw_snapshot *s, char **err)
                                               ? &cs->resil.server_breaker
                                               : NULL;
         uint64_t now_us = ev_clock_ns() / 1000;
-        for (size_t k = 0; k < svc->nservers; k++)
+        int cap = cs ? (int)cs->resil.per_server : 0;
+        for (size_t k = 0; k < svc->nservers; k++) {
             gw_server_breaker_config(svc->servers[k], bc, now_us);
+            atomic_store_explicit(&svc->servers[k]->max_inflight, cap, memory_order_relaxed);
+        }
     }
     qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
     for (size_t i = 0; i < s->nroutes; i++)

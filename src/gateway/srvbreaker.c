@@ -4,11 +4,14 @@
  * a request.
  *
  *   pick     The balancer already skips servers whose breaker would refuse
- *            (gw_server_usable). gw_conn_pick_server() then asks the
- *            chosen server's breaker with gw_breaker_allow(): in half-open
- *            that takes one of its probe places. Another thread may have
- *            taken the last place in between; the server is then left out
- *            and the balancer asked again.
+ *            or that are at their in-flight cap (gw_server_usable).
+ *            gw_conn_pick_server() then takes the chosen server's
+ *            in-flight place (gw_server_acquire: exact under the cap; the
+ *            caller owns the place) and asks its breaker with
+ *            gw_breaker_allow(): in half-open that takes one of its probe
+ *            places. Another thread may have taken the last place in
+ *            between; the server is then left out and the balancer asked
+ *            again.
  *   record   The exchange with that server is judged once: when its
  *            response head arrives (a 5xx is a failure, anything else a
  *            success; the duration, up to that head, is what slow calls
@@ -48,13 +51,18 @@ struct gw_server *gw_conn_pick_server(struct gw_conn *c, uint64_t now_ms)
             if (skip[i] == srv)
                 return i < (size_t)r->ntried ? srv : NULL;
         }
-        struct gw_breaker *b = atomic_load_explicit(&srv->breaker, memory_order_acquire);
-        if (!b)
-            return srv;
-        if (gw_breaker_allow(b, ev_now_ns(c->w->loop) / 1000)) {
-            r->sbrk = b;
-            r->sbrk_t0_ns = ev_clock_ns();
-            return srv;
+        /* Its in-flight place first (another thread may have filled it
+         * since the balancer looked), then its breaker. */
+        if (gw_server_acquire(srv)) {
+            struct gw_breaker *b = atomic_load_explicit(&srv->breaker, memory_order_acquire);
+            if (!b)
+                return srv;
+            if (gw_breaker_allow(b, ev_now_ns(c->w->loop) / 1000)) {
+                r->sbrk = b;
+                r->sbrk_t0_ns = ev_clock_ns();
+                return srv;
+            }
+            atomic_fetch_sub_explicit(&srv->inflight, 1, memory_order_relaxed);
         }
         if (n == ARRAY_SIZE(skip))
             return NULL;
