@@ -12,7 +12,7 @@ static const char *const breaker_keys[] = {"consecutive_failures", "failure_rate
                                            "min_calls", "window", "open_for", "half_open_probes", NULL};
 static const char *const fallback_keys[] = {"status", "body", "content_type", "service", NULL};
 static const char *const retry_keys[] = {"ratio", "min_per_sec", "window", NULL};
-static const char *const conc_keys[] = {"per_server", "max_inflight", "adaptive", "queue", "queue_timeout", "min_limit",
+static const char *const conc_keys[] = {"per_server", "codel_target", "codel_interval", "max_inflight", "adaptive", "queue", "queue_timeout", "min_limit",
                                         "max_limit", NULL};
 static const char *const adaptive_names[] = {"off", "gradient", "aimd", NULL};
 
@@ -130,7 +130,9 @@ int gw_config_load_resil(struct gw_config *c, struct gw_cfg_service *s, const st
             get_us(cfg_get(cc, "queue_timeout"), 1, 3600 * 1000, &r->adm.max_wait_us, err) < 0 ||
             get_u32(cfg_get(cc, "min_limit"), 1, 1000000, &r->limit.min_limit, err) < 0 ||
             get_u32(cfg_get(cc, "max_limit"), 1, 1000000, &r->limit.max_limit, err) < 0 ||
-            get_u32(cfg_get(cc, "per_server"), 0, 1000000, &r->per_server, err) < 0)
+            get_u32(cfg_get(cc, "per_server"), 0, 1000000, &r->per_server, err) < 0 ||
+            get_us(cfg_get(cc, "codel_target"), 1, 60 * 1000, &r->adm.codel_target_us, err) < 0 ||
+            get_us(cfg_get(cc, "codel_interval"), 1, 3600 * 1000, &r->adm.codel_interval_us, err) < 0)
             return -1;
         r->adaptive = adaptive != 0;
         if (adaptive)
