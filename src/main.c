@@ -6,6 +6,7 @@
 int gw_main(int argc, char **argv);
 int echo_main(int argc, char **argv);
 int fl_main(int argc, char **argv);
+int broker_main(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -13,6 +14,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"gateway", gw_main, "HTTP reverse proxy, load balancer and API gateway"},
+    {"broker", broker_main, "durable message queues with Amazon SQS semantics (SQS API and native API)"},
     {"echo", echo_main, "a tiny configurable HTTP backend for tests and benchmarks"},
     {"flood", fl_main, "load generator: closed and open loop, profiles, mixes, many clients"},
 };

@@ -113,6 +113,13 @@ void sqs_encode_error(enum sqs_proto proto, const struct sqs_error *err, const c
 void sqs_md5_hex(const void *data, size_t len, char hex[33]);
 bool sqs_md5_attributes(const cJSON *attrs, char hex[33]);
 
+/* True when s[0..n) is valid UTF-8 holding only characters SQS accepts in
+ * message bodies (#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD |
+ * #x10000 to #x10FFFF); else the message is refused with
+ * SQS_E_INVALID_MESSAGE_CONTENTS. sqs_decode already checks SendMessage's
+ * body; SendMessageBatch fails per entry, so the engine checks each. */
+bool sqs_valid_chars(const char *s, size_t n);
+
 /* Validates message attributes (names, data types, values, at most 10):
  * SQS_OK or an error naming the bad attribute. Adds their size (names,
  * types, values) to *bytes for the message size limit. */

@@ -54,7 +54,7 @@ struct store_opts {
     uint32_t batch_us;          /* BATCH: wait for more appends, default 200 */
     uint32_t interval_ms;       /* INTERVAL: fdatasync period, default 1000 */
     uint64_t segment_bytes;     /* roll to a new segment past this, default 64 MiB */
-    uint32_t max_record_bytes;  /* larger records are refused, default 2 MiB */
+    uint32_t max_record_bytes;  /* larger payloads are refused, default 2 MiB */
 };
 
 /* A record's place: segment sequence number and byte offset of the record
@@ -97,11 +97,15 @@ void store_flush(struct store *s);
 
 /* Reads the payload of the record at pos into buf (up to cap bytes);
  * returns the payload length, or -1 (bad position, checksum mismatch, I/O
- * error). Works for records still pending in memory too. */
+ * error). Works for records still pending in memory too. A payload longer
+ * than cap is still checked whole; its first cap bytes are copied and the
+ * full length returned. */
 ssize_t store_read(struct store *s, struct store_pos pos, void *buf, size_t cap);
 
 /* Live-byte accounting for compaction: a record counts as live from
- * store_retain() until store_release(). */
+ * store_retain() until store_release(). len is the payload length given to
+ * store_append (the store adds its record header); positions in segments
+ * already dropped are ignored. */
 void store_retain(struct store *s, struct store_pos pos, uint32_t len);
 void store_release(struct store *s, struct store_pos pos, uint32_t len);
 
@@ -121,7 +125,10 @@ void store_get_stats(const struct store *s, struct store_stats *st);
 /* Last I/O error (-errno), 0 when healthy. */
 int store_error(const struct store *s);
 
-/* Stops the sync thread after a final flush+sync, then closes the files. */
+/* Stops the sync thread after a final flush+sync, then closes the files.
+ * Commit callbacks still waiting run before it returns (0 when the final
+ * sync covered them, -errno otherwise). Call it before freeing the loop
+ * given to store_start(). */
 void store_close(struct store *s);
 
 #endif

@@ -1,0 +1,406 @@
+/* What a complete request does, and when its answer goes out.
+ *
+ * Routing: /healthz and /metrics; /v1/... is the native API (native.c);
+ * everything else must be an SQS request (either AWS protocol: the SQS
+ * layer recognises and decodes it into an action and canonical
+ * parameters). Both APIs run the same engine actions.
+ *
+ * Group commit: an action that wrote records has its answer rendered into
+ * c->held and the connection joins the iteration's commit group. Before
+ * the loop polls, bk_before_poll() asks the store for one commit for the
+ * whole group and flushes; when the store reports it durable, every
+ * answer of the group is released in order. A failed commit turns each
+ * held answer into a 500 (the client retries; nothing was acknowledged).
+ *
+ * Long polls: a receive with nothing to hand out parks the connection's
+ * bk_waiter on the queue. bk_before_poll() serves queues the engine put
+ * on its wake list (a message became receivable) and the orphans of
+ * deleted queues; the connection's timer ends the wait with an empty
+ * answer. */
+#include "broker/broker.h"
+
+#include "core/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- responses ---- */
+
+void bk_respond(struct bk_conn *c, int status, const char *ctype, const char *body, size_t len,
+                const char *extra, bool hold)
+{
+    struct bk_server *s = c->srv;
+    struct buf *o = hold ? &c->held : &c->out;
+    bk_server_date(s);
+    buf_printf(o, "HTTP/1.1 %d %s\r\nServer: floodgate\r\nDate: %s\r\nContent-Type: %s\r\n"
+                  "Content-Length: %zu\r\nx-amzn-RequestId: %s\r\n",
+               status, http_reason(status), s->date, ctype, len, c->reqid[0] ? c->reqid : "-");
+    if (extra) {
+        buf_append_str(o, extra);
+        buf_append(o, "\r\n", 2);
+    }
+    if (!c->keep_alive)
+        buf_append_str(o, "Connection: close\r\n");
+    else if (c->req.minor == 0)
+        buf_append_str(o, "Connection: keep-alive\r\n");
+    buf_append(o, "\r\n", 2);
+    if (!c->head_only)
+        buf_append(o, body, len);
+    if (!c->keep_alive)
+        c->closing = true;
+    if (status >= 500)
+        s->st.errors_5xx++;
+    else if (status >= 400)
+        s->st.errors_4xx++;
+}
+
+void bk_respond_error(struct bk_conn *c, int status, const char *code, const char *msg)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "error", msg);
+    cJSON_AddStringToObject(j, "code", code);
+    char *t = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    bk_respond(c, status, "application/json", t, strlen(t), NULL, false);
+    free(t);
+}
+
+static void sqs_error_respond(struct bk_conn *c, const struct sqs_error *err, bool hold)
+{
+    struct buf b;
+    buf_init(&b);
+    const char *ctype = "text/xml", *extra = NULL;
+    int status = 400;
+    sqs_encode_error((enum sqs_proto)c->proto, err, c->reqid, &b, &ctype, &status, &extra);
+    char *line = extra ? xasprintf("x-amzn-query-error: %s", extra) : NULL;
+    bk_respond(c, status, ctype, buf_rptr(&b), buf_len(&b), line, hold);
+    free(line);
+    buf_free(&b);
+}
+
+static void sqs_result_respond(struct bk_conn *c, const char *action, const cJSON *res, bool hold)
+{
+    struct buf b;
+    buf_init(&b);
+    const char *ctype = "text/xml";
+    sqs_encode_result((enum sqs_proto)c->proto, action, res, c->reqid, &b, &ctype);
+    bk_respond(c, 200, ctype, buf_rptr(&b), buf_len(&b), NULL, hold);
+    buf_free(&b);
+}
+
+/* Renders an action's outcome in the API of the request. */
+static void render(struct bk_conn *c, const char *action, enum sqs_err rc, const cJSON *res,
+                   const struct sqs_error *err, bool hold)
+{
+    if (c->api == BK_API_NATIVE) {
+        if (rc == SQS_OK)
+            bk_native_render(c, action, res, hold);
+        else
+            bk_native_error(c, err, hold);
+    } else if (rc == SQS_OK) {
+        sqs_result_respond(c, action, res, hold);
+    } else {
+        sqs_error_respond(c, err, hold);
+    }
+}
+
+/* ---- actions, commit groups, long polls ---- */
+
+char *bk_base_url(const struct bk_conn *c)
+{
+    if (c->req.host && c->req.host_len)
+        return xasprintf("http://%.*s", (int)c->req.host_len, c->req.host);
+    return xasprintf("http://%s", c->srv->addr_str);
+}
+
+enum sqs_err bk_run_action(struct bk_conn *c, const char *action, const cJSON *params,
+                           const char *base, bool no_wait, cJSON **result, struct sqs_error *err,
+                           struct bk_ctx *ctx)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->now = bk_wall_ms();
+    ctx->base_url = base;
+    ctx->no_wait = no_wait || c->srv->stopping;
+    if (store_error(c->srv->store)) {
+        *result = NULL;
+        return sqs_fail(err, SQS_E_SERVICE_UNAVAILABLE, "The broker's log failed; it is read-only.");
+    }
+    return bk_action(c->srv->engine, ctx, action, params, result, err);
+}
+
+void bk_commit_join(struct bk_conn *c)
+{
+    struct bk_server *s = c->srv;
+    if (!s->batch) {
+        s->batch = xcalloc(1, sizeof *s->batch);
+        s->batch->srv = s;
+        s->batch->started_ns = ev_clock_ns();
+    }
+    struct bk_commit *b = s->batch;
+    c->wait = BK_WAIT_COMMIT;
+    c->state = BK_CS_WAIT;
+    c->refs++;
+    c->cnext = NULL;
+    if (b->tail)
+        b->tail->cnext = c;
+    else
+        b->head = c;
+    b->tail = c;
+    b->n++;
+}
+
+static void on_commit(void *ud, int err)
+{
+    struct bk_commit *b = ud;
+    struct bk_server *s = b->srv;
+    s->commits_pending--;
+    s->st.commits++;
+    s->st.commit_acked += b->n;
+    s->st.last_group = b->n;
+    metrics_hist_observe_ns(&s->st.commit_latency, ev_clock_ns() - b->started_ns);
+    if (err)
+        log_at(LOG_ERROR, "broker: log commit failed: %s; %u answers become errors", strerror(-err), b->n);
+    struct bk_conn *c = b->head, *next;
+    for (; c; c = next) {
+        next = c->cnext;
+        c->cnext = NULL;
+        if (!c->dead) {
+            if (err) {
+                struct sqs_error e;
+                sqs_fail(&e, SQS_E_INTERNAL, "The broker could not make the change durable.");
+                buf_reset(&c->held);
+                render(c, "", SQS_E_INTERNAL, NULL, &e, false);
+            } else {
+                buf_append(&c->out, buf_rptr(&c->held), buf_len(&c->held));
+            }
+            buf_reset(&c->held);
+            buf_shrink_if_empty(&c->held, 4096);
+            c->wait = BK_WAIT_NONE;
+            c->state = BK_CS_HEAD;
+            bk_conn_resume(c);
+        }
+        bk_conn_unref(c);
+    }
+    free(b);
+}
+
+void bk_poll_park(struct bk_conn *c, struct bk_ctx *ctx, const char *action, cJSON *params, char *base)
+{
+    struct bk_server *s = c->srv;
+    c->poll_params = params;
+    snprintf(c->poll_action, sizeof c->poll_action, "%s", action);
+    c->poll_base = base;
+    c->wait = BK_WAIT_POLL;
+    c->state = BK_CS_WAIT;
+    c->poll_deadline = ev_now(s->loop) + ctx->wait_ms;
+    bk_waiter_add(ctx->wait_q, &c->waiter);
+    s->nwaiters++;
+    s->st.polls++;
+    ev_timer_start_at(s->loop, &c->timer, c->poll_deadline);
+}
+
+void bk_poll_cancel(struct bk_conn *c)
+{
+    if (c->wait != BK_WAIT_POLL)
+        return;
+    bk_waiter_remove(c->srv->engine, &c->waiter);
+    c->srv->nwaiters--;
+    c->wait = BK_WAIT_NONE;
+    cJSON_Delete(c->poll_params);
+    c->poll_params = NULL;
+    free(c->poll_base);
+    c->poll_base = NULL;
+}
+
+/* Runs a parked receive again: woken (no_wait false: may park again for
+ * the rest of its time) or at its deadline. */
+static void poll_run(struct bk_conn *c, bool no_wait)
+{
+    struct bk_server *s = c->srv;
+    ASSERT(c->wait == BK_WAIT_POLL);
+    bk_waiter_remove(s->engine, &c->waiter);
+    uint64_t now = ev_now(s->loop);
+    if (c->poll_deadline <= now)
+        no_wait = true;
+    struct bk_ctx ctx;
+    struct sqs_error err;
+    cJSON *res = NULL;
+    enum sqs_err rc = bk_run_action(c, c->poll_action, c->poll_params, c->poll_base, no_wait, &res, &err, &ctx);
+    if (rc == SQS_OK && ctx.wait_ms) {
+        /* Woken, but the message went elsewhere first: wait on. */
+        bk_waiter_add(ctx.wait_q, &c->waiter);
+        return;
+    }
+    s->nwaiters--;
+    c->wait = BK_WAIT_NONE;
+    c->state = BK_CS_HEAD;
+    render(c, c->poll_action, rc, res, &err, false);
+    cJSON_Delete(res);
+    cJSON_Delete(c->poll_params);
+    c->poll_params = NULL;
+    free(c->poll_base);
+    c->poll_base = NULL;
+    bk_conn_resume(c);
+}
+
+void bk_poll_timeout(struct bk_conn *c)
+{
+    c->srv->st.polls_timed_out++;
+    poll_run(c, true);
+}
+
+void bk_polls_finish(struct bk_server *s)
+{
+    for (struct bk_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->wait == BK_WAIT_POLL)
+            poll_run(c, true);
+    }
+}
+
+/* Serves the long polls the engine woke: while a woken queue has both a
+ * waiter and something to receive, the first waiter receives. */
+static void serve_wakes(struct bk_server *s)
+{
+    struct bk_engine *e = s->engine;
+    struct bk_queue *q;
+    while ((q = bk_engine_pop_wake(e))) {
+        while (q->whead && bk_queue_receivable(q)) {
+            struct bk_conn *c = container_of(q->whead, struct bk_conn, waiter);
+            s->st.polls_woken++;
+            poll_run(c, false);
+        }
+    }
+    struct bk_waiter *w;
+    while ((w = bk_engine_pop_orphan(e))) {
+        struct bk_conn *c = container_of(w, struct bk_conn, waiter);
+        poll_run(c, true);
+    }
+}
+
+void bk_before_poll(struct bk_server *s)
+{
+    serve_wakes(s);
+    if (s->batch) {
+        struct bk_commit *b = s->batch;
+        s->batch = NULL;
+        s->commits_pending++;
+        store_commit(s->store, on_commit, b);
+    }
+    store_flush(s->store);
+    bk_server_free_dead(s);
+}
+
+/* ---- routing ---- */
+
+static void dispatch_sqs(struct bk_conn *c)
+{
+    struct bk_server *s = c->srv;
+    const char *body = buf_len(&c->body) ? buf_rptr(&c->body) : "";
+    size_t blen = buf_len(&c->body);
+    c->api = BK_API_SQS;
+    c->proto = SQS_PROTO_QUERY;
+    if (!sqs_is_sqs_request(&c->req, body, blen)) {
+        if (c->req.m == HTTP_M_GET || c->req.m == HTTP_M_HEAD)
+            bk_respond_error(c, 404, "NotFound", "no such resource: try /v1/queues, /metrics or the SQS API");
+        else
+            bk_respond_error(c, 400, "MissingAction",
+                             "not an SQS request (no Action parameter or X-Amz-Target header)");
+        return;
+    }
+    s->st.sqs_requests++;
+    enum sqs_proto proto = 0;
+    char action[64] = "";
+    cJSON *params = NULL;
+    struct sqs_error err = {SQS_OK, ""};
+    enum sqs_err rc = sqs_decode(&c->req, body, blen, &proto, action, &params, &err);
+    if (proto)
+        c->proto = proto;
+    if (rc == SQS_OK && s->cfg->access_key)
+        rc = sqs_sigv4_check(&c->req, body, blen, s->cfg->access_key, s->cfg->secret_key,
+                             (int64_t)(bk_wall_ms() / 1000), &err);
+    if (rc != SQS_OK) {
+        cJSON_Delete(params);
+        sqs_error_respond(c, &err, false);
+        return;
+    }
+    char *base = bk_base_url(c);
+    struct bk_ctx ctx;
+    cJSON *res = NULL;
+    rc = bk_run_action(c, action, params, base, false, &res, &err, &ctx);
+    if (rc == SQS_OK && ctx.wait_ms) {
+        if (s->nwaiters < s->cfg->limits.max_waiters) {
+            bk_poll_park(c, &ctx, action, params, base);
+            return;
+        }
+        rc = bk_run_action(c, action, params, base, true, &res, &err, &ctx);
+    }
+    render(c, action, rc, res, &err, ctx.need_sync);
+    if (ctx.need_sync)
+        bk_commit_join(c);
+    cJSON_Delete(res);
+    cJSON_Delete(params);
+    free(base);
+}
+
+static void dispatch_health(struct bk_conn *c)
+{
+    struct bk_server *s = c->srv;
+    int err = store_error(s->store);
+    char body[160];
+    int n;
+    if (err)
+        n = snprintf(body, sizeof body, "{\"status\":\"failing\",\"error\":\"log: %s\"}\n", strerror(-err));
+    else
+        n = snprintf(body, sizeof body, "{\"status\":\"ok\",\"queues\":%zu,\"messages\":%llu}\n",
+                     s->engine->nqueues, (unsigned long long)s->engine->nmsgs);
+    bk_respond(c, err ? 503 : 200, "application/json", body, (size_t)n, NULL, false);
+}
+
+void bk_dispatch(struct bk_conn *c)
+{
+    struct bk_server *s = c->srv;
+    const struct http_request *h = &c->req;
+    c->head_only = h->m == HTTP_M_HEAD;
+    if (h->minor == 0)
+        c->keep_alive = (h->flags & HTTP_F_CONN_KEEPALIVE) && !(h->flags & HTTP_F_CONN_CLOSE);
+    else
+        c->keep_alive = !(h->flags & HTTP_F_CONN_CLOSE);
+    if (s->stopping)
+        c->keep_alive = false;
+    bk_request_id(++s->req_seq, c->reqid);
+
+    /* Path and query of the target (origin form; absolute form too). */
+    const char *t = h->target;
+    size_t tl = h->target_len, i = 0;
+    if (tl >= 7 && fg_strieq(t, 7, "http://")) {
+        i = 7;
+        while (i < tl && t[i] != '/' && t[i] != '?')
+            i++;
+    }
+    size_t q = i;
+    while (q < tl && t[q] != '?')
+        q++;
+    const char *path = q > i ? t + i : "/";
+    size_t plen = q > i ? q - i : 1;
+    const char *query = q < tl ? t + q + 1 : "";
+    size_t qlen = q < tl ? tl - q - 1 : 0;
+    bool get = h->m == HTTP_M_GET || h->m == HTTP_M_HEAD;
+
+    if (plen == 8 && !memcmp(path, "/healthz", 8) && get) {
+        dispatch_health(c);
+    } else if (plen == 8 && !memcmp(path, "/metrics", 8) && get) {
+        struct buf b;
+        buf_init(&b);
+        bk_metrics_render(s, &b);
+        bk_respond(c, 200, METRICS_CONTENT_TYPE, buf_rptr(&b), buf_len(&b), NULL, false);
+        buf_free(&b);
+    } else if ((plen == 3 && !memcmp(path, "/v1", 3)) || (plen > 3 && !memcmp(path, "/v1/", 4))) {
+        c->api = BK_API_NATIVE;
+        s->st.native_requests++;
+        bk_native(c, path, plen, query, qlen);
+    } else {
+        dispatch_sqs(c);
+    }
+}

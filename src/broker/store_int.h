@@ -1,0 +1,118 @@
+/* The store's private parts, shared by store.c (appends, the sync thread,
+ * reads, compaction) and store_replay.c (open, recovery, close). Nothing
+ * outside src/broker/store*.c includes this. */
+#ifndef FG_BROKER_STORE_INT_H
+#define FG_BROKER_STORE_INT_H
+
+#include "broker/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define STORE_MAGIC "FGLOG001"
+#define STORE_SEG_HDR 16u  /* magic + u64 seq */
+#define STORE_REC_HDR 9u   /* u32 len, u32 crc, u8 type */
+#define STORE_REPLAY_MAX (1u << 30) /* largest record length replay accepts */
+
+struct store_seg {
+    uint64_t seq;
+    uint64_t size;      /* bytes, on disk plus still pending */
+    uint64_t live;      /* retained bytes (payload + record header) */
+    uint64_t end_total; /* sealed in this session: app_total once the next
+                           segment's header was appended (0 when recovered) */
+    int fd;             /* O_RDWR, open while the segment exists */
+};
+
+/* One segment's bytes appended during a loop iteration. */
+struct store_batch {
+    struct store_batch *next;  /* free list or in-flight list (loop thread) */
+    struct store_batch *qnext; /* sync queue (under mu) */
+    uint8_t *data;
+    size_t len, cap;
+    uint64_t seq;       /* segment */
+    int fd;
+    uint64_t off;       /* file offset of data[0] */
+    uint64_t end_total; /* app_total after the batch's last byte */
+    bool new_seg;       /* starts a segment: fsync the directory too */
+};
+
+struct store_commit {
+    store_commit_fn cb;
+    void *ud;
+    uint64_t target; /* app_total when store_commit() was called */
+};
+
+struct store {
+    struct store_opts o;
+    char *dir;
+    int dirfd;                 /* holds the flock */
+    struct store_seg *segs;    /* oldest first, consecutive seqs */
+    size_t nsegs, capsegs;
+    bool replayed;             /* store_replay ran (appends allowed) */
+    bool broken;               /* replay stopped early: no appends */
+    int err;                   /* sticky I/O error seen by the loop (-errno) */
+    uint64_t app_total;        /* bytes appended this session */
+    uint64_t appends, commits;
+    struct store_batch *fill;  /* this iteration's appends (loop only) */
+    struct store_batch *inflight_head, *inflight_tail; /* handed off, not retired */
+    struct store_batch *freelist;
+    int nfree;
+    struct store_commit *cq;   /* ring of waiting commits */
+    size_t cq_head, cq_len, cq_cap;
+
+    /* The sync thread and what it shares with the loop. */
+    struct ev_loop *loop;
+    int efd;                   /* eventfd: the thread wakes the loop */
+    pthread_t thr;
+    bool thread_running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;         /* CLOCK_MONOTONIC */
+    struct store_batch *q_head, *q_tail; /* under mu */
+    bool stop;                 /* under mu */
+    _Atomic uint64_t done_total; /* durable under the policy (release/acquire) */
+    _Atomic int thr_err;
+    _Atomic uint64_t syncs, sync_ns;
+
+    /* Sync thread only (or the loop when no thread runs). */
+    int cur_fd;                /* segment last written */
+    bool cur_dirty;            /* written since its last fdatasync */
+    bool dir_dirty;            /* a segment was created: fsync the directory */
+    uint64_t next_sync_ns;     /* INTERVAL: when to sync cur_fd */
+};
+
+static inline void store__put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void store__put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t store__get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t store__get64(const uint8_t *p)
+{
+    return (uint64_t)store__get32(p) | (uint64_t)store__get32(p + 4) << 32;
+}
+
+struct store_seg *store__seg_find(struct store *s, uint64_t seq);
+struct store_seg *store__seg_push(struct store *s, uint64_t seq, int fd, uint64_t size);
+void store__seg_name(char *out, size_t cap, uint64_t seq);
+void store__seg_header(uint8_t out[STORE_SEG_HDR], uint64_t seq);
+/* Starts segment last+1 (seq 1 in an empty store) as the active one, its
+ * header queued as the first bytes of a fresh fill batch. 0 or -errno. */
+int store__create_segment(struct store *s);
+/* Replays with no callback, for an owner that appends without replaying. */
+int store__implicit_replay(struct store *s);
+/* Frees everything (files closed, lock released); the thread is stopped. */
+void store__free(struct store *s);
+
+#endif
