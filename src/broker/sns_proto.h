@@ -102,6 +102,9 @@ void sns_encode_error(const struct sns_error *err, const char *request_id, struc
  * characters XML 1.0 cannot carry as U+FFFD). */
 void sns_xml_escape(struct buf *out, const char *s, size_t n);
 
+/* True when s[0..n) is valid UTF-8 (no overlong forms, no surrogates). */
+bool sns_utf8_valid(const char *s, size_t n);
+
 /* Base64 (RFC 4648, padded). sns_b64_decode returns the decoded length or
  * -1 when s is not valid base64; out may be NULL to validate only, else it
  * needs 3 * (n / 4) bytes. */

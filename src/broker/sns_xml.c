@@ -48,6 +48,23 @@ static int32_t utf8_char(const unsigned char *s, size_t n, size_t *used)
     return cp;
 }
 
+bool sns_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t used;
+        if (utf8_char(p + i, n - i, &used) < 0)
+            return false;
+        i += used;
+    }
+    return true;
+}
+
 void sns_xml_escape(struct buf *out, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
