@@ -30,7 +30,7 @@
 #include <string.h>
 
 #define PUSH_IDLE_US 100000
-#define PUSH_VISIBILITY_S ((TP_PUSH_TIMEOUT_MS / 1000) + 45)
+#define PUSH_VISIBILITY_S ((TP_PUSH_TIMEOUT_MS / 1000) + 5)
 
 struct push_job {
     struct tp_engine *t;
@@ -109,8 +109,11 @@ static void on_done(void *ud, int status)
     struct tp_sub *s = j->s;
     s->inflight--;
     if (s->deleted || !s->client) {
-        /* Unsubscribed or stopping: the message stays in (or went with)
-         * its queue. */
+        /* Unsubscribed (the message went with its queue) or stopping: the
+         * message is handed back so that the next start delivers it at
+         * once rather than after its visibility timeout. */
+        if (!s->deleted && status == -ECANCELED)
+            queue_op(t, "ChangeMessageVisibility", s->push_queue, j->receipt, 0);
         job_free(j);
         return;
     }
