@@ -67,7 +67,7 @@ static const char *workdir(void)
 
 static struct store *open_store(const char *dir)
 {
-    struct store_opts o = { .dir = dir, .max_record_bytes = 1 << 16 };
+    struct store_opts o = { .dir = dir, .max_record_bytes = 1 << 16, .segment_bytes = 1 << 20 };
     char err[256];
     struct store *s = store_open(&o, err, sizeof err);
     if (!s)

@@ -94,6 +94,13 @@ void sqs__b64_encode(struct buf *out, const void *p, size_t n);
  * invalid sequence; sets *used (1 for an invalid byte, so callers can skip
  * it). */
 int32_t sqs__utf8_char(const char *s, size_t n, size_t *used);
+/* True when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates
+ * or code points above U+10FFFF). Every decoded string must be. */
+bool sqs__utf8_valid(const char *s, size_t n);
+/* The error for a decoded string that is not UTF-8: InvalidMessageContents
+ * for a message body, else what (MalformedQueryString or
+ * InvalidParameterValue). */
+enum sqs_err sqs__bad_utf8(const char *name, enum sqs_err what, struct sqs_error *err);
 /* True when s[0..n) is UTF-8 whose every character XML 1.0 allows (#x9,
  * #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD, #x10000-#x10FFFF): the characters
  * SQS accepts in message bodies and attribute values. */

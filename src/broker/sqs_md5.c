@@ -177,6 +177,17 @@ bool sqs_valid_chars(const char *s, size_t n)
     return sqs__valid_chars(s, n);
 }
 
+bool sqs__utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t used;
+        if (utf8_next((const unsigned char *)s + i, n - i, &used) < 0)
+            return false;
+        i += used;
+    }
+    return true;
+}
+
 /* ---- attribute digest ---- */
 
 static void put_len(EVP_MD_CTX *c, size_t n)

@@ -390,6 +390,10 @@ static cJSON *canon(const cJSON *v, const struct sqs_shape *s, const char *what,
     case SQS_K_STR:
         if (!cJSON_IsString(v))
             return bad_type(what, "a string", err);
+        if (!sqs__utf8_valid(v->valuestring, strlen(v->valuestring))) {
+            sqs__bad_utf8(what, SQS_E_MALFORMED_QUERY, err);
+            return NULL;
+        }
         return cJSON_CreateString(v->valuestring);
     case SQS_K_BLOB:
         if (!cJSON_IsString(v) || sqs__b64_decode(v->valuestring, strlen(v->valuestring), NULL) < 0)
@@ -433,6 +437,8 @@ static cJSON *canon(const cJSON *v, const struct sqs_shape *s, const char *what,
             if (cJSON_GetObjectItemCaseSensitive(out, c->string))
                 sqs_fail(err, SQS_E_MALFORMED_QUERY, "Key %.100s appears twice in %s.", c->string,
                          what);
+            else if (!sqs__utf8_valid(c->string, strlen(c->string)))
+                sqs__bad_utf8(what, SQS_E_MALFORMED_QUERY, err);
             else
                 cv = canon(c, s->elem, what, depth + 1, err);
             if (!cv) {

@@ -131,6 +131,15 @@ bool sqs__err_sender(enum sqs_err code)
     return info(code)->sender;
 }
 
+enum sqs_err sqs__bad_utf8(const char *name, enum sqs_err what, struct sqs_error *err)
+{
+    size_t n = strlen(name);
+    if (n >= 11 && strcmp(name + n - 11, "MessageBody") == 0)
+        return sqs_fail(err, SQS_E_INVALID_MESSAGE_CONTENTS,
+                        "The message body is not valid UTF-8.");
+    return sqs_fail(err, what, "Value for %.100s is not valid UTF-8.", name);
+}
+
 /* ---- detection ---- */
 
 static bool starts_with(const char *s, size_t n, const char *lit)
@@ -373,9 +382,25 @@ void sqs_encode_error(enum sqs_proto proto, const struct sqs_error *err, const c
         *extra_header = NULL;
         return;
     }
+    /* The message may echo hostile input cut at any byte: keep it UTF-8
+     * (as the XML writer does) so the body stays valid JSON. */
+    struct buf msg;
+    buf_init(&msg);
+    const char *m = err->message;
+    size_t mlen = strnlen(m, sizeof err->message);
+    for (size_t i = 0; i < mlen;) {
+        size_t used;
+        if (sqs__utf8_char(m + i, mlen - i, &used) < 0)
+            buf_append_str(&msg, "\xEF\xBF\xBD");
+        else
+            buf_append(&msg, m + i, used);
+        i += used;
+    }
+    buf_append(&msg, "", 1);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "__type", e->jtype);
-    cJSON_AddStringToObject(o, "message", err->message);
+    cJSON_AddStringToObject(o, "message", buf_rptr(&msg));
+    buf_free(&msg);
     char *s = cJSON_PrintUnformatted(o);
     buf_append_str(out, s);
     cJSON_free(s);

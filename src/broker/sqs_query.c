@@ -181,7 +181,12 @@ static cJSON *scalar(struct qctx *q, struct qparam *p, const struct sqs_shape *s
     }
     int64_t v;
     switch (s->kind) {
-    case SQS_K_STR: return cJSON_CreateString(p->v);
+    case SQS_K_STR:
+        if (!sqs__utf8_valid(p->v, p->vn)) {
+            sqs__bad_utf8(p->k, SQS_E_INVALID_PARAMETER_VALUE, q->err);
+            return NULL;
+        }
+        return cJSON_CreateString(p->v);
     case SQS_K_BLOB:
         if (sqs__b64_decode(p->v, p->vn, NULL) < 0)
             return fail_null(q, SQS_E_INVALID_PARAMETER_VALUE,

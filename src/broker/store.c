@@ -45,6 +45,8 @@
 #define BATCH_INIT_CAP (64u << 10)
 #define BATCH_KEEP_CAP (4u << 20) /* larger buffers are freed, not recycled */
 #define BATCH_KEEP_N 4
+#define ZERO_CHUNK (1u << 20) /* zeros written ahead of the log at a time */
+#define ZERO_LOW (256u << 10) /* ... when fewer than this are left */
 
 /* ---- segments ---- */
 
@@ -99,6 +101,7 @@ static struct store_batch *batch_get(struct store *s, struct store_seg *g)
     b->fd = g->fd;
     b->off = g->size;
     b->end_total = s->app_total;
+    b->nrec = 0;
     b->new_seg = false;
     return b;
 }
@@ -141,6 +144,7 @@ static void handoff(struct store *s, struct store_batch *b)
     else
         s->q_head = b;
     s->q_tail = b;
+    s->q_recs += b->nrec;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
@@ -183,33 +187,108 @@ static int sync_cur(struct store *s)
     return sync_fd(s, s->cur_fd);
 }
 
+/* Leaves the segment last written: cuts off the zeros written ahead of
+ * its last record and syncs it (it is sealed, or the store is closing). */
+static int leave_cur(struct store *s)
+{
+    if (s->cur_fd < 0)
+        return 0;
+    if (s->zero_end > s->cur_end) {
+        if (ftruncate(s->cur_fd, (off_t)s->cur_end) != 0)
+            return -errno;
+        s->zero_end = s->cur_end;
+        s->cur_dirty = true;
+    }
+    return sync_cur(s);
+}
+
+/* Keeps at least ZERO_LOW bytes of zeros written past the end of the log.
+ * Records then overwrite allocated, already written blocks, so the
+ * fdatasync that makes them durable flushes data only: appending would
+ * also change the file size, which costs a journal commit on ext4 and
+ * xfs. The zeros read as the end of the log (a record length of 0). */
+static int zero_ahead(struct store *s)
+{
+    static const uint8_t zeros[64 << 10];
+    if (s->cur_end + ZERO_LOW <= s->zero_end)
+        return 0;
+    /* Not past where the segment will roll (small segments, in tests). */
+    uint64_t from = FG_MAX(s->zero_end, s->cur_end);
+    uint64_t to = FG_MIN(from + ZERO_CHUNK, s->o.segment_bytes + sizeof zeros);
+    for (uint64_t off = from; off < to; off += sizeof zeros) {
+        int rc = write_full(s->cur_fd, zeros, (size_t)FG_MIN((uint64_t)sizeof zeros, to - off), off);
+        if (rc)
+            return rc;
+    }
+    s->zero_end = FG_MAX(s->zero_end, to);
+    return 0;
+}
+
 static int write_batch(struct store *s, struct store_batch *b)
 {
     if (b->fd != s->cur_fd) {
-        int rc = sync_cur(s); /* the segment being left is sealed: sync it now */
+        int rc = leave_cur(s); /* the segment being left is sealed */
         if (rc)
             return rc;
+        struct stat st;
+        if (fstat(b->fd, &st) != 0)
+            return -errno;
         s->cur_fd = b->fd;
+        s->cur_end = b->off;
+        s->zero_end = (uint64_t)st.st_size;
     }
     s->cur_dirty = true;
     if (b->new_seg)
         s->dir_dirty = true;
     if (s->o.fsync == STORE_FSYNC_INTERVAL && !s->next_sync_ns)
         s->next_sync_ns = ev_clock_ns() + (uint64_t)s->o.interval_ms * 1000000ull;
-    return write_full(b->fd, b->data, b->len, b->off);
+    int rc = write_full(b->fd, b->data, b->len, b->off);
+    if (rc)
+        return rc;
+    s->cur_end = FG_MAX(s->cur_end, b->off + b->len);
+    return zero_ahead(s);
 }
 
-static struct store_batch *take_queue(struct store *s)
+static struct store_batch *take_queue(struct store *s, uint64_t *nrec)
 {
     struct store_batch *l = s->q_head;
     s->q_head = s->q_tail = NULL;
+    if (nrec)
+        *nrec += s->q_recs;
+    s->q_recs = 0;
     return l;
 }
 
-/* Writes list (and, under BATCH, whatever arrives within batch_us), makes
- * it durable under the policy and publishes the new done_total. Runs on
- * the sync thread, or on the loop thread when no thread was started. */
-static void sync_round(struct store *s, struct store_batch *list, bool final)
+/* BATCH: after writing what it took, the round waits up to batch_us for
+ * more records before its fdatasync, but no longer than it takes for the
+ * round to hold as many records as were recently active: the previous
+ * round's plus those already queued when this one began. Clients whose
+ * requests the previous round acknowledged come back with their next ones
+ * and join this round, instead of the two cohorts taking turns (each
+ * request waiting for two syncs). When fewer come back, the round waits
+ * out batch_us once and its smaller count becomes the next target. */
+static struct store_batch *gather(struct store *s, uint64_t *nrec)
+{
+    uint64_t want = s->last_round_recs + *nrec;
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_nsec += (long)s->o.batch_us * 1000;
+    dl.tv_sec += dl.tv_nsec / 1000000000;
+    dl.tv_nsec %= 1000000000;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop && *nrec + s->q_recs < want &&
+           pthread_cond_timedwait(&s->cv, &s->mu, &dl) != ETIMEDOUT)
+        ;
+    struct store_batch *list = take_queue(s, nrec);
+    pthread_mutex_unlock(&s->mu);
+    return list;
+}
+
+/* Writes list (nrec records; under BATCH, also whatever gather() adds),
+ * makes it durable under the policy and publishes the new done_total.
+ * Runs on the sync thread, or on the loop thread when no thread was
+ * started. */
+static void sync_round(struct store *s, struct store_batch *list, uint64_t nrec, bool final)
 {
     int err = atomic_load_explicit(&s->thr_err, memory_order_relaxed);
     uint64_t end = 0;
@@ -219,21 +298,13 @@ static void sync_round(struct store *s, struct store_batch *list, bool final)
         end = b->end_total;
     }
     if (!err && s->o.fsync == STORE_FSYNC_BATCH && s->o.batch_us && s->thread_running) {
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_nsec += (long)s->o.batch_us * 1000;
-        dl.tv_sec += dl.tv_nsec / 1000000000;
-        dl.tv_nsec %= 1000000000;
-        pthread_mutex_lock(&s->mu);
-        while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &dl) != ETIMEDOUT)
-            ;
-        list = take_queue(s);
-        pthread_mutex_unlock(&s->mu);
+        list = gather(s, &nrec);
         for (struct store_batch *b = list; b; b = b->qnext) {
             if (!err)
                 err = write_batch(s, b);
             end = b->end_total;
         }
+        s->last_round_recs = nrec;
     }
     if (!err && (s->o.fsync != STORE_FSYNC_INTERVAL || final))
         err = sync_cur(s);
@@ -280,15 +351,16 @@ static void *sync_main(void *arg)
         }
         if (!s->q_head)
             break; /* stopping, nothing left */
-        struct store_batch *list = take_queue(s);
+        uint64_t nrec = 0;
+        struct store_batch *list = take_queue(s, &nrec);
         bool final = s->stop;
         pthread_mutex_unlock(&s->mu);
-        sync_round(s, list, final);
+        sync_round(s, list, nrec, final);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
     if (!atomic_load_explicit(&s->thr_err, memory_order_relaxed)) {
-        int rc = sync_cur(s);
+        int rc = leave_cur(s); /* the active segment ends at its last record */
         if (rc)
             atomic_store_explicit(&s->thr_err, rc, memory_order_release);
     }
@@ -407,6 +479,7 @@ struct store_pos store_append(struct store *s, uint8_t type, const void *payload
     if (len)
         memcpy(p + STORE_REC_HDR, payload, len);
     struct store_pos pos = { g->seq, g->size };
+    b->nrec++;
     b->len += need;
     g->size += need;
     s->app_total += need;
@@ -435,11 +508,14 @@ void store_commit(struct store *s, store_commit_fn cb, void *ud)
 
 void store_flush(struct store *s)
 {
+    /* Callbacks first: those due may append and commit again, and what
+     * they append must leave with this flush, or it would wait for some
+     * unrelated wakeup of the loop. */
+    reap(s);
     if (s->fill && s->fill->len) {
         handoff(s, s->fill);
         s->fill = NULL;
     }
-    reap(s);
 }
 
 /* Parses the record at off inside a batch still in memory. */
@@ -624,8 +700,17 @@ void store_close(struct store *s)
         pthread_join(s->thr, NULL);
         s->thread_running = false;
         ev_io_stop(s->loop, s->efd);
-    } else if (s->q_head) {
-        sync_round(s, take_queue(s), true);
+    } else {
+        if (s->q_head) {
+            uint64_t nrec = 0;
+            struct store_batch *list = take_queue(s, &nrec);
+            sync_round(s, list, nrec, true);
+        }
+        if (!atomic_load_explicit(&s->thr_err, memory_order_relaxed)) {
+            int rc = leave_cur(s);
+            if (rc)
+                atomic_store_explicit(&s->thr_err, rc, memory_order_release);
+        }
     }
     if (s->efd >= 0)
         close(s->efd);

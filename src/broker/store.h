@@ -8,6 +8,10 @@
  *   record:         u32 len (of type+payload), u32 crc32c(type+payload),
  *                   u8 type, payload[len-1]
  * A record is valid only when its length fits and its checksum matches.
+ * Zeros up to the end of a file end its records: the store writes zeros
+ * ahead of the log, so that records overwrite allocated blocks and
+ * fdatasync need not commit a file-size change; a segment is cut at its
+ * last record when sealed and on close.
  * Recovery reads segments in order; the first invalid record in the LAST
  * segment is a torn write: the file is truncated there and appending goes
  * on. An invalid record in an earlier (sealed) segment is corruption:
@@ -24,7 +28,9 @@
  *                        (default; nothing acknowledged is lost on a crash
  *                        of the machine);
  *   STORE_FSYNC_BATCH    same, but the sync thread waits up to batch_us
- *                        for more appends before syncing (bigger groups);
+ *                        for more appends before syncing (bigger groups;
+ *                        it stops waiting once the group holds as many
+ *                        records as were active in the previous one);
  *   STORE_FSYNC_INTERVAL callbacks run once written (survives kill -9 of
  *                        the process); fdatasync every interval_ms.
  *

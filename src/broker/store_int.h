@@ -34,6 +34,7 @@ struct store_batch {
     int fd;
     uint64_t off;       /* file offset of data[0] */
     uint64_t end_total; /* app_total after the batch's last byte */
+    uint32_t nrec;      /* records in it */
     bool new_seg;       /* starts a segment: fsync the directory too */
 };
 
@@ -69,6 +70,7 @@ struct store {
     pthread_mutex_t mu;
     pthread_cond_t cv;         /* CLOCK_MONOTONIC */
     struct store_batch *q_head, *q_tail; /* under mu */
+    uint64_t q_recs;           /* records in the queue (under mu) */
     bool stop;                 /* under mu */
     _Atomic uint64_t done_total; /* durable under the policy (release/acquire) */
     _Atomic int thr_err;
@@ -76,9 +78,12 @@ struct store {
 
     /* Sync thread only (or the loop when no thread runs). */
     int cur_fd;                /* segment last written */
+    uint64_t cur_end;          /* its last written byte + 1 */
+    uint64_t zero_end;         /* its file size: zeros from cur_end on */
     bool cur_dirty;            /* written since its last fdatasync */
     bool dir_dirty;            /* a segment was created: fsync the directory */
     uint64_t next_sync_ns;     /* INTERVAL: when to sync cur_fd */
+    uint64_t last_round_recs;  /* BATCH: records the previous round made durable */
 };
 
 static inline void store__put32(uint8_t *p, uint32_t v)

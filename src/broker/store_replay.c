@@ -264,6 +264,26 @@ static int reset_segment(struct store *s, struct store_seg *g, const uint8_t *hd
     return 0;
 }
 
+/* 1 when bytes [off, end) of the file are all zero, 0 when not, -1 on a
+ * read error. */
+static int zero_tail(int fd, uint64_t off, uint64_t end)
+{
+    uint8_t buf[16 << 10];
+    while (off < end) {
+        size_t n = (size_t)FG_MIN((uint64_t)sizeof buf, end - off);
+        ssize_t r = pread(fd, buf, n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        for (ssize_t i = 0; i < r; i++)
+            if (buf[i])
+                return 0;
+        off += (uint64_t)r;
+    }
+    return 1;
+}
+
 /* Replays one segment. Returns 0, fn's non-zero result (with *stopped
  * set), or -1 with a message. */
 static int replay_seg(struct store *s, size_t idx, struct reader *r, store_replay_fn fn, void *ud,
@@ -342,6 +362,19 @@ static int replay_seg(struct store *s, size_t idx, struct reader *r, store_repla
     }
     if (!why)
         return 0;
+    int z = zero_tail(g->fd, off, g->size);
+    if (z < 0) {
+        seterr(err, errlen, "%s/%s: read failed at offset %llu", s->dir, name,
+               (unsigned long long)off);
+        return -1;
+    }
+    if (z) {
+        /* Zeros written ahead of the log (store.c, zero_ahead): the end of
+         * the records, not damage. The last segment keeps them to
+         * overwrite. */
+        g->size = off;
+        return 0;
+    }
     if (!last) {
         seterr(err, errlen, "%s/%s: corrupt record at offset %llu (%s) in a sealed segment",
                s->dir, name, (unsigned long long)off, why);

@@ -217,6 +217,17 @@ Test(sqs_encode, errors_both_protocols)
     expect_buf(&b, "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\","
                    "\"message\":\"The specified queue does not exist <q&>.\"}");
     buf_reset(&b);
+    /* a message echoing input cut inside a character stays UTF-8 JSON */
+    sqs_fail(&e, SQS_E_INVALID_PARAMETER_VALUE, "bad %.3s|\x01", "\xe2\x9c\x93\xe2\x9c");
+    sqs_encode_error(SQS_PROTO_JSON, &e, "rid", &b, &ct, &status, &hdr);
+    expect_buf(&b, "{\"__type\":\"com.amazonaws.sqs#InvalidParameterValue\","
+                   "\"message\":\"bad \xe2\x9c\x93|\\u0001\"}");
+    buf_reset(&b);
+    sqs_fail(&e, SQS_E_INVALID_PARAMETER_VALUE, "cut %.4s", "\xe2\x9c\x93\xe2\x9c");
+    sqs_encode_error(SQS_PROTO_JSON, &e, "rid", &b, &ct, &status, &hdr);
+    expect_buf(&b, "{\"__type\":\"com.amazonaws.sqs#InvalidParameterValue\","
+                   "\"message\":\"cut \xe2\x9c\x93\xef\xbf\xbd\"}");
+    buf_reset(&b);
     sqs_fail(&e, SQS_E_INTERNAL, "boom");
     sqs_encode_error(SQS_PROTO_QUERY, &e, "rid", &b, &ct, &status, &hdr);
     cr_expect_eq(status, 500);

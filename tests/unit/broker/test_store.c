@@ -329,12 +329,47 @@ Test(store, zero_filled_tail)
     uint64_t starts[5];
     size_t size;
     uint8_t *img = build_log(sub("d"), 5, starts, &size);
+    cr_assert_eq(size, starts[4] + STORE_REC_HDR + mkpayload(4, (uint8_t[512]){ 0 }),
+                 "closed: no zeros left past the last record");
     uint8_t *big = calloc(1, size + 8192);
     memcpy(big, img, size);
     spit(seg_path(sub("d"), 1), big, size + 8192);
     struct store *s = open_dir(sub("d"));
     check_recs(replay_all(s), 0, 5);
-    cr_assert_eq(file_size(seg_path(sub("d"), 1)), size);
+    /* zeros are the end of the log, kept to be overwritten */
+    cr_assert_eq(file_size(seg_path(sub("d"), 1)), size + 8192);
+    append_n(s, 5, 1, NULL);
+    store_close(s);
+    cr_assert_lt(file_size(seg_path(sub("d"), 1)), size + 300, "cut at close");
+    s = open_dir(sub("d"));
+    check_recs(replay_all(s), 0, 6);
+    store_close(s);
+
+    /* a torn record followed by zeros is still a torn record */
+    memcpy(big, img, size);
+    memset(big + starts[4] + 10, 0, size - starts[4] - 10);
+    spit(seg_path(sub("d"), 1), big, size + 8192);
+    s = open_dir(sub("d"));
+    check_recs(replay_all(s), 0, 4);
+    cr_assert_eq(file_size(seg_path(sub("d"), 1)), starts[4]);
+    store_close(s);
+    free(big);
+    free(img);
+}
+
+Test(store, sealed_segment_with_zero_tail_is_accepted)
+{
+    struct store *s = open_opts(sub("d"), (struct store_opts){ .segment_bytes = 1024 });
+    replay_all(s);
+    append_n(s, 0, 30, NULL);
+    store_close(s);
+    size_t n;
+    uint8_t *img = slurp(seg_path(sub("d"), 1), &n);
+    uint8_t *big = calloc(1, n + 4096);
+    memcpy(big, img, n);
+    spit(seg_path(sub("d"), 1), big, n + 4096); /* a crash before the cut */
+    s = open_dir(sub("d"));
+    check_recs(replay_all(s), 0, 30);
     store_close(s);
     free(big);
     free(img);
@@ -582,6 +617,85 @@ Test(store, commit_with_nothing_pending_runs_on_next_flush)
     cr_assert_eq(st.next, 1);
     store_close(s);
     ev_loop_free(loop);
+}
+
+/* A callback run by store_flush itself (its commit had nothing to wait
+ * for) appends and commits again: that data must leave with the same flush,
+ * not wait for an unrelated wakeup. */
+static struct store *chain_store;
+
+static void chain_cb(void *ud, int err)
+{
+    struct cbarg *a = ud;
+    commit_cb(ud, err);
+    if (a->idx < 5) {
+        append_n(chain_store, a->idx, 1, NULL);
+        a[1].st = a->st;
+        a[1].idx = a->idx + 1;
+        store_commit(chain_store, chain_cb, &a[1]);
+    }
+}
+
+Test(store, callbacks_that_append_from_flush_are_flushed)
+{
+    struct ev_loop *loop;
+    struct store *s = start_store(sub("d"), (struct store_opts){ 0 }, &loop);
+    chain_store = s;
+    struct cbstate st0 = { .want = 1, .loop = loop };
+    struct cbarg a0 = { &st0, 0 };
+    store_commit(s, commit_cb, &a0); /* the new segment's header, written */
+    run_for(loop, &st0, 3000);
+    cr_assert_eq(st0.next, 1);
+    struct cbstate st = { .want = 6, .loop = loop };
+    static struct cbarg args[8];
+    args[0] = (struct cbarg){ &st, 0 };
+    store_commit(s, chain_cb, &args[0]);
+    run_for(loop, &st, 3000);
+    cr_assert(!st.timed_out, "stalled after %d callbacks", st.next);
+    cr_assert_eq(st.next, 6);
+    store_close(s);
+    ev_loop_free(loop);
+}
+
+Test(store, zeros_written_ahead_while_running)
+{
+    struct ev_loop *loop;
+    struct store *s = start_store(sub("d"), (struct store_opts){ .segment_bytes = 4096 }, &loop);
+    struct cbstate st = { .want = 1, .loop = loop };
+    struct cbarg a = { &st, 0 };
+    append_n(s, 0, 10, NULL);
+    store_commit(s, commit_cb, &a);
+    run_for(loop, &st, 5000);
+    cr_assert_eq(st.next, 1);
+    struct store_stats ss;
+    store_get_stats(s, &ss);
+    cr_assert_gt(file_size(seg_path(sub("d"), 1)), ss.disk_bytes + 50000,
+                 "zeros ahead of the records");
+    /* a crash now leaves the zeros: replay sees exactly the records */
+    size_t n;
+    uint8_t *img = slurp(seg_path(sub("d"), 1), &n);
+    mkdir(sub("copy"), 0755);
+    spit(seg_path(sub("copy"), 1), img, n);
+    free(img);
+    struct store *c = open_dir(sub("copy"));
+    check_recs(replay_all(c), 0, 10);
+    store_close(c);
+
+    /* rolling cuts the sealed segment at its last record */
+    st.want = 2;
+    struct cbarg b = { &st, 1 };
+    append_n(s, 10, 140, NULL);
+    store_commit(s, commit_cb, &b);
+    run_for(loop, &st, 5000);
+    cr_assert_eq(st.next, 2);
+    store_get_stats(s, &ss);
+    cr_assert_gt(ss.segments, 2);
+    cr_assert_lt(file_size(seg_path(sub("d"), 1)), 4096 + 300);
+    store_close(s);
+    ev_loop_free(loop);
+    s = open_dir(sub("d"));
+    check_recs(replay_all(s), 0, 150);
+    store_close(s);
 }
 
 Test(store, interval_policy)
