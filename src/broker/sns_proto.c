@@ -3,6 +3,7 @@
 #include "broker/sns_int.h"
 
 #include <stdarg.h>
+#include <strings.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -91,8 +92,17 @@ bool sns_is_sns_request(const struct http_request *req, const char *body, size_t
     if ((pathlen == 4 && memcmp(t, "/sns", 4) == 0) ||
         (pathlen > 4 && memcmp(t, "/sns/", 5) == 0))
         return true;
+    /* An AWS JSON request (the SQS JSON 1.0 protocol) is never ours, and
+     * only a form body can carry an Action: a JSON body holding the
+     * characters "&Action=Publish" must not be taken for one. */
+    if (http_find_header(req->headers, req->nheaders, "X-Amz-Target"))
+        return false;
     if (q && names_action(q + 1, tn - pathlen - 1))
         return true;
+    const struct http_header *ct = http_find_header(req->headers, req->nheaders, "Content-Type");
+    static const char form[] = "application/x-www-form-urlencoded";
+    if (ct && !(ct->value_len >= sizeof form - 1 && strncasecmp(ct->value, form, sizeof form - 1) == 0))
+        return false;
     return req->m == HTTP_M_POST && body && names_action(body, len);
 }
 

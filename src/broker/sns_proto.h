@@ -70,8 +70,9 @@ const char *sns_err_code(enum sns_err code); /* "NotFound" */
 bool sns_err_sender(enum sns_err code);      /* Sender (true) or Receiver fault */
 
 /* Is this request for the SNS API? True when its Action parameter (URL
- * query or form body) names an SNS action, or its path is /sns or starts
- * with /sns/ or /sns?. */
+ * query, or a form body: no Content-Type or a form one) names an SNS
+ * action, or its path is /sns or under /sns/; never for a request with an
+ * X-Amz-Target header (the AWS JSON protocols). */
 bool sns_is_sns_request(const struct http_request *req, const char *body, size_t len);
 /* Is name one of the SNS actions this broker serves? */
 bool sns_action_known(const char *name);

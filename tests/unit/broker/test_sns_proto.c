@@ -232,6 +232,17 @@ Test(sns_request, recognised)
     cr_assert_not(sns_is_sns_request(&s2, NULL, 0));
     struct http_request q = req_of("GET", HTTP_M_GET, "/000000000000/q?Action=ReceiveMessage", NULL, 0);
     cr_assert_not(sns_is_sns_request(&q, NULL, 0));
+    /* An SQS JSON 1.0 request whose body happens to hold "&Action=Publish&". */
+    struct http_header hj[] = {{"Content-Type", 12, "application/x-amz-json-1.0", 26},
+                               {"X-Amz-Target", 12, "AmazonSQS.SendMessage", 21}};
+    struct http_request j = req_of("POST", HTTP_M_POST, "/", hj, 2);
+    const char *jb = "{\"QueueUrl\":\"q\",\"MessageBody\":\"a&Action=Publish&b\"}";
+    cr_assert_not(sns_is_sns_request(&j, jb, strlen(jb)));
+    struct http_request j1 = req_of("POST", HTTP_M_POST, "/", hj, 1);
+    cr_assert_not(sns_is_sns_request(&j1, jb, strlen(jb)), "a JSON body is not a form");
+    struct http_header hf[] = {{"Content-Type", 12, "application/x-www-form-urlencoded", 33}};
+    struct http_request f = req_of("POST", HTTP_M_POST, "/", hf, 1);
+    cr_assert(sns_is_sns_request(&f, b, strlen(b)));
 }
 
 Test(sns_request, decode_from_http)
