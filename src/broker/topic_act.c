@@ -366,6 +366,8 @@ static enum sns_err act_subscribe(struct tp_engine *t, struct tp_ctx *ctx, const
         s->confirmed = true;
     }
     if (rc != SNS_OK) {
+        if (!s->token[0])
+            s->confirmed = true; /* never counted as pending: removing it must not uncount */
         tp__sub_remove(t, s);
         tp->subs_deleted--;
         return rc;

@@ -437,6 +437,17 @@ Test(topic, subscribe_checks)
     e = tfail("Subscribe", "{'TopicArn':'" ARN("c") "','Protocol':'sqs','Endpoint':'" QARN("q") "',"
               "'Attributes':{'RawMessageDelivery':'maybe'}}", SNS_E_INVALID_PARAMETER);
     cr_assert(strstr(e.message, "RawMessageDelivery"));
+    /* A pending http subscription stays counted when an sqs one is refused. */
+    free(sub_arn("{'TopicArn':'" ARN("c") "','Protocol':'http','Endpoint':'http://127.0.0.1:1/'}"));
+    cr_assert_eq(tp_find_topic(T, "c")->npending, 1);
+    tfail("Subscribe", "{'TopicArn':'" ARN("c") "','Protocol':'sqs','Endpoint':'" QARN("q") "',"
+          "'Attributes':{'RawMessageDelivery':'maybe'}}", SNS_E_INVALID_PARAMETER);
+    cr_assert_eq(tp_find_topic(T, "c")->npending, 1);
+    char arn[256];
+    snprintf(arn, sizeof arn, "{'SubscriptionArn':'%s'}", tp_find_topic(T, "c")->subs->arn);
+    cJSON_Delete(tok("Unsubscribe", arn));
+    cr_assert_eq(tp_find_topic(T, "c")->npending, 0);
+    tp_find_topic(T, "c")->subs_deleted = 0;
     cr_assert_eq(tp_find_topic(T, "c")->nsubs, 0, "refused subscriptions leave nothing");
     cr_assert_eq(tp_find_topic(T, "c")->subs_deleted, 0);
     char *a = sub_arn("{'TopicArn':'" ARN("c") "','Protocol':'sqs','Endpoint':'" QARN("q") "',"
