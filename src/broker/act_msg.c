@@ -472,8 +472,11 @@ enum sqs_err bk__delete_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_q
     enum sqs_err rc = find_handle(e, q, bk__param_str(p, "ReceiptHandle"), &m, &gen, err);
     if (rc != SQS_OK)
         return rc;
-    /* Gone already, or a stale handle: success, nothing deleted. */
-    if (!m || gen != m->recv_count || !gen)
+    /* Gone already, or a stale handle (the message was delivered again
+     * since): success, nothing deleted. A generation above the count is
+     * a delivery whose record a crash lost before it was durable: that
+     * holder is the latest receiver the broker knows of. */
+    if (!m || gen < m->recv_count || !gen)
         return SQS_OK;
     if (!bk__log_delete(e, q->qid, m->mid))
         return log_failed(err);
@@ -500,7 +503,7 @@ enum sqs_err bk__visibility_one(struct bk_engine *e, struct bk_ctx *ctx, struct 
     int64_t vis;
     if ((rc = bk__param_int(p, "VisibilityTimeout", 0, BK_MAX_VISIBILITY_S, 0, &vis, err)) != SQS_OK)
         return rc;
-    if (!m || gen != m->recv_count)
+    if (!m || gen < m->recv_count)
         return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
                         "Value %.64s for parameter ReceiptHandle is invalid. Reason: Message does not "
                         "exist or is not available for visibility timeout change.", h);

@@ -232,14 +232,16 @@ static void begin_stop(struct bk_server *s)
         close(s->lfd);
         s->lfd = -1;
     }
+    /* Every answer from now on closes its connection; waiting long polls
+     * are answered now; idle connections go at once, busy ones once
+     * their answer is out. */
+    for (struct bk_conn *c = s->conns; c; c = c->next)
+        c->keep_alive = false;
     bk_polls_finish(s);
-    /* Idle connections go now; busy ones once their answer is out. */
     for (struct bk_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == BK_CS_HEAD && !buf_len(&c->in) && !buf_len(&c->out))
             bk_conn_kill(c);
-        else
-            c->keep_alive = false;
     }
     ev_timer_start(s->loop, &s->stop_timer, STOP_GRACE_MS);
 }
@@ -308,6 +310,9 @@ static int run(struct bk_config *cfg)
     s.tick_at = UINT64_MAX;
     pthread_mutex_init(&s.xlock, NULL);
     pthread_cond_init(&s.xcond, NULL);
+    ev_timer_init(&s.tick_timer, on_tick, &s);
+    ev_timer_init(&s.house_timer, on_housekeep, &s);
+    ev_timer_init(&s.stop_timer, on_stop_timer, &s);
     char *err = NULL;
     int status = 1;
     struct admin *adm = NULL;
@@ -352,9 +357,6 @@ static int run(struct bk_config *cfg)
     ev_set_data(s.loop, &s);
     ev_set_before_poll(s.loop, before_poll, &s);
     ev_set_async(s.loop, bk_admin_serve, &s);
-    ev_timer_init(&s.tick_timer, on_tick, &s);
-    ev_timer_init(&s.house_timer, on_housekeep, &s);
-    ev_timer_init(&s.stop_timer, on_stop_timer, &s);
     ev_timer_start(s.loop, &s.house_timer, HOUSEKEEP_MS);
     if (cfg->admin && !(adm = bk_admin_start(&s, cfg->admin, &err)))
         goto out;

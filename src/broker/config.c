@@ -173,7 +173,7 @@ static int load_broker(struct bk_config *c, const struct cfg_node *b, char **err
     if (cfg_duration(cfg_get(b, "fsync_interval"), 1, 60000, &v, err) < 0)
         return -1;
     c->fsync_interval_ms = (uint32_t)v;
-    if (cfg_size(cfg_get(b, "segment_bytes"), 1u << 20, 4ull << 30, &c->segment_bytes, err) < 0)
+    if (cfg_size(cfg_get(b, "segment_bytes"), 64u << 10, 4ull << 30, &c->segment_bytes, err) < 0)
         return -1;
     v = c->max_message_bytes;
     if (cfg_size(cfg_get(b, "max_message_bytes"), BK_MIN_MESSAGE_BYTES, BK_HARD_MAX_MESSAGE_BYTES, &v,

@@ -421,7 +421,11 @@ static int replay_queue(struct bk_engine *e, struct rd *r, struct store_pos pos,
         return -1;
     }
     bool fifo = false;
-    bk_qname_valid(qname, &fifo);
+    if (strlen(qname) != nl || !bk_qname_valid(qname, &fifo)) {
+        cJSON_Delete(attrs);
+        cJSON_Delete(tags);
+        return -1;
+    }
     struct bk_qattrs a;
     bk_qattrs_defaults(&a, &e->o, fifo);
     struct sqs_error err;

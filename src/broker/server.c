@@ -173,7 +173,9 @@ static bool begin_request(struct bk_conn *c, size_t n)
             return false;
         }
         c->body_left = (uint64_t)h->content_length;
-        buf_reserve(&c->body, (size_t)c->body_left + 1);
+        /* Room for a typical body now; larger ones grow as bytes arrive,
+         * so a declared length alone costs no memory. */
+        buf_reserve(&c->body, (size_t)FG_MIN(c->body_left + 1, 64u * 1024));
     } else if (c->body_kind == HTTP_BODY_CHUNKED) {
         http_chunked_init(&c->chunked, BK_MAX_TRAILER);
     } else if (c->body_kind != HTTP_BODY_NONE) {

@@ -327,3 +327,94 @@ def test_bad_config_is_reported(datadir):
     assert code != 0
     assert re.search(r"bad\.yaml:2: broker\.fsync", srv.log()), srv.log()
     srv.stop()
+
+
+def test_large_messages_and_body_cache_bound(datadir):
+    cfg = "broker:\n  max_message_bytes: 1m\n  body_cache_bytes: 0\n"
+    srv = start_broker(datadir, config=cfg)
+    try:
+        r = requests.put(api(srv, "/queues/big"), json={})
+        assert r.status_code == 200
+        attrs = requests.get(api(srv, "/queues/big")).json()["attributes"]
+        assert attrs["MaximumMessageSize"] == "1048576"
+        body = ("0123456789abcdef" * 65536)[:1048576 - 100]
+        r = requests.post(api(srv, "/queues/big/messages"), data=body.encode(),
+                          headers={"Content-Type": "text/plain"})
+        assert r.status_code == 200, r.text
+        r = requests.post(api(srv, "/queues/big/messages"), data=(body + "x" * 200).encode(),
+                          headers={"Content-Type": "text/plain"})
+        assert r.status_code == 400
+        # Nothing cached: the body comes back from the log.
+        assert "floodgate_broker_body_cache_bytes 0" in requests.get(srv.url("/metrics")).text
+        msgs = receive(srv, "big")
+        assert len(msgs) == 1 and msgs[0]["body"] == body
+    finally:
+        srv.stop()
+
+
+def test_signatures_required_when_configured(datadir):
+    cfg = "broker:\n  auth:\n    access_key: AKIDTEST\n    secret_key: s3cret\n"
+    srv = start_broker(datadir, config=cfg)
+    try:
+        r = requests.get(api(srv, "/queues"))
+        assert r.status_code == 403, r.text
+        r = requests.post(srv.url("/"), data={"Action": "ListQueues", "Version": "2012-11-05"})
+        assert r.status_code == 403
+        # Health and metrics stay open.
+        assert requests.get(srv.url("/healthz")).status_code == 200
+        import boto3
+        import botocore.exceptions
+
+        def client(secret):
+            return boto3.client("sqs", endpoint_url=srv.url(""), region_name="us-east-1",
+                                aws_access_key_id="AKIDTEST", aws_secret_access_key=secret)
+        good = client("s3cret")
+        url = good.create_queue(QueueName="signed")["QueueUrl"]
+        good.send_message(QueueUrl=url, MessageBody="ok")
+        with pytest.raises(botocore.exceptions.ClientError):
+            client("wrong").send_message(QueueUrl=url, MessageBody="no")
+        assert good.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"]["ApproximateNumberOfMessages"] == "1"
+    finally:
+        srv.stop()
+
+
+def test_sigterm_answers_long_polls_and_exits(datadir):
+    srv = start_broker(datadir)
+    create(srv, "stop")
+    idle = requests.Session()
+    idle.get(api(srv, "/queues"))  # a keep-alive connection left open
+    got = {}
+
+    def waiter():
+        t0 = time.monotonic()
+        got["r"] = requests.post(api(srv, "/queues/stop/receive"), params={"wait": 20}, timeout=30)
+        got["t"] = time.monotonic() - t0
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    code = srv.proc.wait(scaled(5))
+    th.join(scaled(5))
+    assert code == 0, srv.log()
+    assert time.monotonic() - t0 < scaled(1.5)
+    assert got["r"].status_code == 200 and got["r"].json()["messages"] == []
+    assert "stopped" in srv.log()
+    srv.stop()
+
+
+def test_admin_listener(datadir):
+    admin = free_port()
+    srv = start_broker(datadir, extra=["--admin", f"127.0.0.1:{admin}"])
+    try:
+        create(srv, "adm")
+        send(srv, "adm", "x")
+        base = f"http://127.0.0.1:{admin}"
+        q = requests.get(base + "/queues").json()["queues"]
+        assert q == [{"name": "adm", "fifo": False, "messages": 1, "in_flight": 0, "delayed": 0}]
+        assert 'floodgate_broker_queue_messages{queue="adm",state="visible"} 1' in requests.get(base + "/metrics").text
+        assert requests.get(base + "/healthz").json()["status"] == "ok"
+    finally:
+        srv.stop()

@@ -1,0 +1,83 @@
+/* The broker's configuration: the embedded default, overrides, derived
+ * limits, and errors that name FILE:LINE and the key. */
+#include "broker/broker.h"
+
+#include "core/log.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct bk_config *parse(const char *yaml, char **err)
+{
+    *err = NULL;
+    return bk_config_parse(yaml, strlen(yaml), "t.yaml", err);
+}
+
+Test(bk_config, embedded_default)
+{
+    char *err = NULL;
+    struct bk_config *c = bk_config_load(NULL, &err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_str_eq(c->listen, "127.0.0.1:9324");
+    cr_assert_str_eq(c->data, "./floodgate-broker-data");
+    cr_assert_eq(c->fsync, STORE_FSYNC_ALWAYS);
+    cr_assert_eq(c->max_message_bytes, 262144);
+    cr_assert_eq(c->body_cache_bytes, 256ull << 20);
+    cr_assert_eq(c->limits.max_request_bytes, 4ull << 20);
+    cr_assert_null(c->access_key);
+    bk_config_free(c);
+}
+
+Test(bk_config, overrides_and_derived_limits)
+{
+    char *err;
+    struct bk_config *c = parse("broker:\n"
+                                "  listen: 0.0.0.0:9000\n"
+                                "  fsync: interval\n"
+                                "  fsync_interval: 250ms\n"
+                                "  max_message_bytes: 1m\n"
+                                "  segment_bytes: 128k\n"
+                                "  log_level: debug\n"
+                                "  auth: {access_key: AK, secret_key: SK}\n"
+                                "  limits:\n"
+                                "    max_connections: 50\n"
+                                "    idle_timeout: 5s\n",
+                                &err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_str_eq(c->listen, "0.0.0.0:9000");
+    cr_assert_eq(c->fsync, STORE_FSYNC_INTERVAL);
+    cr_assert_eq(c->fsync_interval_ms, 250);
+    cr_assert_eq(c->max_message_bytes, 1u << 20);
+    cr_assert_eq(c->segment_bytes, 128u << 10);
+    cr_assert_eq(c->log_level, LOG_DEBUG);
+    cr_assert_str_eq(c->access_key, "AK");
+    cr_assert_eq(c->limits.max_connections, 50);
+    cr_assert_eq(c->limits.idle_timeout_ms, 5000);
+    /* Room for a 1 MiB message URL-encoded. */
+    cr_assert_geq(c->limits.max_request_bytes, 3u << 20);
+    bk_config_free(c);
+}
+
+Test(bk_config, errors_name_file_line_and_key)
+{
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"broker:\n  fsync: sometimes\n", "t.yaml:2: broker.fsync"},
+        {"broker:\n  max_message_bytes: 2m\n", "t.yaml:2: broker.max_message_bytes"},
+        {"broker:\n  listne: x\n", "listen"},
+        {"brokers: {}\n", "broker"},
+        {"broker:\n  limits:\n    header_timeout: 5\n", "t.yaml:3: broker.limits.header_timeout"},
+        {"broker:\n  auth:\n    access_key: only\n", "secret_key"},
+        {"broker:\n  listen: \"not an address\"\n", "t.yaml:2: broker.listen"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err;
+        struct bk_config *c = parse(cases[i].yaml, &err);
+        cr_assert_null(c, "case %zu parsed", i);
+        cr_assert(err && strstr(err, cases[i].want), "case %zu: '%s' lacks '%s'", i, err ? err : "",
+                  cases[i].want);
+        free(err);
+    }
+}
