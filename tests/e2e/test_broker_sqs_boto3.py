@@ -81,25 +81,32 @@ broker:
 
 
 def test_signature_required_when_configured():
+    import shutil
+
     b = Broker(config=SIGNED_CONFIG)
-    d = model_dir("query")
+    dirs = {p: model_dir(p) for p in ("query", "json")}
     try:
-        good = boto3_client(b.endpoint, d, key="AKIDTEST", secret="s3cret/key+with=chars")
-        url = good.create_queue(QueueName="signed")["QueueUrl"]
-        good.send_message(QueueUrl=url, MessageBody="ok")
-        assert good.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"][0]["Body"] == "ok"
-        with pytest.raises(ClientError) as e:
-            boto3_client(b.endpoint, d, key="AKIDTEST", secret="wrong").list_queues()
-        assert error_code(e.value) == "SignatureDoesNotMatch"
-        with pytest.raises(ClientError) as e:
-            boto3_client(b.endpoint, d, key="AKIDOTHER", secret="x").list_queues()
-        assert error_code(e.value) == "InvalidClientTokenId"
+        for proto, d in dirs.items():
+            good = boto3_client(b.endpoint, d, key="AKIDTEST", secret="s3cret/key+with=chars")
+            url = good.create_queue(QueueName="signed-" + proto)["QueueUrl"]
+            good.send_message(QueueUrl=url, MessageBody="ok")
+            r = good.receive_message(QueueUrl=url, WaitTimeSeconds=1)
+            assert r["Messages"][0]["Body"] == "ok"
+            with pytest.raises(ClientError) as e:
+                boto3_client(b.endpoint, d, key="AKIDTEST", secret="wrong").list_queues()
+            assert error_code(e.value) == "SignatureDoesNotMatch", proto
+            with pytest.raises(ClientError) as e:
+                boto3_client(b.endpoint, d, key="AKIDOTHER", secret="x").list_queues()
+            assert error_code(e.value) == "InvalidClientTokenId", proto
         r = post_form(b.endpoint, {"Action": "ListQueues"})
         assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text
+        r = requests.post(b.endpoint, data="{}", timeout=10,
+                          headers={"Content-Type": "application/x-amz-json-1.0",
+                                   "X-Amz-Target": "AmazonSQS.ListQueues"})
+        assert r.status_code == 403 and r.headers["x-amzn-query-error"] == "AccessDenied;Sender"
     finally:
-        import shutil
-
-        shutil.rmtree(d, ignore_errors=True)
+        for d in dirs.values():
+            shutil.rmtree(d, ignore_errors=True)
         assert b.stop() == 0, b.log()
 
 
