@@ -34,7 +34,9 @@
 #   BENCH_LAT_RATE=200 (messages/s) BENCH_SCENARIOS="single batch10 latency"
 #   BENCH_SYSTEMS="floodgate rabbitmq redis" BENCH_FSYNC=always (floodgate)
 #
-# Raw results go to bench/out/broker/, the summary to bench/out/broker.json.
+# Raw results go to bench/out/broker/ (one JSON per run under runs/, the
+# servers' logs, floodgate's /metrics at the end, disk use of each data
+# directory), the summary to bench/out/broker.json.
 # Speed never fails the bench; it exits non-zero only if something cannot
 # be started (a system that does not start is left out of the tables and
 # reported). Every process it starts is stopped by PID on the way out.
@@ -238,6 +240,9 @@ else:
     done
 done
 
+if [ -n "${PID[floodgate]:-}" ] && alive "${PID[floodgate]}"; then
+    curl -s -m 2 "http://127.0.0.1:${PORT[floodgate]}/metrics" >"$OUT/floodgate/metrics.txt" || true
+fi
 for s in "${UP[@]}"; do stop_pid "${PID[$s]}"; done
 [ -n "${PID[epmd]:-}" ] && stop_pid "${PID[epmd]}"
 du -sk "$OUT/data"/* >"$OUT/data-usage.txt" 2>/dev/null || true

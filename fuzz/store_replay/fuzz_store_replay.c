@@ -11,6 +11,7 @@
 #include "core/crc32c.h"
 #include "core/log.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,21 +54,41 @@ static void fix_crcs(uint8_t *b, size_t n)
     }
 }
 
+static char work[64];
+
+static void work_remove(void)
+{
+    rmdir(work);
+}
+
 static const char *workdir(void)
 {
-    static char dir[64];
-    if (!dir[0]) {
-        strcpy(dir, "/tmp/fgfuzz-store.XXXXXX");
-        if (!mkdtemp(dir))
+    if (!work[0]) {
+        strcpy(work, "/tmp/fgfuzz-store.XXXXXX");
+        if (!mkdtemp(work))
             abort();
+        atexit(work_remove);
         log_level = LOG_ERROR;
     }
-    return dir;
+    return work;
+}
+
+/* Removes every file the run left (the input segment and any it rolled to). */
+static void clean(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        abort();
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
 }
 
 static struct store *open_store(const char *dir)
 {
-    struct store_opts o = { .dir = dir, .max_record_bytes = 1 << 16, .segment_bytes = 1 << 20 };
+    struct store_opts o = { .dir = dir, .max_record_bytes = 1 << 16, .segment_bytes = 1 << 16 };
     char err[256];
     struct store *s = store_open(&o, err, sizeof err);
     if (!s)
@@ -124,6 +145,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(b);
     }
     free(a);
-    unlink(path);
+    clean(dir);
     return 0;
 }
