@@ -1,0 +1,357 @@
+/* The push scheduler: delivers the backlog of each http subscription (its
+ * push queue in the queue engine) to the endpoint, paced by the
+ * subscription's maxReceivesPerSecond and at most TP_PUSH_CONNS POSTs at
+ * once.
+ *
+ * One delivery: ReceiveMessage from the push queue (the visibility timeout
+ * covers the POST), POST with SNS's headers, then
+ *   2xx          DeleteMessage;
+ *   anything     the receive count says which attempt failed; the delivery
+ *   else         policy gives the delay before the next one (jittered) and
+ *                ChangeMessageVisibility hides the message that long; once
+ *                the policy has no retry left the body goes to the
+ *                subscription's dead-letter queue (when it has one) and is
+ *                deleted.
+ * A crash or a restart loses nothing: a message not deleted becomes
+ * visible again and is delivered again (at least once, as SNS).
+ *
+ * The scheduler runs from a loop timer: at once after a publish, at the
+ * next paced slot of a throttled subscription, and every 100 ms otherwise
+ * (retries come due through visibility timeouts). */
+#include "broker/broker.h"
+#include "broker/topic.h"
+
+#include "core/ev.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PUSH_IDLE_US 100000
+#define PUSH_VISIBILITY_S ((TP_PUSH_TIMEOUT_MS / 1000) + 5)
+
+struct push_job {
+    struct tp_engine *t;
+    struct tp_sub *s;
+    char *receipt;
+    char *body;
+    size_t len;
+    uint32_t attempt;       /* 1 for the first delivery */
+    uint64_t published_ms;
+    bool confirmation;
+};
+
+static void job_free(struct push_job *j)
+{
+    free(j->receipt);
+    free(j->body);
+    free(j);
+}
+
+static const char *mattr(const cJSON *m, const char *name)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "MessageAttributes"), name);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, "StringValue");
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const char *sattr(const cJSON *m, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "Attributes"), name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void queue_op(struct tp_engine *t, const char *action, const char *queue, const char *receipt,
+                     int visibility)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "QueueUrl", queue);
+    cJSON_AddStringToObject(p, "ReceiptHandle", receipt);
+    if (visibility >= 0)
+        cJSON_AddNumberToObject(p, "VisibilityTimeout", visibility);
+    struct sqs_error err;
+    if (tp__queue_action(t, NULL, action, p, NULL, &err) != SQS_OK)
+        log_at(LOG_DEBUG, "sns push: %s on %s: %s", action, queue, err.message);
+    cJSON_Delete(p);
+}
+
+static void dead_letter(struct tp_engine *t, struct push_job *j)
+{
+    struct tp_sub *s = j->s;
+    static const char prefix[] = BK_ARN_PREFIX;
+    if (!s->dlq_arn || j->confirmation) {
+        t->st.dropped++;
+        log_at(LOG_WARN, "sns push: %s: delivery policy exhausted, message dropped", s->endpoint);
+        return;
+    }
+    const char *q = strncmp(s->dlq_arn, prefix, sizeof prefix - 1) == 0 ? s->dlq_arn + sizeof prefix - 1
+                                                                        : s->dlq_arn;
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "QueueUrl", q);
+    cJSON_AddStringToObject(p, "MessageBody", j->body);
+    struct sqs_error err;
+    if (tp__queue_action(t, NULL, "SendMessage", p, NULL, &err) == SQS_OK) {
+        s->st.dead_lettered++;
+        t->st.dead_lettered++;
+    } else {
+        t->st.dropped++;
+        log_at(LOG_WARN, "sns push: dead-letter queue %s refused a message: %s", q, err.message);
+    }
+    cJSON_Delete(p);
+}
+
+static void on_done(void *ud, int status)
+{
+    struct push_job *j = ud;
+    struct tp_engine *t = j->t;
+    struct tp_sub *s = j->s;
+    s->inflight--;
+    if (s->deleted || !s->client) {
+        /* Unsubscribed (the message went with its queue) or stopping: the
+         * message is handed back so that the next start delivers it at
+         * once rather than after its visibility timeout. */
+        if (!s->deleted && status == -ECANCELED)
+            queue_op(t, "ChangeMessageVisibility", s->push_queue, j->receipt, 0);
+        job_free(j);
+        return;
+    }
+    if (status >= 200 && status < 300) {
+        queue_op(t, "DeleteMessage", s->push_queue, j->receipt, -1);
+        s->st.delivered++;
+        t->st.deliveries_http++;
+        uint64_t now = bk_wall_ms();
+        if (!j->confirmation && now >= j->published_ms)
+            metrics_hist_observe_ns(&t->st.push_latency, (now - j->published_ms) * 1000000ull);
+    } else {
+        t->st.http_failures++;
+        s->st.failed++;
+        uint32_t rnd;
+        bk_random_bytes(&rnd, sizeof rnd);
+        int64_t delay = push_retry_delay_jitter_ms(&s->policy, j->attempt, rnd);
+        log_at(LOG_DEBUG, "sns push: %s answered %d (attempt %u), retry in %lld ms", s->endpoint,
+               status, j->attempt, (long long)delay);
+        if (delay < 0) {
+            dead_letter(t, j);
+            queue_op(t, "DeleteMessage", s->push_queue, j->receipt, -1);
+        } else {
+            s->st.retried++;
+            t->st.http_retries++;
+            queue_op(t, "ChangeMessageVisibility", s->push_queue, j->receipt,
+                     (int)((delay + 999) / 1000));
+        }
+    }
+    job_free(j);
+    tp_push_kick(t);
+}
+
+static void headers(struct buf *h, const struct tp_sub *s, const char *type, const char *mid,
+                    bool raw)
+{
+    buf_printf(h, "Content-Type: %s\r\n",
+               s->policy.content_type[0] ? s->policy.content_type : "text/plain; charset=UTF-8");
+    buf_append_str(h, "User-Agent: Amazon Simple Notification Service Agent\r\n");
+    buf_printf(h, "x-amz-sns-message-type: %s\r\nx-amz-sns-message-id: %s\r\n", type, mid);
+    buf_printf(h, "x-amz-sns-topic-arn: %s\r\n", s->t->arn);
+    if (strcmp(type, "Notification") == 0)
+        buf_printf(h, "x-amz-sns-subscription-arn: %s\r\n", s->arn);
+    if (raw)
+        buf_append_str(h, "x-amz-sns-rawdelivery: true\r\n");
+}
+
+/* Receives one message of s's push queue and POSTs it. false when there
+ * was nothing to receive. */
+static bool start_one(struct tp_engine *t, struct tp_sub *s)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "QueueUrl", s->push_queue);
+    cJSON_AddNumberToObject(p, "MaxNumberOfMessages", 1);
+    cJSON_AddNumberToObject(p, "VisibilityTimeout", PUSH_VISIBILITY_S);
+    cJSON *names = cJSON_AddArrayToObject(p, "AttributeNames");
+    cJSON_AddItemToArray(names, cJSON_CreateString("All"));
+    cJSON *mnames = cJSON_AddArrayToObject(p, "MessageAttributeNames");
+    cJSON_AddItemToArray(mnames, cJSON_CreateString("All"));
+    cJSON *res = NULL;
+    struct sqs_error err;
+    enum sqs_err rc = tp__queue_action(t, NULL, "ReceiveMessage", p, &res, &err);
+    cJSON_Delete(p);
+    const cJSON *msgs = rc == SQS_OK ? cJSON_GetObjectItemCaseSensitive(res, "Messages") : NULL;
+    const cJSON *m = cJSON_GetArrayItem(msgs, 0);
+    const char *body = cJSON_IsObject(m) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "Body")) : NULL;
+    const char *receipt = body ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle")) : NULL;
+    if (!receipt) {
+        cJSON_Delete(res);
+        return false;
+    }
+    const char *type = mattr(m, "t"), *mid = mattr(m, "m"), *pub = mattr(m, "p"),
+               *count = sattr(m, "ApproximateReceiveCount");
+    struct push_job *j = xcalloc(1, sizeof *j);
+    j->t = t;
+    j->s = s;
+    j->receipt = xstrdup(receipt);
+    j->body = xstrdup(body);
+    j->len = strlen(body);
+    j->attempt = count ? (uint32_t)strtoul(count, NULL, 10) : 1;
+    j->published_ms = pub ? strtoull(pub, NULL, 10) : 0;
+    j->confirmation = type && strcmp(type, "Notification") != 0;
+    struct buf h;
+    buf_init(&h);
+    headers(&h, s, type ? type : "Notification", mid ? mid : "", mattr(m, "r") != NULL);
+    buf_append(&h, "", 1);
+    cJSON_Delete(res);
+    int r = push_post(s->client, buf_rptr(&h), j->body, j->len, on_done, j);
+    buf_free(&h);
+    if (r < 0) {
+        /* No connection free after all: hand the message back at once. */
+        queue_op(t, "ChangeMessageVisibility", s->push_queue, j->receipt, 0);
+        job_free(j);
+        return false;
+    }
+    s->inflight++;
+    return true;
+}
+
+/* Serves every http subscription's backlog; returns when to look again
+ * (loop clock, us). */
+static uint64_t run(struct tp_engine *t, uint64_t now_us)
+{
+    uint64_t next = now_us + PUSH_IDLE_US;
+    for (struct tp_topic *tp = t->topics; tp; tp = tp->next)
+        for (struct tp_sub *s = tp->subs; s; s = s->next) {
+            if (s->proto != TP_HTTP || !s->client)
+                continue;
+            struct bk_queue *q = bk_engine_find(t->e, s->push_queue, strlen(s->push_queue));
+            while (q && bk_queue_receivable(q) && s->inflight < TP_PUSH_CONNS) {
+                uint32_t rate = s->policy.max_per_second;
+                uint64_t wait = push_pace_wait_us(&s->pace, rate, now_us);
+                if (wait) {
+                    next = FG_MIN(next, now_us + wait);
+                    break;
+                }
+                if (!start_one(t, s))
+                    break;
+                push_pace_take(&s->pace, rate, now_us);
+            }
+        }
+    return next;
+}
+
+static void on_timer(struct ev_loop *loop, struct ev_timer *tm)
+{
+    struct tp_engine *t = tm->ud;
+    uint64_t now_us = ev_now_ns(loop) / 1000;
+    t->push_kick = false;
+    uint64_t next = run(t, now_us);
+    t->push_next_us = next;
+    ev_timer_start(loop, tm, next > now_us ? (next - now_us + 999) / 1000 : 0);
+}
+
+void tp_push_kick(struct tp_engine *t)
+{
+    if (!t->loop || !t->push_timer || t->push_kick)
+        return;
+    t->push_kick = true;
+    ev_timer_stop(t->loop, t->push_timer);
+    ev_timer_start(t->loop, t->push_timer, 0);
+}
+
+void tp__push_sub_changed(struct tp_engine *t, struct tp_sub *s)
+{
+    if (s->proto != TP_HTTP)
+        return;
+    push_endpoint_free(&s->ep);
+    char why[200];
+    s->ep_ok = push_endpoint_parse(&s->ep, s->endpoint, why, sizeof why) == 0;
+    if (!s->ep_ok)
+        log_at(LOG_WARN, "sns push: %s: %s", s->endpoint, why);
+    if (!t->loop || !s->ep_ok || s->client)
+        return;
+    s->client = push_client_new(t->loop, &s->ep, TP_PUSH_CONNS, TP_PUSH_TIMEOUT_MS);
+}
+
+void tp__push_sub_release(struct tp_engine *t, struct tp_sub *s, bool drop_queue)
+{
+    if (s->proto != TP_HTTP)
+        return;
+    struct push_client *c = s->client;
+    s->client = NULL;
+    push_client_free(c); /* in-flight POSTs end now, with -ECANCELED */
+    if (drop_queue && bk_engine_find(t->e, s->push_queue, strlen(s->push_queue))) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "QueueUrl", s->push_queue);
+        struct sqs_error err;
+        tp__queue_action(t, NULL, "DeleteQueue", p, NULL, &err);
+        cJSON_Delete(p);
+    }
+}
+
+void tp_push_start(struct tp_engine *t, struct ev_loop *loop)
+{
+    t->loop = loop;
+    t->push_timer = xcalloc(1, sizeof *t->push_timer);
+    ev_timer_init(t->push_timer, on_timer, t);
+    for (struct tp_topic *tp = t->topics; tp; tp = tp->next)
+        for (struct tp_sub *s = tp->subs; s; s = s->next)
+            tp__push_sub_changed(t, s);
+    ev_timer_start(loop, t->push_timer, 0);
+}
+
+void tp_push_stop(struct tp_engine *t)
+{
+    if (!t->loop)
+        return;
+    for (struct tp_topic *tp = t->topics; tp; tp = tp->next)
+        for (struct tp_sub *s = tp->subs; s; s = s->next)
+            tp__push_sub_release(t, s, false);
+    if (t->push_timer) {
+        ev_timer_stop(t->loop, t->push_timer);
+        free(t->push_timer);
+        t->push_timer = NULL;
+    }
+    t->loop = NULL;
+}
+
+/* ---- metrics ---- */
+
+static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
+{
+    metrics_family(b, name, "counter", help);
+    metrics_sample_u64(b, name, NULL, v);
+}
+
+void tp_metrics_render(const struct tp_engine *t, struct buf *b)
+{
+    uint64_t subs = 0, pending = 0;
+    for (const struct tp_topic *tp = t->topics; tp; tp = tp->next) {
+        subs += tp->nsubs;
+        pending += tp->npending;
+    }
+    metrics_family(b, "floodgate_broker_sns_topics", "gauge", "Topics.");
+    metrics_sample_u64(b, "floodgate_broker_sns_topics", NULL, t->ntopics);
+    metrics_family(b, "floodgate_broker_sns_subscriptions", "gauge", "Subscriptions by state.");
+    metrics_sample_u64(b, "floodgate_broker_sns_subscriptions",
+                       (const char *const[]){"state", "confirmed", NULL}, subs - pending);
+    metrics_sample_u64(b, "floodgate_broker_sns_subscriptions",
+                       (const char *const[]){"state", "pending", NULL}, pending);
+    counter(b, "floodgate_broker_sns_publishes_total", "Messages published.", t->st.publishes);
+    counter(b, "floodgate_broker_sns_publish_errors_total", "Publishes refused.", t->st.publish_errors);
+    metrics_family(b, "floodgate_broker_sns_deliveries_total", "counter",
+                   "Deliveries made, by protocol (http: acknowledged by the endpoint).");
+    metrics_sample_u64(b, "floodgate_broker_sns_deliveries_total",
+                       (const char *const[]){"protocol", "sqs", NULL}, t->st.deliveries_sqs);
+    metrics_sample_u64(b, "floodgate_broker_sns_deliveries_total",
+                       (const char *const[]){"protocol", "http", NULL}, t->st.deliveries_http);
+    counter(b, "floodgate_broker_sns_filtered_total", "Deliveries a filter policy skipped.", t->st.filtered);
+    counter(b, "floodgate_broker_sns_http_failures_total", "HTTP delivery attempts that failed.",
+            t->st.http_failures);
+    counter(b, "floodgate_broker_sns_http_retries_total", "HTTP deliveries scheduled for a retry.",
+            t->st.http_retries);
+    counter(b, "floodgate_broker_sns_dead_lettered_total", "Deliveries sent to a dead-letter queue.",
+            t->st.dead_lettered);
+    counter(b, "floodgate_broker_sns_dropped_total", "Deliveries given up without a dead-letter queue.",
+            t->st.dropped);
+    metrics_family(b, "floodgate_broker_sns_push_latency_seconds", "histogram",
+                   "Publish to acknowledged HTTP delivery.");
+    metrics_hist_write(b, "floodgate_broker_sns_push_latency_seconds", NULL, &t->st.push_latency);
+}
