@@ -3,6 +3,7 @@
  * long polls. Names follow floodgate_broker_<thing>_<unit>; everything is
  * read on the loop thread, so plain counters need no atomics. */
 #include "broker/broker.h"
+#include "broker/topic.h"
 
 #include <stdio.h>
 
@@ -119,4 +120,6 @@ void bk_metrics_render(struct bk_server *s, struct buf *b)
               s->st.polls_timed_out);
     store_metrics(s, b);
     queue_metrics(s, b);
+    if (s->topics)
+        tp_metrics_render(s->topics, b);
 }

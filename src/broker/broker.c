@@ -20,6 +20,7 @@
  * answer waiting long polls, let requests in progress finish (2 s at
  * most), wait for the last commits, then close the store (a final sync). */
 #include "broker/broker.h"
+#include "broker/topic.h"
 
 #include "core/admin.h"
 #include "core/log.h"
@@ -340,6 +341,9 @@ static int run(struct bk_config *cfg)
         err = xasprintf("cannot start the log's sync thread: %s", strerror(-rc));
         goto out;
     }
+    s.topics = tp_server_start(&s, &err);
+    if (!s.topics)
+        goto out;
     if (bk_server_listen(&s, &err) != 0)
         goto out;
 
@@ -384,6 +388,8 @@ out:
         close(s.sigfd);
     }
     bk_server_close_all(&s);
+    tp_server_stop(s.topics); /* push clients and topics, before the queues they use */
+    s.topics = NULL;
     bk_engine_free(s.engine); /* releases its records in the store: first */
     s.engine = NULL;
     if (s.store) {

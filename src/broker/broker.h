@@ -145,6 +145,7 @@ struct bk_server {
     const struct bk_config *cfg;
     struct ev_loop *loop;
     struct bk_engine *engine;
+    struct tp_engine *topics;     /* SNS topics (topic.h), NULL until started */
     struct store *store;
     int lfd;
     struct net_addr addr;

@@ -18,6 +18,7 @@
  * deleted queues; the connection's timer ends the wait with an empty
  * answer. */
 #include "broker/broker.h"
+#include "broker/topic.h"
 
 #include "core/log.h"
 
@@ -413,6 +414,8 @@ void bk_dispatch(struct bk_conn *c)
         bk_metrics_render(s, &b);
         bk_respond(c, 200, METRICS_CONTENT_TYPE, buf_rptr(&b), buf_len(&b), NULL, false);
         buf_free(&b);
+    } else if (s->topics && tp_server_wants(c, path, plen)) {
+        tp_server_dispatch(s->topics, c, path, plen, query, qlen);
     } else if ((plen == 3 && !memcmp(path, "/v1", 3)) || (plen > 3 && !memcmp(path, "/v1/", 4))) {
         c->api = BK_API_NATIVE;
         s->st.native_requests++;

@@ -127,7 +127,8 @@ enum sqs_err sqs_check_attributes(const cJSON *attrs, size_t *bytes, struct sqs_
 
 /* AWS Signature Version 4, when the broker requires it: checks the
  * Authorization header (or X-Amz-* query parameters) of req against
- * (access_key, secret_key) for service "sqs". SQS_OK, or
+ * (access_key, secret_key) for service "sqs" (or "sns": the broker serves
+ * both APIs on one port). SQS_OK, or
  * SQS_E_INVALID_CLIENT_TOKEN (unknown key) / SQS_E_SIGNATURE_DOES_NOT_MATCH
  * / SQS_E_ACCESS_DENIED (missing). now is the current Unix time (requests
  * more than 15 minutes off are refused). */

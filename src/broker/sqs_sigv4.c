@@ -469,9 +469,10 @@ static enum sqs_err check(const struct http_request *req, const char *body, size
     if (strcmp(g.key, access_key) != 0)
         return sqs_fail(err, SQS_E_INVALID_CLIENT_TOKEN,
                         "The security token included in the request is invalid.");
-    if (strcmp(g.service, "sqs") != 0)
+    /* One port serves both APIs: SNS clients scope their keys to "sns". */
+    if (strcmp(g.service, "sqs") != 0 && strcmp(g.service, "sns") != 0)
         return sqs_fail(err, SQS_E_SIGNATURE_DOES_NOT_MATCH,
-                        "Credential should be scoped to correct service: 'sqs'.");
+                        "Credential should be scoped to correct service: 'sqs' or 'sns'.");
     int64_t t;
     if (!parse_amz_date(g.amz_date, &t) || memcmp(g.amz_date, g.date, 8) != 0)
         return sqs_fail(err, SQS_E_SIGNATURE_DOES_NOT_MATCH,

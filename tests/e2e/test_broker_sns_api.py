@@ -61,7 +61,7 @@ def broker(datadir):
     except ClientError as e:
         srv.stop()
         if e.response["Error"]["Code"] in ("InvalidAction", "MissingAction", "InvalidParameterValue"):
-            pytest.skip("this broker build does not route SNS requests (server hooks not applied)")
+            raise
         raise
     yield srv
     srv.stop()
@@ -380,7 +380,7 @@ def test_restart_keeps_topics_and_subscriptions(datadir):
         try:
             sns.list_topics()
         except ClientError:
-            pytest.skip("this broker build does not route SNS requests")
+            raise
         topic = sns.create_topic(Name="durable", Attributes={"DisplayName": "D"})["TopicArn"]
         url, qarn = make_queue(sqs, "durable-q")
         sub = sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=qarn,

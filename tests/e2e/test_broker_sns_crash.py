@@ -13,7 +13,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
-import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -97,7 +96,7 @@ def test_kill9_during_publishing():
         try:
             sns.list_topics()
         except ClientError:
-            pytest.skip("this broker build does not route SNS requests (server hooks not applied)")
+            raise
         topic = sns.create_topic(Name="crash")["TopicArn"]
         queues = {"all": (None, False), "even": ({"parity": ["even"]}, False), "raw": (None, True)}
         urls = {}

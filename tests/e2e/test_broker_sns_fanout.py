@@ -35,7 +35,7 @@ def broker():
     except ClientError:
         srv.stop()
         shutil.rmtree(d, ignore_errors=True)
-        pytest.skip("this broker build does not route SNS requests (server hooks not applied)")
+        raise
     yield srv
     srv.stop()
     shutil.rmtree(d, ignore_errors=True)

@@ -54,7 +54,7 @@ def broker(datadir):
         client(srv, "sns").list_topics()
     except ClientError:
         srv.stop()
-        pytest.skip("this broker build does not route SNS requests (server hooks not applied)")
+        raise
     yield srv
     srv.stop()
 
@@ -264,7 +264,7 @@ def test_push_survives_restart(datadir):
         try:
             sns.list_topics()
         except ClientError:
-            pytest.skip("this broker build does not route SNS requests")
+            raise
         topic = sns.create_topic(Name="restart")["TopicArn"]
         subscribe(sns, topic, ep, policy={"healthyRetryPolicy": {
             "numRetries": 60, "minDelayTarget": 1, "maxDelayTarget": 1}})
