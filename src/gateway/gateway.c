@@ -141,6 +141,12 @@ static void drain(void)
     atomic_store(&gw_g->stopping, true);
     wake_workers();
     uint64_t deadline = ev_clock_ns() / 1000000 + drain_ms;
+    /* Until every worker has closed its listeners, connections may still
+     * come out of the accept queues: "none open" means nothing before. */
+    while (atomic_load(&gw_g->drained_workers) < gw_g->nworkers && ev_clock_ns() / 1000000 < deadline) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
     while (total_conns() > 0 && ev_clock_ns() / 1000000 < deadline) {
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);

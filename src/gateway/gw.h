@@ -140,6 +140,7 @@ struct gw {
     int nworkers;
     atomic_bool stopping;                /* SIGTERM: stop accepting, drain */
     atomic_bool force_stop;              /* drain deadline passed: leave now */
+    atomic_int drained_workers;          /* workers that closed their listeners (stopping) */
     atomic_int conns;                    /* client connections, all workers */
     struct gw_members *members;          /* admin-made changes, kept across reloads */
     char *config_path;                   /* NULL: embedded default */

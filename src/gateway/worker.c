@@ -125,6 +125,7 @@ static void begin_drain(struct gw_worker *w)
             for (int k = 0; k < 256 && accept_batch(w, w->lfds[i], 64); k++)
                 ;
     gw_worker_close_listeners(w);
+    atomic_fetch_add(&gw_g->drained_workers, 1);
     struct gw_conn *c = w->conns;
     while (c) {
         struct gw_conn *next = c->next;

@@ -41,7 +41,8 @@ def test_connections_queued_at_sigterm_are_served():
                     data = repr(e).encode()
                 s.close()
                 answers.append(data)
-            assert all(d.startswith(b"HTTP/1.1 200") for d in answers), [d[:60] for d in answers]
+            bad = [(i, d[:80]) for i, d in enumerate(answers) if not d.startswith(b"HTTP/1.1 200")]
+            assert not bad, (bad, gw.log()[-3000:])
             # (Connections served before the worker saw SIGTERM answer keep-alive
             # and are closed as idle right after; the rest say Connection: close.)
             assert gw.proc.wait(timeout=scaled(10)) == 0, gw.log()
