@@ -488,20 +488,7 @@ static bool conn_process(struct admin_conn *c)
             if (n == HTTP_INCOMPLETE)
                 break;
             if (n < 0) {
-                switch (n) {
-                case HTTP_ETOOBIG:
-                    conn_fail(c, 431, "request header fields too large");
-                    break;
-                case HTTP_EVERSION:
-                    conn_fail(c, 505, "HTTP version not supported");
-                    break;
-                case HTTP_ETE:
-                    conn_fail(c, 501, "transfer coding not implemented");
-                    break;
-                default:
-                    conn_fail(c, 400, "malformed request");
-                    break;
-                }
+                conn_fail(c, http_error_status(n), http_error_text(n));
                 break;
             }
             if (!begin_request(c, (size_t)n))

@@ -870,3 +870,31 @@ const char *http_reason(int status)
     /* clang-format on */
     return "Unknown";
 }
+
+int http_error_status(int rc)
+{
+    switch (rc) {
+    case HTTP_ETOOBIG:
+        return 431;
+    case HTTP_EVERSION:
+        return 505;
+    case HTTP_ETE:
+        return 501;
+    default:
+        return 400;
+    }
+}
+
+const char *http_error_text(int rc)
+{
+    switch (rc) {
+    case HTTP_ETOOBIG:
+        return "request header fields too large";
+    case HTTP_EVERSION:
+        return "HTTP version not supported";
+    case HTTP_ETE:
+        return "transfer coding not implemented";
+    default:
+        return "malformed request";
+    }
+}

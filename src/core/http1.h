@@ -153,4 +153,10 @@ bool http_connection_has(const struct http_header *h, size_t n, const char *name
 /* Standard reason phrase for a status code ("Unknown" when none). */
 const char *http_reason(int status);
 
+/* For a request head http_parse_request() refused with rc (an HTTP_E*
+ * error): the status to answer (400, 431, 501, 505) and a short text for
+ * the body or the log. */
+int http_error_status(int rc);
+const char *http_error_text(int rc);
+
 #endif

@@ -157,7 +157,7 @@ static void conn_request_done(struct echo_conn *c)
 /* Queues a closing error response for a request that cannot be parsed. */
 static void conn_fail(struct echo_conn *c, int err)
 {
-    int status = err == HTTP_ETOOBIG ? 431 : err == HTTP_EVERSION ? 505 : err == HTTP_ETE ? 501 : 400;
+    int status = http_error_status(err);
     echo__reply_error(c, status);
     echo__reply(c, &c->w->wout);
     c->state = ECHO_DONE;

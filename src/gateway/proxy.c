@@ -689,7 +689,7 @@ static void process_head(struct gw_conn *c)
         c->in_req = false;
         c->r.keepalive = false;
         c->r.t_start_ns = ev_clock_ns();
-        int status = n == HTTP_ETOOBIG ? 431 : n == HTTP_EVERSION ? 505 : n == HTTP_ETE ? 501 : 400;
+        int status = http_error_status(n);
         buf_reset(&c->in);
         atomic_fetch_add_explicit(&c->w->st.errors[GW_ERR_BAD_REQUEST], 1, memory_order_relaxed);
         gw_conn_respond(c, status, false, NULL);
