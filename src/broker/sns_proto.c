@@ -106,74 +106,7 @@ bool sns_is_sns_request(const struct http_request *req, const char *body, size_t
     return req->m == HTTP_M_POST && body && names_action(body, len);
 }
 
-/* ---- base64 ---- */
-
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int b64val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-ssize_t sns_b64_decode(const char *s, size_t n, unsigned char *out)
-{
-    if (n % 4)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)s[i + k];
-            if (c == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else if (pad || (v[k] = b64val(c)) < 0) {
-                return -1; /* data after padding, or a bad character */
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        if (out) {
-            out[o] = (unsigned char)(w >> 16);
-            if (pad < 2)
-                out[o + 1] = (unsigned char)(w >> 8);
-            if (pad < 1)
-                out[o + 2] = (unsigned char)w;
-        }
-        o += (size_t)(3 - pad);
-    }
-    return (ssize_t)o;
-}
-
-void sns_b64_encode(struct buf *out, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    char *w = buf_reserve(out, (n + 2) / 3 * 4);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        w[o++] = b64chars[v >> 18 & 63];
-        w[o++] = b64chars[v >> 12 & 63];
-        w[o++] = i + 1 < n ? b64chars[v >> 6 & 63] : '=';
-        w[o++] = i + 2 < n ? b64chars[v & 63] : '=';
-    }
-    buf_commit(out, o);
-}
+/* ---- time ---- */
 
 void sns_timestamp(uint64_t ms, char out[32])
 {

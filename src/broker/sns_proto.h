@@ -106,11 +106,6 @@ void sns_xml_escape(struct buf *out, const char *s, size_t n);
 /* True when s[0..n) is valid UTF-8 (no overlong forms, no surrogates). */
 bool sns_utf8_valid(const char *s, size_t n);
 
-/* Base64 (RFC 4648, padded). sns_b64_decode returns the decoded length or
- * -1 when s is not valid base64; out may be NULL to validate only, else it
- * needs 3 * (n / 4) bytes. */
-ssize_t sns_b64_decode(const char *s, size_t n, unsigned char *out);
-void sns_b64_encode(struct buf *out, const void *p, size_t n);
 
 /* "2019-11-03T23:28:01.631Z" for a Unix time in ms (out: 25 bytes). */
 void sns_timestamp(uint64_t ms, char out[32]);

@@ -13,6 +13,7 @@
  * under a known list or map is an error. botocore sends an empty list or
  * map as the bare name with an empty value. */
 #include "broker/sns_int.h"
+#include "core/base64.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,7 +368,7 @@ static enum sns_err to_json(struct qn *n, const char *path, cJSON **out, struct 
     case SNS_K_BLOB:
         if (!n->val)
             return SNS_OK;
-        if (sns_b64_decode(n->val, n->vlen, NULL) < 0)
+        if (base64_decode(n->val, n->vlen, NULL) < 0)
             return sns_fail(err, SNS_E_INVALID_PARAMETER_VALUE,
                             "Invalid binary value at %s: not valid base64", path);
         *out = cJSON_CreateString(n->val);

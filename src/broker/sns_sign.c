@@ -2,6 +2,7 @@
  * kept in one PEM file, written atomically (temporary file, fsync,
  * rename) so a crash never leaves half a key behind. */
 #include "broker/sns_sign.h"
+#include "core/base64.h"
 
 #include "broker/sns_proto.h"
 
@@ -169,7 +170,7 @@ int sns_sign(const struct sns_signer *s, int version, const void *data, size_t l
     EVP_MD_CTX_free(ctx);
     if (!ok)
         return -1;
-    sns_b64_encode(out, sig, siglen);
+    base64_encode(out, sig, siglen);
     return 0;
 }
 
@@ -181,7 +182,7 @@ bool sns_verify(const struct sns_signer *s, int version, const void *data, size_
     size_t n = strlen(sig_b64);
     if (!md || n / 4 * 3 > sizeof sig)
         return false;
-    ssize_t sl = sns_b64_decode(sig_b64, n, sig);
+    ssize_t sl = base64_decode(sig_b64, n, sig);
     if (sl <= 0)
         return false;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();

@@ -84,11 +84,6 @@ const char *sqs__err_query_code(enum sqs_err code); /* AWS.SimpleQueueService.No
 const char *sqs__err_json_type(enum sqs_err code);  /* com.amazonaws.sqs#QueueDoesNotExist */
 bool sqs__err_sender(enum sqs_err code);            /* Sender (true) or Receiver fault */
 
-/* Base64 (RFC 4648, padded): decoded length or -1 when s is not valid
- * base64. out may be NULL to validate only; else it needs 3*(n/4) bytes. */
-ssize_t sqs__b64_decode(const char *s, size_t n, unsigned char *out);
-/* Appends the base64 encoding of p[0..n) to out (no NUL). */
-void sqs__b64_encode(struct buf *out, const void *p, size_t n);
 
 /* The code point of the UTF-8 character at s[0..n) (n > 0), or -1 for an
  * invalid sequence; sets *used (1 for an invalid byte, so callers can skip

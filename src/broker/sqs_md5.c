@@ -12,6 +12,7 @@
  *     of the characters SQS accepts in bodies and values;
  * plus the strict base64 the canonical form uses for binary values. */
 #include "broker/sqs_int.h"
+#include "core/base64.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -33,78 +34,6 @@ void sqs_md5_hex(const void *data, size_t len, char hex[33])
     unsigned int n = 0;
     ASSERT(EVP_Digest(data, len, md, &n, EVP_md5(), NULL) == 1 && n == 16);
     to_hex(md, hex);
-}
-
-/* ---- base64 ---- */
-
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-ssize_t sqs__b64_decode(const char *s, size_t n, unsigned char *out)
-{
-    if (n % 4)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)s[i + k];
-            if (c == '=' && i + 4 == n && k >= 2) {
-                pad++;
-                v[k] = 0;
-                continue;
-            }
-            if (pad || (v[k] = b64_val(c)) < 0)
-                return -1; /* data after padding, or not base64 */
-        }
-        uint32_t w =
-            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        /* Canonical form only: bits under the padding must be zero. */
-        if ((pad == 1 && (w & 0xff)) || (pad == 2 && (w & 0xffff)))
-            return -1;
-        if (out) {
-            out[o] = (unsigned char)(w >> 16);
-            if (pad < 2)
-                out[o + 1] = (unsigned char)(w >> 8);
-            if (pad < 1)
-                out[o + 2] = (unsigned char)w;
-        }
-        o += (size_t)(3 - pad);
-    }
-    return (ssize_t)o;
-}
-
-void sqs__b64_encode(struct buf *out, const void *p, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *s = p;
-    char *w = buf_reserve(out, (n + 2) / 3 * 4 + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        w[o++] = tab[v >> 18 & 63];
-        w[o++] = tab[v >> 12 & 63];
-        w[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-        w[o++] = i + 2 < n ? tab[v & 63] : '=';
-    }
-    buf_commit(out, o);
 }
 
 /* ---- characters ---- */
@@ -214,7 +143,7 @@ static void put_blob(EVP_MD_CTX *c, const char *b64)
 {
     size_t n = strlen(b64);
     unsigned char *tmp = xmalloc(n / 4 * 3 + 1);
-    ssize_t m = sqs__b64_decode(b64, n, tmp);
+    ssize_t m = base64_decode(b64, n, tmp);
     put_lp(c, tmp, m > 0 ? (size_t)m : 0);
     free(tmp);
 }
@@ -397,7 +326,7 @@ static enum sqs_err check_one(const cJSON *a, size_t *bytes, struct sqs_error *e
     const char *bv = str_member(a, "BinaryValue");
     size_t vlen;
     if (base[0] == 'B') {
-        ssize_t m = bv && !sv ? sqs__b64_decode(bv, strlen(bv), NULL) : -1;
+        ssize_t m = bv && !sv ? base64_decode(bv, strlen(bv), NULL) : -1;
         if (m <= 0)
             return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
                             "Message (user) attribute '%.100s' must contain a non-empty value "

@@ -9,6 +9,7 @@
  * Also the JSON side of the canonical form: sqs__json_canon() checks a
  * JSON 1.0 body against the same shapes. */
 #include "broker/sqs_int.h"
+#include "core/base64.h"
 
 #include <math.h>
 #include <string.h>
@@ -396,7 +397,7 @@ static cJSON *canon(const cJSON *v, const struct sqs_shape *s, const char *what,
         }
         return cJSON_CreateString(v->valuestring);
     case SQS_K_BLOB:
-        if (!cJSON_IsString(v) || sqs__b64_decode(v->valuestring, strlen(v->valuestring), NULL) < 0)
+        if (!cJSON_IsString(v) || base64_decode(v->valuestring, strlen(v->valuestring), NULL) < 0)
             return bad_type(what, "base64 text", err);
         return cJSON_CreateString(v->valuestring);
     case SQS_K_INT:

@@ -17,6 +17,7 @@
  * under a known list or map, where they are an error. An empty list is
  * sent by botocore as the bare member name with an empty value. */
 #include "broker/sqs_int.h"
+#include "core/base64.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -188,7 +189,7 @@ static cJSON *scalar(struct qctx *q, struct qparam *p, const struct sqs_shape *s
         }
         return cJSON_CreateString(p->v);
     case SQS_K_BLOB:
-        if (sqs__b64_decode(p->v, p->vn, NULL) < 0)
+        if (base64_decode(p->v, p->vn, NULL) < 0)
             return fail_null(q, SQS_E_INVALID_PARAMETER_VALUE,
                              "Value for parameter %.100s is invalid. Reason: not base64.", p->k);
         return cJSON_CreateString(p->v);

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include "broker/sns_int.h"
+#include "core/base64.h"
 #include "broker/sns_sign.h"
 
 #include <stdio.h>
@@ -359,19 +360,19 @@ Test(sns_util, base64)
         size_t n = i == 5 ? 2 : strlen(cases[i][0]);
         struct buf b;
         buf_init(&b);
-        sns_b64_encode(&b, cases[i][0], n);
+        base64_encode(&b, cases[i][0], n);
         cr_assert_eq(buf_len(&b), strlen(cases[i][1]));
         cr_assert(n == 0 || memcmp(buf_rptr(&b), cases[i][1], buf_len(&b)) == 0);
         unsigned char out[16];
-        cr_assert_eq(sns_b64_decode(cases[i][1], strlen(cases[i][1]), out), (ssize_t)n);
+        cr_assert_eq(base64_decode(cases[i][1], strlen(cases[i][1]), out), (ssize_t)n);
         cr_assert(n == 0 || memcmp(out, cases[i][0], n) == 0);
         buf_free(&b);
     }
-    cr_assert_eq(sns_b64_decode("Zg=", 3, NULL), -1);
-    cr_assert_eq(sns_b64_decode("Z===", 4, NULL), -1);
-    cr_assert_eq(sns_b64_decode("Zg==Zg==", 8, NULL), -1);
-    cr_assert_eq(sns_b64_decode("Z!9v", 4, NULL), -1);
-    cr_assert_eq(sns_b64_decode("Zm=v", 4, NULL), -1);
+    cr_assert_eq(base64_decode("Zg=", 3, NULL), -1);
+    cr_assert_eq(base64_decode("Z===", 4, NULL), -1);
+    cr_assert_eq(base64_decode("Zg==Zg==", 8, NULL), -1);
+    cr_assert_eq(base64_decode("Z!9v", 4, NULL), -1);
+    cr_assert_eq(base64_decode("Zm=v", 4, NULL), -1);
 }
 
 Test(sns_util, timestamp)

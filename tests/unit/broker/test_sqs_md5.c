@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "broker/sqs_int.h"
+#include "core/base64.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,23 +93,23 @@ Test(sqs_md5, no_attributes)
 Test(sqs_md5, base64)
 {
     unsigned char out[16];
-    cr_expect_eq(sqs__b64_decode("", 0, out), 0);
-    cr_expect_eq(sqs__b64_decode("AAH/", 4, out), 3);
+    cr_expect_eq(base64_decode("", 0, out), 0);
+    cr_expect_eq(base64_decode("AAH/", 4, out), 3);
     cr_expect(out[0] == 0 && out[1] == 1 && out[2] == 0xff);
-    cr_expect_eq(sqs__b64_decode("aGk=", 4, out), 2);
+    cr_expect_eq(base64_decode("aGk=", 4, out), 2);
     cr_expect(memcmp(out, "hi", 2) == 0);
-    cr_expect_eq(sqs__b64_decode("aA==", 4, out), 1);
-    cr_expect_eq(sqs__b64_decode("aGk", 3, NULL), -1);      /* unpadded */
-    cr_expect_eq(sqs__b64_decode("a===", 4, NULL), -1);     /* too much padding */
-    cr_expect_eq(sqs__b64_decode("aGk=aGk=", 8, NULL), -1); /* padding inside */
-    cr_expect_eq(sqs__b64_decode("aGl=", 4, NULL), -1);     /* non-zero pad bits */
-    cr_expect_eq(sqs__b64_decode("a b=", 4, NULL), -1);
-    cr_expect_eq(sqs__b64_decode("aG-_", 4, NULL), -1); /* URL alphabet */
+    cr_expect_eq(base64_decode("aA==", 4, out), 1);
+    cr_expect_eq(base64_decode("aGk", 3, NULL), -1);      /* unpadded */
+    cr_expect_eq(base64_decode("a===", 4, NULL), -1);     /* too much padding */
+    cr_expect_eq(base64_decode("aGk=aGk=", 8, NULL), -1); /* padding inside */
+    cr_expect_eq(base64_decode("aGl=", 4, NULL), -1);     /* non-zero pad bits */
+    cr_expect_eq(base64_decode("a b=", 4, NULL), -1);
+    cr_expect_eq(base64_decode("aG-_", 4, NULL), -1); /* URL alphabet */
     struct buf b;
     buf_init(&b);
-    sqs__b64_encode(&b, "\x00\x01\xff", 3);
-    sqs__b64_encode(&b, "hi", 2);
-    sqs__b64_encode(&b, "h", 1);
+    base64_encode(&b, "\x00\x01\xff", 3);
+    base64_encode(&b, "hi", 2);
+    base64_encode(&b, "h", 1);
     cr_expect(buf_len(&b) == 12 && memcmp(buf_rptr(&b), "AAH/aGk=aA==", 12) == 0);
     buf_free(&b);
 }

@@ -1,0 +1,17 @@
+/* Base64 (RFC 4648, standard alphabet, padded). */
+#ifndef FG_BASE64_H
+#define FG_BASE64_H
+
+#include "core/common.h"
+#include "core/buf.h"
+
+#include <sys/types.h>
+
+/* Decodes s[0..n): the decoded length, or -1 when s is not valid padded
+ * base64. out may be NULL to validate only; else it needs 3 * (n / 4)
+ * bytes. */
+ssize_t base64_decode(const char *s, size_t n, unsigned char *out);
+/* Appends the base64 encoding of p[0..n) to out (no NUL). */
+void base64_encode(struct buf *out, const void *p, size_t n);
+
+#endif
