@@ -89,32 +89,6 @@ cc -O2 -Wall -o "$OUT/brokerbench" "$HERE/brokerbench.c" -lhiredis -lrabbitmq -l
 
 # ---- helpers ----
 
-# wait_tcp PORT PID LOG SECONDS: until PORT accepts, the process exits, or
-# SECONDS pass.
-wait_tcp() {
-    local i
-    for i in $(seq $(($4 * 10))); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-            return 0
-        fi
-        alive "$2" || break
-        sleep 0.1
-    done
-    say "--- $3 (tail)"
-    tail -n 20 "$3" >&2 2>/dev/null || true
-    return 1
-}
-
-# CPU time (clock ticks) of a process and its descendants.
-cpu_ticks() {
-    local total=0 p v
-    for p in $1 $(descendants "$1"); do
-        v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
-        total=$((total + ${v:-0}))
-    done
-    echo "$total"
-}
-
 declare -A PID PORT VERSION
 FAILED=()
 
@@ -141,35 +115,8 @@ start_redis() {
     VERSION[redis]="Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') (appendfsync always)"
 }
 
-# A throwaway RabbitMQ node: its own epmd, ports, directories, cookie and
-# config; nothing of the system's installation (/var/lib/rabbitmq) is used.
 start_rabbitmq() {
-    local dir=$OUT/rabbitmq ports
-    mkdir -p "$dir/home" "$dir/log" "$OUT/data/rabbitmq"
-    ports=$(free_ports 3)
-    PORT[rabbitmq]=$(sed -n 1p <<<"$ports")
-    local dist epmd_port
-    dist=$(sed -n 2p <<<"$ports")
-    epmd_port=$(sed -n 3p <<<"$ports")
-    echo "[]." >"$dir/enabled_plugins"
-    printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users = none\n' "${PORT[rabbitmq]}" \
-        >"$dir/rabbitmq.conf"
-    start_bg epmd -port "$epmd_port" -address 127.0.0.1 >"$dir/epmd.log" 2>&1
-    PID[epmd]=$BG_PID
-    sleep 0.3
-    local sched=$half
-    start_bg env HOME="$dir/home" ERL_EPMD_PORT="$epmd_port" \
-        RABBITMQ_NODENAME="fgbench$$@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-        RABBITMQ_NODE_PORT="${PORT[rabbitmq]}" RABBITMQ_DIST_PORT="$dist" \
-        RABBITMQ_MNESIA_BASE="$OUT/data/rabbitmq" RABBITMQ_LOG_BASE="$dir/log" \
-        RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
-        RABBITMQ_CONF_ENV_FILE=/dev/null RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S $sched:$sched" \
-        $SERVER_PIN "$RABBIT_SERVER" >"$dir/server.log" 2>&1
-    PID[rabbitmq]=$BG_PID
-    wait_tcp "${PORT[rabbitmq]}" "$BG_PID" "$dir/server.log" 90 || return 1
-    local v
-    v=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null | sed 's/-.*//')
-    VERSION[rabbitmq]="RabbitMQ ${v:-?} (durable classic queue, confirms, manual acks)"
+    start_rabbitmq_node fgbench "$half" "durable classic queue, confirms, manual acks"
 }
 
 say "broker bench: ${ROUNDS} rounds x {$SCENARIOS} x {$SYSTEMS}, ${WARMUP}+${DURATION} s each;" \

@@ -94,3 +94,59 @@ wait_http() {
 
 trap cleanup EXIT
 trap 'say "interrupted"; exit 130' INT TERM
+
+# wait_tcp PORT PID LOG SECONDS: until PORT accepts, the process exits, or
+# SECONDS pass (then the log's tail goes to stderr).
+wait_tcp() {
+    local i
+    for i in $(seq $(($4 * 10))); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        alive "$2" || break
+        sleep 0.1
+    done
+    printf '%s\n' "--- $3 (tail)" >&2
+    tail -n 20 "$3" >&2 2>/dev/null || true
+    return 1
+}
+
+# CPU time (clock ticks) of a process and its descendants.
+cpu_ticks() {
+    local total=0 p v
+    for p in $1 $(descendants "$1"); do
+        v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# start_rabbitmq_node NODE SCHEDULERS DESCRIPTION: a throwaway RabbitMQ node
+# under $OUT/rabbitmq (its own epmd, ports, directories, cookie and config;
+# nothing of the system's installation is used), pinned with $SERVER_PIN,
+# started with $RABBIT_SERVER. Fills the caller's PORT, PID and VERSION
+# arrays (keys rabbitmq, and epmd in PID).
+start_rabbitmq_node() {
+    local node=$1 sched=$2 desc=$3 dir=$OUT/rabbitmq ports dist epmd_port v
+    mkdir -p "$dir/home" "$dir/log" "$OUT/data/rabbitmq"
+    ports=$(free_ports 3)
+    PORT[rabbitmq]=$(sed -n 1p <<<"$ports")
+    dist=$(sed -n 2p <<<"$ports")
+    epmd_port=$(sed -n 3p <<<"$ports")
+    echo "[]." >"$dir/enabled_plugins"
+    printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users = none\n' "${PORT[rabbitmq]}" >"$dir/rabbitmq.conf"
+    start_bg epmd -port "$epmd_port" -address 127.0.0.1 >"$dir/epmd.log" 2>&1
+    PID[epmd]=$BG_PID
+    sleep 0.3
+    start_bg env HOME="$dir/home" ERL_EPMD_PORT="$epmd_port" \
+        RABBITMQ_NODENAME="$node$$@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+        RABBITMQ_NODE_PORT="${PORT[rabbitmq]}" RABBITMQ_DIST_PORT="$dist" \
+        RABBITMQ_MNESIA_BASE="$OUT/data/rabbitmq" RABBITMQ_LOG_BASE="$dir/log" \
+        RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
+        RABBITMQ_CONF_ENV_FILE=/dev/null RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S $sched:$sched" \
+        $SERVER_PIN "$RABBIT_SERVER" >"$dir/server.log" 2>&1
+    PID[rabbitmq]=$BG_PID
+    wait_tcp "${PORT[rabbitmq]}" "$BG_PID" "$dir/server.log" 90 || return 1
+    v=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null | sed 's/-.*//')
+    VERSION[rabbitmq]="RabbitMQ ${v:-?} ($desc)"
+}

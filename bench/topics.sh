@@ -80,29 +80,6 @@ mkdir -p "$OUT/runs" "$OUT/data"
 cc -O2 -Wall -o "$OUT/topicbench" "$HERE/topicbench.c" -lrabbitmq -lcjson -lpthread >"$OUT/cc.log" 2>&1 ||
     { cat "$OUT/cc.log" >&2; die "topicbench did not compile (librabbitmq-dev, libcjson-dev)"; }
 
-wait_tcp() {
-    local i
-    for i in $(seq $(($4 * 10))); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-            return 0
-        fi
-        alive "$2" || break
-        sleep 0.1
-    done
-    say "--- $3 (tail)"
-    tail -n 20 "$3" >&2 2>/dev/null || true
-    return 1
-}
-
-cpu_ticks() {
-    local total=0 p v
-    for p in $1 $(descendants "$1"); do
-        v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)
-        total=$((total + ${v:-0}))
-    done
-    echo "$total"
-}
-
 declare -A PID PORT VERSION
 FAILED=()
 
@@ -121,29 +98,7 @@ start_floodgate() {
 }
 
 start_rabbitmq() {
-    local dir=$OUT/rabbitmq ports dist epmd_port
-    mkdir -p "$dir/home" "$dir/log" "$OUT/data/rabbitmq"
-    ports=$(free_ports 3)
-    PORT[rabbitmq]=$(sed -n 1p <<<"$ports")
-    dist=$(sed -n 2p <<<"$ports")
-    epmd_port=$(sed -n 3p <<<"$ports")
-    echo "[]." >"$dir/enabled_plugins"
-    printf 'listeners.tcp.1 = 127.0.0.1:%s\nloopback_users = none\n' "${PORT[rabbitmq]}" >"$dir/rabbitmq.conf"
-    start_bg epmd -port "$epmd_port" -address 127.0.0.1 >"$dir/epmd.log" 2>&1
-    PID[epmd]=$BG_PID
-    sleep 0.3
-    start_bg env HOME="$dir/home" ERL_EPMD_PORT="$epmd_port" \
-        RABBITMQ_NODENAME="fgtopics$$@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-        RABBITMQ_NODE_PORT="${PORT[rabbitmq]}" RABBITMQ_DIST_PORT="$dist" \
-        RABBITMQ_MNESIA_BASE="$OUT/data/rabbitmq" RABBITMQ_LOG_BASE="$dir/log" \
-        RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
-        RABBITMQ_CONF_ENV_FILE=/dev/null RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+S $half:$half" \
-        $SERVER_PIN "$RABBIT_SERVER" >"$dir/server.log" 2>&1
-    PID[rabbitmq]=$BG_PID
-    wait_tcp "${PORT[rabbitmq]}" "$BG_PID" "$dir/server.log" 90 || return 1
-    local v
-    v=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null | sed 's/-.*//')
-    VERSION[rabbitmq]="RabbitMQ ${v:-?} (durable fanout exchange, durable queues, confirms, manual acks)"
+    start_rabbitmq_node fgtopics "$half" "durable fanout exchange, durable queues, confirms, manual acks"
 }
 
 say "topics bench: ${ROUNDS} rounds x fan-out {$FANOUTS} x {$MODES} x {$SYSTEMS}, ${WARMUP}+${DURATION} s" \
