@@ -220,6 +220,11 @@ void bk_native(struct bk_conn *c, const char *path, size_t plen, const char *que
 /* Renders the result of action for the native API. */
 void bk_native_render(struct bk_conn *c, const char *action, const cJSON *result, bool hold);
 void bk_native_error(struct bk_conn *c, const struct sqs_error *err, bool hold);
+/* The request says Content-Type: application/json. */
+bool bk_native_json_body(const struct bk_conn *c);
+/* The body as a JSON object (strict: one value, nothing after it; NULL
+ * for an empty body); *bad when it is not one. */
+cJSON *bk_native_body_object(struct bk_conn *c, bool *bad);
 
 /* bkmetrics.c */
 void bk_metrics_render(struct bk_server *s, struct buf *b);

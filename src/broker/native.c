@@ -23,6 +23,7 @@
  * status, except that a missing queue is 404. With an auth key pair set,
  * requests must be signed with SigV4 (curl --aws-sigv4). */
 #include "broker/broker.h"
+#include "broker/filter.h"
 
 #include "core/admin.h"
 
@@ -238,19 +239,18 @@ static bool query_str(const struct admin_req *ar, const char *key, cJSON *p, con
     return true;
 }
 
-static bool json_body(const struct bk_conn *c)
+bool bk_native_json_body(const struct bk_conn *c)
 {
     const struct http_header *ct = http_find_header(c->req.headers, c->req.nheaders, "content-type");
     return ct && ct->value_len >= 16 && fg_strieq(ct->value, 16, "application/json");
 }
 
-/* Body as a JSON object (NULL for none); *bad when it is not one. */
-static cJSON *body_object(struct bk_conn *c, bool *bad)
+cJSON *bk_native_body_object(struct bk_conn *c, bool *bad)
 {
     *bad = false;
     if (!buf_len(&c->body))
         return NULL;
-    cJSON *j = cJSON_ParseWithLength(buf_rptr(&c->body), buf_len(&c->body));
+    cJSON *j = filter_json_parse(buf_rptr(&c->body), buf_len(&c->body));
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         *bad = true;
@@ -302,7 +302,7 @@ static void message_fields(const cJSON *m, cJSON *p)
 static void send_messages(struct bk_conn *c, const char *name, const struct admin_req *ar)
 {
     cJSON *p = queue_params(c, name);
-    if (!json_body(c)) {
+    if (!bk_native_json_body(c)) {
         if (!buf_len(&c->body)) {
             cJSON_Delete(p);
             fail(c, SQS_E_MISSING_PARAMETER, "empty message: send a body");
@@ -325,7 +325,7 @@ static void send_messages(struct bk_conn *c, const char *name, const struct admi
         return;
     }
     bool bad;
-    cJSON *j = body_object(c, &bad);
+    cJSON *j = bk_native_body_object(c, &bad);
     if (!j) {
         cJSON_Delete(p);
         fail(c, SQS_E_MALFORMED_QUERY, "expected a JSON object: {\"body\": ...} or {\"messages\": [...]}");
@@ -358,7 +358,7 @@ static void receive_messages(struct bk_conn *c, const char *name, const struct a
 {
     cJSON *p = queue_params(c, name);
     bool bad;
-    cJSON *j = body_object(c, &bad);
+    cJSON *j = bk_native_body_object(c, &bad);
     if (bad || !query_int(ar, "max", p, "MaxNumberOfMessages") || !query_int(ar, "wait", p, "WaitTimeSeconds") ||
         !query_int(ar, "visibility", p, "VisibilityTimeout")) {
         cJSON_Delete(j);
@@ -428,7 +428,7 @@ static void list_queues(struct bk_conn *c, const struct admin_req *ar)
 static void create_queue(struct bk_conn *c, const char *name)
 {
     bool bad;
-    cJSON *j = body_object(c, &bad);
+    cJSON *j = bk_native_body_object(c, &bad);
     if (bad) {
         fail(c, SQS_E_MALFORMED_QUERY, "expected a JSON object {\"attributes\": {...}, \"tags\": {...}}");
         return;
@@ -448,7 +448,7 @@ static void create_queue(struct bk_conn *c, const char *name)
 static void set_attributes(struct bk_conn *c, const char *name)
 {
     bool bad;
-    cJSON *j = body_object(c, &bad);
+    cJSON *j = bk_native_body_object(c, &bad);
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attributes");
     if (!j || !cJSON_IsObject(a)) {
         cJSON_Delete(j);
@@ -464,7 +464,7 @@ static void set_attributes(struct bk_conn *c, const char *name)
 static void delete_batch(struct bk_conn *c, const char *name)
 {
     bool bad;
-    cJSON *j = body_object(c, &bad);
+    cJSON *j = bk_native_body_object(c, &bad);
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "receipts");
     if (!cJSON_IsArray(list)) {
         cJSON_Delete(j);
@@ -494,7 +494,7 @@ static void change_visibility(struct bk_conn *c, const char *name, const char *r
     cJSON *p = queue_params(c, name);
     cJSON_AddStringToObject(p, "ReceiptHandle", receipt);
     bool bad;
-    cJSON *j = body_object(c, &bad);
+    cJSON *j = bk_native_body_object(c, &bad);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "timeout");
     if (t)
         cJSON_AddItemToObject(p, "VisibilityTimeout", cJSON_Duplicate(t, true));
@@ -519,7 +519,7 @@ static void redrive(struct bk_conn *c, const char *name, bool start)
         return;
     }
     bool bad;
-    cJSON *j = body_object(c, &bad);
+    cJSON *j = bk_native_body_object(c, &bad);
     const char *dst = bk__param_str(j, "destination");
     const cJSON *rate = cJSON_GetObjectItemCaseSensitive(j, "rate");
     if (dst) {

@@ -87,27 +87,6 @@ static void run(struct tp_engine *t, struct bk_conn *c, const char *action, cJSO
     respond_json(c, 200, o, hold);
 }
 
-static bool json_body(const struct bk_conn *c)
-{
-    const struct http_header *ct = http_find_header(c->req.headers, c->req.nheaders, "content-type");
-    return ct && ct->value_len >= 16 && fg_strieq(ct->value, 16, "application/json");
-}
-
-/* The body as a JSON object (NULL for none); *bad when it is not one. */
-static cJSON *body_object(struct bk_conn *c, bool *bad)
-{
-    *bad = false;
-    if (!buf_len(&c->body))
-        return NULL;
-    cJSON *j = filter_json_parse(buf_rptr(&c->body), buf_len(&c->body));
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        *bad = true;
-        return NULL;
-    }
-    return j;
-}
-
 static cJSON *topic_params(const char *name)
 {
     cJSON *p = cJSON_CreateObject();
@@ -255,7 +234,7 @@ static void list_topics(struct tp_engine *t, struct bk_conn *c)
 static void create_topic(struct tp_engine *t, struct bk_conn *c, const char *name)
 {
     bool bad;
-    cJSON *b = body_object(c, &bad);
+    cJSON *b = bk_native_body_object(c, &bad);
     if (bad) {
         fail(c, SNS_E_INVALID_PARAMETER, "the body must be a JSON object");
         return;
@@ -301,7 +280,7 @@ static void set_attrs(struct tp_engine *t, struct bk_conn *c, const char *action
                       const char *arn_member, const char *arn)
 {
     bool bad;
-    cJSON *b = body_object(c, &bad);
+    cJSON *b = bk_native_body_object(c, &bad);
     const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(b, "attributes");
     if (bad || !cJSON_IsObject(attrs)) {
         cJSON_Delete(b);
@@ -358,9 +337,9 @@ static void publish(struct tp_engine *t, struct bk_conn *c, const char *name, co
                     size_t qlen)
 {
     cJSON *p = topic_params(name);
-    if (json_body(c)) {
+    if (bk_native_json_body(c)) {
         bool bad;
-        cJSON *b = body_object(c, &bad);
+        cJSON *b = bk_native_body_object(c, &bad);
         if (bad || !b) {
             cJSON_Delete(p);
             fail(c, SNS_E_INVALID_PARAMETER, "the body must be a JSON object");
@@ -411,7 +390,7 @@ static void publish(struct tp_engine *t, struct bk_conn *c, const char *name, co
 static void subscribe(struct tp_engine *t, struct bk_conn *c, const char *name)
 {
     bool bad;
-    cJSON *b = body_object(c, &bad);
+    cJSON *b = bk_native_body_object(c, &bad);
     const char *proto = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "protocol"));
     const char *ep = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "endpoint"));
     if (bad || !proto || !ep) {
