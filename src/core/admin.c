@@ -913,3 +913,25 @@ bool admin_query_param(const struct admin_req *req, const char *name, char *out,
     }
     return false;
 }
+
+bool admin_path_decode(const char *s, size_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '%') {
+            if (i + 2 >= len)
+                return false;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return false;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (ch == '\0' || o + 1 >= outlen)
+            return false;
+        out[o++] = ch;
+    }
+    out[o] = '\0';
+    return true;
+}

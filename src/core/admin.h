@@ -125,4 +125,9 @@ cJSON *admin_req_json(const struct admin_req *req);
  * found; false when absent, badly encoded, or longer than outlen - 1. */
 bool admin_query_param(const struct admin_req *req, const char *name, char *out, size_t outlen);
 
+/* Percent-decodes one path segment s[0..len) into out (outlen bytes,
+ * NUL-terminated; '+' stays '+' in a path). False when badly encoded, too
+ * long or holding a NUL. */
+bool admin_path_decode(const char *s, size_t len, char *out, size_t outlen);
+
 #endif

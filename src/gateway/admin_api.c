@@ -168,41 +168,6 @@ static cJSON *svc_json(const struct gw_snapshot *snap, const struct gw_service *
 
 /* ---- request helpers ---- */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..len) into out (outlen bytes, NUL-terminated).
- * '+' stays '+' in a path. Returns false when badly encoded, too long or
- * holding a NUL. */
-static bool seg_decode(const char *s, size_t len, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '%') {
-            if (i + 2 >= len)
-                return false;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return false;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (ch == '\0' || o + 1 >= outlen)
-            return false;
-        out[o++] = ch;
-    }
-    out[o] = '\0';
-    return true;
-}
 
 /* Splits req->rest on '/' into decoded segments. An empty rest gives no
  * segments. Returns the count, or -1 when there are too many, one is
@@ -216,7 +181,7 @@ static int split_rest(const struct admin_req *req, char segs[ADM_MAX_SEGS][ADM_S
     for (;;) {
         const char *slash = memchr(p, '/', (size_t)(end - p));
         const char *e = slash ? slash : end;
-        if (e == p || n == ADM_MAX_SEGS || !seg_decode(p, (size_t)(e - p), segs[n], ADM_SEG_MAX))
+        if (e == p || n == ADM_MAX_SEGS || !admin_path_decode(p, (size_t)(e - p), segs[n], ADM_SEG_MAX))
             return -1;
         n++;
         if (!slash)

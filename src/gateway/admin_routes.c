@@ -115,40 +115,6 @@ static cJSON *route_json(const struct gw_route *r)
 
 /* ---- request parsing ---- */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..len) into out (NUL-terminated); false when badly
- * encoded, too long, empty or holding a NUL. */
-static bool seg_decode(const char *s, size_t len, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '%') {
-            if (i + 2 >= len)
-                return false;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return false;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (ch == '\0' || o + 1 >= outlen)
-            return false;
-        out[o++] = ch;
-    }
-    out[o] = '\0';
-    return o > 0;
-}
 
 /* The path after /routes/: "{route}" or "{route}/allow" or
  * "{route}/deny". Fills id and *list (-1: none, 0: allow, 1: deny).
@@ -158,7 +124,7 @@ static bool parse_rest(const struct admin_req *req, char id[RT_SEG_MAX], int *li
     const char *p = req->rest, *end = req->rest + req->rest_len;
     const char *slash = memchr(p, '/', (size_t)(end - p));
     *list = -1;
-    if (!seg_decode(p, (size_t)((slash ? slash : end) - p), id, RT_SEG_MAX))
+    if (!admin_path_decode(p, (size_t)((slash ? slash : end) - p), id, RT_SEG_MAX) || !id[0])
         return false;
     if (!slash)
         return true;
