@@ -239,8 +239,12 @@ static void zero_ahead(struct store *s)
         size_t n = (size_t)FG_MIN((uint64_t)sizeof zeros, to - off);
         /* A failure (disk full) is no error: the zeros only save the
          * sync a size change; records written past them extend the file. */
-        if (write_full(s->cur_fd, zeros, n, off) != 0)
+        if (write_full(s->cur_fd, zeros, n, off) != 0) {
+            struct stat st; /* part of the chunk may be there: cut on leaving */
+            if (fstat(s->cur_fd, &st) == 0)
+                s->zero_end = FG_MAX(s->zero_end, (uint64_t)st.st_size);
             return;
+        }
         s->zero_end = FG_MAX(s->zero_end, off + n);
     }
 }

@@ -104,6 +104,15 @@ class Node:
             pass
 
 
+def sns_client(endpoint):
+    import boto3
+    import botocore.config
+
+    return boto3.client("sns", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="x",
+                        aws_secret_access_key="y",
+                        config=botocore.config.Config(retries={"total_max_attempts": 1}))
+
+
 def body(i):
     return f"m{i:06d}-" + "b" * BODY_PAD
 
@@ -160,6 +169,8 @@ def test_watermark(tmpfs, models):
     try:
         sqs = boto3_client(node.endpoint, models)
         url = sqs.create_queue(QueueName="full")["QueueUrl"]
+        sns = sns_client(node.endpoint)
+        topic = sns.create_topic(Name="news")["TopicArn"]
         pid = node.srv.pid
 
         # 1. Acknowledged sends until the watermark refuses them.
@@ -185,11 +196,18 @@ def test_watermark(tmpfs, models):
                           timeout=fgtest.scaled(10))
         assert r.status_code == 507, r.text
         assert "disk_free_limit" in r.json()["error"] and r.headers.get("Retry-After")
+        with pytest.raises(ClientError) as ei:
+            sns.publish(TopicArn=topic, Message="x")
+        assert error_code(ei.value) == "Throttled"
+        assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+        r = requests.post(node.endpoint + "/v1/topics/news/publish", json={"message": "x"},
+                          timeout=fgtest.scaled(10))
+        assert r.status_code == 507, r.text
         m = node.metrics()
         assert m["floodgate_broker_disk_alarm"] == 1
         assert m["floodgate_broker_disk_free_limit_bytes"] == LIMIT
         assert m["floodgate_broker_disk_free_bytes"] < LIMIT
-        assert m['floodgate_broker_writes_refused_total{reason="disk_low"}'] >= 3
+        assert m['floodgate_broker_writes_refused_total{reason="disk_low"}'] >= 5
         assert "under disk_free_limit" in node.srv.log()
 
         # 2. Not a byte left: receives, visibility changes, deletes go on.
@@ -231,6 +249,7 @@ def test_watermark(tmpfs, models):
             sqs.send_message(QueueUrl=url, MessageBody=body(i))
             acked.append(body(i))
         assert node.metrics()["floodgate_broker_disk_alarm"] == 0
+        sns.publish(TopicArn=topic, Message="x")
         assert "new messages accepted" in node.srv.log()
 
         # 4. After a restart: every acknowledged message, exactly once.
