@@ -971,6 +971,47 @@ Test(store, write_error_fails_commits_then_recovers)
     store_close(s);
 }
 
+Test(store, write_error_across_a_roll_recovers)
+{
+    struct ev_loop *loop;
+    struct store *s = start_store(sub("d"), (struct store_opts){ .segment_bytes = 600 }, &loop);
+    struct cbstate st = { .want = 1, .loop = loop };
+    struct cbarg a0 = { &st, 0 }, a1 = { &st, 1 }, a2 = { &st, 2 };
+    append_n(s, 0, 3, NULL);
+    store_commit(s, commit_cb, &a0);
+    run_for(loop, &st, 5000);
+    cr_assert_eq(st.errs, 0);
+    size_t before = s->nsegs;
+    /* One iteration's appends that roll into new segments, the newest of
+     * which refuses writes: the round spans segments and fails. */
+    append_n(s, 3, 12, NULL);
+    cr_assert_gt(s->nsegs, before, "the appends rolled");
+    struct store_seg *last = &s->segs[s->nsegs - 1];
+    int real = dup(last->fd);
+    int ro = open("/dev/null", O_RDONLY);
+    cr_assert_eq(dup2(ro, last->fd), last->fd);
+    close(ro);
+    st.want = 2;
+    store_commit(s, commit_cb, &a1);
+    run_for(loop, &st, 5000);
+    cr_assert_eq(st.errs, 1);
+    cr_assert(wait_error(loop, s, true, 1000));
+    cr_assert_eq(dup2(real, s->segs[s->nsegs - 1].fd), s->segs[s->nsegs - 1].fd);
+    close(real);
+    cr_assert(wait_error(loop, s, false, 10000), "the store recovers without a restart");
+    append_n(s, 15, 5, NULL);
+    st.want = 3;
+    store_commit(s, commit_cb, &a2);
+    run_for(loop, &st, 5000);
+    cr_assert_eq(st.next, 3);
+    cr_assert_eq(st.errs, 1);
+    store_close(s);
+    ev_loop_free(loop);
+    s = open_dir(sub("d"));
+    check_recs(replay_all(s), 0, 20);
+    store_close(s);
+}
+
 Test(store, disk_low_defers_rolls_and_clears)
 {
     struct ev_loop *loop;
