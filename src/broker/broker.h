@@ -211,9 +211,11 @@ void bk_commit_join(struct bk_conn *c);
 void bk_polls_finish(struct bk_server *s);
 /* The base URL ("http://host:port") for queue URLs in answers to c. */
 char *bk_base_url(const struct bk_conn *c);
-/* Refuses an action that would grow the log while the store's disk is
- * low or its writes fail: true with *code_msg set (the caller renders its
- * API's error); sets c->retry_after. grows: the action adds messages. */
+/* Decides whether an action of c may run now. BK_REFUSE_LOG_FAILED: a
+ * log write is failing and the action is not reads_only; BK_REFUSE_DISK_LOW:
+ * the disk is under disk_free_limit and the action grows the log (adds
+ * messages). A refusal fills msg (the reason, for the caller's API error),
+ * counts it and sets c->retry_after. */
 enum bk_refusal { BK_REFUSE_NONE, BK_REFUSE_DISK_LOW, BK_REFUSE_LOG_FAILED };
 enum bk_refusal bk_refuse_write(struct bk_conn *c, bool grows, bool reads_only, char *msg, size_t cap);
 /* Runs an action for c with the engine (the wall clock is read here). */

@@ -10,7 +10,8 @@
  * the loop polls, bk_before_poll() asks the store for one commit for the
  * whole group and flushes; when the store reports it durable, every
  * answer of the group is released in order. A failed commit turns each
- * held answer into a 500 (the client retries; nothing was acknowledged).
+ * held answer into a 503 with Retry-After (the client retries; nothing
+ * was acknowledged).
  *
  * Disk space: while the store reports its disk low (under
  * disk_free_limit), actions that add messages are refused up front with
