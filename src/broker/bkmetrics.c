@@ -81,6 +81,27 @@ static void store_metrics(struct bk_server *s, struct buf *b)
               st.pending_bytes);
     write_u64(b, "floodgate_broker_store_compactions_total", "Oldest segments compacted and removed.",
               "counter", s->st.dropped_segments);
+    write_u64(b, "floodgate_broker_disk_free_bytes", "Free bytes of the data directory's file system.",
+              "gauge", st.disk_free);
+    write_u64(b, "floodgate_broker_disk_free_limit_bytes",
+              "disk_free_limit: under it new messages are refused.", "gauge", st.disk_free_limit);
+    write_u64(b, "floodgate_broker_disk_alarm", "1 while free space is under disk_free_limit.", "gauge",
+              st.disk_low ? 1 : 0);
+    write_u64(b, "floodgate_broker_disk_alarms_total", "Times free space fell under disk_free_limit.",
+              "counter", st.disk_alarms);
+    write_u64(b, "floodgate_broker_store_write_failing", "1 while a write of the log fails (it is retried).",
+              "gauge", store_error(s->store) ? 1 : 0);
+    write_u64(b, "floodgate_broker_store_write_errors_total", "Failed writes or syncs of the log.", "counter",
+              st.write_errors);
+    write_u64(b, "floodgate_broker_store_write_recoveries_total",
+              "Failed writes of the log that a retry made durable.", "counter", st.recoveries);
+    metrics_family(b, "floodgate_broker_writes_refused_total", "counter",
+                   "Requests refused up front: disk_low (new messages under disk_free_limit), "
+                   "log_failed (a log write is failing).");
+    metrics_sample_u64(b, "floodgate_broker_writes_refused_total",
+                       (const char *const[]){"reason", "disk_low", NULL}, s->st.refused_disk_low);
+    metrics_sample_u64(b, "floodgate_broker_writes_refused_total",
+                       (const char *const[]){"reason", "log_failed", NULL}, s->st.refused_log_failed);
     write_u64(b, "floodgate_broker_commit_groups_total", "Groups of answers released by one durable commit.",
               "counter", s->st.commits);
     write_u64(b, "floodgate_broker_commit_acked_total", "Answers released by durable commits.", "counter",

@@ -274,6 +274,7 @@ static struct store *open_store(const struct bk_config *c, char **err)
         .batch_us = c->fsync_batch_us,
         .interval_ms = c->fsync_interval_ms,
         .segment_bytes = c->segment_bytes,
+        .disk_free_limit = c->disk_free_limit,
         /* A SEND record: the message, its attributes as JSON (larger than
          * their counted size), ids and a header. */
         .max_record_bytes = 2 * c->max_message_bytes + (256u << 10),

@@ -67,6 +67,7 @@ struct bk_config {
     uint32_t max_message_bytes;
     uint64_t body_cache_bytes;
     double compact_ratio;        /* compact the oldest segment under this live share */
+    uint64_t disk_free_limit;    /* refuse new messages under this many free bytes (0: never) */
     char *access_key, *secret_key; /* both set: SigV4 required */
     int log_level;
     struct bk_limits limits;
@@ -106,6 +107,7 @@ struct bk_conn {
     bool keep_alive;              /* the current request allows another */
     bool head_only;               /* HEAD request */
     bool body_too_big;
+    bool retry_after;             /* the next answer says Retry-After (refused for now) */
     uint32_t refs;                /* commit groups holding this struct */
     enum http_body body_kind;
     uint64_t body_left;
@@ -138,6 +140,7 @@ struct bk_stats {
     uint64_t commits, commit_acked, last_group;
     uint64_t polls, polls_woken, polls_timed_out;
     uint64_t compactions, dropped_segments;
+    uint64_t refused_disk_low, refused_log_failed; /* writes refused up front */
     struct metrics_hist commit_latency;
 };
 
@@ -208,6 +211,13 @@ void bk_commit_join(struct bk_conn *c);
 void bk_polls_finish(struct bk_server *s);
 /* The base URL ("http://host:port") for queue URLs in answers to c. */
 char *bk_base_url(const struct bk_conn *c);
+/* Decides whether an action of c may run now. BK_REFUSE_LOG_FAILED: a
+ * log write is failing and the action is not reads_only; BK_REFUSE_DISK_LOW:
+ * the disk is under disk_free_limit and the action grows the log (adds
+ * messages). A refusal fills msg (the reason, for the caller's API error),
+ * counts it and sets c->retry_after. */
+enum bk_refusal { BK_REFUSE_NONE, BK_REFUSE_DISK_LOW, BK_REFUSE_LOG_FAILED };
+enum bk_refusal bk_refuse_write(struct bk_conn *c, bool grows, bool reads_only, char *msg, size_t cap);
 /* Runs an action for c with the engine (the wall clock is read here). */
 enum sqs_err bk_run_action(struct bk_conn *c, const char *action, const cJSON *params,
                            const char *base, bool no_wait, cJSON **result, struct sqs_error *err,

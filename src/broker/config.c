@@ -23,8 +23,8 @@ const char bk_default_config[] =
 static const char *const top_keys[] = {"broker", NULL};
 static const char *const broker_keys[] = {"listen", "admin", "data", "fsync", "fsync_batch_us",
                                           "fsync_interval", "segment_bytes", "max_message_bytes",
-                                          "body_cache_bytes", "compact_ratio", "auth", "log_level",
-                                          "limits", NULL};
+                                          "body_cache_bytes", "compact_ratio", "disk_free_limit", "auth",
+                                          "log_level", "limits", NULL};
 static const char *const auth_keys[] = {"access_key", "secret_key", NULL};
 static const char *const limit_keys[] = {"max_connections", "max_request_bytes", "max_header_bytes",
                                          "max_headers", "header_timeout", "body_timeout", "idle_timeout",
@@ -55,6 +55,7 @@ static void set_defaults(struct bk_config *c)
     c->max_message_bytes = 262144;
     c->body_cache_bytes = 256ull << 20;
     c->compact_ratio = 0.5;
+    c->disk_free_limit = 50ull << 20; /* RabbitMQ's disk_free_limit default */
     c->log_level = LOG_INFO;
     c->limits = (struct bk_limits){
         .max_connections = 10000,
@@ -182,6 +183,7 @@ static int load_broker(struct bk_config *c, const struct cfg_node *b, char **err
     c->max_message_bytes = (uint32_t)v;
     if (cfg_size(cfg_get(b, "body_cache_bytes"), 0, 1ull << 40, &c->body_cache_bytes, err) < 0 ||
         cfg_double(cfg_get(b, "compact_ratio"), 0.05, 0.95, &c->compact_ratio, err) < 0 ||
+        cfg_size(cfg_get(b, "disk_free_limit"), 0, 1ull << 50, &c->disk_free_limit, err) < 0 ||
         cfg_enum(cfg_get(b, "log_level"), level_names, &c->log_level, err) < 0 ||
         load_auth(c, cfg_get(b, "auth"), err) < 0 || load_limits(&c->limits, cfg_get(b, "limits"), err) < 0)
         return -1;

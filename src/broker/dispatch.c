@@ -10,7 +10,15 @@
  * the loop polls, bk_before_poll() asks the store for one commit for the
  * whole group and flushes; when the store reports it durable, every
  * answer of the group is released in order. A failed commit turns each
- * held answer into a 500 (the client retries; nothing was acknowledged).
+ * held answer into a 503 with Retry-After (the client retries; nothing
+ * was acknowledged).
+ *
+ * Disk space: while the store reports its disk low (under
+ * disk_free_limit), actions that add messages are refused up front with
+ * a throttling error and Retry-After (SQS RequestThrottled, which the AWS
+ * SDKs retry with backoff; native 507); receives, deletes and visibility
+ * changes go on. While a write of the log fails (and is being retried)
+ * every action that writes is refused with ServiceUnavailable.
  *
  * Long polls: a receive with nothing to hand out parks the connection's
  * bk_waiter on the queue. bk_before_poll() serves queues the engine put
@@ -40,6 +48,10 @@ void bk_respond(struct bk_conn *c, int status, const char *ctype, const char *bo
     if (extra) {
         buf_append_str(o, extra);
         buf_append(o, "\r\n", 2);
+    }
+    if (c->retry_after) {
+        buf_append_str(o, "Retry-After: 1\r\n");
+        c->retry_after = false;
     }
     if (!c->keep_alive)
         buf_append_str(o, "Connection: close\r\n");
@@ -115,6 +127,30 @@ char *bk_base_url(const struct bk_conn *c)
     return xasprintf("http://%s", c->srv->addr_str);
 }
 
+enum bk_refusal bk_refuse_write(struct bk_conn *c, bool grows, bool reads_only, char *msg, size_t cap)
+{
+    struct bk_server *s = c->srv;
+    int serr = store_error(s->store);
+    if (serr && !reads_only) {
+        s->st.refused_log_failed++;
+        c->retry_after = true;
+        snprintf(msg, cap, "The broker cannot write its log (%s); it retries the write and takes "
+                           "changes again once it succeeds.", strerror(-serr));
+        return BK_REFUSE_LOG_FAILED;
+    }
+    if (grows && store_disk_low(s->store)) {
+        struct store_stats st;
+        store_get_stats(s->store, &st);
+        s->st.refused_disk_low++;
+        c->retry_after = true;
+        snprintf(msg, cap, "The broker's disk is low on free space (%llu bytes free, disk_free_limit "
+                           "%llu): new messages are refused until space returns.",
+                 (unsigned long long)st.disk_free, (unsigned long long)st.disk_free_limit);
+        return BK_REFUSE_DISK_LOW;
+    }
+    return BK_REFUSE_NONE;
+}
+
 enum sqs_err bk_run_action(struct bk_conn *c, const char *action, const cJSON *params,
                            const char *base, bool no_wait, cJSON **result, struct sqs_error *err,
                            struct bk_ctx *ctx)
@@ -125,14 +161,20 @@ enum sqs_err bk_run_action(struct bk_conn *c, const char *action, const cJSON *p
     ctx->no_wait = no_wait || c->srv->stopping;
     static const char *const readers[] = {"GetQueueUrl", "GetQueueAttributes", "ListQueues", "ListQueueTags",
                                           "ListDeadLetterSourceQueues", "ListMessageMoveTasks"};
-    if (store_error(c->srv->store)) {
-        bool reader = false;
-        for (size_t i = 0; i < ARRAY_SIZE(readers); i++)
-            reader |= !strcmp(action, readers[i]);
-        if (!reader) {
-            *result = NULL;
-            return sqs_fail(err, SQS_E_SERVICE_UNAVAILABLE, "The broker's log failed; it is read-only.");
-        }
+    bool reader = false;
+    for (size_t i = 0; i < ARRAY_SIZE(readers); i++)
+        reader |= !strcmp(action, readers[i]);
+    bool grows = !strcmp(action, "SendMessage") || !strcmp(action, "SendMessageBatch");
+    char msg[256];
+    switch (bk_refuse_write(c, grows, reader, msg, sizeof msg)) {
+    case BK_REFUSE_NONE:
+        break;
+    case BK_REFUSE_DISK_LOW:
+        *result = NULL;
+        return sqs_fail(err, SQS_E_THROTTLED, "%s", msg);
+    case BK_REFUSE_LOG_FAILED:
+        *result = NULL;
+        return sqs_fail(err, SQS_E_SERVICE_UNAVAILABLE, "%s", msg);
     }
     return bk_action(c->srv->engine, ctx, action, params, result, err);
 }
@@ -175,10 +217,15 @@ static void on_commit(void *ud, int err)
         c->cnext = NULL;
         if (!c->dead) {
             if (err) {
+                /* Not acknowledged: the client retries (the records may
+                 * still become durable when the store's retry succeeds,
+                 * as after any timeout). */
                 struct sqs_error e;
-                sqs_fail(&e, SQS_E_INTERNAL, "The broker could not make the change durable.");
+                sqs_fail(&e, SQS_E_SERVICE_UNAVAILABLE, "The broker could not make the change durable: %s.",
+                         strerror(-err));
                 buf_reset(&c->held);
-                render(c, "", SQS_E_INTERNAL, NULL, &e, false);
+                c->retry_after = true;
+                render(c, "", SQS_E_SERVICE_UNAVAILABLE, NULL, &e, false);
             } else {
                 buf_append(&c->out, buf_rptr(&c->held), buf_len(&c->held));
             }

@@ -47,7 +47,10 @@ static void respond_json(struct bk_conn *c, int status, cJSON *j, bool hold)
 
 void bk_native_error(struct bk_conn *c, const struct sqs_error *err, bool hold)
 {
-    int status = err->code == SQS_E_NONEXISTENT_QUEUE ? 404 : sqs_err_status(err->code);
+    /* 507 Insufficient Storage: refused while the broker's disk is low. */
+    int status = err->code == SQS_E_NONEXISTENT_QUEUE ? 404
+                 : err->code == SQS_E_THROTTLED      ? 507
+                                                     : sqs_err_status(err->code);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "error", err->message);
     cJSON_AddStringToObject(j, "code", sqs_err_name(err->code));

@@ -88,6 +88,8 @@ static const struct err_info ERRS[SQS_E__COUNT] = {
                                          CORAL_NS "InvalidSignatureException" },
     [SQS_E_INVALID_CLIENT_TOKEN] = { 403, true, "InvalidClientTokenId", "InvalidClientTokenId",
                                      CORAL_NS "UnrecognizedClientException" },
+    [SQS_E_THROTTLED] = { 400, true, "RequestThrottled", "RequestThrottled",
+                          SQS_NS "RequestThrottled" },
     [SQS_E_INTERNAL] = { 500, false, "InternalError", "InternalError", CORAL_NS "InternalFailure" },
     [SQS_E_SERVICE_UNAVAILABLE] = { 503, false, "ServiceUnavailable", "ServiceUnavailable",
                                     CORAL_NS "ServiceUnavailableException" },
@@ -433,6 +435,7 @@ void sqs_encode_error(enum sqs_proto proto, const struct sqs_error *err, const c
         H(SQS_E_ACCESS_DENIED, "AccessDenied;Sender"),
         H(SQS_E_SIGNATURE_DOES_NOT_MATCH, "SignatureDoesNotMatch;Sender"),
         H(SQS_E_INVALID_CLIENT_TOKEN, "InvalidClientTokenId;Sender"),
+        H(SQS_E_THROTTLED, "RequestThrottled;Sender"),
         H(SQS_E_INTERNAL, "InternalError;Receiver"),
         H(SQS_E_SERVICE_UNAVAILABLE, "ServiceUnavailable;Receiver"),
 #undef H

@@ -60,6 +60,7 @@ enum sqs_err {
     SQS_E_ACCESS_DENIED,           /* AccessDenied, 403 */
     SQS_E_SIGNATURE_DOES_NOT_MATCH,/* SignatureDoesNotMatch, 403 */
     SQS_E_INVALID_CLIENT_TOKEN,    /* InvalidClientTokenId, 403 */
+    SQS_E_THROTTLED,               /* RequestThrottled, 400 (the broker's disk is low) */
     SQS_E_INTERNAL,                /* InternalError, 500 (Receiver) */
     SQS_E_SERVICE_UNAVAILABLE,     /* ServiceUnavailable, 503 (Receiver) */
     SQS_E__COUNT

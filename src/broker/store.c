@@ -20,9 +20,23 @@
  * BATCH; BATCH first waits batch_us for more batches), fsyncs the
  * directory after a new segment, then publishes. Under INTERVAL it
  * publishes after the writes and fdatasyncs every interval_ms; a segment
- * it leaves for a newer one is synced at once. An I/O error is sticky:
- * the thread stops writing and every later commit fails with it (after a
- * failed fsync the page cache can no longer be trusted, so no retry).
+ * it leaves for a newer one is synced at once.
+ *
+ * Write errors (ENOSPC, EIO) are not sticky. A round that fails publishes
+ * nothing: the loop fails the commits waiting on it and refuses appends
+ * while the error stands. The thread keeps the round's batches (the loop
+ * cannot retire them, done_total did not cover them) and every
+ * STORE_RETRY_MS writes all of them again at their offsets and syncs:
+ * rewriting from our own buffers, not re-syncing, because after a failed
+ * fsync Linux may have dropped the dirty pages. pwrite at a fixed offset
+ * is idempotent, so a partial earlier write is simply overwritten, and
+ * nothing acknowledged before lies in those bytes. When the rewrite is
+ * durable the error clears and appends resume, without a restart.
+ *
+ * Free space: a loop timer compares statvfs of the directory with
+ * opts.disk_free_limit (store_disk_low); while it is low, the active
+ * segment is not rolled, so that receives and deletes write into its
+ * zeros written ahead, space already allocated.
  *
  * Recovery (store_replay) is in store_replay.c. */
 #include "broker/store_int.h"
@@ -39,6 +53,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -183,8 +198,9 @@ static int sync_cur(struct store *s)
 {
     if (s->cur_fd < 0 || !s->cur_dirty)
         return 0;
-    s->cur_dirty = false;
-    return sync_fd(s, s->cur_fd);
+    int rc = sync_fd(s, s->cur_fd);
+    s->cur_dirty = rc != 0; /* failed: the retry syncs again */
+    return rc;
 }
 
 /* Leaves the segment last written: cuts off the zeros written ahead of
@@ -207,21 +223,30 @@ static int leave_cur(struct store *s)
  * fdatasync that makes them durable flushes data only: appending would
  * also change the file size, which costs a journal commit on ext4 and
  * xfs. The zeros read as the end of the log (a record length of 0). */
-static int zero_ahead(struct store *s)
+static void zero_ahead(struct store *s)
 {
     static const uint8_t zeros[64 << 10];
     if (s->cur_end + ZERO_LOW <= s->zero_end)
-        return 0;
-    /* Not past where the segment will roll (small segments, in tests). */
+        return;
+    /* Not past where the segment will roll (small segments, in tests),
+     * unless the segment already grew past it: it is not rolled while the
+     * disk is low, and then these zeros are the space its records use. */
     uint64_t from = FG_MAX(s->zero_end, s->cur_end);
-    uint64_t to = FG_MIN(from + ZERO_CHUNK, s->o.segment_bytes + sizeof zeros);
+    uint64_t to = from + ZERO_CHUNK;
+    if (s->cur_end < s->o.segment_bytes)
+        to = FG_MIN(to, s->o.segment_bytes + sizeof zeros);
     for (uint64_t off = from; off < to; off += sizeof zeros) {
-        int rc = write_full(s->cur_fd, zeros, (size_t)FG_MIN((uint64_t)sizeof zeros, to - off), off);
-        if (rc)
-            return rc;
+        size_t n = (size_t)FG_MIN((uint64_t)sizeof zeros, to - off);
+        /* A failure (disk full) is no error: the zeros only save the
+         * sync a size change; records written past them extend the file. */
+        if (write_full(s->cur_fd, zeros, n, off) != 0) {
+            struct stat st; /* part of the chunk may be there: cut on leaving */
+            if (fstat(s->cur_fd, &st) == 0)
+                s->zero_end = FG_MAX(s->zero_end, (uint64_t)st.st_size);
+            return;
+        }
+        s->zero_end = FG_MAX(s->zero_end, off + n);
     }
-    s->zero_end = FG_MAX(s->zero_end, to);
-    return 0;
 }
 
 static int write_batch(struct store *s, struct store_batch *b)
@@ -246,7 +271,8 @@ static int write_batch(struct store *s, struct store_batch *b)
     if (rc)
         return rc;
     s->cur_end = FG_MAX(s->cur_end, b->off + b->len);
-    return zero_ahead(s);
+    zero_ahead(s);
+    return 0;
 }
 
 static struct store_batch *take_queue(struct store *s, uint64_t *nrec)
@@ -286,37 +312,61 @@ static struct store_batch *gather(struct store *s, uint64_t *nrec)
 
 /* Writes list (nrec records; under BATCH, also whatever gather() adds),
  * makes it durable under the policy and publishes the new done_total.
- * Runs on the sync thread, or on the loop thread when no thread was
- * started. */
+ * The batches of a round that failed before go first and are written
+ * again whole; a round that fails keeps all of its batches for the next
+ * try and publishes nothing but the error. Runs on the sync thread, or
+ * on the loop thread when no thread was started. */
 static void sync_round(struct store *s, struct store_batch *list, uint64_t nrec, bool final)
 {
-    int err = atomic_load_explicit(&s->thr_err, memory_order_relaxed);
+    int prev = atomic_load_explicit(&s->thr_err, memory_order_relaxed);
+    if (s->retry_head) {
+        s->retry_tail->qnext = list;
+        list = s->retry_head;
+        s->retry_head = s->retry_tail = NULL;
+    }
+    int err = 0;
     uint64_t end = 0;
+    struct store_batch *last = NULL;
     for (struct store_batch *b = list; b; b = b->qnext) {
         if (!err)
             err = write_batch(s, b);
         end = b->end_total;
+        last = b;
     }
     if (!err && s->o.fsync == STORE_FSYNC_BATCH && s->o.batch_us && s->thread_running) {
-        list = gather(s, &nrec);
-        for (struct store_batch *b = list; b; b = b->qnext) {
+        struct store_batch *more = gather(s, &nrec);
+        if (last)
+            last->qnext = more;
+        else
+            list = more;
+        for (struct store_batch *b = more; b; b = b->qnext) {
             if (!err)
                 err = write_batch(s, b);
             end = b->end_total;
+            last = b;
         }
         s->last_round_recs = nrec;
     }
-    if (!err && (s->o.fsync != STORE_FSYNC_INTERVAL || final))
+    /* INTERVAL syncs here too when recovering: the failure may have been
+     * the timed sync, whose data is already reported done. */
+    if (!err && (s->o.fsync != STORE_FSYNC_INTERVAL || final || prev))
         err = sync_cur(s);
     if (!err && s->dir_dirty) {
-        s->dir_dirty = false;
         if (fsync(s->dirfd) != 0)
             err = -errno;
+        else
+            s->dir_dirty = false;
     }
-    if (err)
+    if (err) {
+        s->retry_head = list;
+        s->retry_tail = list ? last : NULL;
         atomic_store_explicit(&s->thr_err, err, memory_order_release);
-    else if (end)
-        atomic_store_explicit(&s->done_total, end, memory_order_release);
+    } else {
+        if (end)
+            atomic_store_explicit(&s->done_total, end, memory_order_release);
+        if (prev) /* after done_total: the loop must not fail what is now durable */
+            atomic_store_explicit(&s->thr_err, 0, memory_order_release);
+    }
     if (s->efd >= 0) {
         uint64_t one = 1;
         ssize_t w = write(s->efd, &one, sizeof one);
@@ -331,7 +381,18 @@ static void *sync_main(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (!s->q_head && !s->stop) {
-            if (s->o.fsync == STORE_FSYNC_INTERVAL && s->cur_dirty) {
+            if (atomic_load_explicit(&s->thr_err, memory_order_relaxed)) {
+                /* The last round failed: try it again every STORE_RETRY_MS
+                 * (new batches join the retry at once). */
+                uint64_t at = ev_clock_ns() + STORE_RETRY_MS * 1000000ull;
+                struct timespec dl = { .tv_sec = (time_t)(at / 1000000000ull),
+                                       .tv_nsec = (long)(at % 1000000000ull) };
+                if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT && !s->q_head && !s->stop) {
+                    pthread_mutex_unlock(&s->mu);
+                    sync_round(s, NULL, 0, false);
+                    pthread_mutex_lock(&s->mu);
+                }
+            } else if (s->o.fsync == STORE_FSYNC_INTERVAL && s->cur_dirty) {
                 struct timespec dl = { .tv_sec = (time_t)(s->next_sync_ns / 1000000000ull),
                                        .tv_nsec = (long)(s->next_sync_ns % 1000000000ull) };
                 if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT) {
@@ -359,6 +420,8 @@ static void *sync_main(void *arg)
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
+    if (atomic_load_explicit(&s->thr_err, memory_order_relaxed))
+        sync_round(s, NULL, 0, true); /* a last try for what failed */
     if (!atomic_load_explicit(&s->thr_err, memory_order_relaxed)) {
         int rc = leave_cur(s); /* the active segment ends at its last record */
         if (rc)
@@ -394,8 +457,13 @@ static void reap(struct store *s)
     int terr = atomic_load_explicit(&s->thr_err, memory_order_acquire);
     if (terr && !s->err) {
         s->err = terr;
-        log_error("store %s: write failed: %s; refusing further appends", s->dir,
-                  strerror(-terr));
+        s->write_errors++;
+        log_error("store %s: write failed: %s; commits not yet durable fail, appends are refused "
+                  "and the write is retried every %d ms", s->dir, strerror(-terr), STORE_RETRY_MS);
+    } else if (!terr && s->err) {
+        s->err = 0;
+        s->recoveries++;
+        log_info("store %s: the failed write is now durable; appends resume", s->dir);
     }
     while (s->inflight_head && s->inflight_head->end_total <= done) {
         struct store_batch *b = s->inflight_head;
@@ -449,6 +517,24 @@ int store__create_segment(struct store *s)
 
 static const struct store_pos no_pos = { 0, 0 };
 
+/* May the active segment, full, be rolled now? Not while the disk is low:
+ * a new segment takes fresh space, while the zeros written ahead in the
+ * active one are allocated already. Not soon after a failed create. */
+static bool may_roll(struct store *s)
+{
+    if (s->roll_retry_ns) {
+        if (ev_clock_ns() < s->roll_retry_ns)
+            return false;
+        s->roll_retry_ns = 0;
+    }
+    if (!s->o.disk_free_limit)
+        return true;
+    store_disk_check(s); /* fresh, not up to STORE_DISK_CHECK_MS old */
+    if (s->disk_low)
+        s->roll_retry_ns = ev_clock_ns() + STORE_DISK_CHECK_MS * 1000000ull;
+    return !s->disk_low;
+}
+
 struct store_pos store_append(struct store *s, uint8_t type, const void *payload, uint32_t len)
 {
     if (unlikely(s->err || s->broken || type == 0 || len > s->o.max_record_bytes))
@@ -456,12 +542,9 @@ struct store_pos store_append(struct store *s, uint8_t type, const void *payload
     if (unlikely(!s->replayed) && store__implicit_replay(s) != 0)
         return no_pos;
     struct store_seg *g = &s->segs[s->nsegs - 1];
-    if (g->size >= s->o.segment_bytes && g->size > STORE_SEG_HDR) {
-        int rc = store__create_segment(s);
-        if (rc) {
-            s->err = rc;
-            return no_pos;
-        }
+    if (g->size >= s->o.segment_bytes && g->size > STORE_SEG_HDR && may_roll(s)) {
+        if (store__create_segment(s) != 0) /* logged; the active segment grows meanwhile */
+            s->roll_retry_ns = ev_clock_ns() + STORE_RETRY_MS * 1000000ull;
         g = &s->segs[s->nsegs - 1];
     }
     struct store_batch *b = s->fill;
@@ -642,6 +725,46 @@ void store_get_stats(const struct store *s, struct store_stats *st)
     st->syncs = atomic_load_explicit(&s->syncs, memory_order_relaxed);
     st->sync_ns_total = atomic_load_explicit(&s->sync_ns, memory_order_relaxed);
     st->pending_bytes = s->app_total - atomic_load_explicit(&s->done_total, memory_order_acquire);
+    st->disk_free = s->disk_free;
+    st->disk_free_limit = s->o.disk_free_limit;
+    st->disk_low = s->disk_low;
+    st->disk_alarms = s->disk_alarms;
+    st->write_errors = s->write_errors;
+    st->recoveries = s->recoveries;
+}
+
+bool store_disk_low(const struct store *s)
+{
+    return s->disk_low;
+}
+
+int store_disk_check(struct store *s)
+{
+    struct statvfs v;
+    if (fstatvfs(s->dirfd, &v) != 0)
+        return -errno;
+    s->disk_free = (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+    bool low = s->o.disk_free_limit && s->disk_free < s->o.disk_free_limit;
+    if (low == s->disk_low)
+        return 0;
+    s->disk_low = low;
+    if (low) {
+        s->disk_alarms++;
+        log_warn("store %s: %llu bytes free, under disk_free_limit (%llu): new messages are refused "
+                 "until space returns", s->dir, (unsigned long long)s->disk_free,
+                 (unsigned long long)s->o.disk_free_limit);
+    } else {
+        log_info("store %s: %llu bytes free, disk_free_limit (%llu) met again: new messages accepted",
+                 s->dir, (unsigned long long)s->disk_free, (unsigned long long)s->o.disk_free_limit);
+    }
+    return 0;
+}
+
+static void on_disk_timer(struct ev_loop *loop, struct ev_timer *t)
+{
+    struct store *s = t->ud;
+    store_disk_check(s);
+    ev_timer_start(loop, t, STORE_DISK_CHECK_MS);
 }
 
 int store_error(const struct store *s)
@@ -666,6 +789,9 @@ int store_start(struct store *s, struct ev_loop *loop)
         return rc;
     }
     s->loop = loop;
+    store_disk_check(s);
+    ev_timer_init(&s->disk_timer, on_disk_timer, s);
+    ev_timer_start(loop, &s->disk_timer, STORE_DISK_CHECK_MS);
     /* The sync thread takes no signals: they stay with the loop threads. */
     sigset_t all, old;
     sigfillset(&all);
@@ -675,6 +801,7 @@ int store_start(struct store *s, struct ev_loop *loop)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc) {
         s->thread_running = false;
+        ev_timer_stop(loop, &s->disk_timer);
         ev_io_stop(loop, s->efd);
         close(s->efd);
         s->efd = -1;
@@ -700,8 +827,9 @@ void store_close(struct store *s)
         pthread_join(s->thr, NULL);
         s->thread_running = false;
         ev_io_stop(s->loop, s->efd);
+        ev_timer_stop(s->loop, &s->disk_timer);
     } else {
-        if (s->q_head) {
+        if (s->q_head || s->retry_head) {
             uint64_t nrec = 0;
             struct store_batch *list = take_queue(s, &nrec);
             sync_round(s, list, nrec, true);

@@ -61,6 +61,7 @@ struct store_opts {
     uint32_t interval_ms;       /* INTERVAL: fdatasync period, default 1000 */
     uint64_t segment_bytes;     /* roll to a new segment past this, default 64 MiB */
     uint32_t max_record_bytes;  /* larger payloads are refused, default 2 MiB */
+    uint64_t disk_free_limit;   /* free bytes under which the disk is low (0: never) */
 };
 
 /* A record's place: segment sequence number and byte offset of the record
@@ -126,10 +127,33 @@ struct store_stats {
     uint64_t segments, disk_bytes, live_bytes;
     uint64_t appends, commits, syncs, sync_ns_total;
     uint64_t pending_bytes;
+    uint64_t disk_free;        /* free bytes at the last check (unprivileged) */
+    uint64_t disk_free_limit;  /* opts.disk_free_limit */
+    bool disk_low;             /* disk_free < disk_free_limit at the last check */
+    uint64_t disk_alarms;      /* times disk_low was set */
+    uint64_t write_errors;     /* failed writes or syncs seen by the loop */
+    uint64_t recoveries;       /* a write succeeded again after one failed */
+    uint64_t rolls_deferred;   /* segment rolls put off (disk low, create failed) */
 };
 void store_get_stats(const struct store *s, struct store_stats *st);
-/* Last I/O error (-errno), 0 when healthy. */
+/* The current write error (-errno), 0 when healthy. Not sticky: the sync
+ * thread rewrites what failed every STORE_RETRY_MS, and the error clears
+ * once that succeeds. Appends are refused while it is set. */
 int store_error(const struct store *s);
+
+/* Free-space watermark. store_start() checks the data directory's file
+ * system (statvfs) every STORE_DISK_CHECK_MS and before each segment roll;
+ * below opts.disk_free_limit the disk is "low": the store logs it once,
+ * keeps appending into the active segment rather than roll (its zeros
+ * written ahead are space already allocated, kept for the records that
+ * let consumers drain: receives, deletes), and the owner should refuse
+ * writes that grow the log (new messages). It clears, with a log line,
+ * at the first check that finds the limit free again. */
+#define STORE_DISK_CHECK_MS 200
+#define STORE_RETRY_MS 100
+bool store_disk_low(const struct store *s);
+/* Checks free space now (the timer does it too). Returns 0 or -errno. */
+int store_disk_check(struct store *s);
 
 /* Stops the sync thread after a final flush+sync, then closes the files.
  * Commit callbacks still waiting run before it returns (0 when the final

@@ -6,6 +6,8 @@
 
 #include "broker/store.h"
 
+#include "core/ev.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -52,7 +54,14 @@ struct store {
     size_t nsegs, capsegs;
     bool replayed;             /* store_replay ran (appends allowed) */
     bool broken;               /* replay stopped early: no appends */
-    int err;                   /* sticky I/O error seen by the loop (-errno) */
+    int err;                   /* write error seen by the loop (-errno), until a retry works */
+    uint64_t write_errors, recoveries;
+    /* free-space watermark (loop thread) */
+    struct ev_timer disk_timer;
+    uint64_t disk_free;        /* at the last check */
+    bool disk_low;
+    uint64_t disk_alarms, rolls_deferred;
+    uint64_t roll_retry_ns;    /* a segment could not be created: not before this */
     uint64_t app_total;        /* bytes appended this session */
     uint64_t appends, commits;
     struct store_batch *fill;  /* this iteration's appends (loop only) */
@@ -84,6 +93,7 @@ struct store {
     bool dir_dirty;            /* a segment was created: fsync the directory */
     uint64_t next_sync_ns;     /* INTERVAL: when to sync cur_fd */
     uint64_t last_round_recs;  /* BATCH: records the previous round made durable */
+    struct store_batch *retry_head, *retry_tail; /* failed round: rewritten whole */
 };
 
 static inline void store__put32(uint8_t *p, uint32_t v)

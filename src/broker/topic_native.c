@@ -52,7 +52,8 @@ static void native_error(struct bk_conn *c, const struct sns_error *e)
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "error", e->message);
     cJSON_AddStringToObject(j, "code", sns_err_code(e->code));
-    respond_json(c, sns_err_status(e->code), j, false);
+    /* 507 Insufficient Storage: the only throttling is a low disk. */
+    respond_json(c, e->code == SNS_E_THROTTLED ? 507 : sns_err_status(e->code), j, false);
 }
 
 static void fail(struct bk_conn *c, enum sns_err code, const char *msg)

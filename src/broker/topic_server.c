@@ -124,9 +124,17 @@ enum sns_err tp_server_run(struct tp_engine *t, struct bk_conn *c, const char *a
                            const cJSON *params, cJSON **res, struct sns_error *err, bool *hold)
 {
     *hold = false;
-    if (store_error(c->srv->store)) {
+    bool grows = !strcmp(action, "Publish") || !strcmp(action, "PublishBatch");
+    char msg[256];
+    switch (bk_refuse_write(c, grows, false, msg, sizeof msg)) {
+    case BK_REFUSE_NONE:
+        break;
+    case BK_REFUSE_DISK_LOW:
         *res = NULL;
-        return sns_fail(err, SNS_E_SERVICE_UNAVAILABLE, "The broker's log failed; it is read-only.");
+        return sns_fail(err, SNS_E_THROTTLED, "%s", msg);
+    case BK_REFUSE_LOG_FAILED:
+        *res = NULL;
+        return sns_fail(err, SNS_E_SERVICE_UNAVAILABLE, "%s", msg);
     }
     char *base = bk_base_url(c);
     struct tp_ctx ctx = {.now = bk_wall_ms(), .base_url = base};

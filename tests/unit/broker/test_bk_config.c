@@ -81,3 +81,24 @@ Test(bk_config, errors_name_file_line_and_key)
         free(err);
     }
 }
+
+Test(bk_config, disk_free_limit)
+{
+    char *err = NULL;
+    struct bk_config *c = bk_config_load(NULL, &err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->disk_free_limit, 50ull << 20, "RabbitMQ's default");
+    bk_config_free(c);
+    c = parse("broker:\n  disk_free_limit: 4m\n", &err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->disk_free_limit, 4ull << 20);
+    bk_config_free(c);
+    c = parse("broker:\n  disk_free_limit: 0\n", &err);
+    cr_assert_not_null(c, "%s", err);
+    cr_assert_eq(c->disk_free_limit, 0, "0 turns the watermark off");
+    bk_config_free(c);
+    c = parse("broker:\n  disk_free_limit: lots\n", &err);
+    cr_assert_null(c);
+    cr_assert(strstr(err, "t.yaml:2") && strstr(err, "disk_free_limit"), "%s", err);
+    free(err);
+}

@@ -279,6 +279,7 @@ Test(sqs_encode, error_table)
         { SQS_E_SIGNATURE_DOES_NOT_MATCH, 403, "SignatureDoesNotMatch",
           "InvalidSignatureException" },
         { SQS_E_INVALID_CLIENT_TOKEN, 403, "InvalidClientTokenId", "UnrecognizedClientException" },
+        { SQS_E_THROTTLED, 400, "RequestThrottled", "RequestThrottled" },
         { SQS_E_INTERNAL, 500, "InternalError", "InternalFailure" },
         { SQS_E_SERVICE_UNAVAILABLE, 503, "ServiceUnavailable", "ServiceUnavailableException" },
     };
