@@ -1,7 +1,8 @@
 /* `floodgate echo`: flags, listeners, threads and signals.
  *
  * The main thread parses the flags, opens one SO_REUSEPORT listener per
- * worker (so a bad address fails before anything starts), prints the start
+ * worker (so a bad address, or one another process holds, fails before
+ * anything starts), prints the start
  * line, starts the workers and then only waits for SIGTERM or SIGINT with
  * sigwait(): the signals are blocked in every thread, so no handler runs
  * and the workers' loops are never interrupted. On a signal it asks each
@@ -234,22 +235,14 @@ static int open_listeners(struct echo_config *cfg, const char *listen, int *lfds
         free(err);
         return -1;
     }
-    for (int i = 0; i < cfg->threads; i++) {
-        int fd = net_listen(&cfg->addr, true, ECHO_BACKLOG);
-        if (fd >= 0 && i == 0 && net_addr_port(&cfg->addr) == 0) {
-            /* Port 0: every thread's listener takes the port the first got. */
-            int r = net_local_addr(fd, &cfg->addr);
-            ASSERT(r == 0);
-        }
-        if (fd < 0) {
-            char a[64];
-            net_addr_str(&cfg->addr, a, sizeof a);
-            fprintf(stderr, "floodgate echo: cannot listen on %s: %s\n", a, strerror(-fd));
-            for (int j = 0; j < i; j++)
-                close(lfds[j]);
-            return -1;
-        }
-        lfds[i] = fd;
+    /* Only this process's threads share the address: one held by anyone
+     * else (another echo on the same port included) fails here. */
+    int fd = net_listen_shared(&cfg->addr, cfg->threads, ECHO_BACKLOG, lfds);
+    if (fd < 0) {
+        char a[64];
+        net_addr_str(&cfg->addr, a, sizeof a);
+        fprintf(stderr, "floodgate echo: cannot listen on %s: %s\n", a, strerror(-fd));
+        return -1;
     }
     net_addr_str(&cfg->addr, cfg->addr_str, sizeof cfg->addr_str);
     return 0;
