@@ -25,8 +25,12 @@
  * handler and read the servers' counters with relaxed loads. Changes go
  * through the gw_members_* functions, which validate them, record them
  * (so they survive reloads), publish a new snapshot before returning, and
- * say which status a refusal deserves (400, 404, 409). Handlers here only
- * check the shape of request bodies.
+ * say which status a refusal deserves (400, 404, 409). Values go through
+ * the config loader's own checks (gw_check_* in config.h), so the API
+ * refuses what a config file refuses, in the same words, with the JSON
+ * member's name where the file's errors have the key path. Handlers here
+ * check the shape of request bodies, refusing unknown members as the
+ * config refuses unknown keys.
  *
  * Thread context: handlers run on the admin thread, one at a time.
  * gw_admin_start() and gw_admin_stop() are called by the main thread;
@@ -42,7 +46,6 @@
 
 #define ADM_MAX_SEGS 5      /* segments after /services/ that any endpoint uses */
 #define ADM_SEG_MAX 256     /* decoded length of one segment, NUL included */
-#define ADM_WEIGHT_MAX 1000 /* server weights: 1..1000, as in the config */
 
 static struct admin *adm;
 
@@ -215,6 +218,34 @@ static bool opt_string(const cJSON *o, const char *key, const char **out,
     return true;
 }
 
+/* Refuses (400) a body member that is not in allowed, in the config
+ * loader's words. */
+static bool known_keys(const cJSON *o, const char *const *allowed, struct admin_resp *resp)
+{
+    for (const cJSON *k = o->child; k; k = k->next) {
+        char *why = gw_check_key(k->string, allowed);
+        if (why) {
+            admin_resp_error(resp, 400, "%s: %s", k->string, why);
+            free(why);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A "weight" member: its JSON text (2, 1.5, "2", true) checked by the
+ * config's own check, so only a JSON integer in range passes. */
+static bool json_weight(const cJSON *w, int *out, struct admin_resp *resp)
+{
+    char *text = cJSON_IsNumber(w) ? xasprintf("%.17g", w->valuedouble) : cJSON_PrintUnformatted(w);
+    char *why = gw_check_weight(text ? text : "", out);
+    if (why)
+        admin_resp_error(resp, 400, "weight: %s", why);
+    free(why);
+    cJSON_free(text);
+    return why == NULL;
+}
+
 /* ---- handlers ---- */
 
 static void h_health(const struct admin_req *req, struct admin_resp *resp, void *ud)
@@ -275,9 +306,10 @@ static void create_service(const struct admin_req *req, struct admin_resp *resp)
         cJSON_Delete(in);
         return;
     }
+    static const char *const keys[] = {"name", "balance", "prefix", "strip_prefix", NULL};
     const char *name = NULL, *balance = "round_robin", *prefix = NULL;
     bool strip = false;
-    if (!opt_string(in, "name", &name, resp) || !opt_string(in, "balance", &balance, resp) ||
+    if (!known_keys(in, keys, resp) || !opt_string(in, "name", &name, resp) || !opt_string(in, "balance", &balance, resp) ||
         !opt_string(in, "prefix", &prefix, resp))
         goto out;
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(in, "strip_prefix");
@@ -347,24 +379,18 @@ static void add_server(const struct admin_req *req, struct admin_resp *resp, con
         cJSON_Delete(in);
         return;
     }
+    static const char *const keys[] = {"address", "weight", NULL};
     const char *addr = NULL;
     int weight = 1;
-    if (!opt_string(in, "address", &addr, resp))
+    if (!known_keys(in, keys, resp) || !opt_string(in, "address", &addr, resp))
         goto out;
     if (!addr || !addr[0]) {
         admin_resp_error(resp, 400, "'address' is required");
         goto out;
     }
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(in, "weight");
-    if (w && !cJSON_IsNull(w)) {
-        double d = cJSON_IsNumber(w) ? w->valuedouble : -1;
-        if (d < 1 || d > ADM_WEIGHT_MAX || d != (double)(int)d) {
-            admin_resp_error(resp, 400, "'weight' must be an integer from 1 to %d",
-                             ADM_WEIGHT_MAX);
-            goto out;
-        }
-        weight = (int)d;
-    }
+    if (w && !cJSON_IsNull(w) && !json_weight(w, &weight, resp))
+        goto out;
 
     char *err = NULL;
     int rc = gw_members_add_server(name, addr, weight, &err);

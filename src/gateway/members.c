@@ -246,11 +246,13 @@ static int lookup(const char *svcname, const char *addr, struct net_addr *na, bo
         rc = -404;
     } else if (want_server) {
         bool exists = find_server(svc, na, NULL) != NULL;
+        char shown[64];
+        net_addr_str(na, shown, sizeof shown);
         if (must_exist && !exists) {
-            *err = xasprintf("service '%s' has no server %s", svcname, addr);
+            *err = xasprintf("service '%s' has no server %s", svcname, addr ? addr : shown);
             rc = -404;
         } else if (!must_exist && exists) {
-            *err = xasprintf("service '%s' already has server %s", svcname, addr);
+            *err = xasprintf("service '%s' already has server %s", svcname, addr ? addr : shown);
             rc = -409;
         }
     }
@@ -258,15 +260,26 @@ static int lookup(const char *svcname, const char *addr, struct net_addr *na, bo
     return rc;
 }
 
+/* why (a message from a gw_check_* function, freed) with the name of the
+ * admin API's field in front, as the config loader puts the key path. */
+static int refuse(const char *field, char *why, char **err)
+{
+    *err = xasprintf("%s: %s", field, why);
+    free(why);
+    return -400;
+}
+
 int gw_members_add_server(const char *svc, const char *addr, int weight, char **err)
 {
-    if (weight < 1 || weight > 1000) {
-        *err = xasprintf("weight must be 1..1000");
-        return -400;
-    }
-    pthread_mutex_lock(&gw_g->ctl_lock);
+    char wtext[24], *why;
+    snprintf(wtext, sizeof wtext, "%d", weight);
+    if ((why = gw_check_weight(wtext, NULL)) != NULL)
+        return refuse("weight", why, err);
     struct net_addr na;
-    int rc = lookup(svc, addr, &na, true, false, err);
+    if ((why = gw_check_server_address(addr, &na)) != NULL)
+        return refuse("address", why, err);
+    pthread_mutex_lock(&gw_g->ctl_lock);
+    int rc = lookup(svc, NULL, &na, true, false, err);
     if (rc == 0) {
         struct op *o = op_new(OP_ADD_SERVER, svc);
         o->addr = na;
@@ -314,30 +327,29 @@ int gw_members_drain_server(const char *svc, const char *addr, bool drain, char 
 int gw_members_add_service(const char *svc, const char *balance, const char *prefix,
                            bool strip_prefix, char **err)
 {
-    size_t n = strlen(svc);
-    if (n == 0 || n > 64 || strspn(svc, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n) {
-        *err = xasprintf("service name must be 1..64 of [a-z0-9_-]");
-        return -400;
-    }
-    if (balance && gw_lb_parse_algo(balance) < 0) {
-        *err = xasprintf("unknown balance algorithm '%s'", balance);
-        return -400;
-    }
-    if (prefix && prefix[0] != '/') {
-        *err = xasprintf("prefix must start with '/'");
-        return -400;
-    }
+    char *why;
+    int algo = 0;
+    if ((why = gw_check_service_name(svc)) != NULL)
+        return refuse("name", why, err);
+    if (balance && (why = gw_check_balance(balance, &algo)) != NULL)
+        return refuse("balance", why, err);
+    if (prefix && (why = gw_check_path(prefix)) != NULL)
+        return refuse("prefix", why, err);
     pthread_mutex_lock(&gw_g->ctl_lock);
     int rc = 0;
     struct gw_snapshot *cur = gw_snapshot_get();
     if (gw_snapshot_service(cur, svc)) {
         *err = xasprintf("service '%s' already exists", svc);
         rc = -409;
+    } else if (prefix && gw_snapshot_route(cur, prefix, NULL)) {
+        /* The config refuses two routes with the same host and prefix. */
+        *err = xasprintf("prefix: duplicate route: a route for any host at '%s' already exists", prefix);
+        rc = -409;
     }
     gw_snapshot_unref(cur);
     if (rc == 0) {
         struct op *o = op_new(OP_ADD_SERVICE, svc);
-        o->balance = xstrdup(balance ? balance : "round_robin");
+        o->balance = xstrdup(gw_lb_algo_name((enum gw_lb_algo)algo));
         o->prefix = prefix ? xstrdup(prefix) : NULL;
         o->strip = strip_prefix;
         rc = commit(o, err);
@@ -364,12 +376,10 @@ int gw_members_remove_service(const char *svc, char **err)
 
 int gw_members_cidr(bool deny, bool add, const char *cidr, char **err)
 {
-    struct cidr_set probe;
-    cidr_set_init(&probe);
-    int rc = cidr_set_add(&probe, cidr, err);
-    cidr_set_free(&probe);
-    if (rc < 0)
-        return -400;
+    char *why = gw_check_cidr(cidr);
+    if (why)
+        return refuse("cidr", why, err);
+    int rc;
     pthread_mutex_lock(&gw_g->ctl_lock);
     struct op *o = op_new(OP_CIDR, cidr);
     o->deny = deny;
@@ -385,12 +395,10 @@ int gw_members_cidr(bool deny, bool add, const char *cidr, char **err)
 int gw_members_route_cidr(const char *route, const char *host, bool deny, bool add, const char *cidr,
                           char **err)
 {
-    struct cidr_set probe;
-    cidr_set_init(&probe);
-    int rc = cidr_set_add(&probe, cidr, err);
-    cidr_set_free(&probe);
-    if (rc < 0)
-        return -400;
+    char *why = gw_check_cidr(cidr);
+    if (why)
+        return refuse("cidr", why, err);
+    int rc = 0;
     pthread_mutex_lock(&gw_g->ctl_lock);
     struct gw_snapshot *cur = gw_snapshot_get();
     if (!gw_snapshot_route(cur, route, host)) {
