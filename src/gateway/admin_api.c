@@ -11,7 +11,8 @@
  *   GET    /services/{name}                             one service
  *   DELETE /services/{name}                             remove it
  *   GET    /services/{name}/servers                     its servers
- *   POST   /services/{name}/servers                     register one (201)
+ *   POST   /services/{name}/servers                     register one (201); with
+ *                                                       "ttl", a lease (renewed: 200)
  *   GET    /services/{name}/servers/{address}           one server
  *   DELETE /services/{name}/servers/{address}           deregister it
  *   POST   /services/{name}/servers/{address}/drain     stop new requests
@@ -103,7 +104,7 @@ static const char *srv_state(struct gw_server *s, uint64_t now)
     return "up";
 }
 
-static cJSON *srv_json(struct gw_server *s, uint64_t now)
+static cJSON *srv_json(const char *svc, struct gw_server *s, uint64_t now)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "address", s->addr_str);
@@ -114,6 +115,12 @@ static cJSON *srv_json(struct gw_server *s, uint64_t now)
     cJSON_AddNumberToObject(o, "requests", (double)ld(&s->req_total));
     cJSON_AddNumberToObject(o, "failures", (double)ld(&s->failures));
     cJSON_AddBoolToObject(o, "dynamic", atomic_load_explicit(&s->dynamic, memory_order_relaxed));
+    uint64_t ttl, left;
+    if (svc && gw_members_lease(svc, &s->addr, &ttl, &left)) {
+        cJSON *l = cJSON_AddObjectToObject(o, "lease");
+        cJSON_AddNumberToObject(l, "ttl_ms", (double)ttl);
+        cJSON_AddNumberToObject(l, "expires_in_ms", (double)left);
+    }
     cJSON *brk = gw_server_breaker_json(s, ev_clock_ns() / 1000);
     if (brk)
         cJSON_AddItemToObject(o, "breaker", brk);
@@ -124,7 +131,7 @@ static cJSON *servers_json(const struct gw_service *svc, uint64_t now)
 {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < svc->nservers; i++)
-        cJSON_AddItemToArray(a, srv_json(svc->servers[i], now));
+        cJSON_AddItemToArray(a, srv_json(svc->name, svc->servers[i], now));
     return a;
 }
 
@@ -362,7 +369,7 @@ static void answer_server(struct admin_resp *resp, int status, const char *name,
     struct gw_server *srv = svc ? srv_find(svc, addr) : NULL;
     if (srv) {
         cJSON_Delete(fallback);
-        admin_resp_json(resp, status, srv_json(srv, now_ms()));
+        admin_resp_json(resp, status, srv_json(name, srv, now_ms()));
     } else {
         admin_resp_json(resp, status, fallback);
     }
@@ -379,11 +386,19 @@ static void add_server(const struct admin_req *req, struct admin_resp *resp, con
         cJSON_Delete(in);
         return;
     }
-    static const char *const keys[] = {"address", "weight", NULL};
-    const char *addr = NULL;
+    static const char *const keys[] = {"address", "weight", "ttl", NULL};
+    const char *addr = NULL, *ttl = NULL;
     int weight = 1;
-    if (!known_keys(in, keys, resp) || !opt_string(in, "address", &addr, resp))
+    uint64_t ttl_ms = 0;
+    if (!known_keys(in, keys, resp) || !opt_string(in, "address", &addr, resp) ||
+        !opt_string(in, "ttl", &ttl, resp))
         goto out;
+    char *why = ttl ? gw_check_ttl(ttl, &ttl_ms) : NULL;
+    if (why) {
+        admin_resp_error(resp, 400, "ttl: %s", why);
+        free(why);
+        goto out;
+    }
     if (!addr || !addr[0]) {
         admin_resp_error(resp, 400, "'address' is required");
         goto out;
@@ -393,15 +408,15 @@ static void add_server(const struct admin_req *req, struct admin_resp *resp, con
         goto out;
 
     char *err = NULL;
-    int rc = gw_members_add_server(name, addr, weight, &err);
-    if (rc != 0) {
+    int rc = gw_members_add_server(name, addr, weight, ttl_ms, &err);
+    if (rc < 0) {
         fail_members(resp, rc, err);
         goto out;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "address", addr);
     cJSON_AddNumberToObject(o, "weight", weight);
-    answer_server(resp, 201, name, addr, o);
+    answer_server(resp, rc == 1 ? 200 : 201, name, addr, o); /* 200: a lease renewed */
 out:
     cJSON_Delete(in);
 }
@@ -467,7 +482,7 @@ static void get_service(struct admin_resp *resp, char segs[ADM_MAX_SEGS][ADM_SEG
     } else {
         struct gw_server *srv = srv_find(svc, segs[2]);
         if (srv)
-            admin_resp_json(resp, 200, srv_json(srv, now));
+            admin_resp_json(resp, 200, srv_json(segs[0], srv, now));
         else
             admin_resp_error(resp, 404, "no such server '%s' in service '%s'", segs[2], segs[0]);
     }
@@ -728,6 +743,7 @@ void gw_metrics_render(struct buf *b)
     metrics_sample_u64(b, GW_METRIC("config_generation"), NULL, s ? s->generation : 0);
 
     if (gw_g && gw_g->workers) {
+        gw_members_metrics_render(b);
         gw_guard_metrics_render(b);
         gw_route_metrics_render(b);
         gw_resil_metrics_render(b);

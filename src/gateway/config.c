@@ -38,7 +38,8 @@ const char gw_default_config[] =
 #define DAY_MS (24ull * 3600 * 1000)
 #define HOUR_MS (3600ull * 1000)
 
-static const char *const top_keys[] = {"rate_limit_store", "listen", "threads", "admin", "access_log", "log_level", "timeouts",
+static const char *const top_keys[] = {"rate_limit_store", "listen", "threads", "admin", "access_log", "state_file",
+                                       "log_level", "timeouts",
                                        "limits", "upstream", "services", "routes", "guard", "rate_limits",
                                        NULL};
 static const char *const timeout_keys[] = {"client_header", "client_body", "client_idle", "upstream_connect",
@@ -85,6 +86,7 @@ void gw_config_free(struct gw_config *c)
     free(c->listen_addr);
     free(c->admin);
     free(c->access_log);
+    free(c->state_file);
     for (size_t i = 0; i < c->nservices; i++)
         service_free(&c->services[i]);
     free(c->services);
@@ -311,6 +313,19 @@ char *gw_check_key(const char *key, const char *const *allowed)
     return xasprintf("unknown key (valid keys: %s)", valid);
 }
 
+char *gw_check_ttl(const char *s, uint64_t *ms)
+{
+    char v[72];
+    uint64_t t;
+    if (cfg_parse_duration(s, &t) < 0)
+        return xasprintf("expected a duration like 500ms, 2s or 1m, not '%s'", shown(s, v));
+    if (t < GW_TTL_MIN_MS || t > GW_TTL_MAX_MS)
+        return xasprintf("'%s' is out of range: must be between 1s and 1h", shown(s, v));
+    if (ms)
+        *ms = t;
+    return NULL;
+}
+
 /* Puts the location of node n in front of msg (freed) into *err. */
 static int fail_at(const struct cfg_node *n, char *msg, char **err)
 {
@@ -405,6 +420,18 @@ static int load_admin(struct gw_config *c, const struct cfg_node *root, char **e
         }
     }
     c->admin = s;
+    return 0;
+}
+
+/* state_file: a path, or off (the default). */
+static int load_state_file(struct gw_config *c, const struct cfg_node *n, char **err)
+{
+    if (cfg_string(n, &c->state_file, err) < 0)
+        return -1;
+    if (c->state_file && is_off(c->state_file)) {
+        free(c->state_file);
+        c->state_file = NULL;
+    }
     return 0;
 }
 
@@ -819,6 +846,7 @@ static int load_doc(const struct cfg_doc *d, struct gw_config **out, char **err)
     if (cfg_check_keys(r, top_keys, err) < 0 || load_listen(c, cfg_get(r, "listen"), err) < 0 ||
         get_int(cfg_get(r, "threads"), 0, 1024, &c->threads, err) < 0 ||
         load_admin(c, r, err) < 0 || load_access_log(c, cfg_get(r, "access_log"), err) < 0 ||
+        load_state_file(c, cfg_get(r, "state_file"), err) < 0 ||
         cfg_enum(cfg_get(r, "log_level"), level_names, &c->log_level, err) < 0 ||
         load_timeouts(&c->timeouts, cfg_get(r, "timeouts"), err) < 0 ||
         load_limits(&c->limits, cfg_get(r, "limits"), err) < 0 ||

@@ -153,6 +153,7 @@ struct gw_config {
     char *admin;                 /* admin + /metrics listener; NULL = disabled */
     struct net_addr admin_addr;  /* parsed admin, when enabled */
     char *access_log;            /* NULL = off; "stderr", "stdout" or a file path */
+    char *state_file;            /* NULL = off; where admin changes are kept across restarts */
     int log_level;               /* LOG_ERROR..LOG_DEBUG (core/log.h) */
     struct gw_cfg_timeouts timeouts;
     struct gw_cfg_limits limits;
@@ -209,6 +210,9 @@ char *gw_check_path(const char *s);                      /* route prefix, health
 char *gw_check_host(char *host);                         /* lowercases host in place */
 char *gw_check_cidr(const char *s);
 char *gw_check_key(const char *key, const char *const *allowed); /* NULL-terminated list */
+char *gw_check_ttl(const char *text, uint64_t *ms);      /* a registration lease: 1s..1h */
+#define GW_TTL_MIN_MS 1000ull
+#define GW_TTL_MAX_MS (3600ull * 1000)
 
 /* The service called name, or NULL. */
 const struct gw_cfg_service *gw_config_find_service(const struct gw_config *c, const char *name);

@@ -104,6 +104,9 @@ int gw_reload(char **err)
         if ((cfg->admin == NULL) != (old->admin == NULL) ||
             (cfg->admin && strcmp(cfg->admin, old->admin) != 0))
             log_warn("reload: admin address changed; it takes effect at restart");
+        if ((cfg->state_file == NULL) != (old->state_file == NULL) ||
+            (cfg->state_file && strcmp(cfg->state_file, old->state_file) != 0))
+            log_warn("reload: state_file changed; it takes effect at restart");
         log_level = cfg->log_level;
         struct gw_snapshot *s = gw_snapshot_build(gw_cfgref_new(cfg), cur, err);
         gw_snapshot_unref(cur);
@@ -215,6 +218,14 @@ int gw_main(int argc, char **argv)
         return 0;
     }
     log_level = forced_level >= 0 ? forced_level : cfg->log_level;
+    /* The state file is the overlay on the config: read before the first
+     * snapshot, so the gateway serves with it from its first request. */
+    if (cfg->state_file && gw_members_restore(cfg->state_file, &err) < 0) {
+        fprintf(stderr, "floodgate gateway: %s\n", err);
+        free(err);
+        gw_config_free(cfg);
+        return 1;
+    }
 
     static struct gw g;
     memset(&g, 0, sizeof g);
@@ -292,6 +303,7 @@ int gw_main(int argc, char **argv)
         int sig = sigtimedwait(&set, NULL, &tick);
         if (sig < 0) {
             gw_guard_sweep();
+            gw_members_expire();
             continue;
         }
         if (sig == SIGHUP) {

@@ -378,7 +378,7 @@ Test(admin_api, register_refusals)
     cr_assert_str_eq(jstr(e, "error"), "weight: '1001' is out of range: must be between 1 and 1000");
     cJSON_Delete(e);
     e = call_json("POST", "/services/api/servers", "{\"address\":\"127.0.0.1:7\",\"wieght\":2}", 400);
-    cr_assert_str_eq(jstr(e, "error"), "wieght: unknown key; did you mean 'weight'? (valid keys: address, weight)");
+    cr_assert_str_eq(jstr(e, "error"), "wieght: unknown key; did you mean 'weight'? (valid keys: address, weight, ttl)");
     cJSON_Delete(e);
     e = call_json("POST", "/services", "{\"name\":\"x\",\"balance\":\"round_robn\"}", 400);
     cr_assert_not_null(strstr(jstr(e, "error"), "balance: unknown value 'round_robn'; did you mean 'round_robin'?"));
