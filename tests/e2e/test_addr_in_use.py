@@ -9,7 +9,7 @@ import tempfile
 import requests
 
 from fgtest import free_port, scaled, start
-from gwtest import backends, config, gateway, service, servers_hit, to_yaml
+from gwtest import backends, config, gateway, service, servers_hit, to_yaml, wait_until
 
 
 def exits_in_use(args, addr):
@@ -62,3 +62,16 @@ def test_gateway_whose_admin_port_is_taken_fails():
     addr = f"127.0.0.1:{port}"
     with start(["echo", "-l", str(port), "--name", "holder"], port=port):
         exits_in_use(["gateway", "-l", f"127.0.0.1:{free_port()}", "-a", addr], addr)
+
+
+def test_reload_keeps_listeners_and_exclusivity():
+    """A reload reopens nothing: the workers keep their listeners, traffic
+    goes on, and the address is still refused to another process."""
+    with backends("a") as (a,), gateway(config([service("app", [a])], threads=2)) as gw:
+        g0 = gw.generation()
+        gw.sighup()
+        wait_until(lambda: gw.generation() > g0, scaled(10), what="reload")
+        assert set(servers_hit(gw.url("/"), 10)) == {"a"}
+        addr = f"127.0.0.1:{gw.port}"
+        exits_in_use(["echo", "-l", addr, "--name", "intruder"], addr)
+        assert set(servers_hit(gw.url("/"), 10)) == {"a"}
