@@ -316,8 +316,8 @@ static void create_service(const struct admin_req *req, struct admin_resp *resp)
     static const char *const keys[] = {"name", "balance", "prefix", "strip_prefix", NULL};
     const char *name = NULL, *balance = "round_robin", *prefix = NULL;
     bool strip = false;
-    if (!known_keys(in, keys, resp) || !opt_string(in, "name", &name, resp) || !opt_string(in, "balance", &balance, resp) ||
-        !opt_string(in, "prefix", &prefix, resp))
+    if (!known_keys(in, keys, resp) || !opt_string(in, "name", &name, resp) ||
+        !opt_string(in, "balance", &balance, resp) || !opt_string(in, "prefix", &prefix, resp))
         goto out;
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(in, "strip_prefix");
     if (sp && !cJSON_IsNull(sp)) {
