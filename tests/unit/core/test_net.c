@@ -62,3 +62,35 @@ Test(net_listen_shared, refuses_address_held_without_reuseport)
     cr_assert_eq(net_listen_shared(&a, 2, 16, fds), -EADDRINUSE);
     close(fd);
 }
+
+/* The kernel spreads connections over the group (by the 4-tuple hash):
+ * with 64 connections, both sockets get some unless the group was never
+ * formed (odds of 2^-63 otherwise). */
+Test(net_listen_shared, group_shares_connections)
+{
+    struct net_addr a = loopback0();
+    int fds[2], got[2] = {0, 0}, cs[64];
+    cr_assert_eq(net_listen_shared(&a, 2, 128, fds), 0);
+    for (int i = 0; i < 64; i++) {
+        bool in_progress;
+        cs[i] = net_connect(&a, NULL, &in_progress);
+        cr_assert_geq(cs[i], 0);
+    }
+    for (int tries = 0; tries < 30000 && got[0] + got[1] < 64; tries++) { /* generous: a busy machine */
+        for (int k = 0; k < 2; k++) {
+            int fd = net_accept(fds[k], NULL);
+            if (fd >= 0) {
+                got[k]++;
+                close(fd);
+            }
+        }
+        if (got[0] + got[1] < 64)
+            usleep(1000);
+    }
+    cr_assert_eq(got[0] + got[1], 64);
+    cr_assert(got[0] > 0 && got[1] > 0, "one socket took all: %d/%d", got[0], got[1]);
+    for (int i = 0; i < 64; i++)
+        close(cs[i]);
+    close(fds[0]);
+    close(fds[1]);
+}
