@@ -183,3 +183,32 @@ def test_register_ttl_flag_is_checked():
         log = p.log()
         p.__exit__(None, None, None)
         assert code == 2 and "--register-ttl" in log, log
+
+
+def test_restored_lease_expires_when_nobody_renews():
+    """A lease in the state file is restored with a fresh TTL: served at
+    once after the restart, and dropped when its owner (dead meanwhile)
+    does not renew it."""
+    with workdir() as d, backends("a") as (a,):
+        state = os.path.join(d, "state.json")
+        cfg = config([service("pool", [a])], threads=1, state_file=state)
+        port, admin = free_port(), free_port()
+        url = f"http://127.0.0.1:{admin}/services/pool"
+        eport = free_port()
+        me = f"127.0.0.1:{eport}"
+        b = start(["echo", "-l", str(eport), "--name", "b", "--register", url, "--register-ttl", "2"], port=eport)
+        try:
+            with gw_at(d, cfg, port, admin):
+                wait_until(lambda: me in listed(url), scaled(10), what="registration")
+            # The gateway stopped with the lease live; its owner dies
+            # while no gateway runs.
+            os.kill(b.pid, signal.SIGKILL)
+            b.proc.wait(timeout=scaled(10))
+        finally:
+            b.__exit__(None, None, None)
+        with gw_at(d, cfg, port, admin) as gw:
+            assert "restored 1 admin changes (1 registration leases)" in gw.log(), gw.log()
+            wait_until(lambda: me not in listed(url), scaled(30), what="lease expiry")
+            assert listed(url) == [a.addr]
+        with open(state) as f:
+            assert json.load(f)["changes"] == []
