@@ -23,7 +23,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: floodgate gateway [options]\n"
             "  -c, --config FILE     YAML configuration (default: the embedded one)\n"
-            "      --check           validate the configuration and exit\n"
+            "      --check           validate the configuration (and its state_file) and exit\n"
             "      --print-default   print the embedded default configuration\n"
             "  -t, --threads N       worker threads (overrides threads:)\n"
             "  -l, --listen ADDR     listen address (overrides listen:)\n"
@@ -213,7 +213,19 @@ int gw_main(int argc, char **argv)
         return 1;
     }
     if (check) {
-        printf("%s: configuration OK (%zu services, %zu routes)\n", cfg->name, cfg->nservices, cfg->nroutes);
+        /* The state file too: a start would refuse a corrupt one. */
+        int n = cfg->state_file ? gw_members_restore(cfg->state_file, &err) : 0;
+        gw_members_free();
+        if (n < 0) {
+            fprintf(stderr, "floodgate gateway: %s\n", err);
+            free(err);
+            gw_config_free(cfg);
+            return 1;
+        }
+        printf("%s: configuration OK (%zu services, %zu routes", cfg->name, cfg->nservices, cfg->nroutes);
+        if (cfg->state_file)
+            printf("; state file %s: %d changes", cfg->state_file, n);
+        printf(")\n");
         gw_config_free(cfg);
         return 0;
     }

@@ -10,12 +10,13 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 
 import pytest
 import requests
 
-from fgtest import free_port, scaled, start
+from fgtest import binary, free_port, scaled, start
 from gwtest import (Gateway, _wait_admin_ready, backends, config, metric, route, service,
                     servers_hit, to_yaml, wait_until)
 
@@ -120,6 +121,9 @@ def test_corrupt_state_file_refuses_to_start(content, words):
         cfg = config([service("app", [a])], threads=1, state_file=state)
         log = start_fails(d, cfg, free_port(), free_port())
         assert state in log and words in log, log
+        p = subprocess.run([binary(), "gateway", "--check", "-c", os.path.join(d, "gateway.yaml")],
+                           capture_output=True, text=True, timeout=scaled(30))
+        assert p.returncode == 1 and words in p.stderr, (p.stdout, p.stderr)
         with open(state) as f:
             assert f.read() == content  # left for the operator to look at
 
