@@ -213,8 +213,10 @@ int gw_main(int argc, char **argv)
         return 1;
     }
     if (check) {
-        /* The state file too: a start would refuse a corrupt one. */
-        int n = cfg->state_file ? gw_members_restore(cfg->state_file, &err) : 0;
+        /* The state file too: a start would refuse a corrupt one. One
+         * that does not exist is left so (a restore would create it). */
+        bool st = cfg->state_file && access(cfg->state_file, F_OK) == 0;
+        int n = st ? gw_members_restore(cfg->state_file, &err) : 0;
         gw_members_free();
         if (n < 0) {
             fprintf(stderr, "floodgate gateway: %s\n", err);

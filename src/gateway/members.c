@@ -823,8 +823,18 @@ int gw_members_restore(const char *path, char **err)
     ASSERT(!ops && !state_path);
     FILE *f = fopen(path, "rb");
     if (!f && errno == ENOENT) {
+        /* Written now, empty: a path that cannot be written fails the
+         * start, not the first change an operator makes. */
         state_path = xstrdup(path);
-        log_info("state file %s does not exist yet: starting from the config alone", path);
+        char *why = NULL;
+        if (save_state(&why) != 0) {
+            *err = xasprintf("state file %s: %s", path, why);
+            free(why);
+            free(state_path);
+            state_path = NULL;
+            return -1;
+        }
+        log_info("state file %s did not exist: starting from the config alone", path);
         return 0;
     }
     if (!f) {

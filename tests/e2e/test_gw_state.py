@@ -73,7 +73,9 @@ def test_admin_changes_survive_restart():
                      routes=[route("/", "app"), {"name": "web", "prefix": "/web", "service": "app"}])
         port, admin = free_port(), free_port()
         with gw_at(d, cfg, port, admin) as gw:
-            assert "does not exist yet" in gw.log()
+            assert "did not exist" in gw.log()
+            with open(state) as f:
+                assert json.load(f) == {"version": 1, "changes": []}
             assert gw.admin("POST", "/services/app/servers", {"address": b.addr, "weight": 3}).status_code == 201
             assert gw.admin("POST", f"/services/app/servers/{a.addr}/drain").status_code == 200
             r = gw.admin("POST", "/services", {"name": "more", "prefix": "/more", "strip_prefix": True})
@@ -216,3 +218,11 @@ def test_restored_lease_expires_when_nobody_renews():
             assert listed(url) == [a.addr]
         with open(state) as f:
             assert json.load(f)["changes"] == []
+
+
+def test_unwritable_state_file_refuses_to_start():
+    with workdir() as d, backends("a") as (a,):
+        state = os.path.join(d, "no-such-dir", "state.json")
+        cfg = config([service("app", [a])], threads=1, state_file=state)
+        log = start_fails(d, cfg, free_port(), free_port())
+        assert "no-such-dir" in log and "No such file or directory" in log, log

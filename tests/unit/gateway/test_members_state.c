@@ -52,6 +52,15 @@ Test(members_state, missing_file_is_empty_state)
     cr_assert_eq(gw_members_restore(path, &err), 0);
     cr_assert_str_eq(state_path, path);
     cr_assert_eq(count_ops(), 0);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0); /* written at once: a bad path fails the start */
+    gw_members_free();
+    char bad[200];
+    snprintf(bad, sizeof bad, "%s/missing/state.json", dir);
+    cr_assert_eq(gw_members_restore(bad, &err), -1);
+    cr_assert_not_null(strstr(err, "missing/state.json.tmp"), "%s", err);
+    cr_assert_null(state_path);
+    free(err);
 }
 
 static const char every_kind[] =
