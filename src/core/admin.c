@@ -914,6 +914,20 @@ bool admin_query_param(const struct admin_req *req, const char *name, char *out,
     return false;
 }
 
+bool admin_query_ok(const struct admin_req *req)
+{
+    const char *q = req->query;
+    size_t n = req->query_len;
+    for (size_t i = 0; i < n; i++) {
+        if (q[i] != '%')
+            continue;
+        if (i + 2 >= n || hexval(q[i + 1]) < 0 || hexval(q[i + 2]) < 0)
+            return false;
+        i += 2;
+    }
+    return true;
+}
+
 bool admin_path_decode(const char *s, size_t len, char *out, size_t outlen)
 {
     size_t o = 0;

@@ -125,6 +125,11 @@ cJSON *admin_req_json(const struct admin_req *req);
  * found; false when absent, badly encoded, or longer than outlen - 1. */
 bool admin_query_param(const struct admin_req *req, const char *name, char *out, size_t outlen);
 
+/* False when any '%' in the query string is not followed by two hex
+ * digits: a malformed query, which a caller refuses (400) rather than
+ * reading as if the parameter were absent. */
+bool admin_query_ok(const struct admin_req *req);
+
 /* Percent-decodes one path segment s[0..len) into out (outlen bytes,
  * NUL-terminated; '+' stays '+' in a path). False when badly encoded, too
  * long or holding a NUL. */

@@ -131,6 +131,54 @@ fail:;
     return -e;
 }
 
+/* One socket of net_listen_shared(): fd or -errno. */
+static int listen_one(struct net_addr *a, bool first, int backlog)
+{
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* The first socket binds without SO_REUSEPORT, which the kernel
+     * refuses (EADDRINUSE) when any socket holds the address, with or
+     * without the option: that bind is the exclusivity check, and it is
+     * atomic. The option is set after the bind and before listen(), so the
+     * kernel starts a reuseport group with this socket that the process's
+     * next sockets join, while another process's own first bind still
+     * fails. */
+    if (!first && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        goto fail;
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
+        goto fail;
+    if (first && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        goto fail;
+    /* Port 0: every other socket takes the port this one got. */
+    if (first && net_addr_port(a) == 0 && net_local_addr(fd, a) != 0)
+        goto fail;
+    if (listen(fd, backlog) != 0)
+        goto fail;
+    return fd;
+fail:;
+    int e = errno;
+    close(fd);
+    return -e;
+}
+
+int net_listen_shared(struct net_addr *a, int n, int backlog, int *fds)
+{
+    ASSERT(n > 0);
+    for (int i = 0; i < n; i++) {
+        int fd = listen_one(a, i == 0, backlog);
+        if (fd < 0) {
+            for (int j = 0; j < i; j++)
+                close(fds[j]);
+            return fd;
+        }
+        fds[i] = fd;
+    }
+    return 0;
+}
+
 int net_accept(int lfd, struct net_addr *peer)
 {
     struct net_addr tmp;

@@ -27,6 +27,12 @@ bool net_addr_equal(const struct net_addr *a, const struct net_addr *b);
 
 /* Non-blocking listening socket. Returns fd or -errno. */
 int net_listen(const struct net_addr *a, bool reuseport, int backlog);
+/* n non-blocking listeners on one address, for n threads of this process
+ * (SO_REUSEPORT), into fds[0..n). Fails with -EADDRINUSE when any socket,
+ * of this process or another, already holds the address: only the sockets
+ * opened here share it. A port 0 in *a is replaced by the port the kernel
+ * chose. Returns 0, or -errno with no descriptor left open. */
+int net_listen_shared(struct net_addr *a, int n, int backlog, int *fds);
 /* Non-blocking accept4; returns fd, -EAGAIN when none pending, or -errno. */
 int net_accept(int lfd, struct net_addr *peer);
 /* Starts a non-blocking connect; returns fd (connected or in progress) or

@@ -1,7 +1,8 @@
 /* `floodgate echo`: flags, listeners, threads and signals.
  *
  * The main thread parses the flags, opens one SO_REUSEPORT listener per
- * worker (so a bad address fails before anything starts), prints the start
+ * worker (so a bad address, or one another process holds, fails before
+ * anything starts), prints the start
  * line, starts the workers and then only waits for SIGTERM or SIGINT with
  * sigwait(): the signals are blocked in every thread, so no handler runs
  * and the workers' loops are never interrupted. On a signal it asks each
@@ -32,6 +33,7 @@ enum {
     OPT_NAME,
     OPT_HEALTH_STATUS,
     OPT_REGISTER,
+    OPT_REGISTER_TTL,
     OPT_WEIGHT,
     OPT_MAX_CONCURRENCY,
 };
@@ -57,9 +59,13 @@ static const char usage_text[] =
     "                           (capacity N / latency per thread; default 0: no limit)\n"
     "      --name NAME          X-Server header value and body prefix (default: ADDR)\n"
     "      --health-status CODE status of /health (default 200)\n"
-    "      --register URL       at boot, register with a gateway service's admin URL,\n"
-    "                           e.g. http://127.0.0.1:9901/services/echo (POST\n"
-    "                           URL/servers); at stop, deregister (DELETE) first\n"
+    "      --register URL       register with a gateway service's admin URL, e.g.\n"
+    "                           http://127.0.0.1:9901/services/echo (POST URL/servers)\n"
+    "                           as a lease renewed every third of --register-ttl,\n"
+    "                           retried while the gateway is down; at stop,\n"
+    "                           deregister (DELETE) first\n"
+    "      --register-ttl S     the lease in seconds (default 10): the gateway drops\n"
+    "                           this server S seconds after its last renewal\n"
     "      --weight N           weight to register with (default 1)\n"
     "  -h, --help               print this help\n"
     "\n"
@@ -141,6 +147,7 @@ static int parse_flags(int argc, char **argv, struct echo_config *cfg, const cha
         {"name", required_argument, NULL, OPT_NAME},
         {"health-status", required_argument, NULL, OPT_HEALTH_STATUS},
         {"register", required_argument, NULL, OPT_REGISTER},
+        {"register-ttl", required_argument, NULL, OPT_REGISTER_TTL},
         {"weight", required_argument, NULL, OPT_WEIGHT},
         {"max-concurrency", required_argument, NULL, OPT_MAX_CONCURRENCY},
         {"help", no_argument, NULL, 'h'},
@@ -195,6 +202,11 @@ static int parse_flags(int argc, char **argv, struct echo_config *cfg, const cha
         case OPT_REGISTER:
             cfg->register_url = optarg;
             break;
+        case OPT_REGISTER_TTL:
+            if (parse_uint(optarg, 3600, &v) != 0 || v == 0)
+                return bad_flag("--register-ttl", optarg, "expected seconds, 1..3600");
+            cfg->register_ttl_ms = v * 1000;
+            break;
         case OPT_WEIGHT:
             if (parse_uint(optarg, 1000, &v) != 0 || v == 0)
                 return bad_flag("--weight", optarg, "expected 1..1000");
@@ -234,73 +246,17 @@ static int open_listeners(struct echo_config *cfg, const char *listen, int *lfds
         free(err);
         return -1;
     }
-    for (int i = 0; i < cfg->threads; i++) {
-        int fd = net_listen(&cfg->addr, true, ECHO_BACKLOG);
-        if (fd >= 0 && i == 0 && net_addr_port(&cfg->addr) == 0) {
-            /* Port 0: every thread's listener takes the port the first got. */
-            int r = net_local_addr(fd, &cfg->addr);
-            ASSERT(r == 0);
-        }
-        if (fd < 0) {
-            char a[64];
-            net_addr_str(&cfg->addr, a, sizeof a);
-            fprintf(stderr, "floodgate echo: cannot listen on %s: %s\n", a, strerror(-fd));
-            for (int j = 0; j < i; j++)
-                close(lfds[j]);
-            return -1;
-        }
-        lfds[i] = fd;
+    /* Only this process's threads share the address: one held by anyone
+     * else (another echo on the same port included) fails here. */
+    int fd = net_listen_shared(&cfg->addr, cfg->threads, ECHO_BACKLOG, lfds);
+    if (fd < 0) {
+        char a[64];
+        net_addr_str(&cfg->addr, a, sizeof a);
+        fprintf(stderr, "floodgate echo: cannot listen on %s: %s\n", a, strerror(-fd));
+        return -1;
     }
     net_addr_str(&cfg->addr, cfg->addr_str, sizeof cfg->addr_str);
     return 0;
-}
-
-/* Registers with (or, when leaving, deregisters from) the gateway
- * service at cfg->register_url through its admin API. Registration is
- * retried for a few seconds, for a gateway that starts alongside. Returns
- * 0 or -1 after printing why. */
-static int announce(const struct echo_config *cfg, bool join)
-{
-    char *hostport = NULL, *path = NULL, *err = NULL, *body = NULL;
-    if (httpc_split_url(cfg->register_url, &hostport, &path, &err) != 0) {
-        fprintf(stderr, "floodgate echo: --register %s\n", err);
-        free(err);
-        return -1;
-    }
-    int rc = -1, status = 0;
-    char *target, *json = NULL;
-    if (join) {
-        target = xasprintf("%s/servers", path);
-        json = xasprintf("{\"address\":\"%s\",\"weight\":%d}", cfg->addr_str, cfg->weight);
-    } else {
-        target = xasprintf("%s/servers/%s", path, cfg->addr_str);
-    }
-    for (int attempt = 0; attempt < (join ? 25 : 1); attempt++) {
-        free(err);
-        free(body);
-        err = body = NULL;
-        if (httpc_request(hostport, join ? "POST" : "DELETE", target, json, 2000, &status, &body, &err) == 0)
-            break;
-        usleep(200 * 1000);
-    }
-    if (err)
-        fprintf(stderr, "floodgate echo: %s %s: %s\n", join ? "register with" : "deregister from",
-                cfg->register_url, err);
-    else if (status / 100 == 2 || (join && status == 409))
-        rc = 0;
-    else
-        fprintf(stderr, "floodgate echo: %s %s: status %d: %s", join ? "register with" : "deregister from",
-                cfg->register_url, status, body ? body : "");
-    if (rc == 0)
-        fprintf(stderr, "echo %s %s as %s\n", join ? "registered with" : "deregistered from",
-                cfg->register_url, cfg->addr_str);
-    free(err);
-    free(body);
-    free(json);
-    free(target);
-    free(hostport);
-    free(path);
-    return rc;
 }
 
 int echo_main(int argc, char **argv)
@@ -310,6 +266,7 @@ int echo_main(int argc, char **argv)
         .body_size = -1,
         .health_status = 200,
         .weight = 1,
+        .register_ttl_ms = 10000,
     };
     const char *listen = ECHO_DEFAULT_LISTEN;
     int st = parse_flags(argc, argv, &cfg, &listen);
@@ -357,17 +314,19 @@ int echo_main(int argc, char **argv)
                 break;
             }
         }
-        if (status == 0 && cfg.register_url && announce(&cfg, true) != 0)
-            status = 1;
+        bool registering = false;
+        if (status == 0 && cfg.register_url) {
+            registering = echo__register_start(&cfg) == 0;
+            status = registering ? 0 : 1;
+        }
         if (status == 0) {
             int sig;
             while (sigwait(&set, &sig) != 0)
                 ;
-            /* Leave the pool before closing: no new request is routed here
-             * while the in-flight ones finish. */
-            if (cfg.register_url)
-                announce(&cfg, false);
         }
+        /* Deregisters before the listeners close (see register.c). */
+        if (registering && echo__register_stop() != 0)
+            status = 1;
         for (int i = 0; i < nstarted; i++)
             echo__worker_stop(ws[i]);
         for (int i = 0; i < nstarted; i++) {

@@ -9,7 +9,8 @@
  *   conn.c    one connection's state machine: read, parse, consume the
  *             body, wait out the latency, write, keep-alive or close;
  *   reply.c   what to answer: routing a request head and formatting the
- *             response into an output buffer. */
+ *             response into an output buffer;
+ *   register.c  --register: the registration lease and its renewals. */
 #ifndef ECHO_ECHO_H
 #define ECHO_ECHO_H
 
@@ -51,6 +52,7 @@ struct echo_config {
     int health_status;         /* status of /health */
     const char *register_url;  /* --register: gateway admin URL of the service, or NULL */
     int weight;                /* --weight to register with */
+    uint64_t register_ttl_ms;  /* --register-ttl: the lease, renewed every third of it */
 };
 
 /* Where the body of the current response comes from. */
@@ -185,5 +187,13 @@ void echo__reply(struct echo_conn *c, struct buf *out);
 void echo__reply_error(struct echo_conn *c, int status);
 /* Refreshes w->date when the wall-clock second changed. */
 void echo__date_update(struct echo_worker *w);
+
+/* register.c: starts the thread that registers cfg->addr_str with the
+ * gateway at cfg->register_url and renews the lease; 0, or -1 after
+ * printing why (a bad URL). */
+int echo__register_start(const struct echo_config *cfg);
+/* Stops renewing and deregisters. Returns -1 when the gateway refused the
+ * registration for good (the process was told to stop), else 0. */
+int echo__register_stop(void);
 
 #endif

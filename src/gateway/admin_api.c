@@ -11,7 +11,8 @@
  *   GET    /services/{name}                             one service
  *   DELETE /services/{name}                             remove it
  *   GET    /services/{name}/servers                     its servers
- *   POST   /services/{name}/servers                     register one (201)
+ *   POST   /services/{name}/servers                     register one (201); with
+ *                                                       "ttl", a lease (renewed: 200)
  *   GET    /services/{name}/servers/{address}           one server
  *   DELETE /services/{name}/servers/{address}           deregister it
  *   POST   /services/{name}/servers/{address}/drain     stop new requests
@@ -25,8 +26,12 @@
  * handler and read the servers' counters with relaxed loads. Changes go
  * through the gw_members_* functions, which validate them, record them
  * (so they survive reloads), publish a new snapshot before returning, and
- * say which status a refusal deserves (400, 404, 409). Handlers here only
- * check the shape of request bodies.
+ * say which status a refusal deserves (400, 404, 409). Values go through
+ * the config loader's own checks (gw_check_* in config.h), so the API
+ * refuses what a config file refuses, in the same words, with the JSON
+ * member's name where the file's errors have the key path. Handlers here
+ * check the shape of request bodies, refusing unknown members as the
+ * config refuses unknown keys.
  *
  * Thread context: handlers run on the admin thread, one at a time.
  * gw_admin_start() and gw_admin_stop() are called by the main thread;
@@ -42,7 +47,6 @@
 
 #define ADM_MAX_SEGS 5      /* segments after /services/ that any endpoint uses */
 #define ADM_SEG_MAX 256     /* decoded length of one segment, NUL included */
-#define ADM_WEIGHT_MAX 1000 /* server weights: 1..1000, as in the config */
 
 static struct admin *adm;
 
@@ -100,7 +104,7 @@ static const char *srv_state(struct gw_server *s, uint64_t now)
     return "up";
 }
 
-static cJSON *srv_json(struct gw_server *s, uint64_t now)
+static cJSON *srv_json(const char *svc, struct gw_server *s, uint64_t now)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "address", s->addr_str);
@@ -111,6 +115,12 @@ static cJSON *srv_json(struct gw_server *s, uint64_t now)
     cJSON_AddNumberToObject(o, "requests", (double)ld(&s->req_total));
     cJSON_AddNumberToObject(o, "failures", (double)ld(&s->failures));
     cJSON_AddBoolToObject(o, "dynamic", atomic_load_explicit(&s->dynamic, memory_order_relaxed));
+    uint64_t ttl, left;
+    if (svc && gw_members_lease(svc, &s->addr, &ttl, &left)) {
+        cJSON *l = cJSON_AddObjectToObject(o, "lease");
+        cJSON_AddNumberToObject(l, "ttl_ms", (double)ttl);
+        cJSON_AddNumberToObject(l, "expires_in_ms", (double)left);
+    }
     cJSON *brk = gw_server_breaker_json(s, ev_clock_ns() / 1000);
     if (brk)
         cJSON_AddItemToObject(o, "breaker", brk);
@@ -121,7 +131,7 @@ static cJSON *servers_json(const struct gw_service *svc, uint64_t now)
 {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < svc->nservers; i++)
-        cJSON_AddItemToArray(a, srv_json(svc->servers[i], now));
+        cJSON_AddItemToArray(a, srv_json(svc->name, svc->servers[i], now));
     return a;
 }
 
@@ -215,6 +225,34 @@ static bool opt_string(const cJSON *o, const char *key, const char **out,
     return true;
 }
 
+/* Refuses (400) a body member that is not in allowed, in the config
+ * loader's words. */
+static bool known_keys(const cJSON *o, const char *const *allowed, struct admin_resp *resp)
+{
+    for (const cJSON *k = o->child; k; k = k->next) {
+        char *why = gw_check_key(k->string, allowed);
+        if (why) {
+            admin_resp_error(resp, 400, "%s: %s", k->string, why);
+            free(why);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A "weight" member: its JSON text (2, 1.5, "2", true) checked by the
+ * config's own check, so only a JSON integer in range passes. */
+static bool json_weight(const cJSON *w, int *out, struct admin_resp *resp)
+{
+    char *text = cJSON_IsNumber(w) ? xasprintf("%.17g", w->valuedouble) : cJSON_PrintUnformatted(w);
+    char *why = gw_check_weight(text ? text : "", out);
+    if (why)
+        admin_resp_error(resp, 400, "weight: %s", why);
+    free(why);
+    cJSON_free(text);
+    return why == NULL;
+}
+
 /* ---- handlers ---- */
 
 static void h_health(const struct admin_req *req, struct admin_resp *resp, void *ud)
@@ -275,10 +313,11 @@ static void create_service(const struct admin_req *req, struct admin_resp *resp)
         cJSON_Delete(in);
         return;
     }
+    static const char *const keys[] = {"name", "balance", "prefix", "strip_prefix", NULL};
     const char *name = NULL, *balance = "round_robin", *prefix = NULL;
     bool strip = false;
-    if (!opt_string(in, "name", &name, resp) || !opt_string(in, "balance", &balance, resp) ||
-        !opt_string(in, "prefix", &prefix, resp))
+    if (!known_keys(in, keys, resp) || !opt_string(in, "name", &name, resp) ||
+        !opt_string(in, "balance", &balance, resp) || !opt_string(in, "prefix", &prefix, resp))
         goto out;
     const cJSON *sp = cJSON_GetObjectItemCaseSensitive(in, "strip_prefix");
     if (sp && !cJSON_IsNull(sp)) {
@@ -330,7 +369,7 @@ static void answer_server(struct admin_resp *resp, int status, const char *name,
     struct gw_server *srv = svc ? srv_find(svc, addr) : NULL;
     if (srv) {
         cJSON_Delete(fallback);
-        admin_resp_json(resp, status, srv_json(srv, now_ms()));
+        admin_resp_json(resp, status, srv_json(name, srv, now_ms()));
     } else {
         admin_resp_json(resp, status, fallback);
     }
@@ -347,35 +386,37 @@ static void add_server(const struct admin_req *req, struct admin_resp *resp, con
         cJSON_Delete(in);
         return;
     }
-    const char *addr = NULL;
+    static const char *const keys[] = {"address", "weight", "ttl", NULL};
+    const char *addr = NULL, *ttl = NULL;
     int weight = 1;
-    if (!opt_string(in, "address", &addr, resp))
+    uint64_t ttl_ms = 0;
+    if (!known_keys(in, keys, resp) || !opt_string(in, "address", &addr, resp) ||
+        !opt_string(in, "ttl", &ttl, resp))
         goto out;
+    char *why = ttl ? gw_check_ttl(ttl, &ttl_ms) : NULL;
+    if (why) {
+        admin_resp_error(resp, 400, "ttl: %s", why);
+        free(why);
+        goto out;
+    }
     if (!addr || !addr[0]) {
         admin_resp_error(resp, 400, "'address' is required");
         goto out;
     }
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(in, "weight");
-    if (w && !cJSON_IsNull(w)) {
-        double d = cJSON_IsNumber(w) ? w->valuedouble : -1;
-        if (d < 1 || d > ADM_WEIGHT_MAX || d != (double)(int)d) {
-            admin_resp_error(resp, 400, "'weight' must be an integer from 1 to %d",
-                             ADM_WEIGHT_MAX);
-            goto out;
-        }
-        weight = (int)d;
-    }
+    if (w && !cJSON_IsNull(w) && !json_weight(w, &weight, resp))
+        goto out;
 
     char *err = NULL;
-    int rc = gw_members_add_server(name, addr, weight, &err);
-    if (rc != 0) {
+    int rc = gw_members_add_server(name, addr, weight, ttl_ms, &err);
+    if (rc < 0) {
         fail_members(resp, rc, err);
         goto out;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "address", addr);
     cJSON_AddNumberToObject(o, "weight", weight);
-    answer_server(resp, 201, name, addr, o);
+    answer_server(resp, rc == 1 ? 200 : 201, name, addr, o); /* 200: a lease renewed */
 out:
     cJSON_Delete(in);
 }
@@ -441,7 +482,7 @@ static void get_service(struct admin_resp *resp, char segs[ADM_MAX_SEGS][ADM_SEG
     } else {
         struct gw_server *srv = srv_find(svc, segs[2]);
         if (srv)
-            admin_resp_json(resp, 200, srv_json(srv, now));
+            admin_resp_json(resp, 200, srv_json(segs[0], srv, now));
         else
             admin_resp_error(resp, 404, "no such server '%s' in service '%s'", segs[2], segs[0]);
     }
@@ -702,6 +743,7 @@ void gw_metrics_render(struct buf *b)
     metrics_sample_u64(b, GW_METRIC("config_generation"), NULL, s ? s->generation : 0);
 
     if (gw_g && gw_g->workers) {
+        gw_members_metrics_render(b);
         gw_guard_metrics_render(b);
         gw_route_metrics_render(b);
         gw_resil_metrics_render(b);

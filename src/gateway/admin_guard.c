@@ -52,13 +52,27 @@ static void h_guard_get(const struct admin_req *req, struct admin_resp *resp, vo
 static void change(const struct admin_req *req, struct admin_resp *resp, bool deny, bool add)
 {
     char cidr[128] = "";
+    if (!admin_query_ok(req)) {
+        admin_resp_error(resp, 400, "bad query string: malformed percent-encoding");
+        return;
+    }
     cJSON *body = add ? admin_req_json(req) : NULL;
     if (add) {
-        const cJSON *v = body ? cJSON_GetObjectItemCaseSensitive(body, "cidr") : NULL;
+        static const char *const keys[] = {"cidr", NULL};
+        const cJSON *v = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "cidr") : NULL;
         if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof cidr) {
             cJSON_Delete(body);
             admin_resp_error(resp, 400, "expected a JSON body {\"cidr\": \"203.0.113.0/24\"}");
             return;
+        }
+        for (const cJSON *k = body->child; k; k = k->next) {
+            char *why = gw_check_key(k->string, keys);
+            if (why) {
+                admin_resp_error(resp, 400, "%s: %s", k->string, why);
+                free(why);
+                cJSON_Delete(body);
+                return;
+            }
         }
         strcpy(cidr, v->valuestring);
         cJSON_Delete(body);

@@ -118,14 +118,19 @@ static cJSON *route_json(const struct gw_route *r)
 
 /* The path after /routes/: "{route}" or "{route}/allow" or
  * "{route}/deny". Fills id and *list (-1: none, 0: allow, 1: deny).
- * Returns false when the shape is wrong. */
-static bool parse_rest(const struct admin_req *req, char id[RT_SEG_MAX], int *list)
+ * Returns false when the shape is wrong, with a 400 answered when the
+ * route segment is badly encoded and a 404 otherwise. */
+static bool parse_rest(const struct admin_req *req, struct admin_resp *resp, char id[RT_SEG_MAX], int *list)
 {
     const char *p = req->rest, *end = req->rest + req->rest_len;
     const char *slash = memchr(p, '/', (size_t)(end - p));
     *list = -1;
-    if (!admin_path_decode(p, (size_t)((slash ? slash : end) - p), id, RT_SEG_MAX) || !id[0])
+    if (!admin_path_decode(p, (size_t)((slash ? slash : end) - p), id, RT_SEG_MAX)) {
+        admin_resp_error(resp, 400, "bad path: %.*s", (int)req->path_len, req->path);
         return false;
+    }
+    if (!id[0])
+        goto not_found;
     if (!slash)
         return true;
     size_t n = (size_t)(end - slash - 1);
@@ -134,18 +139,45 @@ static bool parse_rest(const struct admin_req *req, char id[RT_SEG_MAX], int *li
     else if (n == 4 && !memcmp(slash + 1, "deny", 4))
         *list = 1;
     else
-        return false;
+        goto not_found;
     return true;
+not_found:
+    admin_resp_error(resp, 404, "no such endpoint: %.*s %.*s", (int)req->method_len, req->method,
+                     (int)req->path_len, req->path);
+    return false;
+}
+
+/* The ?host= of a request into host (lowercased, checked like a route's
+ * host: in the config): 1 when given, 0 when absent or empty, -1 with a
+ * 400 answered when the query string is malformed or the host is one the
+ * config refuses. */
+static int query_host(const struct admin_req *req, struct admin_resp *resp, char host[RT_HOST_MAX])
+{
+    if (!admin_query_ok(req)) {
+        admin_resp_error(resp, 400, "bad query string: malformed percent-encoding");
+        return -1;
+    }
+    if (!admin_query_param(req, "host", host, RT_HOST_MAX) || !host[0])
+        return 0;
+    char *why = gw_check_host(host);
+    if (why) {
+        admin_resp_error(resp, 400, "host: %s", why);
+        free(why);
+        return -1;
+    }
+    return 1;
 }
 
 /* The route a request names, with a reference on the snapshot it lives
- * in (*snap, which the caller unrefs), or NULL with a 404 answered. */
+ * in (*snap, which the caller unrefs), or NULL with a 404 (or 400) answered. */
 static struct gw_route *find(const struct admin_req *req, struct admin_resp *resp, const char *id,
                              struct gw_snapshot **snap)
 {
     char host[RT_HOST_MAX];
-    bool has_host = admin_query_param(req, "host", host, sizeof host) && host[0];
+    int has_host = query_host(req, resp, host);
     *snap = gw_snapshot_get();
+    if (has_host < 0)
+        return NULL;
     struct gw_route *r = gw_snapshot_route(*snap, id, has_host ? host : NULL);
     if (!r) {
         if (has_host)
@@ -176,10 +208,9 @@ static void h_route_get(const struct admin_req *req, struct admin_resp *resp, vo
         h_routes(req, resp, ud);
         return;
     }
-    if (!parse_rest(req, id, &list)) {
-        admin_resp_error(resp, 404, "no such endpoint: GET %.*s", (int)req->path_len, req->path);
+    char host[RT_HOST_MAX];
+    if (query_host(req, resp, host) < 0 || !parse_rest(req, resp, id, &list))
         return;
-    }
     struct gw_snapshot *s;
     struct gw_route *r = find(req, resp, id, &s);
     if (r && list < 0) {
@@ -202,19 +233,31 @@ static void change(const struct admin_req *req, struct admin_resp *resp, bool ad
 {
     char id[RT_SEG_MAX], host[RT_HOST_MAX], cidr[128] = "";
     int list;
-    if (!parse_rest(req, id, &list) || list < 0) {
+    int has_host = query_host(req, resp, host);
+    if (has_host < 0 || !parse_rest(req, resp, id, &list))
+        return;
+    if (list < 0) {
         admin_resp_error(resp, 404, "no such endpoint: %.*s %.*s", (int)req->method_len, req->method,
                          (int)req->path_len, req->path);
         return;
     }
-    bool has_host = admin_query_param(req, "host", host, sizeof host) && host[0];
     if (add) {
+        static const char *const keys[] = {"cidr", NULL};
         cJSON *body = admin_req_json(req);
         const cJSON *v = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "cidr") : NULL;
         if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof cidr) {
             cJSON_Delete(body);
             admin_resp_error(resp, 400, "expected a JSON body {\"cidr\": \"203.0.113.0/24\"}");
             return;
+        }
+        for (const cJSON *k = body->child; k; k = k->next) {
+            char *why = gw_check_key(k->string, keys);
+            if (why) {
+                admin_resp_error(resp, 400, "%s: %s", k->string, why);
+                free(why);
+                cJSON_Delete(body);
+                return;
+            }
         }
         strcpy(cidr, v->valuestring);
         cJSON_Delete(body);
@@ -223,7 +266,7 @@ static void change(const struct admin_req *req, struct admin_resp *resp, bool ad
         return;
     }
     char *err = NULL;
-    int rc = gw_members_route_cidr(id, has_host ? host : NULL, list == 1, add, cidr, &err);
+    int rc = gw_members_route_cidr(id, has_host > 0 ? host : NULL, list == 1, add, cidr, &err);
     if (rc != 0) {
         int status = rc <= -400 && rc >= -599 ? -rc : 400;
         admin_resp_error(resp, status, "%s", err ? err : "refused");

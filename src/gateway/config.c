@@ -9,8 +9,12 @@
 #include "core/config.h"
 #include "core/log.h"
 
+#include "core/cidr.h"
+
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 
 const char gw_default_config[] =
@@ -34,7 +38,8 @@ const char gw_default_config[] =
 #define DAY_MS (24ull * 3600 * 1000)
 #define HOUR_MS (3600ull * 1000)
 
-static const char *const top_keys[] = {"rate_limit_store", "listen", "threads", "admin", "access_log", "log_level", "timeouts",
+static const char *const top_keys[] = {"rate_limit_store", "listen", "threads", "admin", "access_log", "state_file",
+                                       "log_level", "timeouts",
                                        "limits", "upstream", "services", "routes", "guard", "rate_limits",
                                        NULL};
 static const char *const timeout_keys[] = {"client_header", "client_body", "client_idle", "upstream_connect",
@@ -81,6 +86,7 @@ void gw_config_free(struct gw_config *c)
     free(c->listen_addr);
     free(c->admin);
     free(c->access_log);
+    free(c->state_file);
     for (size_t i = 0; i < c->nservices; i++)
         service_free(&c->services[i]);
     free(c->services);
@@ -145,6 +151,99 @@ static bool is_off(const char *s)
     return !*s || (cfg_parse_bool(s, &b) == 0 && !b);
 }
 
+/* RFC 9110 token characters, for header and cookie names. */
+static bool token_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (!isalnum(*p) && !strchr("!#$%&'*+-.^_`|~", *p))
+            return false;
+    return true;
+}
+
+/* ---- checks shared with the admin API ----------------------------------
+ * The config loader and the admin API (members.c, admin_*.c) refuse the
+ * same values with the same words: each check returns NULL when the value
+ * is acceptable, else the message (caller frees); the loader puts the
+ * file, line and key in front, the admin API the JSON member's name. */
+
+/* s bounded to 64 characters with control characters shown as '?', like
+ * the YAML loader shows scalars. out holds at least 72 bytes. */
+static const char *shown(const char *s, char *out)
+{
+    size_t j = 0;
+    for (; s[j] && j < 64; j++)
+        out[j] = ((unsigned char)s[j] >= 0x20 && s[j] != 0x7f) ? s[j] : '?';
+    if (s[j]) {
+        memcpy(out + j, "...", 3);
+        j += 3;
+    }
+    out[j] = '\0';
+    return out;
+}
+
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+char *gw_check_service_name(const char *s)
+{
+    if (name_ok(s))
+        return NULL;
+    char v[72];
+    return xasprintf("'%s' is not a valid service name: use 1 to 64 of a-z, 0-9, '_' and '-'", shown(s, v));
+}
+
+char *gw_check_balance(const char *s, int *algo)
+{
+    for (int i = 0; lb_names[i]; i++)
+        if (strcasecmp(s, lb_names[i]) == 0) {
+            if (algo)
+                *algo = i;
+            return NULL;
+        }
+    char valid[256] = "", v[72];
+    for (int i = 0; lb_names[i]; i++)
+        snprintf(valid + strlen(valid), sizeof valid - strlen(valid), "%s%s", i ? ", " : "", lb_names[i]);
+    const char *sug = cfg_suggest(s, lb_names, ARRAY_SIZE(lb_names) - 1);
+    if (sug)
+        return xasprintf("unknown value '%s'; did you mean '%s'? (expected one of: %s)", shown(s, v), sug, valid);
+    return xasprintf("unknown value '%s' (expected one of: %s)", shown(s, v), valid);
+}
+
+char *gw_check_weight(const char *s, int *out)
+{
+    const char *d = (*s == '-' || *s == '+') ? s + 1 : s;
+    char v[72];
+    if (!*d || strspn(d, "0123456789") != strlen(d))
+        return xasprintf("expected an integer, not '%s'", shown(s, v));
+    errno = 0;
+    long long w = strtoll(s, NULL, 10);
+    if (errno == ERANGE || w < GW_WEIGHT_MIN || w > GW_WEIGHT_MAX)
+        return xasprintf("'%s' is out of range: must be between %d and %d", shown(s, v), GW_WEIGHT_MIN,
+                         GW_WEIGHT_MAX);
+    if (out)
+        *out = (int)w;
+    return NULL;
+}
+
+char *gw_check_server_address(const char *s, struct net_addr *a)
+{
+    char v[72];
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || s[0] == ':')
+        return xasprintf("bad address '%s': expected host:port", shown(s, v));
+    char *e = NULL;
+    if (net_parse_addr(s, a, &e) != 0)
+        return e;
+    if (net_addr_port(a) == 0)
+        return xasprintf("bad address '%s': port 0 cannot be connected to", shown(s, v));
+    return NULL;
+}
+
 /* Characters allowed in a URL path we put in a config: visible ASCII
  * without the query/fragment delimiters. */
 static bool path_ok(const char *s)
@@ -157,15 +256,82 @@ static bool path_ok(const char *s)
     return true;
 }
 
-/* RFC 9110 token characters, for header and cookie names. */
-static bool token_ok(const char *s)
+char *gw_check_path(const char *s)
 {
-    if (!*s)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (!isalnum(*p) && !strchr("!#$%&'*+-.^_`|~", *p))
-            return false;
-    return true;
+    return path_ok(s) ? NULL : xstrdup("must start with '/' and hold no spaces, control characters, '?' or '#'");
+}
+
+/* Lowercases host in place and checks it: a name, "*.suffix", or a
+ * bracketed IPv6 literal; no port (the request's port is ignored when
+ * matching, so one here could never matter). */
+char *gw_check_host(char *host)
+{
+    for (char *p = host; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    const char *h = host;
+    if (h[0] == '[') {
+        size_t n = strlen(h);
+        if (n < 3 || h[n - 1] != ']' || strspn(h + 1, "0123456789abcdef:.") != n - 2)
+            return xstrdup("expected an IPv6 literal like [::1]");
+        return NULL;
+    }
+    if (strncmp(h, "*.", 2) == 0)
+        h += 2;
+    if (!*h)
+        return xstrdup("expected a host name like api.example.com or *.example.com");
+    if (strchr(h, ':'))
+        return xstrdup("must not include a port (ports are ignored when matching)");
+    if (strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != strlen(h))
+        return xstrdup("expected a host name like api.example.com or *.example.com");
+    return NULL;
+}
+
+char *gw_check_cidr(const char *s)
+{
+    struct cidr_set probe;
+    cidr_set_init(&probe);
+    char *why = NULL;
+    int rc = cidr_set_add(&probe, s, &why);
+    cidr_set_free(&probe);
+    if (rc < 0 && !why)
+        why = xstrdup("bad CIDR");
+    return rc < 0 ? why : NULL;
+}
+
+char *gw_check_key(const char *key, const char *const *allowed)
+{
+    size_t n = 0;
+    char valid[512] = "";
+    for (; allowed[n]; n++) {
+        if (strcmp(key, allowed[n]) == 0)
+            return NULL;
+        snprintf(valid + strlen(valid), sizeof valid - strlen(valid), "%s%s", n ? ", " : "", allowed[n]);
+    }
+    const char *sug = cfg_suggest(key, allowed, n);
+    if (sug)
+        return xasprintf("unknown key; did you mean '%s'? (valid keys: %s)", sug, valid);
+    return xasprintf("unknown key (valid keys: %s)", valid);
+}
+
+char *gw_check_ttl(const char *s, uint64_t *ms)
+{
+    char v[72];
+    uint64_t t;
+    if (cfg_parse_duration(s, &t) < 0)
+        return xasprintf("expected a duration like 500ms, 2s or 1m, not '%s'", shown(s, v));
+    if (t < GW_TTL_MIN_MS || t > GW_TTL_MAX_MS)
+        return xasprintf("'%s' is out of range: must be between 1s and 1h", shown(s, v));
+    if (ms)
+        *ms = t;
+    return NULL;
+}
+
+/* Puts the location of node n in front of msg (freed) into *err. */
+static int fail_at(const struct cfg_node *n, char *msg, char **err)
+{
+    *err = cfg_errorf(n, "%s", msg);
+    free(msg);
+    return -1;
 }
 
 /* ---- top-level scalars ------------------------------------------------ */
@@ -254,6 +420,18 @@ static int load_admin(struct gw_config *c, const struct cfg_node *root, char **e
         }
     }
     c->admin = s;
+    return 0;
+}
+
+/* state_file: a path, or off (the default). */
+static int load_state_file(struct gw_config *c, const struct cfg_node *n, char **err)
+{
+    if (cfg_string(n, &c->state_file, err) < 0)
+        return -1;
+    if (c->state_file && is_off(c->state_file)) {
+        free(c->state_file);
+        c->state_file = NULL;
+    }
     return 0;
 }
 
@@ -362,10 +540,9 @@ static int load_health(struct gw_cfg_health *h, const struct cfg_node *n, char *
     const struct cfg_node *p = cfg_get(n, "path");
     if (cfg_string(p, &h->path, err) < 0)
         return -1;
-    if (!path_ok(h->path)) {
-        *err = cfg_errorf(p, "must start with '/' and hold no spaces, control characters, '?' or '#'");
-        return -1;
-    }
+    char *why = gw_check_path(h->path);
+    if (why)
+        return fail_at(p, why, err);
     if (cfg_duration(cfg_get(n, "interval"), 10, HOUR_MS, &h->interval_ms, err) < 0 ||
         cfg_duration(cfg_get(n, "timeout"), 1, HOUR_MS, &h->timeout_ms, err) < 0 ||
         load_expect(h, cfg_get(n, "expect_status"), err) < 0 ||
@@ -418,9 +595,16 @@ static int load_server(struct gw_cfg_service *s, const struct cfg_node *n, char 
     sv->weight = 1;
     sv->line = n->line;
     if (n->type == CFG_MAP) {
-        if (cfg_check_keys(n, server_keys, err) < 0 || !(an = cfg_require(n, "address", err)) ||
-            get_int(cfg_get(n, "weight"), 1, 1000, &sv->weight, err) < 0)
+        if (cfg_check_keys(n, server_keys, err) < 0 || !(an = cfg_require(n, "address", err)))
             return -1;
+        const struct cfg_node *wn = cfg_get(n, "weight");
+        if (wn && (wn->type != CFG_SCALAR || cfg_is_null(wn))) {
+            *err = cfg_errorf(wn, "expected an integer, got %s", cfg_kind(wn));
+            return -1;
+        }
+        char *why = wn ? gw_check_weight(wn->str, &sv->weight) : NULL;
+        if (why)
+            return fail_at(wn, why, err);
     } else if (n->type != CFG_SCALAR) {
         *err = cfg_errorf(n, "expected an address like 127.0.0.1:9001 or a mapping with address and weight, got %s",
                           cfg_kind(n));
@@ -431,17 +615,9 @@ static int load_server(struct gw_cfg_service *s, const struct cfg_node *n, char 
         return -1;
     s->nservers++; /* from here on gw_config_free releases it */
     sv->address = a;
-    const char *colon = strrchr(a, ':');
-    if (!colon || colon == a || a[0] == ':') {
-        *err = cfg_errorf(an, "bad address '%.64s': expected host:port", a);
-        return -1;
-    }
-    if (parse_addr(an, a, &sv->addr, err) < 0)
-        return -1;
-    if (net_addr_port(&sv->addr) == 0) {
-        *err = cfg_errorf(an, "bad address '%.64s': port 0 cannot be connected to", a);
-        return -1;
-    }
+    char *why = gw_check_server_address(a, &sv->addr);
+    if (why)
+        return fail_at(an, why, err);
     for (size_t i = 0; i + 1 < s->nservers; i++) {
         if (net_addr_equal(&s->servers[i].addr, &sv->addr)) {
             *err = cfg_errorf(an, "duplicate server '%.64s' (already listed at line %d)", a, s->servers[i].line);
@@ -449,12 +625,6 @@ static int load_server(struct gw_cfg_service *s, const struct cfg_node *n, char 
         }
     }
     return 0;
-}
-
-static bool name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    return n >= 1 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
 /* Keys that only make sense with consistent hashing. */
@@ -484,11 +654,9 @@ static int load_service(struct gw_config *c, const struct cfg_node *n, char **er
     const struct cfg_node *name = cfg_require(n, "name", err);
     if (!name || cfg_string(name, &s->name, err) < 0)
         return -1;
-    if (!name_ok(s->name)) {
-        *err = cfg_errorf(name, "'%.64s' is not a valid service name: use 1 to 64 of a-z, 0-9, '_' and '-'",
-                          s->name);
-        return -1;
-    }
+    char *why = gw_check_service_name(s->name);
+    if (why)
+        return fail_at(name, why, err);
     for (size_t i = 0; i + 1 < c->nservices; i++) {
         if (strcmp(c->services[i].name, s->name) == 0) {
             *err = cfg_errorf(name, "duplicate service '%s' (already defined at line %d)", s->name,
@@ -498,7 +666,12 @@ static int load_service(struct gw_config *c, const struct cfg_node *n, char **er
     }
 
     int algo = 0;
-    if (cfg_enum(cfg_get(n, "balance"), lb_names, &algo, err) < 0 || consistent_only(n, algo, err) < 0)
+    const struct cfg_node *bn = cfg_get(n, "balance");
+    if (bn && (bn->type != CFG_SCALAR || cfg_is_null(bn)))
+        return cfg_enum(bn, lb_names, &algo, err); /* its message for a missing or non-scalar value */
+    if (bn && (why = gw_check_balance(bn->str, &algo)) != NULL)
+        return fail_at(bn, why, err);
+    if (consistent_only(n, algo, err) < 0)
         return -1;
     s->balance = xstrdup(lb_names[algo]);
     if (algo == LB_CONSISTENT_HASH) {
@@ -554,31 +727,6 @@ static int load_services(struct gw_config *c, const struct cfg_node *root, char 
 
 /* ---- routes ----------------------------------------------------------- */
 
-/* Lowercases host in place and checks it: a name, "*.suffix", or a
- * bracketed IPv6 literal; no port (the request's port is ignored when
- * matching, so one here could never matter). */
-static const char *host_problem(char *host)
-{
-    for (char *p = host; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    const char *h = host;
-    if (h[0] == '[') {
-        size_t n = strlen(h);
-        if (n < 3 || h[n - 1] != ']' || strspn(h + 1, "0123456789abcdef:.") != n - 2)
-            return "expected an IPv6 literal like [::1]";
-        return NULL;
-    }
-    if (strncmp(h, "*.", 2) == 0)
-        h += 2;
-    if (!*h)
-        return "expected a host name like api.example.com or *.example.com";
-    if (strchr(h, ':'))
-        return "must not include a port (ports are ignored when matching)";
-    if (strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != strlen(h))
-        return "expected a host name like api.example.com or *.example.com";
-    return NULL;
-}
-
 static int load_route(struct gw_config *c, const struct cfg_node *n, char **err)
 {
     if (cfg_expect(n, CFG_MAP, err) < 0 || cfg_check_keys(n, route_keys, err) < 0)
@@ -607,19 +755,16 @@ static int load_route(struct gw_config *c, const struct cfg_node *n, char **err)
     const struct cfg_node *pn = cfg_require(n, "prefix", err);
     if (!pn || cfg_string(pn, &r->prefix, err) < 0)
         return -1;
-    if (!path_ok(r->prefix)) {
-        *err = cfg_errorf(pn, "must start with '/' and hold no spaces, control characters, '?' or '#'");
-        return -1;
-    }
+    char *why = gw_check_path(r->prefix);
+    if (why)
+        return fail_at(pn, why, err);
 
     const struct cfg_node *hn = cfg_get(n, "host");
     if (cfg_string(hn, &r->host, err) < 0)
         return -1;
-    const char *why = r->host ? host_problem(r->host) : NULL;
-    if (why) {
-        *err = cfg_errorf(hn, "%s", why);
-        return -1;
-    }
+    why = r->host ? gw_check_host(r->host) : NULL;
+    if (why)
+        return fail_at(hn, why, err);
 
     const struct cfg_node *sn = cfg_require(n, "service", err);
     if (!sn || cfg_string(sn, &r->service, err) < 0)
@@ -701,6 +846,7 @@ static int load_doc(const struct cfg_doc *d, struct gw_config **out, char **err)
     if (cfg_check_keys(r, top_keys, err) < 0 || load_listen(c, cfg_get(r, "listen"), err) < 0 ||
         get_int(cfg_get(r, "threads"), 0, 1024, &c->threads, err) < 0 ||
         load_admin(c, r, err) < 0 || load_access_log(c, cfg_get(r, "access_log"), err) < 0 ||
+        load_state_file(c, cfg_get(r, "state_file"), err) < 0 ||
         cfg_enum(cfg_get(r, "log_level"), level_names, &c->log_level, err) < 0 ||
         load_timeouts(&c->timeouts, cfg_get(r, "timeouts"), err) < 0 ||
         load_limits(&c->limits, cfg_get(r, "limits"), err) < 0 ||

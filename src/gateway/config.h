@@ -153,6 +153,7 @@ struct gw_config {
     char *admin;                 /* admin + /metrics listener; NULL = disabled */
     struct net_addr admin_addr;  /* parsed admin, when enabled */
     char *access_log;            /* NULL = off; "stderr", "stdout" or a file path */
+    char *state_file;            /* NULL = off; where admin changes are kept across restarts */
     int log_level;               /* LOG_ERROR..LOG_DEBUG (core/log.h) */
     struct gw_cfg_timeouts timeouts;
     struct gw_cfg_limits limits;
@@ -193,6 +194,25 @@ extern const char gw_default_config[];
 int gw_config_load_file(const char *path, struct gw_config **out, char **err);
 int gw_config_load_string(const char *yaml, size_t len, const char *name, struct gw_config **out, char **err);
 void gw_config_free(struct gw_config *c);
+
+/* Checks shared by the config loader and the admin API, so that both
+ * refuse the same values with the same words. Each returns NULL when the
+ * value is acceptable (filling the optional out parameter), else the
+ * message without a location (caller frees). Pure functions, any thread;
+ * gw_check_server_address() may resolve a name synchronously. */
+#define GW_WEIGHT_MIN 1
+#define GW_WEIGHT_MAX 1000
+char *gw_check_service_name(const char *s);
+char *gw_check_balance(const char *s, int *algo);
+char *gw_check_weight(const char *text, int *out);       /* decimal text, like the YAML scalar */
+char *gw_check_server_address(const char *s, struct net_addr *a);
+char *gw_check_path(const char *s);                      /* route prefix, health path */
+char *gw_check_host(char *host);                         /* lowercases host in place */
+char *gw_check_cidr(const char *s);
+char *gw_check_key(const char *key, const char *const *allowed); /* NULL-terminated list */
+char *gw_check_ttl(const char *text, uint64_t *ms);      /* a registration lease: 1s..1h */
+#define GW_TTL_MIN_MS 1000ull
+#define GW_TTL_MAX_MS (3600ull * 1000)
 
 /* The service called name, or NULL. */
 const struct gw_cfg_service *gw_config_find_service(const struct gw_config *c, const char *name);

@@ -67,12 +67,8 @@ static int load_cidrs(const struct cfg_node *n, char ***out, size_t *nout, char 
         if (cfg_string(items[i], &s, err) < 0)
             return -1;
         (*out)[(*nout)++] = s;
-        struct cidr_set probe;
-        cidr_set_init(&probe);
-        char *why = NULL;
-        int rc = cidr_set_add(&probe, s, &why);
-        cidr_set_free(&probe);
-        if (rc < 0) {
+        char *why = gw_check_cidr(s);
+        if (why) {
             *err = cfg_errorf(items[i], "%s", why);
             free(why);
             return -1;

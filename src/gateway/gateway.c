@@ -23,7 +23,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: floodgate gateway [options]\n"
             "  -c, --config FILE     YAML configuration (default: the embedded one)\n"
-            "      --check           validate the configuration and exit\n"
+            "      --check           validate the configuration (and its state_file) and exit\n"
             "      --print-default   print the embedded default configuration\n"
             "  -t, --threads N       worker threads (overrides threads:)\n"
             "  -l, --listen ADDR     listen address (overrides listen:)\n"
@@ -104,6 +104,9 @@ int gw_reload(char **err)
         if ((cfg->admin == NULL) != (old->admin == NULL) ||
             (cfg->admin && strcmp(cfg->admin, old->admin) != 0))
             log_warn("reload: admin address changed; it takes effect at restart");
+        if ((cfg->state_file == NULL) != (old->state_file == NULL) ||
+            (cfg->state_file && strcmp(cfg->state_file, old->state_file) != 0))
+            log_warn("reload: state_file changed; it takes effect at restart");
         log_level = cfg->log_level;
         struct gw_snapshot *s = gw_snapshot_build(gw_cfgref_new(cfg), cur, err);
         gw_snapshot_unref(cur);
@@ -210,11 +213,33 @@ int gw_main(int argc, char **argv)
         return 1;
     }
     if (check) {
-        printf("%s: configuration OK (%zu services, %zu routes)\n", cfg->name, cfg->nservices, cfg->nroutes);
+        /* The state file too: a start would refuse a corrupt one. One
+         * that does not exist is left so (a restore would create it). */
+        bool st = cfg->state_file && access(cfg->state_file, F_OK) == 0;
+        int n = st ? gw_members_restore(cfg->state_file, &err) : 0;
+        gw_members_free();
+        if (n < 0) {
+            fprintf(stderr, "floodgate gateway: %s\n", err);
+            free(err);
+            gw_config_free(cfg);
+            return 1;
+        }
+        printf("%s: configuration OK (%zu services, %zu routes", cfg->name, cfg->nservices, cfg->nroutes);
+        if (cfg->state_file)
+            printf("; state file %s: %d changes", cfg->state_file, n);
+        printf(")\n");
         gw_config_free(cfg);
         return 0;
     }
     log_level = forced_level >= 0 ? forced_level : cfg->log_level;
+    /* The state file is the overlay on the config: read before the first
+     * snapshot, so the gateway serves with it from its first request. */
+    if (cfg->state_file && gw_members_restore(cfg->state_file, &err) < 0) {
+        fprintf(stderr, "floodgate gateway: %s\n", err);
+        free(err);
+        gw_config_free(cfg);
+        return 1;
+    }
 
     static struct gw g;
     memset(&g, 0, sizeof g);
@@ -292,6 +317,7 @@ int gw_main(int argc, char **argv)
         int sig = sigtimedwait(&set, NULL, &tick);
         if (sig < 0) {
             gw_guard_sweep();
+            gw_members_expire();
             continue;
         }
         if (sig == SIGHUP) {

@@ -241,7 +241,23 @@ struct gw_service *gw_snapshot_service(const struct gw_snapshot *s, const char *
 /* ---- members.c: admin-made membership changes, replayed on reload ----
  * Each returns 0, or -400 (bad input), -404 (no such service or server)
  * or -409 (already exists) with *err set (caller frees). */
-int gw_members_add_server(const char *svc, const char *addr, int weight, char **err);
+/* ttl_ms > 0 makes it a registration lease: registering the same server
+ * again before it runs out renews it (returns 1 instead of 0; the weight
+ * given replaces the old one), and gw_members_expire() removes it after.
+ * 0: an operator's server, which never expires (409 when present). */
+int gw_members_add_server(const char *svc, const char *addr, int weight, uint64_t ttl_ms, char **err);
+/* The lease of server a in svc: true with its TTL and time left. */
+bool gw_members_lease(const char *svc, const struct net_addr *a, uint64_t *ttl_ms, uint64_t *left_ms);
+/* Removes the servers whose lease ran out (main thread, every second);
+ * returns how many. */
+int gw_members_expire(void);
+void gw_members_metrics_render(struct buf *b);
+/* Reads the state file at path (state_file:) into the change log and
+ * saves every later change there. Call at start, before the first
+ * snapshot. A missing file is an empty state; an unreadable or corrupt
+ * one is an error (-1 with *err: the gateway refuses to start rather than
+ * silently forget). Returns the number of changes restored. */
+int gw_members_restore(const char *path, char **err);
 int gw_members_remove_server(const char *svc, const char *addr, char **err);
 int gw_members_drain_server(const char *svc, const char *addr, bool drain, char **err);
 /* A service created at run time, optionally with a route prefix to it. */

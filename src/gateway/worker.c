@@ -223,17 +223,27 @@ int gw_workers_start(struct gw *g, char **err)
         ev_set_async(w->loop, on_async, w);
         w->snap = gw_snapshot_get();
         w->lfds = xcalloc(cfg->nlisten, sizeof *w->lfds);
-        w->nlfds = (int)cfg->nlisten;
-        for (size_t l = 0; l < cfg->nlisten; l++) {
-            int fd = net_listen(&cfg->listen_addr[l], true, 4096);
-            if (fd < 0) {
-                *err = xasprintf("cannot listen on %s: %s", cfg->listen[l], strerror(-fd));
-                return -1;
-            }
-            w->lfds[l] = fd;
-            ev_io_start(w->loop, fd, EV_READ, on_accept, w);
+    }
+    /* One listener per worker and address; only these share an address
+     * (SO_REUSEPORT): one another process holds fails here. A reload never
+     * reopens them (listen changes take effect at restart). */
+    int *fds = xcalloc((size_t)g->nworkers, sizeof *fds);
+    for (size_t l = 0; l < cfg->nlisten; l++) {
+        struct net_addr a = cfg->listen_addr[l];
+        int rc = net_listen_shared(&a, g->nworkers, 4096, fds);
+        if (rc < 0) {
+            *err = xasprintf("cannot listen on %s: %s", cfg->listen[l], strerror(-rc));
+            free(fds);
+            return -1;
+        }
+        for (int i = 0; i < g->nworkers; i++) {
+            struct gw_worker *w = g->workers[i];
+            w->lfds[l] = fds[i];
+            w->nlfds = (int)l + 1;
+            ev_io_start(w->loop, fds[i], EV_READ, on_accept, w);
         }
     }
+    free(fds);
     for (int i = 0; i < g->nworkers; i++) {
         if (pthread_create(&g->workers[i]->thread, NULL, worker_main, g->workers[i]) != 0) {
             *err = xasprintf("cannot start worker thread: %s", strerror(errno));

@@ -5,7 +5,7 @@ from collections import Counter
 
 import requests
 
-from fgtest import free_port, start
+from fgtest import free_port, scaled, start
 from gwtest import addr_of, backends, config, gateway, service, servers_hit, wait_until
 
 
@@ -33,10 +33,20 @@ def test_echo_registers_at_boot_and_leaves_at_stop():
             assert "registered server" in gw.log() and "deregistered server" in gw.log()
 
 
-def test_register_fails_clearly_without_gateway():
+def test_register_retries_while_gateway_is_down():
+    """Registration is a lease the echo keeps renewing: a gateway that is
+    not there yet is retried (logged once), never a reason to exit."""
     port = free_port()
-    dead = free_port()
-    srv = start(["echo", "-l", str(port), "--register", f"http://127.0.0.1:{dead}/services/x"], port=port)
-    code = srv.proc.wait(timeout=30)
-    assert code == 1
-    assert "register with" in srv.log()
+    admin = free_port()
+    url = f"http://127.0.0.1:{admin}/services/pool"
+    with start(["echo", "-l", str(port), "--name", "b", "--register", url, "--register-ttl", "3"], port=port) as b:
+        wait_until(lambda: "register with" in b.log(), scaled(10), what="a logged failure")
+        assert b.alive()
+        with backends("a") as (a,):
+            cfg = config([service("pool", [addr_of(a)])], threads=1)
+            with gateway(cfg, args=["-a", f"127.0.0.1:{admin}"], admin=False) as gw:
+                wait_until(lambda: f"127.0.0.1:{port}" in listed(url), scaled(10), what="registration")
+                assert Counter(servers_hit(gw.url("/"), 20)) == {"a": 10, "b": 10}
+                # Failures are logged when they start, not at each retry.
+                assert b.log().count("register with") == 1, b.log()
+                assert b.stop() == 0

@@ -367,6 +367,22 @@ Test(admin_api, register_refusals)
     cJSON_Delete(call_json("POST", "/services/api/servers",
                            "{\"address\":\"127.0.0.1:7\",\"weight\":\"2\"}", 400));
     cJSON_Delete(call_json("POST", "/services/api/servers", "{\"address\":\"nohost\"}", 400));
+    /* What the config refuses, in its words, with the member's name. */
+    cJSON *e = call_json("POST", "/services/api/servers", "{\"address\":\"127.0.0.1:0\"}", 400);
+    cr_assert_str_eq(jstr(e, "error"), "address: bad address '127.0.0.1:0': port 0 cannot be connected to");
+    cJSON_Delete(e);
+    e = call_json("POST", "/services/api/servers", "{\"address\":\"9001\"}", 400);
+    cr_assert_str_eq(jstr(e, "error"), "address: bad address '9001': expected host:port");
+    cJSON_Delete(e);
+    e = call_json("POST", "/services/api/servers", "{\"address\":\"127.0.0.1:7\",\"weight\":1001}", 400);
+    cr_assert_str_eq(jstr(e, "error"), "weight: '1001' is out of range: must be between 1 and 1000");
+    cJSON_Delete(e);
+    e = call_json("POST", "/services/api/servers", "{\"address\":\"127.0.0.1:7\",\"wieght\":2}", 400);
+    cr_assert_str_eq(jstr(e, "error"), "wieght: unknown key; did you mean 'weight'? (valid keys: address, weight, ttl)");
+    cJSON_Delete(e);
+    e = call_json("POST", "/services", "{\"name\":\"x\",\"balance\":\"round_robn\"}", 400);
+    cr_assert_not_null(strstr(jstr(e, "error"), "balance: unknown value 'round_robn'; did you mean 'round_robin'?"));
+    cJSON_Delete(e);
     cJSON_Delete(call_json("POST", "/services/nope/servers", "{\"address\":\"127.0.0.1:7\"}", 404));
     cJSON *j = call_json("POST", "/services/api/servers", "{\"address\":\"127.0.0.1:1\"}", 409);
     cr_assert_not_null(strstr(jstr(j, "error"), "127.0.0.1:1"));

@@ -640,3 +640,91 @@ Test(gwconfig_resil, server_breaker)
     load_err("services:\n  - name: a\n    server_breaker:\n      probes: 1\n",
              "gw.yaml:4: services[0].server_breaker.probes: unknown key");
 }
+
+/* The checks the config loader shares with the admin API: the loader's
+ * message is FILE:LINE: KEY: plus exactly what the check says. */
+static void same_words(const char *yaml, const char *check_msg)
+{
+    struct gw_config *c = NULL;
+    char *err = NULL;
+    cr_assert_eq(gw_config_load_string(yaml, strlen(yaml), "gw.yaml", &c, &err), -1);
+    size_t n = strlen(err), m = strlen(check_msg);
+    cr_assert(n > m && strcmp(err + n - m, check_msg) == 0, "config says '%s', the check '%s'", err, check_msg);
+    free(err);
+}
+
+#define SVC_WITH(server) "services:\n  - name: a\n    servers:\n      - " server "\nroutes:\n  - prefix: /\n    service: a\n"
+
+Test(gwconfig_checks, server_address_and_weight)
+{
+    struct net_addr a;
+    char *m = gw_check_server_address("127.0.0.1:0", &a);
+    cr_assert_str_eq(m, "bad address '127.0.0.1:0': port 0 cannot be connected to");
+    same_words(SVC_WITH("127.0.0.1:0"), m);
+    free(m);
+    m = gw_check_server_address("9001", &a);
+    cr_assert_str_eq(m, "bad address '9001': expected host:port");
+    same_words(SVC_WITH("\"9001\""), m);
+    free(m);
+    cr_assert_null(gw_check_server_address("127.0.0.1:9001", &a));
+    cr_assert_eq(net_addr_port(&a), 9001);
+
+    int w = 0;
+    m = gw_check_weight("0", &w);
+    cr_assert_str_eq(m, "'0' is out of range: must be between 1 and 1000");
+    same_words(SVC_WITH("{address: \"127.0.0.1:1\", weight: 0}"), m);
+    free(m);
+    m = gw_check_weight("1.5", &w);
+    cr_assert_str_eq(m, "expected an integer, not '1.5'");
+    same_words(SVC_WITH("{address: \"127.0.0.1:1\", weight: 1.5}"), m);
+    free(m);
+    m = gw_check_weight("", &w);
+    cr_assert_str_eq(m, "expected an integer, not ''");
+    free(m);
+    cr_assert_null(gw_check_weight("1000", &w));
+    cr_assert_eq(w, 1000);
+}
+
+Test(gwconfig_checks, names_balance_paths_hosts_cidrs_keys)
+{
+    char *m = gw_check_service_name("Bad Name");
+    cr_assert_str_eq(m, "'Bad Name' is not a valid service name: use 1 to 64 of a-z, 0-9, '_' and '-'");
+    free(m);
+    cr_assert_null(gw_check_service_name("ok_1-x"));
+
+    int algo = -1;
+    cr_assert_null(gw_check_balance("Least_Conn", &algo));
+    cr_assert_eq(algo, 2);
+    m = gw_check_balance("round_robn", &algo);
+    cr_assert_str_eq(m, "unknown value 'round_robn'; did you mean 'round_robin'? (expected one of: round_robin, "
+                        "weighted, least_conn, two_random, consistent_hash)");
+    same_words("services:\n  - name: a\n    balance: round_robn\nroutes:\n  - prefix: /\n    service: a\n", m);
+    free(m);
+
+    m = gw_check_path("/a b");
+    cr_assert_str_eq(m, "must start with '/' and hold no spaces, control characters, '?' or '#'");
+    free(m);
+    cr_assert_null(gw_check_path("/api/v1"));
+
+    char h1[] = "API.Example.com", h2[] = "a.example.com:80", h3[] = "[::1";
+    cr_assert_null(gw_check_host(h1));
+    cr_assert_str_eq(h1, "api.example.com");
+    m = gw_check_host(h2);
+    cr_assert_str_eq(m, "must not include a port (ports are ignored when matching)");
+    free(m);
+    m = gw_check_host(h3);
+    cr_assert_str_eq(m, "expected an IPv6 literal like [::1]");
+    free(m);
+
+    cr_assert_null(gw_check_cidr("10.0.0.0/8"));
+    m = gw_check_cidr("10.0.0.0/33");
+    cr_assert_not_null(m);
+    free(m);
+
+    static const char *const keys[] = {"address", "weight", NULL};
+    cr_assert_null(gw_check_key("weight", keys));
+    m = gw_check_key("wieght", keys);
+    cr_assert_str_eq(m, "unknown key; did you mean 'weight'? (valid keys: address, weight)");
+    same_words(SVC_WITH("{address: \"127.0.0.1:1\", wieght: 2}"), m);
+    free(m);
+}
