@@ -132,6 +132,9 @@ static void h_queues(const struct admin_req *req, struct admin_resp *resp, void 
 
 static void setup(struct admin *a, void *ud)
 {
+    const struct bk_server *s = ud;
+    const struct cfg_access *acc = &s->cfg->admin_access;
+    admin_set_access(a, acc->hosts, acc->nhosts, acc->token);
     admin_route(a, "GET", "/metrics", h_metrics, ud);
     admin_route(a, "GET", "/healthz", h_health, ud);
     admin_route(a, "GET", "/queues", h_queues, ud);

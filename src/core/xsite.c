@@ -113,14 +113,14 @@ bool xsite_host_ok(const struct xsite_policy *p, const char *host, size_t len)
     return false;
 }
 
-bool xsite_origin_listed(const struct xsite_policy *p, const char *origin, size_t len)
+const char *xsite_origin_listed(const struct xsite_policy *p, const char *origin, size_t len)
 {
     for (size_t i = 0; p && i < p->norigins; i++) {
         const char *o = p->origins[i];
         if (strcmp(o, "*") == 0 || (strlen(o) == len && strncasecmp(o, origin, len) == 0))
-            return true;
+            return o;
     }
-    return false;
+    return NULL;
 }
 
 /* Splits an origin into its scheme's default port and its host[:port].
@@ -204,7 +204,7 @@ enum xsite_verdict xsite_check(const struct xsite_policy *p, const struct http_h
         return XSITE_BAD_HOST;
     if (flags & XSITE_CHECK_ORIGIN) {
         const struct http_header *o = http_find_header(h, n, "Origin");
-        bool listed = o && xsite_origin_listed(p, o->value, o->value_len);
+        bool listed = o && xsite_origin_listed(p, o->value, o->value_len) != NULL;
         if (o && !listed &&
             !(host && xsite_same_origin(o->value, o->value_len, host->value, host->value_len)))
             return XSITE_FOREIGN_ORIGIN;

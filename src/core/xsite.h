@@ -72,8 +72,9 @@ const char *xsite_reason(enum xsite_verdict v);
 /* True when the Host value host[0..len) is acceptable (see above). */
 bool xsite_host_ok(const struct xsite_policy *p, const char *host, size_t len);
 
-/* True when origin[0..len) is listed in p->origins (or p lists "*"). */
-bool xsite_origin_listed(const struct xsite_policy *p, const char *origin, size_t len);
+/* The entry of p->origins that allows origin[0..len): the equal one, or
+ * "*"; NULL when none. */
+const char *xsite_origin_listed(const struct xsite_policy *p, const char *origin, size_t len);
 
 /* True when origin[0..len) is the origin the Host value names: same host
  * (case-insensitive) and same port, a missing port being the scheme's

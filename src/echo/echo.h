@@ -51,6 +51,7 @@ struct echo_config {
     int health_status;         /* status of /health */
     const char *register_url;  /* --register: gateway admin URL of the service, or NULL */
     int weight;                /* --weight to register with */
+    char *register_auth;       /* "Authorization: Bearer T\r\n" from --register-token-file, or NULL */
 };
 
 /* Where the body of the current response comes from. */
