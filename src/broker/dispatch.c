@@ -227,12 +227,20 @@ static bool xsite_pass(struct bk_conn *c, const char *path, size_t plen)
     const char *allow = origin ? xsite_origin_listed(&pol, origin->value, origin->value_len) : NULL;
     if (v == XSITE_OK && preflight && !allow)
         v = XSITE_FOREIGN_ORIGIN;
-    if (v != XSITE_OK) {
+    /* One loop thread serves every connection: the limiter needs no lock. */
+    static struct xsite_loglimit refusals;
+    uint32_t dropped;
+    if (v != XSITE_OK && xsite_log_allowed(&refusals, ev_now(c->srv->loop), &dropped)) {
+        char more[48] = "";
+        if (dropped)
+            snprintf(more, sizeof more, " (and %u more not logged)", dropped);
         const struct http_header *host = http_find_header(h->headers, h->nheaders, "Host");
-        log_at(LOG_WARN, "broker: refused %.*s %.*s (Host '%.*s', Origin '%.*s'): %s", (int)h->method_len,
+        log_at(LOG_WARN, "broker: refused %.*s %.*s (Host '%.*s', Origin '%.*s'): %s%s", (int)h->method_len,
                h->method, (int)FG_MIN(plen, 200), path, host ? (int)FG_MIN(host->value_len, 200) : 0,
                host ? host->value : "", origin ? (int)FG_MIN(origin->value_len, 200) : 0,
-               origin ? origin->value : "", xsite_reason(v));
+               origin ? origin->value : "", xsite_reason(v), more);
+    }
+    if (v != XSITE_OK) {
         char msg[200];
         snprintf(msg, sizeof msg, "%s%s", xsite_reason(v),
                  v == XSITE_BAD_HOST ? "; see allowed_hosts" : "; see cors.allow_origins");

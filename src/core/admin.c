@@ -96,6 +96,7 @@ struct admin {
     char **hosts;                   /* names accepted in Host (admin_set_access) */
     size_t nhosts;
     char *token;                    /* bearer token every request but health needs; NULL: none */
+    struct xsite_loglimit refusals; /* log lines for refused requests (admin thread only) */
     struct admin_conn *conns;       /* open connections (admin thread only) */
     struct admin_conn *dead;        /* killed, freed before the next poll */
     size_t nconns;
@@ -366,13 +367,19 @@ static bool access_ok(struct admin *a, const struct admin_req *r, struct admin_r
                                        safe ? 0 : XSITE_CHECK_ORIGIN | XSITE_NEED_JSON);
     bool authed = v != XSITE_OK || is_probe(r) || xsite_bearer_ok(a->token, r->headers, r->nheaders);
     pthread_mutex_unlock(&a->lock);
-    if (v != XSITE_OK) {
+    uint32_t dropped;
+    if (v != XSITE_OK && xsite_log_allowed(&a->refusals, ev_clock_ns() / 1000000, &dropped)) {
+        char more[48] = "";
+        if (dropped)
+            snprintf(more, sizeof more, " (and %u more not logged)", dropped);
         const struct http_header *host = http_find_header(r->headers, r->nheaders, "Host");
         const struct http_header *origin = http_find_header(r->headers, r->nheaders, "Origin");
-        log_warn("admin: refused %.*s %.*s (Host '%.*s', Origin '%.*s'): %s", (int)r->method_len, r->method,
-                 (int)FG_MIN(r->path_len, 200), r->path, host ? (int)FG_MIN(host->value_len, 200) : 0,
+        log_warn("admin: refused %.*s %.*s (Host '%.*s', Origin '%.*s'): %s%s", (int)r->method_len,
+                 r->method, (int)FG_MIN(r->path_len, 200), r->path, host ? (int)FG_MIN(host->value_len, 200) : 0,
                  host ? host->value : "", origin ? (int)FG_MIN(origin->value_len, 200) : 0,
-                 origin ? origin->value : "", xsite_reason(v));
+                 origin ? origin->value : "", xsite_reason(v), more);
+    }
+    if (v != XSITE_OK) {
         admin_resp_error(resp, v == XSITE_NOT_JSON ? 415 : 403, "%s", xsite_reason(v));
         return false;
     }

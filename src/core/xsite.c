@@ -235,6 +235,22 @@ const char *xsite_reason(enum xsite_verdict v)
     return "refused";
 }
 
+bool xsite_log_allowed(struct xsite_loglimit *l, uint64_t now_ms, uint32_t *dropped)
+{
+    if (now_ms - l->window_start >= XSITE_LOG_WINDOW_MS || now_ms < l->window_start) {
+        l->window_start = now_ms;
+        l->lines = 0;
+    }
+    if (l->lines >= XSITE_LOG_BURST) {
+        l->dropped++;
+        return false;
+    }
+    l->lines++;
+    *dropped = l->dropped;
+    l->dropped = 0;
+    return true;
+}
+
 const char *xsite_name_invalid(const char *name)
 {
     size_t len = strlen(name);

@@ -86,6 +86,20 @@ bool xsite_same_origin(const char *origin, size_t len, const char *host, size_t 
  * NULL token accepts every request. */
 bool xsite_bearer_ok(const char *token, const struct http_header *h, size_t n);
 
+/* Bounds the log lines refusals write, so that a page sending requests in
+ * a loop cannot fill the disk: at most XSITE_LOG_BURST lines per
+ * XSITE_LOG_WINDOW_MS. Owned by one thread (zero-initialised). */
+#define XSITE_LOG_BURST 10
+#define XSITE_LOG_WINDOW_MS 10000
+struct xsite_loglimit {
+    uint64_t window_start; /* ms */
+    uint32_t lines;        /* logged in this window */
+    uint32_t dropped;      /* not logged since the last logged line */
+};
+/* True when a refusal at now_ms may be logged; then *dropped is the
+ * number of refusals not logged before it (to mention in the line). */
+bool xsite_log_allowed(struct xsite_loglimit *l, uint64_t now_ms, uint32_t *dropped);
+
 /* Checks a host name for an allowed-hosts list: letters, digits, '-',
  * '.', '_' only, 1..253 bytes, no port. Returns NULL or why not. */
 const char *xsite_name_invalid(const char *name);

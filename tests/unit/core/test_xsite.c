@@ -206,3 +206,20 @@ Test(xsite_validate, names_and_origins)
     cr_assert_not_null(xsite_origin_invalid("ftp://x"));
     cr_assert_not_null(xsite_origin_invalid("null"));
 }
+
+Test(xsite_log, bounded_with_a_count_of_the_rest)
+{
+    struct xsite_loglimit l = {0};
+    uint32_t dropped = 99;
+    uint64_t t = 1000000;
+    for (int i = 0; i < XSITE_LOG_BURST; i++) {
+        cr_assert(xsite_log_allowed(&l, t + (uint64_t)i, &dropped));
+        cr_assert_eq(dropped, 0);
+    }
+    for (int i = 0; i < 500; i++)
+        cr_assert_not(xsite_log_allowed(&l, t + 100, &dropped));
+    cr_assert(xsite_log_allowed(&l, t + XSITE_LOG_WINDOW_MS, &dropped));
+    cr_assert_eq(dropped, 500);
+    cr_assert(xsite_log_allowed(&l, t + XSITE_LOG_WINDOW_MS + 1, &dropped));
+    cr_assert_eq(dropped, 0);
+}
