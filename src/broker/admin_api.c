@@ -10,6 +10,7 @@
 #include "broker/broker.h"
 
 #include "core/admin.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -132,6 +133,9 @@ static void h_queues(const struct admin_req *req, struct admin_resp *resp, void 
 
 static void setup(struct admin *a, void *ud)
 {
+    const struct bk_server *s = ud;
+    const struct cfg_access *acc = &s->cfg->admin_access;
+    admin_set_access(a, acc->hosts, acc->nhosts, acc->token);
     admin_route(a, "GET", "/metrics", h_metrics, ud);
     admin_route(a, "GET", "/healthz", h_health, ud);
     admin_route(a, "GET", "/queues", h_queues, ud);
@@ -139,5 +143,12 @@ static void setup(struct admin *a, void *ud)
 
 struct admin *bk_admin_start(struct bk_server *s, const char *addr, char **err)
 {
-    return admin_start_with(addr, setup, s, err);
+    struct admin *a = admin_start_with(addr, setup, s, err);
+    struct net_addr na;
+    char *e = NULL;
+    if (a && !s->cfg->admin_access.token && net_parse_addr(addr, &na, &e) == 0 && !net_addr_is_loopback(&na))
+        log_at(LOG_WARN, "broker: admin listener on %s is reachable beyond this machine without a token: set "
+                         "admin.token_file (docs/security.md)", addr);
+    free(e);
+    return a;
 }

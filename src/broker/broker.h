@@ -31,6 +31,7 @@
 #include "broker/sqs_proto.h"
 #include "broker/store.h"
 #include "core/buf.h"
+#include "core/config.h"
 #include "core/ev.h"
 #include "core/http1.h"
 #include "core/metrics.h"
@@ -59,6 +60,11 @@ struct bk_limits {
 struct bk_config {
     char *listen;
     char *admin;                 /* NULL: no admin listener */
+    struct cfg_access admin_access; /* admin: token_file, allowed_hosts */
+    char **allowed_hosts;        /* names the API accepts in Host (core/xsite.h) */
+    size_t nallowed_hosts;
+    char **cors_origins;         /* cors.allow_origins: foreign origins allowed, with CORS */
+    size_t ncors_origins;
     char *data;
     enum store_fsync fsync;
     uint32_t fsync_batch_us;
@@ -117,6 +123,7 @@ struct bk_conn {
     struct http_request req;      /* views into head */
     struct http_header *hdrs;
     char reqid[40];
+    const char *cors_allow;       /* Access-Control-Allow-Origin of this request's answer, or NULL */
     /* long poll */
     struct bk_waiter waiter;
     cJSON *poll_params;

@@ -7,6 +7,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/xsite.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,8 @@ static const char *const top_keys[] = {"broker", NULL};
 static const char *const broker_keys[] = {"listen", "admin", "data", "fsync", "fsync_batch_us",
                                           "fsync_interval", "segment_bytes", "max_message_bytes",
                                           "body_cache_bytes", "compact_ratio", "disk_free_limit", "auth",
-                                          "log_level", "limits", NULL};
+                                          "log_level", "limits", "allowed_hosts", "cors", NULL};
+static const char *const cors_keys[] = {"allow_origins", NULL};
 static const char *const auth_keys[] = {"access_key", "secret_key", NULL};
 static const char *const limit_keys[] = {"max_connections", "max_request_bytes", "max_header_bytes",
                                          "max_headers", "header_timeout", "body_timeout", "idle_timeout",
@@ -38,6 +40,9 @@ void bk_config_free(struct bk_config *c)
         return;
     free(c->listen);
     free(c->admin);
+    cfg_access_free(&c->admin_access);
+    cfg_strings_free(c->allowed_hosts, c->nallowed_hosts);
+    cfg_strings_free(c->cors_origins, c->ncors_origins);
     free(c->data);
     free(c->access_key);
     free(c->secret_key);
@@ -155,6 +160,30 @@ static int load_auth(struct bk_config *c, const struct cfg_node *n, char **err)
     return 0;
 }
 
+/* admin: an address, or a mapping with listen, token_file and
+ * allowed_hosts (core/config.h). */
+static int load_admin(struct bk_config *c, const struct cfg_node *n, char **err)
+{
+    const struct cfg_node *listen;
+    if (cfg_access(n, &listen, &c->admin_access, err) < 0)
+        return -1;
+    if (n && n->type == CFG_MAP && !listen) {
+        *err = cfg_errorf(n, "the admin mapping needs listen: an address");
+        return -1;
+    }
+    return load_addr(listen, &c->admin, err);
+}
+
+static int load_cors(struct bk_config *c, const struct cfg_node *n, char **err)
+{
+    if (section(n, cors_keys, err) < 0)
+        return -1;
+    if (!n)
+        return 0;
+    return cfg_string_list(cfg_get(n, "allow_origins"), xsite_origin_invalid, &c->cors_origins, &c->ncors_origins,
+                           err);
+}
+
 static int load_broker(struct bk_config *c, const struct cfg_node *b, char **err)
 {
     if (section(b, broker_keys, err) < 0)
@@ -164,7 +193,10 @@ static int load_broker(struct bk_config *c, const struct cfg_node *b, char **err
     int fs = (int)c->fsync;
     uint64_t v;
     if (load_addr(cfg_get(b, "listen"), &c->listen, err) < 0 ||
-        load_addr(cfg_get(b, "admin"), &c->admin, err) < 0 ||
+        load_admin(c, cfg_get(b, "admin"), err) < 0 ||
+        cfg_string_list(cfg_get(b, "allowed_hosts"), xsite_name_invalid, &c->allowed_hosts, &c->nallowed_hosts,
+                        err) < 0 ||
+        load_cors(c, cfg_get(b, "cors"), err) < 0 ||
         cfg_string(cfg_get(b, "data"), &c->data, err) < 0 ||
         cfg_enum(cfg_get(b, "fsync"), fsync_names, &fs, err) < 0 ||
         get_u32(cfg_get(b, "fsync_batch_us"), 0, 100000, &c->fsync_batch_us, err) < 0)

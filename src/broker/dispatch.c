@@ -20,6 +20,16 @@
  * changes go on. While a write of the log fails (and is being retried)
  * every action that writes is refused with ServiceUnavailable.
  *
+ * Browser requests: before routing, every request is checked as
+ * core/xsite.h describes: a Host naming neither an IP, localhost nor one
+ * of allowed_hosts is refused (DNS rebinding), and so is a request that a
+ * page of another site sent (foreign Origin, Sec-Fetch-Site cross-site or
+ * same-site), whatever its method, since the SQS query API takes actions
+ * on GET too. Origins listed in cors.allow_origins are let through and get
+ * CORS answers: preflights (OPTIONS with Access-Control-Request-Method)
+ * here, and Access-Control-Allow-Origin on every response (bk_respond).
+ * Refusals are 403 in the shape of the API the path belongs to.
+ *
  * Long polls: a receive with nothing to hand out parks the connection's
  * bk_waiter on the queue. bk_before_poll() serves queues the engine put
  * on its wake list (a message became receivable) and the orphans of
@@ -29,12 +39,17 @@
 #include "broker/topic.h"
 
 #include "core/log.h"
+#include "core/xsite.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- responses ---- */
+
+/* Headers a browser page may read from an answer: the AWS SDK for
+ * JavaScript reads the request id, the query error code and the CRC. */
+#define BK_CORS_EXPOSE "x-amzn-RequestId, x-amzn-query-error, x-amz-crc32, Date"
 
 void bk_respond(struct bk_conn *c, int status, const char *ctype, const char *body, size_t len,
                 const char *extra, bool hold)
@@ -53,6 +68,10 @@ void bk_respond(struct bk_conn *c, int status, const char *ctype, const char *bo
         buf_append_str(o, "Retry-After: 1\r\n");
         c->retry_after = false;
     }
+    if (c->cors_allow)
+        buf_printf(o, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
+                      "Access-Control-Expose-Headers: " BK_CORS_EXPOSE "\r\n",
+                   c->cors_allow);
     if (!c->keep_alive)
         buf_append_str(o, "Connection: close\r\n");
     else if (c->req.minor == 0)
@@ -116,6 +135,138 @@ static void render(struct bk_conn *c, const char *action, enum sqs_err rc, const
     } else {
         sqs_error_respond(c, err, hold);
     }
+}
+
+/* ---- requests from browsers ---- */
+
+/* Headers a preflight may ask for: what the AWS SDKs for JavaScript send
+ * (SigV4 and their own x-amz-*, amz-sdk-* fields) and what the native
+ * API needs. */
+static bool cors_header_allowed(const char *n, size_t len)
+{
+    return fg_strieq(n, len, "authorization") || fg_strieq(n, len, "content-type") ||
+           fg_strieq(n, len, "content-md5") || (len > 6 && strncasecmp(n, "x-amz-", 6) == 0) ||
+           (len > 7 && strncasecmp(n, "x-amzn-", 7) == 0) || (len > 8 && strncasecmp(n, "amz-sdk-", 8) == 0);
+}
+
+#define BK_CORS_HEADERS \
+    "authorization, content-type, x-amz-target, x-amz-date, x-amz-security-token, x-amz-user-agent, " \
+    "x-amz-content-sha256, x-amzn-query-mode, amz-sdk-invocation-id, amz-sdk-request"
+
+/* True when every name in the Access-Control-Request-Headers list v is
+ * one cors_header_allowed() takes. */
+static bool cors_headers_ok(const char *v, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ' ' || v[i] == ','))
+            i++;
+        size_t b = i;
+        while (i < len && v[i] != ',' && v[i] != ' ')
+            i++;
+        if (i > b && !cors_header_allowed(v + b, i - b))
+            return false;
+    }
+    return true;
+}
+
+/* Answers a CORS preflight from an allowed origin. */
+static void cors_preflight(struct bk_conn *c)
+{
+    const struct http_request *h = &c->req;
+    const struct http_header *rh = http_find_header(h->headers, h->nheaders, "Access-Control-Request-Headers");
+    char *allow;
+    if (rh && rh->value_len <= 2048 && cors_headers_ok(rh->value, rh->value_len))
+        allow = xasprintf("%.*s", (int)rh->value_len, rh->value);
+    else
+        allow = xstrdup(BK_CORS_HEADERS);
+    char *extra = xasprintf("Access-Control-Allow-Methods: GET, HEAD, POST, PUT, DELETE\r\n"
+                            "Access-Control-Allow-Headers: %s\r\n"
+                            "Access-Control-Max-Age: 600\r\n"
+                            "Vary: Access-Control-Request-Method, Access-Control-Request-Headers",
+                            allow);
+    bk_respond(c, 200, "text/plain", "", 0, extra, false);
+    free(extra);
+    free(allow);
+}
+
+/* Refuses a request with 403 in the shape of the API its path is for:
+ * native JSON for /v1 and the plain endpoints, SNS XML for an SNS
+ * request, SQS (XML or JSON, as the request spoke) for the rest. */
+static void xsite_refuse(struct bk_conn *c, const char *path, size_t plen, const char *msg)
+{
+    struct bk_server *s = c->srv;
+    bool v1 = (plen == 3 && !memcmp(path, "/v1", 3)) || (plen > 3 && !memcmp(path, "/v1/", 4));
+    bool plain = (plen == 8 && (!memcmp(path, "/healthz", 8) || !memcmp(path, "/metrics", 8)));
+    if (v1 || plain) {
+        bk_respond_error(c, 403, "AccessDenied", msg);
+    } else if (s->topics && tp_server_wants(c, path, plen)) {
+        struct sns_error e;
+        sns_fail(&e, SNS_E_AUTHORIZATION, "%s", msg);
+        struct buf b;
+        buf_init(&b);
+        int status = 403;
+        sns_encode_error(&e, c->reqid, &b, &status);
+        bk_respond(c, status, "text/xml", buf_rptr(&b), buf_len(&b), NULL, false);
+        buf_free(&b);
+    } else {
+        const struct http_request *h = &c->req;
+        const struct http_header *ct = http_find_header(h->headers, h->nheaders, "Content-Type");
+        static const char amzjson[] = "application/x-amz-json-1.0";
+        bool json = http_find_header(h->headers, h->nheaders, "X-Amz-Target") ||
+                    (ct && ct->value_len >= sizeof amzjson - 1 &&
+                     strncasecmp(ct->value, amzjson, sizeof amzjson - 1) == 0);
+        c->proto = json ? SQS_PROTO_JSON : SQS_PROTO_QUERY;
+        struct sqs_error e;
+        sqs_fail(&e, SQS_E_ACCESS_DENIED, "%s", msg);
+        sqs_error_respond(c, &e, false);
+    }
+}
+
+/* Runs the browser checks on c's request for path. Returns true when it
+ * may go on (with c->cors_allow set for an allowed foreign origin), false
+ * when it was answered: refused, or a preflight. */
+static bool xsite_pass(struct bk_conn *c, const char *path, size_t plen)
+{
+    const struct bk_config *cfg = c->srv->cfg;
+    const struct http_request *h = &c->req;
+    struct xsite_policy pol = {cfg->allowed_hosts, cfg->nallowed_hosts, cfg->cors_origins, cfg->ncors_origins};
+    const struct http_header *origin = http_find_header(h->headers, h->nheaders, "Origin");
+    bool preflight = h->m == HTTP_M_OPTIONS && origin &&
+                     http_find_header(h->headers, h->nheaders, "Access-Control-Request-Method");
+    enum xsite_verdict v = xsite_check(&pol, h->headers, h->nheaders, buf_len(&c->body),
+                                       preflight ? 0 : XSITE_CHECK_ORIGIN);
+    const char *allow = origin ? xsite_origin_listed(&pol, origin->value, origin->value_len) : NULL;
+    if (v == XSITE_OK && preflight && !allow)
+        v = XSITE_FOREIGN_ORIGIN;
+    /* One loop thread serves every connection: the limiter needs no lock. */
+    static struct xsite_loglimit refusals;
+    uint32_t dropped;
+    if (v != XSITE_OK && xsite_log_allowed(&refusals, ev_now(c->srv->loop), &dropped)) {
+        char more[48] = "";
+        if (dropped)
+            snprintf(more, sizeof more, " (and %u more not logged)", dropped);
+        const struct http_header *host = http_find_header(h->headers, h->nheaders, "Host");
+        log_at(LOG_WARN, "broker: refused %.*s %.*s (Host '%.*s', Origin '%.*s'): %s%s", (int)h->method_len,
+               h->method, (int)FG_MIN(plen, 200), path, host ? (int)FG_MIN(host->value_len, 200) : 0,
+               host ? host->value : "", origin ? (int)FG_MIN(origin->value_len, 200) : 0,
+               origin ? origin->value : "", xsite_reason(v), more);
+    }
+    if (v != XSITE_OK) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s%s", xsite_reason(v),
+                 v == XSITE_BAD_HOST ? "; see allowed_hosts" : "; see cors.allow_origins");
+        xsite_refuse(c, path, plen, msg);
+        return false;
+    }
+    /* "*" answers "*": no credentials are involved (SigV4 travels in
+     * headers the preflight allowed, not cookies). */
+    c->cors_allow = allow;
+    if (preflight) {
+        cors_preflight(c);
+        return false;
+    }
+    return true;
 }
 
 /* ---- actions, commit groups, long polls ---- */
@@ -435,6 +586,7 @@ void bk_dispatch(struct bk_conn *c)
     if (s->stopping)
         c->keep_alive = false;
     bk_request_id(++s->req_seq, c->reqid);
+    c->cors_allow = NULL;
 
     /* Path and query of the target (origin form; absolute form too). */
     const char *t = h->target;
@@ -453,6 +605,8 @@ void bk_dispatch(struct bk_conn *c)
     size_t qlen = q < tl ? tl - q - 1 : 0;
     bool get = h->m == HTTP_M_GET || h->m == HTTP_M_HEAD;
 
+    if (!xsite_pass(c, path, plen))
+        return;
     if (plen == 8 && !memcmp(path, "/healthz", 8) && get) {
         dispatch_health(c);
     } else if (plen == 8 && !memcmp(path, "/metrics", 8) && get) {

@@ -23,6 +23,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "core/xsite.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -89,9 +90,13 @@ struct admin {
     int lfd;
     int port;
     atomic_bool stopping;
-    pthread_mutex_t lock;           /* guards routes, nroutes, caproutes */
+    pthread_mutex_t lock;           /* guards routes..caproutes, hosts..token */
     struct admin_route *routes;
     size_t nroutes, caproutes;
+    char **hosts;                   /* names accepted in Host (admin_set_access) */
+    size_t nhosts;
+    char *token;                    /* bearer token every request but health needs; NULL: none */
+    struct xsite_loglimit refusals; /* log lines for refused requests (admin thread only) */
     struct admin_conn *conns;       /* open connections (admin thread only) */
     struct admin_conn *dead;        /* killed, freed before the next poll */
     size_t nconns;
@@ -339,6 +344,53 @@ static bool split_target(const char *t, size_t len, struct admin_req *r)
     return true;
 }
 
+/* The liveness probes stay open without a token: load balancers and
+ * orchestrators probe them without credentials, and they tell nothing. */
+static bool is_probe(const struct admin_req *r)
+{
+    return (r->m == HTTP_M_GET || r->m == HTTP_M_HEAD) &&
+           (fg_strieq(r->path, r->path_len, "/health") || fg_strieq(r->path, r->path_len, "/healthz"));
+}
+
+/* Refuses what a browser could have been made to send (core/xsite.h) and,
+ * with a token configured, what lacks it. Every request is checked for
+ * its Host; requests that may change something (any method but GET, HEAD
+ * and OPTIONS, which no handler here takes) also for Origin,
+ * Sec-Fetch-Site and a JSON body. Returns false with the refusal in
+ * resp. */
+static bool access_ok(struct admin *a, const struct admin_req *r, struct admin_resp *resp)
+{
+    bool safe = r->m == HTTP_M_GET || r->m == HTTP_M_HEAD || r->m == HTTP_M_OPTIONS;
+    pthread_mutex_lock(&a->lock);
+    struct xsite_policy pol = {a->hosts, a->nhosts, NULL, 0};
+    enum xsite_verdict v = xsite_check(&pol, r->headers, r->nheaders, r->body_len,
+                                       safe ? 0 : XSITE_CHECK_ORIGIN | XSITE_NEED_JSON);
+    bool authed = v != XSITE_OK || is_probe(r) || xsite_bearer_ok(a->token, r->headers, r->nheaders);
+    pthread_mutex_unlock(&a->lock);
+    uint32_t dropped;
+    if (v != XSITE_OK && xsite_log_allowed(&a->refusals, ev_clock_ns() / 1000000, &dropped)) {
+        char more[48] = "";
+        if (dropped)
+            snprintf(more, sizeof more, " (and %u more not logged)", dropped);
+        const struct http_header *host = http_find_header(r->headers, r->nheaders, "Host");
+        const struct http_header *origin = http_find_header(r->headers, r->nheaders, "Origin");
+        log_warn("admin: refused %.*s %.*s (Host '%.*s', Origin '%.*s'): %s%s", (int)r->method_len,
+                 r->method, (int)FG_MIN(r->path_len, 200), r->path, host ? (int)FG_MIN(host->value_len, 200) : 0,
+                 host ? host->value : "", origin ? (int)FG_MIN(origin->value_len, 200) : 0,
+                 origin ? origin->value : "", xsite_reason(v), more);
+    }
+    if (v != XSITE_OK) {
+        admin_resp_error(resp, v == XSITE_NOT_JSON ? 415 : 403, "%s", xsite_reason(v));
+        return false;
+    }
+    if (!authed) {
+        admin_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"floodgate admin\"");
+        admin_resp_error(resp, 401, "missing or wrong bearer token (Authorization: Bearer TOKEN)");
+        return false;
+    }
+    return true;
+}
+
 /* Runs the handler for the complete request in c->req / c->body and
  * appends its response to c->out. */
 static void dispatch(struct admin_conn *c)
@@ -379,8 +431,12 @@ static void dispatch(struct admin_conn *c)
     struct route_hit hit;
     struct buf allow;
     buf_init(&allow);
-    int st = route_find(c->adm, r.method, r.method_len, r.path, r.path_len, &hit, &allow);
-    if (st == 200) {
+    int st = access_ok(c->adm, &r, &resp)
+                 ? route_find(c->adm, r.method, r.method_len, r.path, r.path_len, &hit, &allow)
+                 : 0;
+    if (st == 0) {
+        /* refused: resp holds the answer */
+    } else if (st == 200) {
         r.rest = r.path + hit.prefix_len;
         r.rest_len = r.path_len - hit.prefix_len;
         hit.cb(&r, &resp, hit.ud);
@@ -788,6 +844,21 @@ struct admin *admin_start_with(const char *addr, void (*setup)(struct admin *, v
 
 int admin_port(const struct admin *a) { return a->port; }
 
+/* Frees the access settings; the caller holds a->lock (or is the only
+ * user left). */
+static void free_access(struct admin *a)
+{
+    for (size_t i = 0; i < a->nhosts; i++)
+        free(a->hosts[i]);
+    free(a->hosts);
+    a->hosts = NULL;
+    a->nhosts = 0;
+    if (a->token)
+        explicit_bzero(a->token, strlen(a->token));
+    free(a->token);
+    a->token = NULL;
+}
+
 void admin_stop(struct admin *a)
 {
     if (!a)
@@ -801,8 +872,21 @@ void admin_stop(struct admin *a)
         free(a->routes[i].path);
     }
     free(a->routes);
+    free_access(a);
     pthread_mutex_destroy(&a->lock);
     free(a);
+}
+
+void admin_set_access(struct admin *a, char *const *hosts, size_t nhosts, const char *token)
+{
+    pthread_mutex_lock(&a->lock);
+    free_access(a);
+    a->hosts = nhosts ? xcalloc(nhosts, sizeof *a->hosts) : NULL;
+    for (size_t i = 0; i < nhosts; i++)
+        a->hosts[i] = xstrdup(hosts[i]);
+    a->nhosts = nhosts;
+    a->token = token ? xstrdup(token) : NULL;
+    pthread_mutex_unlock(&a->lock);
 }
 
 /* ---- helpers for handlers ---- */

@@ -18,6 +18,15 @@
  * and answers Expect: 100-continue. Every error response is JSON:
  * {"error":"..."}.
  *
+ * Before any handler runs, the framework refuses what a web browser could
+ * have been made to send (core/xsite.h): a Host that is neither an IP
+ * literal, localhost, nor a name given to admin_set_access() (403: DNS
+ * rebinding); and, for every method but GET, HEAD and OPTIONS, a foreign
+ * Origin or Sec-Fetch-Site (403) and a body that is not application/json
+ * (415). With a token set, every request but GET/HEAD /health and
+ * /healthz must carry "Authorization: Bearer TOKEN" (401 with
+ * WWW-Authenticate otherwise). Refusals are logged.
+ *
  * Thread context: handlers run on the admin thread, one at a time, while
  * the server's workers keep running. Anything a handler reads or changes
  * that workers also use must be safe for that: read counters with relaxed
@@ -93,6 +102,13 @@ int admin_port(const struct admin *a);
  * effect for the next request. */
 void admin_route(struct admin *a, const char *method, const char *path, admin_handler_cb cb,
                  void *ud);
+
+/* Sets the host names accepted in Host besides IP literals and localhost
+ * (hosts[0..nhosts), names without ports) and the bearer token (NULL: no
+ * token needed). Copies everything. Any thread, at any time (a reloaded
+ * configuration); call it from admin_start_with()'s setup for it to hold
+ * from the first request. */
+void admin_set_access(struct admin *a, char *const *hosts, size_t nhosts, const char *token);
 
 /* Stops the admin thread, closes the listener and every connection
  * (a request being answered is cut off), waits for the thread to exit and

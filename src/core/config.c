@@ -5,6 +5,8 @@
  * they are rebuilt from the parent links only when a message needs one. */
 #include "core/config.h"
 
+#include "core/xsite.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -828,4 +830,120 @@ int cfg_enum(const struct cfg_node *n, const char *const *names, int *out, char 
         return fail(err, n, "unknown value '%s'; did you mean '%s'? (expected one of: %s)", show(n, shown, sizeof shown),
                     s, valid);
     return fail(err, n, "unknown value '%s' (expected one of: %s)", show(n, shown, sizeof shown), valid);
+}
+
+/* ---- lists and control-plane access ---- */
+
+void cfg_strings_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int cfg_string_list(const struct cfg_node *n, const char *(*check)(const char *), char ***out, size_t *nout,
+                    char **err)
+{
+    if (!n)
+        return 0;
+    if (n->type != CFG_SEQ)
+        return fail(err, n, "expected a list of strings, got %s", cfg_kind(n));
+    char **v = n->n ? xcalloc(n->n, sizeof *v) : NULL;
+    size_t k = 0;
+    for (; k < n->n; k++) {
+        const struct cfg_node *it = n->kids[k];
+        if (need_scalar(it, "a string", err) < 0)
+            goto fail;
+        const char *why = check ? check(it->str) : NULL;
+        if (why) {
+            fail(err, it, "'%.80s': %s", it->str, why);
+            goto fail;
+        }
+        for (size_t j = 0; j < k; j++) {
+            if (strcasecmp(v[j], it->str) == 0) {
+                fail(err, it, "'%.80s' is listed twice", it->str);
+                goto fail;
+            }
+        }
+        v[k] = xstrdup(it->str);
+    }
+    cfg_strings_free(*out, *nout);
+    *out = v;
+    *nout = k;
+    return 0;
+fail:
+    cfg_strings_free(v, k);
+    return -1;
+}
+
+#define CFG_TOKEN_MIN 16
+#define CFG_TOKEN_MAX 4096
+
+/* Reads the token file named by node n into *out. */
+static int read_token(const struct cfg_node *n, const char *path, char **out, char **err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(err, n, "cannot read token file '%s': %s", path, strerror(errno));
+    char buf[CFG_TOKEN_MAX + 64];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    bool more = len == sizeof buf && fgetc(f) != EOF;
+    int ioerr = ferror(f);
+    fclose(f);
+    if (ioerr)
+        return fail(err, n, "cannot read token file '%s'", path);
+    size_t a = 0, b = len;
+    while (a < b && isspace((unsigned char)buf[a]))
+        a++;
+    while (b > a && isspace((unsigned char)buf[b - 1]))
+        b--;
+    if (more || b - a > CFG_TOKEN_MAX)
+        return fail(err, n, "token file '%s' is over %d bytes", path, CFG_TOKEN_MAX);
+    if (b - a < CFG_TOKEN_MIN)
+        return fail(err, n, "token file '%s' must hold a token of at least %d characters (e.g. from "
+                            "`openssl rand -hex 32`)", path, CFG_TOKEN_MIN);
+    for (size_t i = a; i < b; i++)
+        if (buf[i] <= ' ' || buf[i] > '~')
+            return fail(err, n, "token file '%s' must hold one token of visible ASCII characters, "
+                                "no spaces", path);
+    *out = xstrndup(buf + a, b - a);
+    explicit_bzero(buf, sizeof buf);
+    return 0;
+}
+
+static const char *const access_keys[] = {"listen", "token_file", "allowed_hosts", NULL};
+
+int cfg_access(const struct cfg_node *n, const struct cfg_node **listen, struct cfg_access *acc, char **err)
+{
+    *listen = n;
+    if (!n || n->type == CFG_SCALAR)
+        return 0;
+    if (n->type != CFG_MAP)
+        return fail(err, n, "expected an address or a mapping with listen, token_file, allowed_hosts; got %s",
+                    cfg_kind(n));
+    if (cfg_check_keys(n, access_keys, err) < 0)
+        return -1;
+    *listen = cfg_get(n, "listen");
+    const struct cfg_node *tf = cfg_get(n, "token_file");
+    if (cfg_string(tf, &acc->token_file, err) < 0 ||
+        cfg_string_list(cfg_get(n, "allowed_hosts"), xsite_name_invalid, &acc->hosts, &acc->nhosts, err) < 0)
+        return -1;
+    if (acc->token_file) {
+        if (!*acc->token_file)
+            return fail(err, tf, "expected a file path");
+        if (read_token(tf, acc->token_file, &acc->token, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void cfg_access_free(struct cfg_access *acc)
+{
+    cfg_strings_free(acc->hosts, acc->nhosts);
+    if (acc->token) {
+        explicit_bzero(acc->token, strlen(acc->token));
+        free(acc->token);
+    }
+    free(acc->token_file);
+    memset(acc, 0, sizeof *acc);
 }

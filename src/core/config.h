@@ -111,6 +111,32 @@ int cfg_enum(const struct cfg_node *n, const char *const *names, int *out, char 
 
 /* Value syntax without a node, for other callers (admin API, tests).
  * Return 0 or -1 (syntax or overflow). */
+/* A sequence of strings, each passed to check (NULL: any), which returns
+ * NULL or why the string is refused. A NULL node leaves *out alone;
+ * otherwise the old list is freed and replaced (caller frees with
+ * cfg_strings_free). Duplicates are refused (case-insensitive). */
+int cfg_string_list(const struct cfg_node *n, const char *(*check)(const char *), char ***out, size_t *nout,
+                    char **err);
+void cfg_strings_free(char **v, size_t n);
+
+/* The access settings of an HTTP control plane (an admin listener), from
+ * "admin: ADDR" or "admin: {listen: ADDR, token_file: PATH,
+ * allowed_hosts: [NAME, ...]}". */
+struct cfg_access {
+    char **hosts;       /* allowed_hosts: names accepted in Host */
+    size_t nhosts;
+    char *token;        /* contents of token_file, trimmed; NULL when none */
+    char *token_file;   /* as written, for messages */
+};
+/* Loads the admin node n (NULL: absent, nothing to do) into acc and sets
+ * *listen to the node holding the address (n itself for the string form;
+ * NULL when the mapping has none), for the caller to parse. The token
+ * file (a path relative to the working directory) is read now: it must
+ * hold one token of 16..4096 visible ASCII characters, surrounding
+ * whitespace and a final newline ignored. */
+int cfg_access(const struct cfg_node *n, const struct cfg_node **listen, struct cfg_access *acc, char **err);
+void cfg_access_free(struct cfg_access *acc);
+
 int cfg_parse_duration(const char *s, uint64_t *ms);
 int cfg_parse_size(const char *s, uint64_t *bytes);
 int cfg_parse_bool(const char *s, bool *out);

@@ -50,6 +50,12 @@ static int wait_fd(int fd, short events, uint64_t deadline_ms)
 int httpc_request(const char *hostport, const char *method, const char *path, const char *body,
                   int timeout_ms, int *status, char **body_out, char **err)
 {
+    return httpc_request_h(hostport, method, path, NULL, body, timeout_ms, status, body_out, err);
+}
+
+int httpc_request_h(const char *hostport, const char *method, const char *path, const char *headers,
+                    const char *body, int timeout_ms, int *status, char **body_out, char **err)
+{
     struct net_addr a;
     if (net_parse_addr(hostport, &a, err) != 0)
         return -1;
@@ -73,6 +79,8 @@ int httpc_request(const char *hostport, const char *method, const char *path, co
                path, hostport);
     if (body)
         buf_printf(&out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
+    if (headers)
+        buf_append_str(&out, headers);
     buf_append(&out, "\r\n", 2);
     if (body)
         buf_append(&out, body, blen);

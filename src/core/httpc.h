@@ -21,4 +21,9 @@ int httpc_split_url(const char *url, char **hostport, char **path, char **err);
 int httpc_request(const char *hostport, const char *method, const char *path, const char *body,
                   int timeout_ms, int *status, char **body_out, char **err);
 
+/* Same, with extra header lines (each ending in CRLF, e.g.
+ * "Authorization: Bearer T\r\n"; NULL: none) sent after the others. */
+int httpc_request_h(const char *hostport, const char *method, const char *path, const char *headers,
+                    const char *body, int timeout_ms, int *status, char **body_out, char **err);
+
 #endif

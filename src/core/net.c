@@ -111,6 +111,15 @@ bool net_addr_equal(const struct net_addr *a, const struct net_addr *b)
                   &((const struct sockaddr_in6 *)&b->ss)->sin6_addr, 16) == 0;
 }
 
+bool net_addr_is_loopback(const struct net_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *v6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+    return a->ss.ss_family == AF_INET6 &&
+           (IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127));
+}
+
 int net_listen(const struct net_addr *a, bool reuseport, int backlog)
 {
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

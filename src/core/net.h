@@ -24,6 +24,8 @@ void net_addr_str(const struct net_addr *a, char *out, size_t outlen);
 void net_addr_host(const struct net_addr *a, char *out, size_t outlen);
 int net_addr_port(const struct net_addr *a);
 bool net_addr_equal(const struct net_addr *a, const struct net_addr *b);
+/* 127.0.0.0/8, ::1 or a v4-mapped 127.x address. */
+bool net_addr_is_loopback(const struct net_addr *a);
 
 /* Non-blocking listening socket. Returns fd or -errno. */
 int net_listen(const struct net_addr *a, bool reuseport, int backlog);

@@ -35,6 +35,7 @@ enum {
     OPT_REGISTER,
     OPT_REGISTER_TTL,
     OPT_WEIGHT,
+    OPT_REGISTER_TOKEN_FILE,
     OPT_MAX_CONCURRENCY,
 };
 
@@ -67,6 +68,9 @@ static const char usage_text[] =
     "      --register-ttl S     the lease in seconds (default 10): the gateway drops\n"
     "                           this server S seconds after its last renewal\n"
     "      --weight N           weight to register with (default 1)\n"
+    "      --register-token-file FILE\n"
+    "                           send the token in FILE as Authorization: Bearer, for\n"
+    "                           a gateway with admin.token_file\n"
     "  -h, --help               print this help\n"
     "\n"
     "endpoints:\n"
@@ -134,6 +138,30 @@ static int bad_flag(const char *flag, const char *val, const char *why)
     return 2;
 }
 
+/* Reads the bearer token in path into cfg->register_auth as a header
+ * line. Returns 0, or an exit status after printing why. */
+static int read_register_token(struct echo_config *cfg, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return bad_flag("--register-token-file", path, strerror(errno));
+    char tok[4096 + 2];
+    size_t n = fread(tok, 1, sizeof tok - 1, f);
+    fclose(f);
+    tok[n] = '\0';
+    size_t a = strspn(tok, " \t\r\n"), b = n;
+    while (b > a && strchr(" \t\r\n", tok[b - 1]))
+        b--;
+    if (b == a || n == sizeof tok - 1)
+        return bad_flag("--register-token-file", path, "expected one token of 1..4096 characters");
+    for (size_t i = a; i < b; i++)
+        if (tok[i] <= ' ' || tok[i] > '~')
+            return bad_flag("--register-token-file", path, "the token must be visible ASCII, no spaces");
+    free(cfg->register_auth);
+    cfg->register_auth = xasprintf("Authorization: Bearer %.*s\r\n", (int)(b - a), tok + a);
+    return 0;
+}
+
 /* Parses argv into cfg. Returns -1 to go on, or an exit status. */
 static int parse_flags(int argc, char **argv, struct echo_config *cfg, const char **listen)
 {
@@ -149,6 +177,7 @@ static int parse_flags(int argc, char **argv, struct echo_config *cfg, const cha
         {"register", required_argument, NULL, OPT_REGISTER},
         {"register-ttl", required_argument, NULL, OPT_REGISTER_TTL},
         {"weight", required_argument, NULL, OPT_WEIGHT},
+        {"register-token-file", required_argument, NULL, OPT_REGISTER_TOKEN_FILE},
         {"max-concurrency", required_argument, NULL, OPT_MAX_CONCURRENCY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -212,6 +241,12 @@ static int parse_flags(int argc, char **argv, struct echo_config *cfg, const cha
                 return bad_flag("--weight", optarg, "expected 1..1000");
             cfg->weight = (int)v;
             break;
+        case OPT_REGISTER_TOKEN_FILE: {
+            int rc = read_register_token(cfg, optarg);
+            if (rc)
+                return rc;
+            break;
+        }
         case OPT_MAX_CONCURRENCY:
             if (parse_uint(optarg, 1000000, &v) != 0)
                 return bad_flag("--max-concurrency", optarg, "expected 0..1000000");
@@ -270,12 +305,15 @@ int echo_main(int argc, char **argv)
     };
     const char *listen = ECHO_DEFAULT_LISTEN;
     int st = parse_flags(argc, argv, &cfg, &listen);
-    if (st >= 0)
+    if (st >= 0) {
+        free(cfg.register_auth);
         return st;
+    }
 
     int *lfds = xcalloc((size_t)cfg.threads, sizeof *lfds);
     if (open_listeners(&cfg, listen, lfds) != 0) {
         free(lfds);
+        free(cfg.register_auth);
         return 1;
     }
     if (!cfg.name)
@@ -340,5 +378,6 @@ int echo_main(int argc, char **argv)
     free(ws);
     free(lfds);
     free(cfg.block);
+    free(cfg.register_auth);
     return status;
 }

@@ -53,6 +53,7 @@ struct echo_config {
     const char *register_url;  /* --register: gateway admin URL of the service, or NULL */
     int weight;                /* --weight to register with */
     uint64_t register_ttl_ms;  /* --register-ttl: the lease, renewed every third of it */
+    char *register_auth;       /* "Authorization: Bearer T\r\n" from --register-token-file, or NULL */
 };
 
 /* Where the body of the current response comes from. */

@@ -6,9 +6,10 @@
  * leaves the pool by itself, and a gateway that restarted learns the
  * server again at the next renewal. A gateway that is down or refuses for
  * a while (503, 404 while its config is being fixed) is retried every
- * second until it answers; only a 400 (this server's registration is
- * malformed and never will be accepted) at the first attempt is fatal: the
- * thread then sends SIGTERM to the process and echo_main exits 1. At stop
+ * second until it answers; only a 400, 401 or 403 at the first attempt
+ * (a malformed registration, a missing or wrong token: nothing that
+ * waiting fixes) is fatal: the thread then sends SIGTERM to the process
+ * and echo_main exits 1. At stop
  * the thread is woken and joined, and the server deregisters (DELETE)
  * before the listeners close.
  *
@@ -56,7 +57,8 @@ static int announce(bool join, uint64_t ttl_ms, char **why)
         target = xasprintf("%s/servers/%s", reg.path, cfg->addr_str);
     }
     int timeout = (int)FG_MIN((uint64_t)REG_TIMEOUT_MS, ttl_ms / 3 ? ttl_ms / 3 : 1);
-    if (httpc_request(reg.hostport, join ? "POST" : "DELETE", target, json, timeout, &status, &body, &err) != 0) {
+    if (httpc_request_h(reg.hostport, join ? "POST" : "DELETE", target, cfg->register_auth, json, timeout, &status,
+                        &body, &err) != 0) {
         *why = err;
         status = -1;
     } else {
@@ -103,7 +105,9 @@ static void *renew_loop(void *arg)
         /* 409: present but not as a lease (in the gateway's config, or
          * added by an operator): nothing to renew, but nothing wrong. */
         accepted = st / 100 == 2 || st == 409;
-        bool fatal = st == 400 && !ever;
+        /* 400: malformed; 401/403: no or a wrong token, or a Host the
+         * admin API refuses. None is fixed by waiting. */
+        bool fatal = (st == 400 || st == 401 || st == 403) && !ever;
         if (accepted && state != 1)
             fprintf(stderr, "echo registered with %s as %s (lease %llu ms, renewed every %llu ms)\n",
                     cfg->register_url, cfg->addr_str, (unsigned long long)ttl, (unsigned long long)every);

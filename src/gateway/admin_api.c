@@ -561,8 +561,14 @@ static void h_service_delete(const struct admin_req *req, struct admin_resp *res
 
 /* ---- lifecycle ---- */
 
+static void set_access(struct admin *a, const struct gw_config *c)
+{
+    admin_set_access(a, c->admin_access.hosts, c->admin_access.nhosts, c->admin_access.token);
+}
+
 static void register_routes(struct admin *a, void *ud)
 {
+    set_access(a, ud);
     admin_route(a, "GET", "/health", h_health, NULL);
     admin_route(a, "GET", "/metrics", h_metrics, NULL);
     admin_route(a, "POST", "/reload", h_reload, NULL);
@@ -575,17 +581,27 @@ static void register_routes(struct admin *a, void *ud)
     gw_admin_route_routes(a);
 }
 
-int gw_admin_start(const char *addr, char **err)
+int gw_admin_start(const struct gw_config *c, char **err)
 {
     ASSERT(!adm);
-    if (!addr)
+    if (!c->admin)
         return 0;
-    /* Routes go in before the admin thread serves: no 404 window. */
-    adm = admin_start_with(addr, register_routes, NULL, err);
+    /* Routes and access settings go in before the admin thread serves:
+     * no 404 window, no window without the token. */
+    adm = admin_start_with(c->admin, register_routes, (void *)c, err);
     if (!adm)
         return -1;
-    log_debug("admin API listening on %s (port %d)", addr, admin_port(adm));
+    log_debug("admin API listening on %s (port %d)", c->admin, admin_port(adm));
+    if (!c->admin_access.token && !net_addr_is_loopback(&c->admin_addr))
+        log_warn("admin API on %s is reachable beyond this machine without a token: set admin.token_file "
+                 "(docs/security.md)", c->admin);
     return 0;
+}
+
+void gw_admin_set_access(const struct gw_config *c)
+{
+    if (adm)
+        set_access(adm, c);
 }
 
 void gw_admin_stop(void)

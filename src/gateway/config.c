@@ -85,6 +85,7 @@ void gw_config_free(struct gw_config *c)
     free(c->listen);
     free(c->listen_addr);
     free(c->admin);
+    cfg_access_free(&c->admin_access);
     free(c->access_log);
     free(c->state_file);
     for (size_t i = 0; i < c->nservices; i++)
@@ -388,12 +389,15 @@ static int load_listen(struct gw_config *c, const struct cfg_node *n, char **err
     return 0;
 }
 
-/* admin: an address, or off. The default (127.0.0.1:9901) is checked
- * like a written one, so a listen address that collides with it is
- * reported at the listen key. */
+/* admin: an address, or off, or a mapping with listen (the address,
+ * default as before), token_file and allowed_hosts (core/config.h). The
+ * default (127.0.0.1:9901) is checked like a written one, so a listen
+ * address that collides with it is reported at the listen key. */
 static int load_admin(struct gw_config *c, const struct cfg_node *root, char **err)
 {
-    const struct cfg_node *n = cfg_get(root, "admin");
+    const struct cfg_node *n;
+    if (cfg_access(cfg_get(root, "admin"), &n, &c->admin_access, err) < 0)
+        return -1;
     const struct cfg_node *where = n ? n : cfg_get(root, "listen");
     char *s = xstrdup("127.0.0.1:9901");
     if (cfg_string(n, &s, err) < 0) {

@@ -8,6 +8,7 @@
 #define GW_CONFIG_H
 
 #include "core/common.h"
+#include "core/config.h"
 #include "core/net.h"
 #include "gateway/adaptive.h"
 #include "gateway/admission.h"
@@ -152,6 +153,7 @@ struct gw_config {
     int threads;                 /* worker threads; 0 = one per core */
     char *admin;                 /* admin + /metrics listener; NULL = disabled */
     struct net_addr admin_addr;  /* parsed admin, when enabled */
+    struct cfg_access admin_access; /* admin: token_file, allowed_hosts */
     char *access_log;            /* NULL = off; "stderr", "stdout" or a file path */
     char *state_file;            /* NULL = off; where admin changes are kept across restarts */
     int log_level;               /* LOG_ERROR..LOG_DEBUG (core/log.h) */

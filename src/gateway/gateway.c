@@ -114,6 +114,7 @@ int gw_reload(char **err)
             rc = -1;
         } else {
             gw_snapshot_publish(s);
+            gw_admin_set_access(cfg);
             log_info("configuration reloaded (generation %llu)", (unsigned long long)s->generation);
         }
     }
@@ -293,7 +294,7 @@ int gw_main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (cfg->admin && gw_admin_start(cfg->admin, &err) != 0) {
+    if (cfg->admin && gw_admin_start(cfg, &err) != 0) {
         log_error("admin: %s", err);
         free(err);
         stop_workers();

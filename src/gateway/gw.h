@@ -354,7 +354,11 @@ void gw_admin_route_routes(struct admin *adm);
 void gw_route_metrics_render(struct buf *b);
 
 /* ---- admin_api.c ---- */
-int gw_admin_start(const char *addr, char **err);
+/* Starts the admin listener on c->admin (nothing when NULL) with c's
+ * access settings in force from the first request. */
+int gw_admin_start(const struct gw_config *c, char **err);
+/* Applies a reloaded configuration's admin token and allowed hosts. */
+void gw_admin_set_access(const struct gw_config *c);
 void gw_admin_stop(void);
 void gw_metrics_render(struct buf *b);
 

@@ -184,7 +184,12 @@ class Gateway:
         cfg = dict(cfg)
         h = f"[{self.host}]" if ":" in self.host else self.host
         cfg["listen"] = f"{h}:{self.port}"
-        cfg["admin"] = f"127.0.0.1:{self.admin_port}" if self.admin_port else "off"
+        if isinstance(cfg.get("admin"), dict):
+            # The mapping form (token_file, allowed_hosts): the address is
+            # still the test's.
+            cfg["admin"] = dict(cfg["admin"], listen=f"127.0.0.1:{self.admin_port}")
+        else:
+            cfg["admin"] = f"127.0.0.1:{self.admin_port}" if self.admin_port else "off"
         self.cfg = cfg
         tmp = self.cfg_path + ".tmp"
         with open(tmp, "w") as f:

@@ -281,32 +281,32 @@ def test_hostile_http(datadir):
     try:
         port = srv.port
         with Conn(port) as c:
-            c.send(b"GET /v1/queues HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n")
+            c.send(b"GET /v1/queues HTTP/1.1\r\nHost: localhost\r\nBad Header: y\r\n\r\n")
             assert c.response().status == 400
         with Conn(port) as c:
-            c.send(b"GET /v1/queues HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+            c.send(b"GET /v1/queues HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
             assert c.response().status == 431
         with Conn(port) as c:
-            c.send(b"POST /v1/queues/x/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+            c.send(b"POST /v1/queues/x/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n")
             assert c.response().status == 413
         with Conn(port) as c:
-            c.send(b"GET /v1/queues HTTP/1.1\r\nHost: x\r\n")  # never finished
+            c.send(b"GET /v1/queues HTTP/1.1\r\nHost: localhost\r\n")  # never finished
             assert c.response().status == 408
         with Conn(port) as c:
-            c.send(b"DELETE /v1/queues HTTP/1.1\r\nHost: x\r\n\r\n")
+            c.send(b"DELETE /v1/queues HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert c.response().status == 405
-            c.send(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+            c.send(b"GET /nowhere HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert c.response().status == 404
             # Pipelined requests answered in order on one connection.
-            c.send(b"PUT /v1/queues/p HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-                   b"POST /v1/queues/p/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
-                   b"POST /v1/queues/p/receive HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            c.send(b"PUT /v1/queues/p HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+                   b"POST /v1/queues/p/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc"
+                   b"POST /v1/queues/p/receive HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
             assert c.response().status == 200
             assert c.response().status == 200
             r = c.response()
             assert json.loads(r.body)["messages"][0]["body"] == "abc"
         with Conn(port) as c:
-            c.send(b"POST /v1/queues/p/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            c.send(b"POST /v1/queues/p/messages HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                    b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
             assert c.response().status == 200
         # Garbage bytes get a 400 and the broker keeps serving.

@@ -100,7 +100,8 @@ def test_register_errors(gw, bes):
     assert gw.admin("POST", "/services/app/servers", {}).status_code == 400
     assert gw.admin("POST", "/services/app/servers", {"address": a2.addr, "weight": 0}).status_code == 400
     assert gw.admin("POST", "/services/app/servers", {"address": a2.addr, "weight": 1.5}).status_code == 400
-    r = requests.post(gw.admin_url("/services/app/servers"), data=b"{not json", timeout=T)
+    r = requests.post(gw.admin_url("/services/app/servers"), data=b"{not json",
+                      headers={"Content-Type": "application/json"}, timeout=T)
     assert r.status_code == 400
     assert "error" in r.json()
     assert addrs(gw, "app") == [a1.addr]
@@ -253,7 +254,7 @@ def test_generation_grows_with_each_change(gw, bes):
 def test_admin_keepalive_and_malformed(gw):
     with Conn(gw.admin_port) as c:
         for _ in range(3):
-            c.send(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+            c.send(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert c.response().status == 200
         c.send(b"GET /health HTTP/1.1\r\nHost a\r\n\r\n")
         assert c.response().status == 400

@@ -102,3 +102,38 @@ Test(bk_config, disk_free_limit)
     cr_assert(strstr(err, "t.yaml:2") && strstr(err, "disk_free_limit"), "%s", err);
     free(err);
 }
+
+Test(bk_config, browser_access_settings)
+{
+    char *err;
+    struct bk_config *c = parse("broker:\n  allowed_hosts: [sqs.internal, broker.example.com]\n"
+                                "  cors:\n    allow_origins: [\"http://localhost:3000\", \"https://app.example.com\"]\n"
+                                "  admin: {listen: \"127.0.0.1:9325\", allowed_hosts: [ops.example.com]}\n",
+                                &err);
+    cr_assert_not_null(c, "%s", err ? err : "");
+    cr_assert_eq(c->nallowed_hosts, 2);
+    cr_assert_str_eq(c->allowed_hosts[0], "sqs.internal");
+    cr_assert_eq(c->ncors_origins, 2);
+    cr_assert_str_eq(c->cors_origins[1], "https://app.example.com");
+    cr_assert_str_eq(c->admin, "127.0.0.1:9325");
+    cr_assert_eq(c->admin_access.nhosts, 1);
+    cr_assert_null(c->admin_access.token);
+    bk_config_free(c);
+
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        {"broker:\n  cors:\n    allow_origins: [\"https://app.example.com/\"]\n",
+         "t.yaml:3: broker.cors.allow_origins[0]"},
+        {"broker:\n  cors:\n    allow_origin: []\n", "t.yaml:3: broker.cors.allow_origin: unknown key"},
+        {"broker:\n  allowed_hosts: [\"a.example:9324\"]\n", "t.yaml:2: broker.allowed_hosts[0]"},
+        {"broker:\n  allowed_hosts: [a.example, A.example]\n", "listed twice"},
+        {"broker:\n  admin: {allowed_hosts: [a.example]}\n", "needs listen"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c = parse(bad[i].yaml, &err);
+        cr_assert_null(c, "case %zu parsed", i);
+        cr_assert(err && strstr(err, bad[i].want), "case %zu: '%s' lacks '%s'", i, err ? err : "", bad[i].want);
+        free(err);
+    }
+}

@@ -88,6 +88,8 @@ static void setup(void)
     adm = admin_start("127.0.0.1:0", &err);
     cr_assert(adm, "admin_start: %s", err ? err : "?");
     cr_assert_gt(admin_port(adm), 0);
+    char *names[] = {"x"};
+    admin_set_access(adm, names, 1, NULL);
     admin_route(adm, "GET", "/hello", h_hello, "world");
     admin_route(adm, "POST", "/echo", h_echo, NULL);
     admin_route(adm, "GET", "/servers/*", h_servers, NULL);
@@ -268,7 +270,7 @@ Test(admin_http, post_json_body)
     free(r.body);
 
     /* Not JSON: the handler's own 400. */
-    roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{x}", &r);
+    roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\n\r\n{x}", &r);
     cr_expect_eq(r.status, 400);
     cr_expect_str_eq(r.body, "{\"error\":\"body is not JSON (3 bytes)\"}\n");
     free(r.body);
@@ -277,7 +279,7 @@ Test(admin_http, post_json_body)
 Test(admin_http, post_chunked_body)
 {
     struct resp r;
-    roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
               "5\r\n{\"a\":\r\n4;ext=1\r\n[1]}\r\n0\r\n\r\n",
               &r);
     cr_expect_eq(r.status, 201);
@@ -297,7 +299,7 @@ Test(admin_http, keep_alive_two_requests)
     cr_expect_not(resp_header(&r, "Connection", v, sizeof v));
     free(r.body);
 
-    client_send_str(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n[]");
+    client_send_str(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]");
     client_read(&c, &r, false);
     cr_expect_eq(r.status, 201);
     cr_expect_str_eq(r.body, "{\"got\":[],\"len\":2}\n");
@@ -311,7 +313,7 @@ Test(admin_http, pipelined_requests_answered_in_order)
     struct resp r;
     client_open(&c);
     client_send_str(&c, "GET /servers/a HTTP/1.1\r\nHost: x\r\n\r\n"
-                        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n7"
+                        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n7"
                         "GET /servers/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     client_read(&c, &r, false);
     cr_expect_str_eq(r.body, "{\"rest\":\"a\",\"path\":\"/servers/a\"}\n");
@@ -468,7 +470,7 @@ Test(admin_http, body_over_limit_413)
     client_open(&c);
     char req[256];
     snprintf(req, sizeof req,
-             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n", ADMIN_MAX_BODY + 1);
+             "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %u\r\n\r\n", ADMIN_MAX_BODY + 1);
     client_send_str(&c, req);
     /* The answer comes before the body, which the server never reads. */
     client_read(&c, &r, false);
@@ -487,7 +489,7 @@ Test(admin_http, chunked_body_over_limit_413)
     struct client c;
     struct resp r;
     client_open(&c);
-    client_send_str(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    client_send_str(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
     static char chunk[65536 + 16];
     int hl = snprintf(chunk, sizeof chunk, "10000\r\n");
     memset(chunk + hl, 'a', 65536);
@@ -507,7 +509,7 @@ Test(admin_http, body_at_limit_accepted)
     struct resp r;
     client_open(&c);
     char head[256];
-    snprintf(head, sizeof head, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %u\r\n\r\n",
+    snprintf(head, sizeof head, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %u\r\n\r\n",
              ADMIN_MAX_BODY);
     client_send_str(&c, head);
     /* A JSON string of exactly ADMIN_MAX_BODY bytes. */
@@ -532,7 +534,7 @@ Test(admin_http, expect_continue)
     struct client c;
     struct resp r;
     client_open(&c);
-    client_send_str(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+    client_send_str(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\n"
                         "Expect: 100-continue\r\n\r\n");
     client_read(&c, &r, true);
     cr_expect_eq(r.status, 100);
@@ -568,11 +570,11 @@ Test(admin_http, malformed_400)
     expect_error_and_close("GET /hello HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n", 400);
     expect_error_and_close("GET /hello HTTP/1.1\r\n\r\n", 400); /* no Host */
     expect_error_and_close("GET /hello HTTP/1.1\nHost: x\n\n", 400);
-    expect_error_and_close("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+    expect_error_and_close("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1\r\n"
                            "Content-Length: 2\r\n\r\nab",
                            400);
     expect_error_and_close("GET hello HTTP/1.1\r\nHost: x\r\n\r\n", 400); /* bad target */
-    expect_error_and_close("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    expect_error_and_close("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
                            "zz\r\n",
                            400);
 }
@@ -580,7 +582,7 @@ Test(admin_http, malformed_400)
 Test(admin_http, other_protocol_errors)
 {
     expect_error_and_close("GET /hello HTTP/2.0\r\nHost: x\r\n\r\n", 505);
-    expect_error_and_close("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked"
+    expect_error_and_close("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked"
                            "\r\n\r\n",
                            501);
     /* A head over 16 KiB. */
@@ -635,7 +637,7 @@ Test(admin_http, request_split_across_writes)
     struct client c;
     struct resp r;
     client_open(&c);
-    const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n[1,2,3]";
+    const char *req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n[1,2,3]";
     for (const char *p = req; *p; p++) {
         client_send(&c, p, 1);
         if ((p - req) % 9 == 0)
@@ -661,7 +663,7 @@ Test(admin_http, many_connections_then_stop)
         cr_expect_eq(r.status, 200);
         free(r.body);
     }
-    client_send_str(&c[0], "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{");
+    client_send_str(&c[0], "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{");
     usleep(20000);
     admin_stop(adm);
     adm = NULL;
@@ -711,4 +713,79 @@ Test(admin_life, start_stop_repeatedly)
         admin_route(a, "GET", "/x", h_hello, "x");
         admin_stop(a);
     }
+}
+
+/* ---- requests a browser could have been made to send ---- */
+
+Test(admin_http, cross_site_requests_refused)
+{
+    struct resp r;
+    /* The forged request: text/plain from a foreign page, foreign Host. */
+    roundtrip("POST /echo HTTP/1.1\r\nHost: evil.example\r\nOrigin: http://evil.example\r\n"
+              "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}",
+              &r);
+    cr_expect_eq(r.status, 403);
+    cr_expect(strstr(r.body, "\"error\"") != NULL);
+    free(r.body);
+    roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n"
+              "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+              &r);
+    cr_expect_eq(r.status, 403);
+    free(r.body);
+    roundtrip("POST /servers/drain HTTP/1.1\r\nHost: x\r\nSec-Fetch-Site: same-site\r\nContent-Length: 0\r\n\r\n",
+              &r);
+    cr_expect_eq(r.status, 403);
+    free(r.body);
+    roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", &r);
+    cr_expect_eq(r.status, 415);
+    free(r.body);
+    roundtrip("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", &r);
+    cr_expect_eq(r.status, 415);
+    free(r.body);
+    /* A rebinding page reading: refused on its Host. */
+    roundtrip("GET /hello HTTP/1.1\r\nHost: evil.example:9901\r\n\r\n", &r);
+    cr_expect_eq(r.status, 403);
+    free(r.body);
+    /* Reads from a foreign origin are not refused (the browser keeps the
+     * answer from the page), nor are same-origin changes. */
+    roundtrip("GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n\r\n", &r);
+    cr_expect_eq(r.status, 200);
+    free(r.body);
+    roundtrip("POST /echo HTTP/1.1\r\nHost: x:9901\r\nOrigin: http://x:9901\r\nSec-Fetch-Site: same-origin\r\n"
+              "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+              &r);
+    cr_expect_eq(r.status, 201);
+    free(r.body);
+}
+
+Test(admin_http, bearer_token)
+{
+    char *none[] = {NULL};
+    admin_set_access(adm, none, 0, "t0ken");
+    struct resp r;
+    roundtrip("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
+    cr_expect_eq(r.status, 401);
+    char v[128];
+    cr_expect(resp_header(&r, "WWW-Authenticate", v, sizeof v));
+    cr_expect(strncmp(v, "Bearer", 6) == 0);
+    free(r.body);
+    roundtrip("GET /hello HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer wrong\r\n\r\n", &r);
+    cr_expect_eq(r.status, 401);
+    free(r.body);
+    roundtrip("GET /hello HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer t0ken\r\n\r\n", &r);
+    cr_expect_eq(r.status, 200);
+    free(r.body);
+    /* The names set before are gone with the new settings. */
+    roundtrip("GET /hello HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\n\r\n", &r);
+    cr_expect_eq(r.status, 403);
+    free(r.body);
+    /* A liveness probe needs no token. */
+    admin_route(adm, "GET", "/healthz", h_hello, "ok");
+    roundtrip("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
+    cr_expect_eq(r.status, 200);
+    free(r.body);
+    admin_set_access(adm, none, 0, NULL);
+    roundtrip("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n", &r);
+    cr_expect_eq(r.status, 200);
+    free(r.body);
 }

@@ -114,7 +114,9 @@ static void setup(void)
     close(fd);
     char addr[64], *err = NULL;
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    cr_assert_eq(gw_admin_start(addr, &err), 0, "%s", err ? err : "");
+    char *hosts[] = {"t"};
+    struct gw_config c = {.admin = addr, .admin_access = {.hosts = hosts, .nhosts = 1}};
+    cr_assert_eq(gw_admin_start(&c, &err), 0, "%s", err ? err : "");
 }
 
 static void teardown(void)
@@ -147,7 +149,8 @@ static int call(const char *method, const char *path, const char *body, char **o
     cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
     char req[2048];
     int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: %zu\r\n"
+                     "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n"
                      "\r\n%s",
                      method, path, body ? strlen(body) : 0, body ? body : "");
     cr_assert_eq(write(fd, req, (size_t)n), n);

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "gateway/config.h"
 
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -727,4 +728,48 @@ Test(gwconfig_checks, names_balance_paths_hosts_cidrs_keys)
     cr_assert_str_eq(m, "unknown key; did you mean 'weight'? (valid keys: address, weight)");
     same_words(SVC_WITH("{address: \"127.0.0.1:1\", wieght: 2}"), m);
     free(m);
+}
+
+/* ---- admin: the mapping form ------------------------------------------ */
+
+Test(gw_config, admin_mapping_token_and_hosts)
+{
+    char path[] = "/tmp/fg-token-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "  0123456789abcdef0123\n", 23), 23);
+    close(fd);
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "admin:\n  listen: 127.0.0.1:9911\n  token_file: %s\n  allowed_hosts: [gw.example.com, Admin.Internal]\n"
+             MIN_SVC,
+             path);
+    struct gw_config *c = load_ok(yaml);
+    cr_assert_str_eq(c->admin, "127.0.0.1:9911");
+    cr_assert_str_eq(c->admin_access.token, "0123456789abcdef0123");
+    cr_assert_eq(c->admin_access.nhosts, 2);
+    cr_assert_str_eq(c->admin_access.hosts[1], "Admin.Internal");
+    gw_config_free(c);
+
+    /* Without listen, the default address; the string form has no token. */
+    c = load_ok("admin: {allowed_hosts: [a.example]}\n" MIN_SVC);
+    cr_assert_str_eq(c->admin, "127.0.0.1:9901");
+    cr_assert_null(c->admin_access.token);
+    gw_config_free(c);
+    c = load_ok("admin: 127.0.0.1:9912\n" MIN_SVC);
+    cr_assert_null(c->admin_access.token);
+    cr_assert_eq(c->admin_access.nhosts, 0);
+    gw_config_free(c);
+
+    load_err("admin: {listen: off, allowed_hosts: [a.example:80]}\n" MIN_SVC,
+             "gw.yaml:1: admin.allowed_hosts[0]: 'a.example:80': expected a host name without a port");
+    load_err("admin: {listen: 127.0.0.1:1, bogus: 1}\n" MIN_SVC, "gw.yaml:1: admin.bogus: unknown key");
+    load_err("admin: {token_file: /nonexistent/fg-token}\n" MIN_SVC,
+             "gw.yaml:1: admin.token_file: cannot read token file '/nonexistent/fg-token'");
+    fd = open(path, O_WRONLY | O_TRUNC);
+    cr_assert_eq(write(fd, "short\n", 6), 6);
+    close(fd);
+    snprintf(yaml, sizeof yaml, "admin: {token_file: %s}\n" MIN_SVC, path);
+    load_err(yaml, "gw.yaml:1: admin.token_file: token file");
+    unlink(path);
 }
