@@ -6,8 +6,9 @@
  * naming the damage; then store_check(repair) recovers every intact
  * record and the store opens and appends again. Also: a log without a
  * MANIFEST (written before it existed), a leftover of an interrupted
- * compaction, a damaged MANIFEST, and a torn write whose lost sectors
- * read as zeros. */
+ * compaction, a damaged MANIFEST, a torn write whose lost sectors read
+ * as zeros, and a crash just after a roll (the segment before the new,
+ * empty one is still the end of the log). */
 #include <criterion/criterion.h>
 
 #include "broker/store_int.h"
@@ -422,4 +423,45 @@ Test(damage, check_of_a_sound_log_changes_nothing)
     while ((e = readdir(d)))
         cr_assert_null(strstr(e->d_name, "damaged"), "no damaged directory");
     closedir(d);
+}
+
+Test(damage, crash_just_after_a_roll_tears_the_previous_segment)
+{
+    /* The new segment exists (its header, maybe not even that) but holds
+     * no record yet: the one before it is still the end of the log, and
+     * a torn write there is cut, while a flipped byte is refused. */
+    struct store_pos pos[NREC];
+    char base[100], dir[100], err[512];
+    snprintf(base, sizeof base, "%s/base", tdir);
+    uint64_t last = build(base, pos);
+    uint8_t hdr[STORE_SEG_HDR];
+    store__seg_header(hdr, last + 1);
+    spit(path(base, seg_name(last + 1)), hdr, 7); /* its header torn too */
+    size_t size;
+    uint8_t *img = slurp(path(base, seg_name(last)), &size);
+    int lastrec = NREC - 1;
+    uint8_t buf[256];
+    uint64_t cut = pos[lastrec].off + STORE_REC_HDR + mkpayload(lastrec, buf) / 2;
+
+    snprintf(dir, sizeof dir, "%s/torn", tdir);
+    copy_dir(base, dir);
+    spit(path(dir, seg_name(last)), img, cut);
+    bool want[NREC];
+    for (int i = 0; i < NREC; i++)
+        want[i] = i != lastrec;
+    expect(dir, want, "torn before an empty segment");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    uint64_t f, l;
+    cr_assert_eq(store__manifest_read(dfd, &f, &l), 1);
+    close(dfd);
+    cr_assert_eq(l, last + 1, "the new segment recorded");
+
+    snprintf(dir, sizeof dir, "%s/flip", tdir);
+    copy_dir(base, dir);
+    img[cut] ^= 0xff;
+    spit(path(dir, seg_name(last)), img, size);
+    struct recs rs;
+    cr_assert_eq(try_replay(dir, &rs, err, sizeof err), -1);
+    cr_assert(strstr(err, seg_name(last)) && strstr(err, "not a torn write"), "%s", err);
+    free(img);
 }
