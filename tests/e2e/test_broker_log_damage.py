@@ -10,6 +10,8 @@ the broker then starts and serves every intact message.
   - the first segment deleted: the start names the missing segment; the
     repair accepts the loss and the messages of the other segments come
     back.
+
+Neither runs beside a broker on the same directory (its lock).
 """
 
 import glob
@@ -87,6 +89,9 @@ def test_flipped_byte_in_active_segment_refuse_check_repair():
         srv = start_broker(datadir, port)
         try:
             bodies = fill(base, 300)
+            # Not beside a running broker: the directory is locked.
+            rc, out = run_broker(["--data", datadir, "--repair"])
+            assert rc == 1 and "locked" in out, out
         finally:
             assert srv.stop() == 0, srv.log()
         segs = segments(datadir)
