@@ -18,7 +18,8 @@
  * The sync thread takes every queued batch at once, writes them with
  * pwrite at their offsets, fdatasyncs each segment it wrote (ALWAYS and
  * BATCH; BATCH first waits batch_us for more batches), fsyncs the
- * directory after a new segment, then publishes. Under INTERVAL it
+ * directory after a new segment and records it in MANIFEST
+ * (store_manifest.c), then publishes. Under INTERVAL it
  * publishes after the writes and fdatasyncs every interval_ms; a segment
  * it leaves for a newer one is synced at once. An I/O error is sticky:
  * the thread stops writing and every later commit fails with it (after a
