@@ -6,7 +6,9 @@
  * Besides memory safety it checks the contract: replay either fails with a
  * message or succeeds; after success every replayed record reads back
  * alike, an append works and a second replay sees exactly one more
- * record. */
+ * record. After a failure, store_check must find the damage, and after
+ * its repair the store must replay (with no more records than a check
+ * counted as verifying) and take an append. */
 #include "broker/store_int.h"
 #include "core/crc32c.h"
 #include "core/log.h"
@@ -73,17 +75,37 @@ static const char *workdir(void)
     return work;
 }
 
-/* Removes every file the run left (the input segment and any it rolled to). */
+/* Removes every file the run left (the input segment, any it rolled to,
+ * MANIFEST, and a repair's damaged-* directory). */
 static void clean(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
         abort();
     struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            unlinkat(dirfd(d), e->d_name, 0);
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            continue;
+        char sub[600];
+        snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+        clean(sub);
+        unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+    }
     closedir(d);
+}
+
+/* store_check into a throwaway stream: its result. */
+static int check(const char *dir, bool repair)
+{
+    FILE *f = fopen("/dev/null", "w");
+    if (!f)
+        abort();
+    struct store_opts o = { .dir = dir, .max_record_bytes = 1 << 16, .segment_bytes = 1 << 16 };
+    int rc = store_check(&o, repair, f);
+    fclose(f);
+    return rc;
 }
 
 static struct store *open_store(const char *dir)
@@ -140,6 +162,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s = open_store(dir);
         struct seen *b = calloc(1, sizeof *b);
         if (store_replay(s, count, b, err, sizeof err) != 0 || b->n != a->n + 1)
+            abort();
+        store_close(s);
+        free(b);
+    } else {
+        if (check(dir, false) != 1 || check(dir, true) != 0)
+            abort();
+        s = open_store(dir);
+        struct seen *b = calloc(1, sizeof *b);
+        if (store_replay(s, count, b, err, sizeof err) != 0 ||
+            store_append(s, 7, "fuzz", 4).seg == 0)
             abort();
         store_close(s);
         free(b);

@@ -16,6 +16,9 @@
  * holds; once those records are durable the segment is removed. Disk use
  * thus stays proportional to live messages.
  *
+ * --check and --repair check or repair the log offline (store_check) and
+ * exit, without starting anything else.
+ *
  * SIGTERM/SIGINT (read from a signalfd in the loop): stop accepting,
  * answer waiting long polls, let requests in progress finish (2 s at
  * most), wait for the last commits, then close the store (a final sync). */
@@ -59,6 +62,7 @@ static const char usage_text[] =
 
 struct flags {
     const char *config, *listen, *data, *fsync, *admin;
+    bool check, repair;
 };
 
 static int parse_flags(int argc, char **argv, struct flags *f)
@@ -67,6 +71,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
         {"data", required_argument, NULL, 'd'},   {"fsync", required_argument, NULL, 'f'},
         {"admin", required_argument, NULL, 'a'},  {"help", no_argument, NULL, 'h'},
+        {"check", no_argument, NULL, 'K'},        {"repair", no_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     optind = 1;
@@ -78,6 +83,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         case 'd': f->data = optarg; break;
         case 'f': f->fsync = optarg; break;
         case 'a': f->admin = optarg; break;
+        case 'K': f->check = true; break;
+        case 'R': f->repair = true; break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
@@ -266,9 +273,9 @@ static void on_signal(struct ev_loop *loop, int fd, void *ud, int events)
 
 /* ---- startup ---- */
 
-static struct store *open_store(const struct bk_config *c, char **err)
+static struct store_opts store_opts_of(const struct bk_config *c)
 {
-    struct store_opts o = {
+    return (struct store_opts){
         .dir = c->data,
         .fsync = c->fsync,
         .batch_us = c->fsync_batch_us,
@@ -279,10 +286,21 @@ static struct store *open_store(const struct bk_config *c, char **err)
          * their counted size), ids and a header. */
         .max_record_bytes = 2 * c->max_message_bytes + (256u << 10),
     };
+}
+
+/* Said after every refusal to open or replay the log. */
+#define LOG_DAMAGE_HINT                                                                   \
+    "; the broker does not start on a damaged log: `floodgate broker --check` reports " \
+    "the damage, `floodgate broker --repair` keeps every record that verifies"
+
+static struct store *open_store(const struct bk_config *c, char **err)
+{
+    struct store_opts o = store_opts_of(c);
     char msg[512];
     struct store *st = store_open(&o, msg, sizeof msg);
     if (!st)
-        *err = xasprintf("cannot open the log in %s: %s", c->data, msg);
+        *err = xasprintf("cannot open the log in %s: %s%s", c->data, msg,
+                         strstr(msg, "locked") ? "" : LOG_DAMAGE_HINT);
     return st;
 }
 
@@ -293,7 +311,7 @@ static int recover(struct bk_server *s, char **err)
     bk_engine_replay_begin(s->engine, now);
     int rc = store_replay(s->store, bk_engine_replay, s->engine, msg, sizeof msg);
     if (rc != 0) {
-        *err = rc < 0 ? xasprintf("cannot recover the log in %s: %s", s->cfg->data, msg)
+        *err = rc < 0 ? xasprintf("cannot recover the log in %s: %s" LOG_DAMAGE_HINT, s->cfg->data, msg)
                       : xasprintf("cannot recover the log in %s: a record could not be read", s->cfg->data);
         return -1;
     }
@@ -433,6 +451,12 @@ int broker_main(int argc, char **argv)
     }
     log_level = cfg->log_level;
     snprintf(log_thread_name, sizeof log_thread_name, "broker");
+    if (f.check || f.repair) {
+        struct store_opts o = store_opts_of(cfg);
+        int rc = store_check(&o, f.repair, stdout);
+        bk_config_free(cfg);
+        return rc == 0 ? 0 : 1;
+    }
     int status = run(cfg);
     bk_config_free(cfg);
     return status;

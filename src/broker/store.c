@@ -18,7 +18,8 @@
  * The sync thread takes every queued batch at once, writes them with
  * pwrite at their offsets, fdatasyncs each segment it wrote (ALWAYS and
  * BATCH; BATCH first waits batch_us for more batches), fsyncs the
- * directory after a new segment, then publishes. Under INTERVAL it
+ * directory after a new segment and records it in MANIFEST
+ * (store_manifest.c), then publishes. Under INTERVAL it
  * publishes after the writes and fdatasyncs every interval_ms; a segment
  * it leaves for a newer one is synced at once.
  *
@@ -263,8 +264,10 @@ static int write_batch(struct store *s, struct store_batch *b)
         s->zero_end = (uint64_t)st.st_size;
     }
     s->cur_dirty = true;
-    if (b->new_seg)
+    if (b->new_seg) {
         s->dir_dirty = true;
+        s->new_seq = b->seq;
+    }
     if (s->o.fsync == STORE_FSYNC_INTERVAL && !s->next_sync_ns)
         s->next_sync_ns = ev_clock_ns() + (uint64_t)s->o.interval_ms * 1000000ull;
     int rc = write_full(b->fd, b->data, b->len, b->off);
@@ -354,8 +357,10 @@ static void sync_round(struct store *s, struct store_batch *list, uint64_t nrec,
     if (!err && s->dir_dirty) {
         if (fsync(s->dirfd) != 0)
             err = -errno;
-        else
-            s->dir_dirty = false;
+        else if (s->new_seq)
+            err = store__manifest_roll(s); /* before any record in it is acknowledged */
+        if (!err)
+            s->dir_dirty = false; /* else the retry fsyncs (and records) again */
     }
     if (err) {
         s->retry_head = list;
@@ -702,6 +707,18 @@ int store_drop_oldest(struct store *s, uint64_t seq)
     struct store_seg *g = &s->segs[0];
     if (atomic_load_explicit(&s->done_total, memory_order_acquire) < g->end_total)
         return -EBUSY; /* its last bytes (or the next header) are not durable yet */
+    /* The manifest first: a crash before the unlink leaves a file below
+     * its range, which store_open removes; the other order would leave a
+     * manifest naming a segment that is gone. */
+    pthread_mutex_lock(&s->man_mu);
+    int rc = store__manifest_write(s->dirfd, seq + 1, FG_MAX(s->man_last, seq + 1));
+    if (!rc) {
+        s->man_first = seq + 1;
+        s->man_last = FG_MAX(s->man_last, seq + 1);
+    }
+    pthread_mutex_unlock(&s->man_mu);
+    if (rc)
+        return rc;
     char name[32];
     store__seg_name(name, sizeof name, seq);
     if (unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT)
@@ -709,7 +726,7 @@ int store_drop_oldest(struct store *s, uint64_t seq)
     close(g->fd);
     memmove(&s->segs[0], &s->segs[1], (s->nsegs - 1) * sizeof *s->segs);
     s->nsegs--;
-    return 0;
+    return fsync(s->dirfd) == 0 ? 0 : -errno;
 }
 
 void store_get_stats(const struct store *s, struct store_stats *st)

@@ -12,10 +12,15 @@
  * ahead of the log, so that records overwrite allocated blocks and
  * fdatasync need not commit a file-size change; a segment is cut at its
  * last record when sealed and on close.
- * Recovery reads segments in order; the first invalid record in the LAST
- * segment is a torn write: the file is truncated there and appending goes
- * on. An invalid record in an earlier (sealed) segment is corruption:
- * store_replay() fails with a message naming the file and offset.
+ * Recovery reads segments in order. An invalid record at the end of the
+ * LAST segment, followed by nothing valid and looking like a write that
+ * did not reach the disk (the file ends inside it, or a sector of it reads
+ * as zeros), is a torn write: the file is truncated there and appending
+ * goes on. Anything else is corruption: an invalid record followed by a
+ * valid one, a complete record failing its checksum, damage in an earlier
+ * (sealed) segment, a segment of MANIFEST's range missing. store_open() or
+ * store_replay() then fails with a message naming the file, the offset and
+ * what cutting there would lose; store_check() reports and repairs.
  *
  * Durability: store_append() copies the record into the active segment's
  * pending buffer and returns at once. store_commit() asks for a callback
@@ -48,6 +53,8 @@
 #define FG_BROKER_STORE_H
 
 #include "core/common.h"
+
+#include <stdio.h>
 
 struct ev_loop;
 struct store;
@@ -154,6 +161,17 @@ int store_error(const struct store *s);
 bool store_disk_low(const struct store *s);
 /* Checks free space now (the timer does it too). Returns 0 or -errno. */
 int store_disk_check(struct store *s);
+/* Checks the log in opts->dir offline, without changing it, and reports
+ * to out: every segment of MANIFEST's range present, every record
+ * verifying, damaged ranges found by resynchronising on the next record
+ * that verifies. With repair, keeps every record that verifies: damaged
+ * segments are rewritten without the damaged ranges (the originals are
+ * hard-linked into <dir>/damaged-<UTC time>/), a missing segment is
+ * replaced by an empty one (or the range shrinks at either end), MANIFEST
+ * is rewritten; what was dropped is reported. Takes the directory lock.
+ * Returns 0 when the log starts as it is (or was repaired), 1 when the
+ * check found damage a start refuses, -1 on an error (reported). */
+int store_check(const struct store_opts *opts, bool repair, FILE *out);
 
 /* Stops the sync thread after a final flush+sync, then closes the files.
  * Commit callbacks still waiting run before it returns (0 when the final

@@ -16,6 +16,8 @@
 #define STORE_SEG_HDR 16u  /* magic + u64 seq */
 #define STORE_REC_HDR 9u   /* u32 len, u32 crc, u8 type */
 #define STORE_REPLAY_MAX (1u << 30) /* largest record length replay accepts */
+#define STORE_MANIFEST "MANIFEST"   /* the live segment range (store_manifest.c) */
+#define STORE_SECTOR 512u           /* the unit a torn write loses (store__looks_torn) */
 
 struct store_seg {
     uint64_t seq;
@@ -53,6 +55,7 @@ struct store {
     struct store_seg *segs;    /* oldest first, consecutive seqs */
     size_t nsegs, capsegs;
     bool replayed;             /* store_replay ran (appends allowed) */
+    uint32_t max_len_seen;     /* largest record replay met (bounds resync) */
     bool broken;               /* replay stopped early: no appends */
     int err;                   /* write error seen by the loop (-errno), until a retry works */
     uint64_t write_errors, recoveries;
@@ -94,6 +97,21 @@ struct store {
     uint64_t next_sync_ns;     /* INTERVAL: when to sync cur_fd */
     uint64_t last_round_recs;  /* BATCH: records the previous round made durable */
     struct store_batch *retry_head, *retry_tail; /* failed round: rewritten whole */
+    uint64_t new_seq;          /* a segment this round created (manifest) */
+
+    /* The manifest: written by the sync thread when a segment becomes
+     * durable and by the loop when the oldest one is dropped. */
+    pthread_mutex_t man_mu;
+    uint64_t man_first, man_last; /* the range MANIFEST names (under man_mu) */
+};
+
+/* A buffered window [boff, boff + blen) over one segment file. */
+struct store_reader {
+    int fd;
+    uint64_t fsize;
+    uint8_t *buf;
+    size_t cap, blen;
+    uint64_t boff;
 };
 
 static inline void store__put32(uint8_t *p, uint32_t v)
@@ -127,6 +145,34 @@ void store__seg_header(uint8_t out[STORE_SEG_HDR], uint64_t seq);
 int store__create_segment(struct store *s);
 /* Replays with no callback, for an owner that appends without replaying. */
 int store__implicit_replay(struct store *s);
+/* Makes bytes [off, off + n) of the file readable; NULL on a read error.
+ * The caller has checked that they lie inside the file. */
+const uint8_t *store__reader_get(struct store_reader *r, uint64_t off, size_t n);
+/* Whether a valid record (len fits, type set, checksum matches) starts at
+ * off of a file of size bytes: 1 (its len field in *len), 0 (why says
+ * why), -1 on a read error. */
+int store__rec_at(struct store_reader *r, uint64_t off, uint64_t size, uint32_t maxlen,
+                  uint32_t *len, const char **why);
+/* The first offset at or after from where a valid record starts: 1 with
+ * it in *at, 0 when there is none, -1 on a read error. */
+int store__resync(struct store_reader *r, uint64_t from, uint64_t size, uint32_t maxlen,
+                  uint64_t *at);
+/* Whether the invalid record at off could be a torn write (1) or must be
+ * damage (0); -1 on a read error. See store_replay.c. */
+int store__looks_torn(struct store_reader *r, uint64_t off, uint64_t size, uint32_t maxlen);
+/* 1 when bytes [off, end) of fd are all zero, 0 when not, -1 on error. */
+int store__zero_tail(int fd, uint64_t off, uint64_t end);
+/* 1 when name is <16 hex digits>.seg, with its seq in *seq. */
+int store__parse_seg_name(const char *name, uint64_t *seq);
+/* Reads MANIFEST in dirfd: 1 with the range, 0 when absent, -EINVAL when
+ * unreadable, another -errno on an I/O error. */
+int store__manifest_read(int dirfd, uint64_t *first, uint64_t *last);
+/* Replaces MANIFEST atomically (temporary file, fsync, rename, directory
+ * fsync). 0 or -errno. */
+int store__manifest_write(int dirfd, uint64_t first, uint64_t last);
+/* Records s->new_seq as the last segment (sync thread, after the segment
+ * and the directory were synced). 0 or -errno. */
+int store__manifest_roll(struct store *s);
 /* Frees everything (files closed, lock released); the thread is stopped. */
 void store__free(struct store *s);
 

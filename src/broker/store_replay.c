@@ -62,8 +62,7 @@ static int mkdir_p(const char *path)
     return rc;
 }
 
-/* 1 when name is <16 hex digits>.seg, with its seq in *seq. */
-static int parse_seg_name(const char *name, uint64_t *seq)
+int store__parse_seg_name(const char *name, uint64_t *seq)
 {
     uint64_t v = 0;
     for (int i = 0; i < 16; i++) {
@@ -85,7 +84,93 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Lists the segment files, oldest first, and opens them. */
+/* "segment X" or "segments X to Y", for messages. */
+static void seg_range(char *out, size_t cap, uint64_t a, uint64_t b)
+{
+    if (a == b)
+        snprintf(out, cap, "segment %016llx.seg is", (unsigned long long)a);
+    else
+        snprintf(out, cap, "segments %016llx.seg to %016llx.seg are", (unsigned long long)a,
+                 (unsigned long long)b);
+}
+
+/* Checks the segment files against MANIFEST. Files below its first are
+ * leftovers of a drop a crash interrupted (removed); every segment of its
+ * range must exist; files after its last are segments whose creation the
+ * manifest had not recorded yet. A directory without a manifest (a log
+ * written before it existed) is accepted. Then records the range found.
+ * On return *i0 is the index of the first live file. */
+static int check_manifest(struct store *s, const uint64_t *seqs, size_t n, size_t *i0, char *err,
+                          size_t errlen)
+{
+    uint64_t mf = 0, ml = 0;
+    char what[96];
+    int m = store__manifest_read(s->dirfd, &mf, &ml);
+    if (m < 0) {
+        seterr(err, errlen, "%s/%s: %s", s->dir, STORE_MANIFEST,
+               m == -EINVAL ? "damaged (not a valid manifest)" : strerror(-m));
+        return -1;
+    }
+    *i0 = 0;
+    if (m > 0) {
+        for (; *i0 < n && seqs[*i0] < mf; (*i0)++) {
+            char name[32];
+            store__seg_name(name, sizeof name, seqs[*i0]);
+            log_warn("store %s: removing %s, left by an interrupted compaction (the log starts at "
+                     "%016llx)", s->dir, name, (unsigned long long)mf);
+            if (unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT) {
+                seterr(err, errlen, "%s/%s: cannot remove: %s", s->dir, name, strerror(errno));
+                return -1;
+            }
+        }
+        if (*i0 && fsync(s->dirfd) != 0) {
+            seterr(err, errlen, "%s: fsync: %s", s->dir, strerror(errno));
+            return -1;
+        }
+        uint64_t lo = *i0 < n ? seqs[*i0] : 0, hi = *i0 < n ? seqs[n - 1] : 0;
+        if (*i0 == n || lo > mf || hi < ml) {
+            uint64_t a = *i0 == n ? mf : lo > mf ? mf : hi + 1;
+            uint64_t b = *i0 == n ? ml : lo > mf ? lo - 1 : ml;
+            seg_range(what, sizeof what, a, b);
+            seterr(err, errlen, "%s: %s missing (%s lists %016llx to %016llx): the records in it "
+                   "are lost", s->dir, what, STORE_MANIFEST, (unsigned long long)mf,
+                   (unsigned long long)ml);
+            return -1;
+        }
+    }
+    for (size_t i = *i0 + 1; i < n; i++) {
+        if (seqs[i] != seqs[i - 1] + 1) {
+            seg_range(what, sizeof what, seqs[i - 1] + 1, seqs[i] - 1);
+            seterr(err, errlen, "%s: %s missing (between %016llx.seg and %016llx.seg): the records "
+                   "in it are lost", s->dir, what, (unsigned long long)seqs[i - 1],
+                   (unsigned long long)seqs[i]);
+            return -1;
+        }
+    }
+    if (*i0 == n)
+        return 0; /* an empty log: the first segment's creation writes it */
+    uint64_t lo = seqs[*i0], hi = seqs[n - 1];
+    if (m == 0)
+        log_info("store %s: no %s (a log written before it existed): recording segments %016llx "
+                 "to %016llx", s->dir, STORE_MANIFEST, (unsigned long long)lo,
+                 (unsigned long long)hi);
+    else if (hi > ml + 1)
+        log_warn("store %s: %s lists up to %016llx, segments up to %016llx exist", s->dir,
+                 STORE_MANIFEST, (unsigned long long)ml, (unsigned long long)hi);
+    if (m == 0 || lo != mf || hi != ml) {
+        int rc = store__manifest_write(s->dirfd, lo, hi);
+        if (rc) {
+            seterr(err, errlen, "%s/%s: cannot write: %s", s->dir, STORE_MANIFEST, strerror(-rc));
+            return -1;
+        }
+    }
+    s->man_first = lo;
+    s->man_last = hi;
+    return 0;
+}
+
+/* Lists the segment files, oldest first, checks them against the manifest
+ * and opens them. */
 static int scan_segments(struct store *s, char *err, size_t errlen)
 {
     int dfd = dup(s->dirfd);
@@ -101,7 +186,7 @@ static int scan_segments(struct store *s, char *err, size_t errlen)
     struct dirent *e;
     while ((e = readdir(d))) {
         uint64_t seq;
-        if (!parse_seg_name(e->d_name, &seq))
+        if (!store__parse_seg_name(e->d_name, &seq))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
@@ -112,16 +197,11 @@ static int scan_segments(struct store *s, char *err, size_t errlen)
     closedir(d);
     if (n)
         qsort(seqs, n, sizeof *seqs, cmp_u64);
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
+    size_t i0 = 0;
+    int rc = check_manifest(s, seqs, n, &i0, err, errlen);
+    for (size_t i = i0; i < n && !rc; i++) {
         char name[32];
         store__seg_name(name, sizeof name, seqs[i]);
-        if (i && seqs[i] != seqs[i - 1] + 1) {
-            seterr(err, errlen, "%s: segment %016llx is missing before %s", s->dir,
-                   (unsigned long long)(seqs[i - 1] + 1), name);
-            rc = -1;
-            break;
-        }
         int fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
         if (fd < 0) {
             seterr(err, errlen, "%s/%s: %s", s->dir, name, strerror(errno));
@@ -154,6 +234,7 @@ struct store *store_open(const struct store_opts *opts, char *err, size_t errlen
     s->o.dir = s->dir;
     s->dirfd = s->efd = s->cur_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->man_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -185,18 +266,7 @@ fail:
     return NULL;
 }
 
-/* A buffered window [boff, boff + blen) over one segment file. */
-struct reader {
-    int fd;
-    uint64_t fsize;
-    uint8_t *buf;
-    size_t cap, blen;
-    uint64_t boff;
-};
-
-/* Makes bytes [off, off + n) of the file readable in r->buf; NULL on a read
- * error. The caller has checked that they lie inside the file. */
-static const uint8_t *reader_get(struct reader *r, uint64_t off, size_t n)
+const uint8_t *store__reader_get(struct store_reader *r, uint64_t off, size_t n)
 {
     if (off >= r->boff && off + n <= r->boff + r->blen)
         return r->buf + (off - r->boff);
@@ -264,9 +334,7 @@ static int reset_segment(struct store *s, struct store_seg *g, const uint8_t *hd
     return 0;
 }
 
-/* 1 when bytes [off, end) of the file are all zero, 0 when not, -1 on a
- * read error. */
-static int zero_tail(int fd, uint64_t off, uint64_t end)
+int store__zero_tail(int fd, uint64_t off, uint64_t end)
 {
     uint8_t buf[16 << 10];
     while (off < end) {
@@ -284,15 +352,197 @@ static int zero_tail(int fd, uint64_t off, uint64_t end)
     return 1;
 }
 
+int store__rec_at(struct store_reader *r, uint64_t off, uint64_t size, uint32_t maxlen,
+                  uint32_t *lenp, const char **why)
+{
+    if (size - off < STORE_REC_HDR) {
+        *why = "short record header";
+        return 0;
+    }
+    const uint8_t *p = store__reader_get(r, off, STORE_REC_HDR);
+    if (!p)
+        return -1;
+    uint32_t len = store__get32(p);
+    if (len == 0 || len > maxlen || len > size - off - 8) {
+        *why = len == 0 ? "zero length" : "length past the end";
+        return 0;
+    }
+    p = store__reader_get(r, off, 8 + (size_t)len);
+    if (!p)
+        return -1;
+    if (crc32c(0, p + 8, len) != store__get32(p + 4)) {
+        *why = "checksum mismatch";
+        return 0;
+    }
+    if (p[8] == 0) {
+        *why = "record type 0";
+        return 0;
+    }
+    *lenp = len;
+    return 1;
+}
+
+int store__resync(struct store_reader *r, uint64_t from, uint64_t size, uint32_t maxlen,
+                  uint64_t *at)
+{
+    for (uint64_t p = from; p < size && size - p >= STORE_REC_HDR; p++) {
+        const uint8_t *h = store__reader_get(r, p, 4);
+        if (!h)
+            return -1;
+        uint32_t len = store__get32(h);
+        if (len == 0 || len > maxlen || len > size - p - 8)
+            continue; /* most positions end here, without a checksum */
+        uint32_t l;
+        const char *why;
+        int v = store__rec_at(r, p, size, maxlen, &l, &why);
+        if (v)
+            *at = p;
+        if (v)
+            return v;
+    }
+    return 0;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A torn write leaves what never reached the disk as it was before: zeros
+ * (the store writes zeros ahead of the log) or the end of the file, a
+ * sector (STORE_SECTOR bytes, aligned) at a time. So the invalid record at
+ * off is torn when the file ends inside it, when its length is zero, or
+ * when one of the sectors it covers is all zero; a complete record with a
+ * bad checksum is damage. Torn-looking records are damage after all when
+ * changing one byte of the length field makes them verify: a flipped
+ * length byte that points past the end, not a torn write. Only called
+ * when no valid record follows off. */
+int store__looks_torn(struct store_reader *r, uint64_t off, uint64_t size, uint32_t maxlen)
+{
+    if (size - off < STORE_REC_HDR)
+        return 1;
+    const uint8_t *p = store__reader_get(r, off, STORE_REC_HDR);
+    if (!p)
+        return -1;
+    uint32_t len = store__get32(p);
+    uint64_t room = size - off - 8;
+    if (len == 0)
+        return 1;
+    if (len <= room) {
+        bool hole = false;
+        uint64_t end = off + 8 + len;
+        for (uint64_t sec = (off / STORE_SECTOR + 1) * STORE_SECTOR; sec < end && !hole;
+             sec += STORE_SECTOR) {
+            int z = store__zero_tail(r->fd, sec, FG_MIN(sec + STORE_SECTOR, size));
+            if (z < 0)
+                return -1;
+            hole = z;
+        }
+        if (!hole)
+            return 0;
+    }
+    uint32_t cand[4 * 256];
+    size_t nc = 0;
+    for (int k = 0; k < 4; k++)
+        for (uint32_t v = 0; v < 256; v++) {
+            uint32_t l = (len & ~(0xffu << (8 * k))) | v << (8 * k);
+            if (l != len && l >= 1 && l <= room && l <= maxlen)
+                cand[nc++] = l;
+        }
+    if (!nc)
+        return 1;
+    qsort(cand, nc, sizeof *cand, cmp_u32);
+    p = store__reader_get(r, off, 8 + (size_t)cand[nc - 1]);
+    if (!p)
+        return -1;
+    uint32_t want = store__get32(p + 4), crc = 0, done = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (cand[i] == done)
+            continue;
+        crc = crc32c(crc, p + 8 + done, cand[i] - done);
+        done = cand[i];
+        if (crc == want && p[8] != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* What cutting the segment at `at` would lose: the valid records from
+ * there on (walking past further damage), their bytes, and the end of the
+ * last one. 0, or -1 on a read error. */
+static int count_after(struct store *s, struct store_reader *r, uint64_t at, uint64_t size,
+                       uint64_t *nrec, uint64_t *bytes, uint64_t *end)
+{
+    uint32_t maxlen = FG_MAX(s->o.max_record_bytes + 1, s->max_len_seen);
+    *nrec = *bytes = 0;
+    *end = at;
+    uint64_t p = at;
+    while (p < size) {
+        uint32_t len;
+        const char *why;
+        int v = store__rec_at(r, p, size, STORE_REPLAY_MAX, &len, &why);
+        if (v < 0)
+            return -1;
+        if (v) {
+            (*nrec)++;
+            *bytes += 8 + (uint64_t)len;
+            p += 8 + (uint64_t)len;
+            *end = p;
+            continue;
+        }
+        int z = store__zero_tail(r->fd, p, size);
+        if (z)
+            return z < 0 ? -1 : 0;
+        v = store__resync(r, p + 1, size, maxlen, &p);
+        if (v <= 0)
+            return v;
+    }
+    return 0;
+}
+
+/* 1 when segment g holds no record: a short header or zeros after it. */
+static int seg_empty(struct store_seg *g)
+{
+    struct stat st;
+    if (fstat(g->fd, &st) != 0)
+        return -1;
+    if ((uint64_t)st.st_size <= STORE_SEG_HDR)
+        return 1;
+    return store__zero_tail(g->fd, STORE_SEG_HDR, (uint64_t)st.st_size);
+}
+
+static int read_failed(struct store *s, const char *name, uint64_t off, char *err, size_t errlen)
+{
+    seterr(err, errlen, "%s/%s: read failed at offset %llu: %s", s->dir, name,
+           (unsigned long long)off, strerror(errno ? errno : EIO));
+    return -1;
+}
+
 /* Replays one segment. Returns 0, fn's non-zero result (with *stopped
- * set), or -1 with a message. */
-static int replay_seg(struct store *s, size_t idx, struct reader *r, store_replay_fn fn, void *ud,
-                      bool *stopped, char *err, size_t errlen)
+ * set), or -1 with a message.
+ *
+ * A torn write can only damage the end of the log: the last segment, or
+ * the one before it when the last holds no record yet (a crash just after
+ * a roll). There, an invalid record that looks torn (store__looks_torn)
+ * and is followed by no valid record is cut off. Anything else (a valid
+ * record after the damage, a complete record that fails its checksum, any
+ * damage in an older segment) is corruption: replay fails, naming the
+ * file, the offset and what cutting there would lose, and leaves the
+ * decision to the operator (`floodgate broker --check`, `--repair`). */
+static int replay_seg(struct store *s, size_t idx, struct store_reader *r, store_replay_fn fn,
+                      void *ud, bool *stopped, char *err, size_t errlen)
 {
     struct store_seg *g = &s->segs[idx];
-    bool last = idx + 1 == s->nsegs;
+    bool last = idx + 1 == s->nsegs, tail = last;
     char name[32];
     store__seg_name(name, sizeof name, g->seq);
+    if (idx + 2 == s->nsegs) {
+        int e = seg_empty(&s->segs[idx + 1]);
+        if (e < 0)
+            return read_failed(s, name, 0, err, errlen);
+        tail = e;
+    }
     struct stat st;
     if (fstat(g->fd, &st) != 0) {
         seterr(err, errlen, "%s/%s: %s", s->dir, name, strerror(errno));
@@ -303,55 +553,44 @@ static int replay_seg(struct store *s, size_t idx, struct reader *r, store_repla
     r->fsize = g->size;
     r->blen = 0;
     r->boff = 0;
+    uint64_t n, bytes, end;
 
     uint8_t want[STORE_SEG_HDR];
     store__seg_header(want, g->seq);
     size_t hn = (size_t)FG_MIN(g->size, (uint64_t)STORE_SEG_HDR);
-    const uint8_t *h = hn ? reader_get(r, 0, hn) : want;
-    if (!h) {
-        seterr(err, errlen, "%s/%s: read failed: %s", s->dir, name, strerror(errno ? errno : EIO));
-        return -1;
-    }
+    const uint8_t *h = hn ? store__reader_get(r, 0, hn) : want;
+    if (!h)
+        return read_failed(s, name, 0, err, errlen);
     if (hn < STORE_SEG_HDR || memcmp(h, want, STORE_SEG_HDR) != 0) {
-        if (last && header_torn(h, hn, want))
-            return reset_segment(s, g, want, name, err, errlen);
-        seterr(err, errlen, "%s/%s: bad segment header", s->dir, name);
+        if (last && header_torn(h, hn, want)) {
+            /* Only when nothing follows it: a header byte flipped to zero
+             * in front of records is damage. */
+            int z = hn < STORE_SEG_HDR ? 1 : store__zero_tail(g->fd, STORE_SEG_HDR, g->size);
+            if (z < 0)
+                return read_failed(s, name, STORE_SEG_HDR, err, errlen);
+            if (z)
+                return reset_segment(s, g, want, name, err, errlen);
+        }
+        if (count_after(s, r, STORE_SEG_HDR, g->size, &n, &bytes, &end) != 0)
+            return read_failed(s, name, STORE_SEG_HDR, err, errlen);
+        seterr(err, errlen, "%s/%s: bad segment header at offset 0, in front of %llu intact records "
+               "(%llu bytes)", s->dir, name, (unsigned long long)n, (unsigned long long)bytes);
         return -1;
     }
 
     uint64_t off = STORE_SEG_HDR;
     const char *why = NULL;
     while (off < g->size) {
-        uint64_t left = g->size - off;
-        if (left < STORE_REC_HDR) {
-            why = "short record header";
+        uint32_t len;
+        int v = store__rec_at(r, off, g->size, STORE_REPLAY_MAX, &len, &why);
+        if (v < 0)
+            return read_failed(s, name, off, err, errlen);
+        if (!v)
             break;
-        }
-        const uint8_t *p = reader_get(r, off, STORE_REC_HDR);
-        if (!p) {
-            seterr(err, errlen, "%s/%s: read failed at offset %llu", s->dir, name,
-                   (unsigned long long)off);
-            return -1;
-        }
-        uint32_t len = store__get32(p);
-        if (len == 0 || len > STORE_REPLAY_MAX || len > left - 8) {
-            why = len == 0 ? "zero length" : "length past the end";
-            break;
-        }
-        p = reader_get(r, off, 8 + (size_t)len);
-        if (!p) {
-            seterr(err, errlen, "%s/%s: read failed at offset %llu", s->dir, name,
-                   (unsigned long long)off);
-            return -1;
-        }
-        if (crc32c(0, p + 8, len) != store__get32(p + 4)) {
-            why = "checksum mismatch";
-            break;
-        }
-        if (p[8] == 0) {
-            why = "record type 0";
-            break;
-        }
+        const uint8_t *p = store__reader_get(r, off, 8 + (size_t)len);
+        if (!p)
+            return read_failed(s, name, off, err, errlen);
+        s->max_len_seen = FG_MAX(s->max_len_seen, len);
         int rc = fn ? fn(ud, p[8], p + STORE_REC_HDR, len - 1, (struct store_pos){ g->seq, off })
                     : 0;
         if (rc) {
@@ -360,14 +599,11 @@ static int replay_seg(struct store *s, size_t idx, struct reader *r, store_repla
         }
         off += 8 + (uint64_t)len;
     }
-    if (!why)
+    if (off >= g->size)
         return 0;
-    int z = zero_tail(g->fd, off, g->size);
-    if (z < 0) {
-        seterr(err, errlen, "%s/%s: read failed at offset %llu", s->dir, name,
-               (unsigned long long)off);
-        return -1;
-    }
+    int z = store__zero_tail(g->fd, off, g->size);
+    if (z < 0)
+        return read_failed(s, name, off, err, errlen);
     if (z) {
         /* Zeros written ahead of the log (store.c, zero_ahead): the end of
          * the records, not damage. The last segment keeps them to
@@ -375,12 +611,31 @@ static int replay_seg(struct store *s, size_t idx, struct reader *r, store_repla
         g->size = off;
         return 0;
     }
-    if (!last) {
-        seterr(err, errlen, "%s/%s: corrupt record at offset %llu (%s) in a sealed segment",
-               s->dir, name, (unsigned long long)off, why);
+    uint32_t maxlen = FG_MAX(s->o.max_record_bytes + 1, s->max_len_seen);
+    uint64_t at;
+    int y = store__resync(r, off + 1, g->size, maxlen, &at);
+    if (y < 0)
+        return read_failed(s, name, off, err, errlen);
+    if (!y) {
+        int t = tail ? store__looks_torn(r, off, g->size, maxlen) : 0;
+        if (t < 0)
+            return read_failed(s, name, off, err, errlen);
+        if (t)
+            return truncate_tail(s, g, off, name, why, err, errlen);
+        seterr(err, errlen, "%s/%s: corrupt record at offset %llu (%s) in %s segment, not a torn "
+               "write: cutting the log there would lose it and the %llu bytes after it",
+               s->dir, name, (unsigned long long)off, why, tail ? "the active" : "a sealed",
+               (unsigned long long)(g->size - off));
         return -1;
     }
-    return truncate_tail(s, g, off, name, why, err, errlen);
+    if (count_after(s, r, at, g->size, &n, &bytes, &end) != 0)
+        return read_failed(s, name, at, err, errlen);
+    seterr(err, errlen, "%s/%s: corrupt record at offset %llu (%s) in %s segment, followed by %llu "
+           "intact records (%llu bytes, offsets %llu to %llu) that cutting the log there would lose",
+           s->dir, name, (unsigned long long)off, why, tail ? "the active" : "a sealed",
+           (unsigned long long)n, (unsigned long long)bytes, (unsigned long long)at,
+           (unsigned long long)end);
+    return -1;
 }
 
 int store_replay(struct store *s, store_replay_fn fn, void *ud, char *err, size_t errlen)
@@ -389,7 +644,7 @@ int store_replay(struct store *s, store_replay_fn fn, void *ud, char *err, size_
         seterr(err, errlen, "store %s: replayed already", s->dir);
         return -1;
     }
-    struct reader r = { .cap = READER_INIT_CAP, .fd = -1 };
+    struct store_reader r = { .cap = READER_INIT_CAP, .fd = -1 };
     r.buf = xmalloc(r.cap);
     int rc = 0;
     bool stopped = false;
@@ -402,6 +657,7 @@ int store_replay(struct store *s, store_replay_fn fn, void *ud, char *err, size_
     }
     s->replayed = true;
     if (!s->nsegs) {
+        s->man_first = 1; /* MANIFEST is written once segment 1 is durable */
         rc = store__create_segment(s);
         if (rc) {
             seterr(err, errlen, "%s: cannot create the first segment: %s", s->dir, strerror(-rc));
@@ -442,6 +698,7 @@ void store__free(struct store *s)
     free(s->segs);
     free(s->cq);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->man_mu);
     pthread_cond_destroy(&s->cv);
     if (s->dirfd >= 0)
         close(s->dirfd); /* releases the lock */
