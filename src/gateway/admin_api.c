@@ -647,24 +647,16 @@ static void per_server(struct buf *b, const struct gw_snapshot *s, const char *n
     }
 }
 
-static uint64_t v_opened(struct gw_server *s, uint64_t now)
+static struct gw_srv_counts counts(const struct gw_server *s)
 {
     struct gw_srv_counts n;
     gw_server_counts(s, &n);
-    return n.conns_opened;
+    return n;
 }
-static uint64_t v_reused(struct gw_server *s, uint64_t now)
-{
-    struct gw_srv_counts n;
-    gw_server_counts(s, &n);
-    return n.conns_reused;
-}
-static uint64_t v_failures(struct gw_server *s, uint64_t now)
-{
-    struct gw_srv_counts n;
-    gw_server_counts(s, &n);
-    return n.failures;
-}
+
+static uint64_t v_opened(struct gw_server *s, uint64_t now) { return counts(s).conns_opened; }
+static uint64_t v_reused(struct gw_server *s, uint64_t now) { return counts(s).conns_reused; }
+static uint64_t v_failures(struct gw_server *s, uint64_t now) { return counts(s).failures; }
 static uint64_t v_up(struct gw_server *s, uint64_t now) { return gw_server_usable(s, now); }
 static uint64_t v_weight(struct gw_server *s, uint64_t now) { return (uint64_t)s->weight; }
 static uint64_t v_inflight(struct gw_server *s, uint64_t now)
