@@ -32,15 +32,30 @@ void metrics_hist_init(struct metrics_hist *h)
     atomic_init(&h->sum_ns, 0);
 }
 
-void metrics_hist_observe_ns(struct metrics_hist *h, uint64_t ns)
+/* The bucket of an observation of ns nanoseconds. Linear scan: proxy
+ * latencies cluster in the first few buckets, where this exits after one
+ * or two comparisons. */
+static size_t hist_bucket(uint64_t ns)
 {
-    /* Linear scan: proxy latencies cluster in the first few buckets, where
-     * this exits after one or two comparisons. */
     size_t i = 0;
     while (i < METRICS_HIST_NBOUNDS && ns > hist_bounds_ns[i])
         i++;
+    return i;
+}
+
+void metrics_hist_observe_ns(struct metrics_hist *h, uint64_t ns)
+{
+    size_t i = hist_bucket(ns);
     atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+}
+
+void metrics_hist_observe_owned_ns(struct metrics_hist *h, uint64_t ns)
+{
+    _Atomic uint64_t *b = &h->buckets[hist_bucket(ns)];
+    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1, memory_order_relaxed);
+    atomic_store_explicit(&h->sum_ns, atomic_load_explicit(&h->sum_ns, memory_order_relaxed) + ns,
+                          memory_order_relaxed);
 }
 
 uint64_t metrics_hist_count(const struct metrics_hist *h)

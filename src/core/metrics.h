@@ -59,6 +59,11 @@ void metrics_hist_init(struct metrics_hist *h);
  * bound falls in that bound's bucket (Prometheus buckets are "le").
  * Callable from any thread; lock-free. */
 void metrics_hist_observe_ns(struct metrics_hist *h, uint64_t ns);
+/* The same for a histogram that only the calling thread observes into (a
+ * per-thread one, merged with metrics_hist_snapshot when written out): a
+ * relaxed load and store per field, no locked addition. Readers on other
+ * threads may still snapshot it at any time. */
+void metrics_hist_observe_owned_ns(struct metrics_hist *h, uint64_t ns);
 /* Number of observations so far (a relaxed read of every bucket). */
 uint64_t metrics_hist_count(const struct metrics_hist *h);
 

@@ -112,8 +112,10 @@ static cJSON *srv_json(const char *svc, struct gw_server *s, uint64_t now)
     cJSON_AddStringToObject(o, "state", srv_state(s, now));
     cJSON_AddNumberToObject(o, "inflight",
                             atomic_load_explicit(&s->inflight, memory_order_relaxed));
-    cJSON_AddNumberToObject(o, "requests", (double)ld(&s->req_total));
-    cJSON_AddNumberToObject(o, "failures", (double)ld(&s->failures));
+    struct gw_srv_counts n;
+    gw_server_counts(s, &n);
+    cJSON_AddNumberToObject(o, "requests", (double)n.requests);
+    cJSON_AddNumberToObject(o, "failures", (double)n.failures);
     cJSON_AddBoolToObject(o, "dynamic", atomic_load_explicit(&s->dynamic, memory_order_relaxed));
     uint64_t ttl, left;
     if (svc && gw_members_lease(svc, &s->addr, &ttl, &left)) {
@@ -141,7 +143,10 @@ static cJSON *svc_json(const struct gw_snapshot *snap, const struct gw_service *
     cJSON_AddStringToObject(o, "name", svc->name);
     cJSON_AddStringToObject(o, "balance", svc->balance ? svc->balance : "round_robin");
     cJSON_AddBoolToObject(o, "dynamic", svc->dynamic);
-    cJSON_AddNumberToObject(o, "requests", svc->stats ? (double)ld(&svc->stats->req_total) : 0);
+    uint64_t requests = 0, classes[6];
+    if (svc->stats)
+        gw_svc_counts(svc->stats, &requests, classes, NULL);
+    cJSON_AddNumberToObject(o, "requests", (double)requests);
     cJSON_AddItemToObject(o, "servers", servers_json(svc, now));
 
     const struct gw_cfg_health *hc = &svc->health;
@@ -658,9 +663,16 @@ static void per_server(struct buf *b, const struct gw_snapshot *s, const char *n
     }
 }
 
-static uint64_t v_opened(struct gw_server *s, uint64_t now) { return ld(&s->conns_opened); }
-static uint64_t v_reused(struct gw_server *s, uint64_t now) { return ld(&s->conns_reused); }
-static uint64_t v_failures(struct gw_server *s, uint64_t now) { return ld(&s->failures); }
+static struct gw_srv_counts counts(const struct gw_server *s)
+{
+    struct gw_srv_counts n;
+    gw_server_counts(s, &n);
+    return n;
+}
+
+static uint64_t v_opened(struct gw_server *s, uint64_t now) { return counts(s).conns_opened; }
+static uint64_t v_reused(struct gw_server *s, uint64_t now) { return counts(s).conns_reused; }
+static uint64_t v_failures(struct gw_server *s, uint64_t now) { return counts(s).failures; }
 static uint64_t v_up(struct gw_server *s, uint64_t now) { return gw_server_usable(s, now); }
 static uint64_t v_weight(struct gw_server *s, uint64_t now) { return (uint64_t)s->weight; }
 static uint64_t v_inflight(struct gw_server *s, uint64_t now)
@@ -680,11 +692,13 @@ void gw_metrics_render(struct buf *b)
         const struct gw_service *svc = s->services[i];
         if (!svc->stats)
             continue;
+        uint64_t requests, classes[6];
+        gw_svc_counts(svc->stats, &requests, classes, NULL);
         for (int c = 0; c < 6; c++)
             metrics_sample_u64(b, GW_METRIC("requests_total"),
                                (const char *const[]){"service", svc->name, "code_class",
                                                      code_class[c], NULL},
-                               ld(&svc->stats->resp_class[c]));
+                               classes[c]);
     }
 
     metrics_family(b, GW_METRIC("server_requests_total"), "counter",
@@ -693,12 +707,14 @@ void gw_metrics_render(struct buf *b)
         const struct gw_service *svc = s->services[i];
         for (size_t j = 0; j < svc->nservers; j++) {
             struct gw_server *srv = svc->servers[j];
+            struct gw_srv_counts n;
+            gw_server_counts(srv, &n);
             for (int c = 0; c < 6; c++)
                 metrics_sample_u64(b, GW_METRIC("server_requests_total"),
                                    (const char *const[]){"service", svc->name, "server",
                                                          srv->addr_str, "code_class",
                                                          code_class[c], NULL},
-                                   ld(&srv->resp_class[c]));
+                                   n.resp_class[c]);
         }
     }
 
@@ -707,13 +723,22 @@ void gw_metrics_render(struct buf *b)
                    "and without labels for every request.");
     for (size_t i = 0; s && i < s->nservices; i++) {
         const struct gw_service *svc = s->services[i];
-        if (svc->stats)
-            metrics_hist_write(b, GW_METRIC("request_duration_seconds"),
-                               (const char *const[]){"service", svc->name, NULL},
-                               &svc->stats->latency);
+        if (!svc->stats)
+            continue;
+        uint64_t requests, classes[6];
+        struct metrics_hist_snap h;
+        gw_svc_counts(svc->stats, &requests, classes, &h);
+        metrics_hist_write_snap(b, GW_METRIC("request_duration_seconds"),
+                                (const char *const[]){"service", svc->name, NULL}, &h);
     }
-    if (gw_g)
-        metrics_hist_write(b, GW_METRIC("request_duration_seconds"), NULL, &gw_g->latency);
+    if (gw_g) {
+        struct metrics_hist_snap h = {0};
+        metrics_hist_snapshot(&gw_g->latency, &h);
+        for (int i = 0; gw_g->workers && i < gw_g->nworkers; i++)
+            if (gw_g->workers[i])
+                metrics_hist_snapshot(&gw_g->workers[i]->latency, &h);
+        metrics_hist_write_snap(b, GW_METRIC("request_duration_seconds"), NULL, &h);
+    }
 
     metrics_family(b, GW_METRIC("active_connections"), "gauge", "Open client connections.");
     metrics_sample_u64(b, GW_METRIC("active_connections"), NULL,

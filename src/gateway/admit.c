@@ -81,7 +81,7 @@ void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind)
     if (fr && fr->fallback_service && !r->in_fallback && !r->body_started) {
         struct gw_service *fs = gw_snapshot_service(r->snap, fr->fallback_service);
         if (fs) {
-            atomic_fetch_add_explicit(&c->w->st.fallbacks, 1, memory_order_relaxed);
+            gw_ctr_inc(&c->w->st.fallbacks);
             fallback_leave_primary(c);
             r->in_fallback = true;
             r->svc = fs;
@@ -91,7 +91,7 @@ void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind)
         }
     }
     if (fr && fr->fallback_status && !r->resp_started) {
-        atomic_fetch_add_explicit(&c->w->st.fallbacks, 1, memory_order_relaxed);
+        gw_ctr_inc(&c->w->st.fallbacks);
         fallback_leave_primary(c);
         if (r->up) {
             gw_up_close(r->up);
@@ -121,7 +121,7 @@ void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind)
 
 void gw_conn_shed(struct gw_conn *c)
 {
-    atomic_fetch_add_explicit(&c->w->st.shed, 1, memory_order_relaxed);
+    gw_ctr_inc(&c->w->st.shed);
     gw_conn_error(c, 503, GW_ERR_NO_SERVER);
 }
 
@@ -157,7 +157,7 @@ void gw_conn_admit_and_send(struct gw_conn *c)
     }
     if (rt && rt->breaker && !r->breaker_allowed) {
         if (!gw_breaker_allow(rt->breaker, now_us)) {
-            atomic_fetch_add_explicit(&c->w->st.breaker_refused, 1, memory_order_relaxed);
+            gw_ctr_inc(&c->w->st.breaker_refused);
             gw_conn_fallback(c, 503, GW_ERR_NO_SERVER);
             return;
         }
@@ -248,14 +248,14 @@ static bool rl_conclude(struct gw_conn *c, struct gw_rlwait *w, uint64_t *delay_
         *delay_us = all.delay_us;
         return true;
     }
-    atomic_fetch_add_explicit(&c->w->st.limited, 1, memory_order_relaxed);
+    gw_ctr_inc(&c->w->st.limited);
     buf_append(&r->rlhdr, "", 1); /* NUL for the error page's extra headers */
     return false;
 }
 
 static void rl_refuse_unavailable(struct gw_conn *c)
 {
-    atomic_fetch_add_explicit(&c->w->st.limited, 1, memory_order_relaxed);
+    gw_ctr_inc(&c->w->st.limited);
     gw_conn_respond(c, 503, c->r.body_done, "Retry-After: 1\r\n");
 }
 

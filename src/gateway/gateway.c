@@ -347,6 +347,7 @@ out:
     while (g.svc_stats) {
         struct gw_svc_stats *st = g.svc_stats;
         g.svc_stats = st->next;
+        free(st->ctr);
         free(st->name);
         free(st);
     }

@@ -50,9 +50,13 @@ struct gw_svc_rt {
 };
 
 /* Counters of a service that outlive snapshots (kept by name for the
- * life of the process, so /metrics does not reset on reload). */
+ * life of the process, so /metrics does not reset on reload). Worker i
+ * counts into ctr[i] alone (counters.h); the shared fields take the
+ * counts of any thread without an entry. gw_svc_counts() adds both. */
 struct gw_svc_stats {
     char *name;
+    struct gw_svc_ctr *ctr;              /* one per worker, nctr of them */
+    int nctr;
     struct metrics_hist latency;         /* request latency through this service */
     atomic_uint_fast64_t req_total;
     atomic_uint_fast64_t resp_class[6];  /* [0] no response, [1..5] 1xx..5xx */
@@ -145,7 +149,7 @@ struct gw {
     struct gw_members *members;          /* admin-made changes, kept across reloads */
     char *config_path;                   /* NULL: embedded default */
     FILE *access_log;
-    struct metrics_hist latency;         /* all requests */
+    struct metrics_hist latency;         /* all requests: threads without a worker's own */
     struct rl_store *rl;                 /* rate-limit state, all threads, kept across reloads */
     struct gw_guard *guard;              /* per-client connection counts */
     atomic_uint_fast64_t refused_ip[4];  /* by enum gw_refusal */
@@ -158,7 +162,8 @@ extern struct gw *gw_g;
 /* The config a worker runs with: its current snapshot's, always alive. */
 #define WCFG(w) ((w)->snap->cfg)
 
-/* Per-thread counters, read by /metrics from another thread (relaxed). */
+/* Per-thread counters, read by /metrics from another thread (relaxed);
+ * only the owning worker writes them (gw_ctr_inc, no locked add). */
 struct gw_worker_stats {
     atomic_uint_fast64_t accepted;
     atomic_uint_fast64_t refused;        /* over limits.max_connections */
@@ -189,6 +194,7 @@ struct gw_worker {
     uint32_t *pool_len;                  /* length of each pools[] list */
     size_t npools;
     struct gw_worker_stats st;
+    struct metrics_hist latency;         /* all its requests (metrics_hist_observe_owned_ns) */
     struct gw_adm_queue **admq;          /* per resilience object id, lazily */
     size_t nadmq;
     struct ev_timer admq_timer;          /* next queue deadline */
@@ -229,6 +235,24 @@ void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *
                            struct gw_service *svc);
 /* Persistent stats for a service name (creates on first use; ctl_lock). */
 struct gw_svc_stats *gw_svc_stats_get(const char *name);
+/* Counts a request through the service (status class cls, 0: no
+ * response, taking ns) from worker w: into w's entry, or the shared part
+ * without one. */
+static inline void gw_svc_count(struct gw_svc_stats *st, int w, int cls, uint64_t ns)
+{
+    if ((unsigned)w < (unsigned)st->nctr) {
+        gw_ctr_inc(&st->ctr[w].resp_class[cls]);
+        metrics_hist_observe_owned_ns(&st->ctr[w].latency, ns);
+        return;
+    }
+    atomic_fetch_add_explicit(&st->req_total, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->resp_class[cls], 1, memory_order_relaxed);
+    metrics_hist_observe_ns(&st->latency, ns);
+}
+/* A service's request counts and latency, summed over its workers'
+ * entries and the shared part (any thread). latency may be NULL. */
+void gw_svc_counts(const struct gw_svc_stats *st, uint64_t *requests, uint64_t resp_class[6],
+                   struct metrics_hist_snap *latency);
 const struct gw_route *gw_route_match(const struct gw_snapshot *s, const char *host, size_t host_len,
                                       const char *path, size_t path_len);
 /* Frees what a route owns (names, lists, CIDR sets) and zeroes it. */

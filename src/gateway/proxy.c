@@ -54,8 +54,8 @@ void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer, bo
     c->next = NULL;
     c->prev = NULL;
     gw_worker_link_conn(w, c);
-    atomic_fetch_add_explicit(&w->st.accepted, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->st.active, 1, memory_order_relaxed);
+    gw_ctr_inc(&w->st.accepted);
+    gw_ctr_inc(&w->st.active);
     gw_conn_set_timeout(c, TMO_HEADER, CFG->timeouts.client_header_ms);
 }
 
@@ -99,7 +99,7 @@ void gw_conn_close(struct gw_conn *c)
     if (c->guard_counted)
         gw_guard_release(&c->peer);
     gw_worker_unlink_conn(w, c);
-    atomic_fetch_sub_explicit(&w->st.active, 1, memory_order_relaxed);
+    gw_ctr_dec(&w->st.active);
     atomic_fetch_sub_explicit(&gw_g->conns, 1, memory_order_relaxed);
     /* Freed before the next poll, never inside a callback that may still
      * hold the pointer. */
@@ -249,7 +249,7 @@ void gw_conn_respond(struct gw_conn *c, int status, bool keep, const char *extra
 
 void gw_conn_error(struct gw_conn *c, int status, enum gw_err_kind kind)
 {
-    atomic_fetch_add_explicit(&c->w->st.errors[kind], 1, memory_order_relaxed);
+    gw_ctr_inc(&c->w->st.errors[kind]);
     /* A request whose body was not read to the end leaves the stream
      * unsynchronized: close after answering. */
     bool keep = !c->in_req || c->r.body_done;
@@ -268,17 +268,14 @@ static void account(struct gw_conn *c)
     struct gw_worker *w = c->w;
     int cls = r->status >= 100 && r->status < 600 ? r->status / 100 : 0;
     uint64_t ns = ev_clock_ns() - r->t_start_ns;
-    atomic_fetch_add_explicit(&w->st.requests, 1, memory_order_relaxed);
-    metrics_hist_observe_ns(&gw_g->latency, ns);
-    if (r->svc) {
-        atomic_fetch_add_explicit(&r->svc->stats->req_total, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&r->svc->stats->resp_class[cls], 1, memory_order_relaxed);
-        metrics_hist_observe_ns(&r->svc->stats->latency, ns);
-    }
-    if (r->srv) {
-        atomic_fetch_add_explicit(&r->srv->req_total, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&r->srv->resp_class[cls], 1, memory_order_relaxed);
-    }
+    /* All into this worker's own entries (counters.h): no locked adds.
+     * The request totals are the sums of the classes. */
+    gw_ctr_inc(&w->st.requests);
+    metrics_hist_observe_owned_ns(&w->latency, ns);
+    if (r->svc)
+        gw_svc_count(r->svc->stats, w->id, cls, ns);
+    if (r->srv)
+        gw_server_count_resp(r->srv, w->id, cls);
     gw_access_log(c);
 }
 
@@ -333,10 +330,10 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
     struct gw_req *r = &c->r;
     struct gw_server *srv = r->srv;
     uint64_t now = ev_now(c->w->loop);
-    atomic_fetch_add_explicit(&c->w->st.errors[kind], 1, memory_order_relaxed);
+    gw_ctr_inc(&c->w->st.errors[kind]);
     gw_conn_server_settle(c, server_fault ? GW_SRVBRK_FAILURE : GW_SRVBRK_RELEASE);
     if (srv && server_fault) {
-        atomic_fetch_add_explicit(&srv->failures, 1, memory_order_relaxed);
+        GW_SERVER_COUNT(srv, c->w->id, failures);
         if (r->svc && r->svc->passive_max_failures > 0 &&
             gw_passive_failure(srv, r->svc->passive_max_failures, r->svc->passive_eject_ms, now))
             log_warn("server %s/%s ejected after %d consecutive failures", srv->service,
@@ -360,12 +357,12 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
     }
     if (server_fault && r->rt && !gw_rb_try_retry(r->rt->rb, ev_now_ns(c->w->loop) / 1000)) {
         /* The budget keeps retries from multiplying a flood. */
-        atomic_fetch_add_explicit(&c->w->st.retries_denied, 1, memory_order_relaxed);
+        gw_ctr_inc(&c->w->st.retries_denied);
         gw_conn_fallback(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
         return;
     }
     if (server_fault)
-        atomic_fetch_add_explicit(&c->w->st.retries, 1, memory_order_relaxed);
+        gw_ctr_inc(&c->w->st.retries);
     if (!server_fault)
         r->ntried--; /* same server may be picked again, on a fresh connection */
     r->head_sent = 0;
@@ -665,7 +662,7 @@ void gw_conn_rl_resume(struct gw_conn *c, uint64_t delay_us)
 {
     if (delay_us) {
         /* limit_req-style smoothing: hold the request, then go on. */
-        atomic_fetch_add_explicit(&c->w->st.delayed, 1, memory_order_relaxed);
+        gw_ctr_inc(&c->w->st.delayed);
         gw_conn_set_timeout(c, TMO_DELAY, (delay_us + 999) / 1000);
         return;
     }
@@ -691,7 +688,7 @@ static void process_head(struct gw_conn *c)
         c->r.t_start_ns = ev_clock_ns();
         int status = http_error_status(n);
         buf_reset(&c->in);
-        atomic_fetch_add_explicit(&c->w->st.errors[GW_ERR_BAD_REQUEST], 1, memory_order_relaxed);
+        gw_ctr_inc(&c->w->st.errors[GW_ERR_BAD_REQUEST]);
         gw_conn_respond(c, status, false, NULL);
         return;
     }
@@ -946,7 +943,7 @@ static void conn_timer(struct ev_loop *loop, struct ev_timer *t)
             break;
         }
         c->r.t_start_ns = ev_clock_ns();
-        atomic_fetch_add_explicit(&c->w->st.errors[GW_ERR_TIMEOUT_CLIENT], 1, memory_order_relaxed);
+        gw_ctr_inc(&c->w->st.errors[GW_ERR_TIMEOUT_CLIENT]);
         gw_conn_respond(c, 408, false, NULL);
         break;
     case TMO_BODY:

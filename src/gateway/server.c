@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static atomic_size_t next_slot;
 
@@ -27,8 +28,51 @@ void gw_server_unref(struct gw_server *s)
     if (!s || atomic_fetch_sub_explicit(&s->refcnt, 1, memory_order_acq_rel) != 1)
         return;
     gw_breaker_free(atomic_load_explicit(&s->breaker, memory_order_relaxed));
+    free(s->ctr);
     free(s->service);
     free(s);
+}
+
+/* ---- counters ---- */
+
+void *gw_ctr_alloc(size_t n, size_t size)
+{
+    if (!n)
+        return NULL;
+    void *p = NULL;
+    if (posix_memalign(&p, GW_CACHE_LINE, n * size) != 0)
+        p = xcalloc(n, size); /* out of memory: xcalloc reports it and aborts */
+    memset(p, 0, n * size);
+    return p;
+}
+
+void gw_server_alloc_counters(struct gw_server *s, int nworkers)
+{
+    ASSERT(!s->ctr);
+    s->nctr = nworkers > 0 ? nworkers : 0;
+    s->ctr = gw_ctr_alloc((size_t)s->nctr, sizeof *s->ctr);
+}
+
+void gw_server_counts(const struct gw_server *s, struct gw_srv_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    out->requests = gw_ctr_load(&s->req_total);
+    for (int c = 0; c < 6; c++)
+        out->resp_class[c] = gw_ctr_load(&s->resp_class[c]);
+    out->conns_opened = gw_ctr_load(&s->conns_opened);
+    out->conns_reused = gw_ctr_load(&s->conns_reused);
+    out->failures = gw_ctr_load(&s->failures);
+    for (int i = 0; i < s->nctr; i++) {
+        const struct gw_srv_ctr *e = &s->ctr[i];
+        for (int c = 0; c < 6; c++) {
+            uint64_t v = gw_ctr_load(&e->resp_class[c]);
+            out->resp_class[c] += v;
+            out->requests += v;
+        }
+        out->conns_opened += gw_ctr_load(&e->conns_opened);
+        out->conns_reused += gw_ctr_load(&e->conns_reused);
+        out->failures += gw_ctr_load(&e->failures);
+    }
 }
 
 /* ---- circuit breaker ---- */

@@ -9,6 +9,7 @@
 #include "core/common.h"
 #include "core/net.h"
 #include "gateway/breaker.h"
+#include "gateway/counters.h"
 #include <stdatomic.h>
 
 enum gw_health_state { GW_UP = 0, GW_DOWN = 1 };
@@ -37,7 +38,14 @@ struct gw_server {
     struct gw_breaker_cfg brk_cfg;        /* what breaker was built from (ctl_lock) */
     atomic_uint_fast64_t brk_entered[3];  /* breaker transitions, by state entered */
 
-    /* Counters for /metrics, all threads. */
+    /* Counters for /metrics and the admin API. Worker i counts into
+     * ctr[i] alone (counters.h); the shared atomics below take the counts
+     * of any thread without an entry (nctr is 0 for a server made before
+     * the workers' number was known). gw_server_counts() adds both. The
+     * entries live and die with the object, so a reader holding a
+     * snapshot (which holds the server) never reads freed memory. */
+    struct gw_srv_ctr *ctr;
+    int nctr;
     atomic_uint_fast64_t req_total;
     atomic_uint_fast64_t resp_class[6];   /* [1..5] = 1xx..5xx, [0] = no response */
     atomic_uint_fast64_t conns_opened;    /* new upstream TCP connections */
@@ -45,9 +53,50 @@ struct gw_server {
     atomic_uint_fast64_t failures;        /* connect errors, resets, timeouts */
 };
 
+/* A server's counters summed over its workers' entries and the shared
+ * part, as /metrics and the admin API show them. */
+struct gw_srv_counts {
+    uint64_t requests;
+    uint64_t resp_class[6];
+    uint64_t conns_opened, conns_reused, failures;
+};
+
 struct gw_server *gw_server_new(const char *service, const struct net_addr *addr, int weight);
 static inline void gw_server_ref(struct gw_server *s) { atomic_fetch_add_explicit(&s->refcnt, 1, memory_order_relaxed); }
 void gw_server_unref(struct gw_server *s);
+/* Gives s one counter entry per worker (nworkers of them); called once,
+ * before s is published in a snapshot. */
+void gw_server_alloc_counters(struct gw_server *s, int nworkers);
+void gw_server_counts(const struct gw_server *s, struct gw_srv_counts *out);
+
+/* Worker w's own counters on s, or NULL: count into the shared part. */
+static inline struct gw_srv_ctr *gw_server_ctr(struct gw_server *s, int w)
+{
+    return (unsigned)w < (unsigned)s->nctr ? &s->ctr[w] : NULL;
+}
+
+/* Counts one on s from worker w: field (conns_opened, conns_reused,
+ * failures) of w's entry, or of the shared part without one. */
+#define GW_SERVER_COUNT(s, w, field)                                              \
+    do {                                                                          \
+        struct gw_srv_ctr *e_ = gw_server_ctr((s), (w));                          \
+        if (e_)                                                                   \
+            gw_ctr_inc(&e_->field);                                               \
+        else                                                                      \
+            atomic_fetch_add_explicit(&(s)->field, 1, memory_order_relaxed);      \
+    } while (0)
+
+/* Counts a response of status class cls (0: none) sent through s. */
+static inline void gw_server_count_resp(struct gw_server *s, int w, int cls)
+{
+    struct gw_srv_ctr *e = gw_server_ctr(s, w);
+    if (e) {
+        gw_ctr_inc(&e->resp_class[cls]);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->req_total, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->resp_class[cls], 1, memory_order_relaxed);
+}
 
 /* Eligible for new requests: up, not draining, not passively ejected,
  * under its in-flight cap, and its breaker (if any) would admit a call:

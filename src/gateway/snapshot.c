@@ -24,9 +24,33 @@ struct gw_svc_stats *gw_svc_stats_get(const char *name)
     struct gw_svc_stats *s = xcalloc(1, sizeof *s);
     s->name = xstrdup(name);
     metrics_hist_init(&s->latency);
+    s->nctr = gw_g->nworkers;
+    s->ctr = gw_ctr_alloc((size_t)s->nctr, sizeof *s->ctr);
     s->next = gw_g->svc_stats;
     gw_g->svc_stats = s;
     return s;
+}
+
+void gw_svc_counts(const struct gw_svc_stats *st, uint64_t *requests, uint64_t resp_class[6],
+                   struct metrics_hist_snap *latency)
+{
+    uint64_t n = gw_ctr_load(&st->req_total);
+    for (int c = 0; c < 6; c++)
+        resp_class[c] = gw_ctr_load(&st->resp_class[c]);
+    if (latency) {
+        memset(latency, 0, sizeof *latency);
+        metrics_hist_snapshot(&st->latency, latency);
+    }
+    for (int i = 0; i < st->nctr; i++) {
+        for (int c = 0; c < 6; c++) {
+            uint64_t v = gw_ctr_load(&st->ctr[i].resp_class[c]);
+            resp_class[c] += v;
+            n += v;
+        }
+        if (latency)
+            metrics_hist_snapshot(&st->ctr[i].latency, latency);
+    }
+    *requests = n;
 }
 
 struct gw_cfgref *gw_cfgref_new(struct gw_config *cfg)
@@ -133,7 +157,9 @@ struct gw_server *gw_snapshot_server_for(struct gw_snapshot *prev, const char *s
             }
         }
     }
-    return gw_server_new(svc, addr, weight);
+    struct gw_server *s = gw_server_new(svc, addr, weight);
+    gw_server_alloc_counters(s, gw_g->nworkers);
+    return s;
 }
 
 struct gw_service *gw_service_new(const char *name, const char *balance)

@@ -40,7 +40,7 @@ static void pool_unlink(struct gw_upconn *u)
         u->next->prev = u->prev;
     u->next = u->prev = NULL;
     u->w->pool_len[u->srv->slot]--;
-    atomic_fetch_sub_explicit(&u->w->st.up_idle, 1, memory_order_relaxed);
+    gw_ctr_dec(&u->w->st.up_idle);
 }
 
 void gw_up_want(struct gw_upconn *u, bool rd, bool wr)
@@ -75,7 +75,7 @@ struct gw_upconn *gw_up_acquire(struct gw_worker *w, struct gw_server *srv, stru
         ev_timer_stop(w->loop, &u->timer);
         u->c = c;
         u->reused = true;
-        atomic_fetch_add_explicit(&srv->conns_reused, 1, memory_order_relaxed);
+        GW_SERVER_COUNT(srv, w->id, conns_reused);
         gw_up_want(u, true, false);
         return u;
     }
@@ -101,7 +101,7 @@ struct gw_upconn *gw_up_acquire(struct gw_worker *w, struct gw_server *srv, stru
         errno = ENOMEM;
         return NULL;
     }
-    atomic_fetch_add_explicit(&srv->conns_opened, 1, memory_order_relaxed);
+    GW_SERVER_COUNT(srv, w->id, conns_opened);
     return u;
 }
 
@@ -131,7 +131,7 @@ void gw_up_release(struct gw_upconn *u, bool reusable)
         (*head)->prev = u;
     *head = u;
     w->pool_len[u->srv->slot]++;
-    atomic_fetch_add_explicit(&w->st.up_idle, 1, memory_order_relaxed);
+    gw_ctr_inc(&w->st.up_idle);
     gw_buf_release(w, &u->in);
     gw_up_want(u, true, false);
     ev_timer_start(w->loop, &u->timer, cfg->upstream.keepalive_timeout_ms);

@@ -72,7 +72,7 @@ static bool accept_batch(struct gw_worker *w, int lfd, int max)
         if (atomic_fetch_add_explicit(&gw_g->conns, 1, memory_order_relaxed) >= maxc) {
             /* Over the process limit: refuse at the cost of accept+close. */
             atomic_fetch_sub_explicit(&gw_g->conns, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&w->st.refused, 1, memory_order_relaxed);
+            gw_ctr_inc(&w->st.refused);
             close(fd);
             continue;
         }
@@ -84,7 +84,7 @@ static bool accept_batch(struct gw_worker *w, int lfd, int max)
         bool counted;
         if (!gw_guard_accept(w, &peer, &counted)) {
             atomic_fetch_sub_explicit(&gw_g->conns, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&w->st.refused, 1, memory_order_relaxed);
+            gw_ctr_inc(&w->st.refused);
             close(fd);
             continue;
         }
