@@ -13,8 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FG_EV_INCLUDE_API
-#include "core/ev_epoll.c"
+#include "core/ev_epoll.c.h"
 
 #define EV_BATCH 512
 

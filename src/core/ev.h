@@ -1,5 +1,5 @@
 /* The event loop: one per thread, epoll underneath (behind the ev_api_*
- * functions in ev_epoll.c, as Redis keeps its poller behind aeApi*),
+ * functions in ev_epoll.c.h, as Redis keeps its poller behind aeApi*),
  * level-triggered I/O watchers indexed by fd, millisecond timers in a
  * binary heap, a cross-thread wakeup (eventfd) and a hook that runs before
  * each poll (used to free connections closed during the last iteration).
