@@ -13,6 +13,7 @@
  * in struct http_chunked, so a body of any size streams through buffers of
  * any size, split anywhere. */
 #include "core/http1.h"
+#include "core/strutil.h"
 
 #include <limits.h>
 #include <string.h>
@@ -625,11 +626,6 @@ void http_chunked_init(struct http_chunked *c, size_t max_trailer)
     c->state = CH_SIZE;
 }
 
-static int hexval(char ch)
-{
-    return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
-}
-
 ssize_t http_chunked_feed(struct http_chunked *c, const char *buf, size_t len,
                           http_data_cb cb, void *ud)
 {
@@ -655,7 +651,7 @@ ssize_t http_chunked_feed(struct http_chunked *c, const char *buf, size_t len,
             if (IS(ch, CC_HEX)) {
                 if (c->ndigits == CHUNK_MAX_DIGITS || c->left >= CHUNK_SIZE_LIMIT >> 4)
                     goto fail;
-                c->left = c->left << 4 | (uint64_t)hexval(ch);
+                c->left = c->left << 4 | (uint64_t)hex_val(ch);
                 c->ndigits++;
             } else if (c->ndigits == 0) {
                 goto fail;
