@@ -40,6 +40,18 @@ static inline void buf_append(struct buf *b, const void *p, size_t n)
     buf_append_slow(b, p, n);
 }
 static inline void buf_append_str(struct buf *b, const char *s) { buf_append(b, s, strlen(s)); }
+/* Appends the decimal form of v, without printf: status codes, lengths
+ * and counters on the request path. */
+static inline void buf_append_u64(struct buf *b, uint64_t v)
+{
+    char tmp[20]; /* UINT64_MAX has 20 digits */
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, tmp + i, sizeof tmp - i);
+}
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_compact(struct buf *b);
 void buf_reset(struct buf *b);

@@ -25,18 +25,6 @@ static bool path_is(const char *p, size_t n, const char *lit)
     return n == l && memcmp(p, lit, l) == 0;
 }
 
-/* Appends the decimal form of v. */
-static void put_u64(struct buf *b, uint64_t v)
-{
-    char tmp[24];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_append(b, tmp + i, sizeof tmp - i);
-}
-
 static void put(struct buf *b, const char *s, size_t n) { buf_append(b, s, n); }
 #define PUT_LIT(b, s) put((b), (s), sizeof(s) - 1)
 
@@ -44,7 +32,7 @@ static void put(struct buf *b, const char *s, size_t n) { buf_append(b, s, n); }
 static void stash_status_text(struct echo_conn *c, int status)
 {
     const char *r = http_reason(status);
-    put_u64(&c->stash, (uint64_t)status);
+    buf_append_u64(&c->stash, (uint64_t)status);
     PUT_LIT(&c->stash, " ");
     put(&c->stash, r, strlen(r));
     PUT_LIT(&c->stash, "\n");
@@ -217,7 +205,7 @@ void echo__reply(struct echo_conn *c, struct buf *out)
 
     buf_reserve(out, 256 + cfg->name_len + rlen + (inline_body ? blen : 0));
     PUT_LIT(out, "HTTP/1.1 ");
-    put_u64(out, (uint64_t)c->status);
+    buf_append_u64(out, (uint64_t)c->status);
     PUT_LIT(out, " ");
     put(out, reason, rlen);
     PUT_LIT(out, "\r\nX-Server: ");
@@ -226,19 +214,19 @@ void echo__reply(struct echo_conn *c, struct buf *out)
     put(out, w->date, w->date_len);
     if (!bodiless) {
         PUT_LIT(out, "Content-Type: text/plain\r\nContent-Length: ");
-        put_u64(out, blen);
+        buf_append_u64(out, blen);
         PUT_LIT(out, "\r\n");
     }
     if (c->has_body) {
         PUT_LIT(out, "X-Received-Bytes: ");
-        put_u64(out, c->received);
+        buf_append_u64(out, c->received);
         PUT_LIT(out, "\r\n");
     }
     if (c->load_hdrs) {
         PUT_LIT(out, "X-Echo-Busy: ");
-        put_u64(out, w->busy);
+        buf_append_u64(out, w->busy);
         PUT_LIT(out, "\r\nX-Echo-Queued: ");
-        put_u64(out, w->queued);
+        buf_append_u64(out, w->queued);
         PUT_LIT(out, "\r\n");
     }
     if (!keep)
