@@ -101,27 +101,6 @@ const char *filter_scope_name(enum filter_scope s)
     return s == FILTER_SCOPE_BODY ? "MessageBody" : "MessageAttributes";
 }
 
-/* ---- strict JSON ---- */
-
-cJSON *filter_json_parse(const char *s, size_t len)
-{
-    const char *end = NULL;
-    if (len == 0)
-        return NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, false);
-    if (!j)
-        return NULL;
-    const char *lim = s + len;
-    while (end && end < lim && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-        end++;
-    /* cJSON stops at a NUL inside the buffer; anything left is garbage. */
-    if (end != lim) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    return j;
-}
-
 /* ---- freeing ---- */
 
 static void and_free(struct fand *a);

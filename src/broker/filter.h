@@ -38,6 +38,7 @@
 #define FG_BROKER_FILTER_H
 
 #include "core/common.h"
+#include "core/json.h"
 
 #include <cjson/cJSON.h>
 
@@ -89,9 +90,5 @@ void filter_msg_close(struct filter_msg *m);
 
 /* Does the message pass the policy? A NULL policy passes everything. */
 bool filter_match(const struct filter_policy *p, struct filter_msg *m);
-
-/* Strict JSON parse of s[0..len): one value and nothing but whitespace
- * after it; NULL when invalid. Caller frees with cJSON_Delete. */
-cJSON *filter_json_parse(const char *s, size_t len);
 
 #endif
