@@ -38,7 +38,6 @@
 #define FG_BROKER_FILTER_H
 
 #include "core/common.h"
-#include "core/json.h"
 
 #include <cjson/cJSON.h>
 

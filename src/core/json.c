@@ -1,7 +1,7 @@
 /* Implementation of json.h. */
 #include "core/json.h"
 
-cJSON *filter_json_parse(const char *s, size_t len)
+cJSON *json_parse_strict(const char *s, size_t len)
 {
     const char *end = NULL;
     if (len == 0)

@@ -9,6 +9,6 @@
 
 /* Strict JSON parse of s[0..len): one value and nothing but whitespace
  * after it; NULL when invalid. Caller frees with cJSON_Delete. */
-cJSON *filter_json_parse(const char *s, size_t len);
+cJSON *json_parse_strict(const char *s, size_t len);
 
 #endif
