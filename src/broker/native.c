@@ -561,7 +561,7 @@ void bk_native(struct bk_conn *c, const char *path, size_t plen, const char *que
         struct sqs_error err;
         const char *body = buf_len(&c->body) ? buf_rptr(&c->body) : "";
         if (sqs_sigv4_check(&c->req, body, buf_len(&c->body), s->cfg->access_key, s->cfg->secret_key,
-                            (int64_t)(bk_wall_ms() / 1000), &err) != SQS_OK) {
+                            (int64_t)(ev_wall_ms() / 1000), &err) != SQS_OK) {
             bk_native_error(c, &err, false);
             return;
         }

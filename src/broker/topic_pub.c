@@ -51,7 +51,7 @@ enum sqs_err tp__queue_action(struct tp_engine *t, struct tp_ctx *ctx, const cha
                               cJSON *params, cJSON **res, struct sqs_error *err)
 {
     struct bk_ctx bc = {0};
-    bc.now = ctx ? ctx->now : bk_wall_ms();
+    bc.now = ctx ? ctx->now : ev_wall_ms();
     bc.base_url = ctx ? ctx->base_url : NULL;
     bc.no_wait = true;
     cJSON *r = NULL;
