@@ -230,14 +230,11 @@ static int route_find(struct admin *a, const char *m, size_t mlen, const char *p
 
 static void append_date(struct buf *b)
 {
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", days[tm.tm_wday], tm.tm_mday,
-               months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    char date[HTTP_DATE_SIZE];
+    size_t n = http_date(date, time(NULL));
+    buf_append_str(b, "Date: ");
+    buf_append(b, date, n);
+    buf_append_str(b, "\r\n");
 }
 
 /* Appends a complete response to c->out. head_only: HEAD, headers as for

@@ -16,6 +16,7 @@
 #include "core/strutil.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -893,4 +894,20 @@ const char *http_error_text(int rc)
     default:
         return "malformed request";
     }
+}
+
+size_t http_date(char *out, time_t t)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        out[0] = '\0';
+        return 0;
+    }
+    int n = snprintf(out, HTTP_DATE_SIZE, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
+                     tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec);
+    return n < 0 ? 0 : FG_MIN((size_t)n, (size_t)HTTP_DATE_SIZE - 1);
 }

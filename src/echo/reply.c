@@ -255,9 +255,12 @@ void echo__date_update(struct echo_worker *w)
     time_t now = time(NULL);
     if (now == w->date_sec && w->date_len)
         return;
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    size_t n = strftime(w->date, sizeof w->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-    w->date_len = n;
+    char date[HTTP_DATE_SIZE];
+    _Static_assert(sizeof w->date >= 6 + HTTP_DATE_SIZE - 1 + 2, "room for the Date line");
+    size_t n = http_date(date, now);
+    memcpy(w->date, "Date: ", 6);
+    memcpy(w->date + 6, date, n);
+    memcpy(w->date + 6 + n, "\r\n", 2);
+    w->date_len = 6 + n + 2;
     w->date_sec = now;
 }
