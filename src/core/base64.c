@@ -60,11 +60,10 @@ ssize_t base64_decode(const char *s, size_t n, unsigned char *out)
     return (ssize_t)o;
 }
 
-void base64_encode(struct buf *out, const void *p, size_t n)
+/* Encodes s[0..n) with the alphabet tab into w, '=' padded when pad;
+ * returns the characters written (no NUL). */
+static size_t b64_encode(char *w, const char *tab, bool pad, const unsigned char *s, size_t n)
 {
-    const char *tab = b64_std;
-    const unsigned char *s = p;
-    char *w = buf_reserve(out, (n + 2) / 3 * 4 + 1);
     size_t o = 0;
     for (size_t i = 0; i < n; i += 3) {
         uint32_t v = (uint32_t)s[i] << 16;
@@ -74,30 +73,23 @@ void base64_encode(struct buf *out, const void *p, size_t n)
             v |= s[i + 2];
         w[o++] = tab[v >> 18 & 63];
         w[o++] = tab[v >> 12 & 63];
-        w[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-        w[o++] = i + 2 < n ? tab[v & 63] : '=';
+        if (i + 1 < n || pad)
+            w[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        if (i + 2 < n || pad)
+            w[o++] = i + 2 < n ? tab[v & 63] : '=';
     }
-    buf_commit(out, o);
+    return o;
+}
+
+void base64_encode(struct buf *out, const void *p, size_t n)
+{
+    char *w = buf_reserve(out, (n + 2) / 3 * 4 + 1);
+    buf_commit(out, b64_encode(w, b64_std, true, p, n));
 }
 
 void base64url_encode(char *out, const void *p, size_t n)
 {
-    const unsigned char *s = p;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        out[o++] = b64_url[v >> 18 & 63];
-        out[o++] = b64_url[v >> 12 & 63];
-        if (i + 1 < n)
-            out[o++] = b64_url[v >> 6 & 63];
-        if (i + 2 < n)
-            out[o++] = b64_url[v & 63];
-    }
-    out[o] = '\0';
+    out[b64_encode(out, b64_url, false, p, n)] = '\0';
 }
 
 ssize_t base64url_decode(const char *s, size_t n, unsigned char *out)
