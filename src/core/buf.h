@@ -6,6 +6,7 @@
 #define FG_BUF_H
 
 #include "core/common.h"
+#include "core/strutil.h"
 #include <string.h>
 
 struct buf {
@@ -44,13 +45,8 @@ static inline void buf_append_str(struct buf *b, const char *s) { buf_append(b, 
  * and counters on the request path. */
 static inline void buf_append_u64(struct buf *b, uint64_t v)
 {
-    char tmp[20]; /* UINT64_MAX has 20 digits */
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_append(b, tmp + i, sizeof tmp - i);
+    char tmp[U64_DEC_MAX];
+    buf_append(b, tmp, u64_to_dec(tmp, v));
 }
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_compact(struct buf *b);

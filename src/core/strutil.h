@@ -1,5 +1,6 @@
-/* Small string helpers shared by the HTTP parser, the admin API and the
- * AWS query-form front ends: a hex digit's value and one
+/* Small string helpers shared by the HTTP parser, the admin API, the
+ * AWS query-form front ends and the writers of numbers on the request
+ * path: a hex digit's value, decimal digits without printf and one
  * percent-decoder, so the copies cannot drift apart. */
 #ifndef FG_STRUTIL_H
 #define FG_STRUTIL_H
@@ -16,6 +17,21 @@ static inline int hex_val(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+/* Writes the decimal digits of v (at most U64_DEC_MAX, no NUL) to out
+ * and returns how many: printf-free, for the request path. */
+#define U64_DEC_MAX 20 /* UINT64_MAX has 20 digits */
+static inline size_t u64_to_dec(char *out, uint64_t v)
+{
+    char tmp[U64_DEC_MAX];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, tmp + i, sizeof tmp - i);
+    return sizeof tmp - i;
 }
 
 /* pct_decode() flags. */

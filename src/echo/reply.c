@@ -15,6 +15,7 @@
  *   anything     200, --size bytes, or "NAME METHOD TARGET\n"
  * --error-rate turns that fraction of non-/health requests into 500. */
 #include "echo/echo.h"
+#include "core/strutil.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -181,15 +182,10 @@ void echo__reply(struct echo_conn *c, struct buf *out)
         blen = (uint64_t)cfg->body_size;
         break;
     case ECHO_SRC_SINK: {
-        size_t i = sizeof num;
-        uint64_t v = c->received;
-        num[--i] = '\n';
-        do {
-            num[--i] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
-        body = num + i;
-        blen = sizeof num - i;
+        size_t k = u64_to_dec(num, c->received);
+        num[k++] = '\n';
+        body = num;
+        blen = k;
         break;
     }
     default:

@@ -1,4 +1,4 @@
-/* Unit tests for core/strutil: hex_val() over every byte, and
+/* Unit tests for core/strutil: hex_val() over every byte, u64_to_dec(),
  * pct_decode() with each flag: '+' as space only when asked, a NUL
  * refused only when asked, bad or cut escapes refused, the output bound
  * kept. */
@@ -19,6 +19,18 @@ Test(hex_val, every_byte)
             want = c - 'A' + 10;
         cr_assert_eq(hex_val((char)c), want, "byte %d", c);
     }
+}
+
+Test(u64_to_dec, digits_at_the_front_without_nul)
+{
+    char out[U64_DEC_MAX + 1];
+    memset(out, '#', sizeof out);
+    cr_assert_eq(u64_to_dec(out, 0), 1);
+    cr_assert_eq(memcmp(out, "0#", 2), 0);
+    cr_assert_eq(u64_to_dec(out, 1234567890), 10);
+    cr_assert_eq(memcmp(out, "1234567890#", 11), 0);
+    cr_assert_eq(u64_to_dec(out, UINT64_MAX), U64_DEC_MAX);
+    cr_assert_eq(memcmp(out, "18446744073709551615#", 21), 0);
 }
 
 static ssize_t dec(const char *s, char *out, size_t cap, unsigned flags)
