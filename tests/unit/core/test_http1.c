@@ -1186,7 +1186,7 @@ Test(http1_helpers, reason)
     cr_assert_str_eq(http_reason(-1), "Unknown");
 }
 
-Test(http_date, imf_fixdate)
+Test(http1_helpers, date_is_an_imf_fixdate)
 {
     char d[HTTP_DATE_SIZE];
     /* RFC 9110's own example. */
