@@ -162,7 +162,7 @@ static void on_tick(struct ev_loop *loop, struct ev_timer *t)
     struct bk_server *s = t->ud;
     FG_UNUSED(loop);
     s->tick_at = UINT64_MAX;
-    bk_engine_tick(s->engine, bk_wall_ms());
+    bk_engine_tick(s->engine, ev_wall_ms());
 }
 
 static void on_compacted(void *ud, int err)
@@ -205,7 +205,7 @@ static void maybe_compact(struct bk_server *s, uint64_t now)
 static void on_housekeep(struct ev_loop *loop, struct ev_timer *t)
 {
     struct bk_server *s = t->ud;
-    uint64_t now = bk_wall_ms();
+    uint64_t now = ev_wall_ms();
     bk_engine_housekeep(s->engine, now);
     maybe_compact(s, now);
     ev_timer_start(loop, t, HOUSEKEEP_MS);
@@ -221,7 +221,7 @@ static void before_poll(struct ev_loop *loop, void *ud)
         if (due == UINT64_MAX) {
             ev_timer_stop(loop, &s->tick_timer);
         } else {
-            uint64_t now = bk_wall_ms();
+            uint64_t now = ev_wall_ms();
             ev_timer_start(loop, &s->tick_timer, due > now ? due - now : 0);
         }
     }
@@ -306,7 +306,7 @@ static struct store *open_store(const struct bk_config *c, char **err)
 
 static int recover(struct bk_server *s, char **err)
 {
-    uint64_t t0 = ev_clock_ns(), now = bk_wall_ms();
+    uint64_t t0 = ev_clock_ns(), now = ev_wall_ms();
     char msg[512];
     bk_engine_replay_begin(s->engine, now);
     int rc = store_replay(s->store, bk_engine_replay, s->engine, msg, sizeof msg);
@@ -315,7 +315,7 @@ static int recover(struct bk_server *s, char **err)
                       : xasprintf("cannot recover the log in %s: a record could not be read", s->cfg->data);
         return -1;
     }
-    bk_engine_replay_end(s->engine, bk_wall_ms());
+    bk_engine_replay_end(s->engine, ev_wall_ms());
     log_at(LOG_INFO, "broker: recovered %zu queues, %llu messages from %s in %.1f ms", s->engine->nqueues,
            (unsigned long long)s->engine->nmsgs, s->cfg->data, (double)(ev_clock_ns() - t0) / 1e6);
     return 0;

@@ -193,8 +193,6 @@ void bk_conn_kill(struct bk_conn *c);
 void bk_conn_unref(struct bk_conn *c);
 void bk_server_close_all(struct bk_server *s);
 void bk_server_free_dead(struct bk_server *s);
-/* Wall-clock time in ms. */
-uint64_t bk_wall_ms(void);
 
 /* dispatch.c */
 /* Handles the complete request in c (head in c->req, body in c->body). */

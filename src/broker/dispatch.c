@@ -307,7 +307,7 @@ enum sqs_err bk_run_action(struct bk_conn *c, const char *action, const cJSON *p
                            struct bk_ctx *ctx)
 {
     memset(ctx, 0, sizeof *ctx);
-    ctx->now = bk_wall_ms();
+    ctx->now = ev_wall_ms();
     ctx->base_url = base;
     ctx->no_wait = no_wait || c->srv->stopping;
     static const char *const readers[] = {"GetQueueUrl", "GetQueueAttributes", "ListQueues", "ListQueueTags",
@@ -535,7 +535,7 @@ static void dispatch_sqs(struct bk_conn *c)
         c->proto = proto;
     if (rc == SQS_OK && s->cfg->access_key)
         rc = sqs_sigv4_check(&c->req, body, blen, s->cfg->access_key, s->cfg->secret_key,
-                             (int64_t)(bk_wall_ms() / 1000), &err);
+                             (int64_t)(ev_wall_ms() / 1000), &err);
     if (rc != SQS_OK) {
         cJSON_Delete(params);
         sqs_error_respond(c, &err, false);

@@ -10,6 +10,7 @@
 #include "broker/filter.h"
 
 #include "core/cidr.h"
+#include "core/json.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -99,27 +100,6 @@ bool filter_scope_parse(const char *s, enum filter_scope *out)
 const char *filter_scope_name(enum filter_scope s)
 {
     return s == FILTER_SCOPE_BODY ? "MessageBody" : "MessageAttributes";
-}
-
-/* ---- strict JSON ---- */
-
-cJSON *filter_json_parse(const char *s, size_t len)
-{
-    const char *end = NULL;
-    if (len == 0)
-        return NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, false);
-    if (!j)
-        return NULL;
-    const char *lim = s + len;
-    while (end && end < lim && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-        end++;
-    /* cJSON stops at a NUL inside the buffer; anything left is garbage. */
-    if (end != lim) {
-        cJSON_Delete(j);
-        return NULL;
-    }
-    return j;
 }
 
 /* ---- freeing ---- */
@@ -533,7 +513,7 @@ struct filter_policy *filter_compile(const char *json, size_t len, enum filter_s
         fail(&c, "FilterPolicy: Filter policy is larger than %d bytes", FILTER_MAX_BYTES);
         return NULL;
     }
-    cJSON *j = filter_json_parse(json, len);
+    cJSON *j = json_parse_strict(json, len);
     if (!j) {
         fail(&c, "FilterPolicy: failed to parse JSON.");
         return NULL;
@@ -596,7 +576,7 @@ static void attr_init(struct filter_attr *a, const char *name, const char *type,
     memset(a, 0, sizeof *a);
     a->name = name;
     if (strcmp(type, "String.Array") == 0) {
-        cJSON *arr = filter_json_parse(sv, strlen(sv));
+        cJSON *arr = json_parse_strict(sv, strlen(sv));
         if (cJSON_IsArray(arr)) {
             a->arr = arr;
             size_t n = (size_t)cJSON_GetArraySize(arr);
@@ -853,7 +833,7 @@ bool filter_match(const struct filter_policy *p, struct filter_msg *m)
         return m->na > 0 && attrs_and(&p->root, m);
     }
     if (m->json_state == 0) {
-        m->json = filter_json_parse(m->body, m->body_len);
+        m->json = json_parse_strict(m->body, m->body_len);
         m->json_state = cJSON_IsObject(m->json) ? 1 : -1;
     }
     if (m->json_state < 0)

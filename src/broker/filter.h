@@ -90,8 +90,4 @@ void filter_msg_close(struct filter_msg *m);
 /* Does the message pass the policy? A NULL policy passes everything. */
 bool filter_match(const struct filter_policy *p, struct filter_msg *m);
 
-/* Strict JSON parse of s[0..len): one value and nothing but whitespace
- * after it; NULL when invalid. Caller frees with cJSON_Delete. */
-cJSON *filter_json_parse(const char *s, size_t len);
-
 #endif

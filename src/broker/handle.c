@@ -14,6 +14,7 @@
  * ids are unique for the life of the log), the high half a keyed hash of
  * it, so they look like the random UUIDs SQS hands out. */
 #include "broker/engine.h"
+#include "core/base64.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,8 +24,6 @@
 #include <xxhash.h>
 
 #define HANDLE_RAW 24
-
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 void bk_random_bytes(void *p, size_t n)
 {
@@ -95,30 +94,7 @@ void bk_handle_make(const struct bk_engine *e, const struct bk_msg *m, char out[
     put_le(raw + 16, handle_mac(e, raw), 8);
     mask_fields(e, raw);
     /* 24 bytes are 8 groups of 3: exactly 32 characters, no padding. */
-    char *o = out;
-    for (int i = 0; i < HANDLE_RAW; i += 3) {
-        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
-        *o++ = b64url[(v >> 18) & 63];
-        *o++ = b64url[(v >> 12) & 63];
-        *o++ = b64url[(v >> 6) & 63];
-        *o++ = b64url[v & 63];
-    }
-    *o = '\0';
-}
-
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
+    base64url_encode(out, raw, HANDLE_RAW);
 }
 
 bool bk_handle_parse(const struct bk_engine *e, const char *h, uint32_t *qid, uint64_t *mid,
@@ -127,15 +103,8 @@ bool bk_handle_parse(const struct bk_engine *e, const char *h, uint32_t *qid, ui
     if (!h || strlen(h) != HANDLE_RAW / 3 * 4)
         return false;
     uint8_t raw[HANDLE_RAW];
-    for (int i = 0, o = 0; i < HANDLE_RAW / 3 * 4; i += 4, o += 3) {
-        int a = b64val(h[i]), b = b64val(h[i + 1]), c = b64val(h[i + 2]), d = b64val(h[i + 3]);
-        if ((a | b | c | d) < 0)
-            return false;
-        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
-        raw[o] = (uint8_t)(v >> 16);
-        raw[o + 1] = (uint8_t)(v >> 8);
-        raw[o + 2] = (uint8_t)v;
-    }
+    if (base64url_decode(h, HANDLE_RAW / 3 * 4, raw) != HANDLE_RAW)
+        return false;
     mask_fields(e, raw);
     if (get_le(raw + 16, 8) != handle_mac(e, raw))
         return false;

@@ -23,9 +23,9 @@
  * status, except that a missing queue is 404. With an auth key pair set,
  * requests must be signed with SigV4 (curl --aws-sigv4). */
 #include "broker/broker.h"
-#include "broker/filter.h"
 
 #include "core/admin.h"
+#include "core/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,7 +253,7 @@ cJSON *bk_native_body_object(struct bk_conn *c, bool *bad)
     *bad = false;
     if (!buf_len(&c->body))
         return NULL;
-    cJSON *j = filter_json_parse(buf_rptr(&c->body), buf_len(&c->body));
+    cJSON *j = json_parse_strict(buf_rptr(&c->body), buf_len(&c->body));
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         *bad = true;
@@ -561,7 +561,7 @@ void bk_native(struct bk_conn *c, const char *path, size_t plen, const char *que
         struct sqs_error err;
         const char *body = buf_len(&c->body) ? buf_rptr(&c->body) : "";
         if (sqs_sigv4_check(&c->req, body, buf_len(&c->body), s->cfg->access_key, s->cfg->secret_key,
-                            (int64_t)(bk_wall_ms() / 1000), &err) != SQS_OK) {
+                            (int64_t)(ev_wall_ms() / 1000), &err) != SQS_OK) {
             bk_native_error(c, &err, false);
             return;
         }

@@ -121,7 +121,7 @@ static void on_done(void *ud, int status)
         queue_op(t, "DeleteMessage", s->push_queue, j->receipt, -1);
         s->st.delivered++;
         t->st.deliveries_http++;
-        uint64_t now = bk_wall_ms();
+        uint64_t now = ev_wall_ms();
         if (!j->confirmation && now >= j->published_ms)
             metrics_hist_observe_ns(&t->st.push_latency, (now - j->published_ms) * 1000000ull);
     } else {

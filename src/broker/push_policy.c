@@ -10,7 +10,7 @@
  *   exponential  lo + (hi - lo) * (2^i - 1) / (2^n - 1)  steps doubling */
 #include "broker/push.h"
 
-#include "broker/filter.h"
+#include "core/json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -172,7 +172,7 @@ int push_policy_apply_topic(struct push_policy *p, const char *json, bool *no_ov
                             size_t errlen)
 {
     *no_overrides = false;
-    cJSON *j = filter_json_parse(json, strlen(json));
+    cJSON *j = json_parse_strict(json, strlen(json));
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return bad(err, errlen, "must be a JSON object");
@@ -208,7 +208,7 @@ int push_policy_apply_topic(struct push_policy *p, const char *json, bool *no_ov
 
 int push_policy_apply_sub(struct push_policy *p, const char *json, char *err, size_t errlen)
 {
-    cJSON *j = filter_json_parse(json, strlen(json));
+    cJSON *j = json_parse_strict(json, strlen(json));
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         return bad(err, errlen, "must be a JSON object");

@@ -14,6 +14,7 @@
  * map as the bare name with an empty value. */
 #include "broker/sns_int.h"
 #include "core/base64.h"
+#include "core/strutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,41 +96,17 @@ struct qparam {
     size_t vn;
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into the arena; NULL on a bad escape or a NUL. */
-static const char *pct_decode(struct qctx *q, const char *s, size_t n, size_t *out_n)
+/* Percent-decodes s[0..n) into the arena; NULL on a bad escape or a NUL
+ * (every SNS parameter is used as a C string). */
+static const char *query_decode(struct qctx *q, const char *s, size_t n, size_t *out_n)
 {
     char *o = q->arena + q->alen;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return NULL;
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (c == '\0')
-            return NULL;
-        o[j++] = c;
-    }
+    ssize_t j = pct_decode(s, n, o, n, PCT_PLUS_SPACE | PCT_NO_NUL);
+    if (j < 0)
+        return NULL;
     o[j] = '\0';
-    q->alen += j + 1;
-    *out_n = j;
+    q->alen += (size_t)j + 1;
+    *out_n = (size_t)j;
     return o;
 }
 
@@ -146,8 +123,8 @@ static enum sns_err split(struct qctx *q, const char *s, size_t n, struct qparam
             if (*np >= SNS_MAX_PARAMS)
                 return sns_fail(q->err, SNS_E_MALFORMED_QUERY,
                                 "More than %d parameters in the request.", SNS_MAX_PARAMS);
-            const char *k = pct_decode(q, s + i, kend - i, &kn);
-            const char *v = k ? pct_decode(q, eq ? eq + 1 : s + end, eq ? end - kend - 1 : 0, &vn)
+            const char *k = query_decode(q, s + i, kend - i, &kn);
+            const char *v = k ? query_decode(q, eq ? eq + 1 : s + end, eq ? end - kend - 1 : 0, &vn)
                               : NULL;
             if (!k || !v)
                 return sns_fail(q->err, SNS_E_MALFORMED_QUERY,

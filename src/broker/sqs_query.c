@@ -18,6 +18,7 @@
  * sent by botocore as the bare member name with an empty value. */
 #include "broker/sqs_int.h"
 #include "core/base64.h"
+#include "core/strutil.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,40 +54,19 @@ static void keyf(char *dst, size_t cap, const char *fmt, ...)
         dst[0] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..n) into the arena (NUL-terminated); returns the
- * start and sets *out_n, or NULL on a bad escape. */
-static const char *pct_decode(struct qctx *q, const char *s, size_t n, size_t *out_n)
+ * start and sets *out_n, or NULL on a bad escape. Unlike SNS, a decoded
+ * NUL is kept: split() refuses one in a name (its strlen check), and
+ * values carry their length. */
+static const char *query_decode(struct qctx *q, const char *s, size_t n, size_t *out_n)
 {
     char *o = q->arena + q->alen;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return NULL;
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        o[j++] = c;
-    }
+    ssize_t j = pct_decode(s, n, o, n, PCT_PLUS_SPACE);
+    if (j < 0)
+        return NULL;
     o[j] = '\0';
-    q->alen += j + 1;
-    *out_n = j;
+    q->alen += (size_t)j + 1;
+    *out_n = (size_t)j;
     return o;
 }
 
@@ -104,9 +84,9 @@ static enum sqs_err split(struct qctx *q, const char *s, size_t n)
             if (q->n >= SQS_MAX_PARAMS)
                 return sqs_fail(q->err, SQS_E_MALFORMED_QUERY,
                                 "More than %d parameters in the request.", SQS_MAX_PARAMS);
-            const char *k = pct_decode(q, s + i, kend - i, &kn);
+            const char *k = query_decode(q, s + i, kend - i, &kn);
             const char *v =
-                k ? pct_decode(q, eq ? eq + 1 : s + end, eq ? end - kend - 1 : 0, &vn) : NULL;
+                k ? query_decode(q, eq ? eq + 1 : s + end, eq ? end - kend - 1 : 0, &vn) : NULL;
             if (!k || !v)
                 return sqs_fail(q->err, SQS_E_MALFORMED_QUERY,
                                 "The request holds a malformed percent-escape.");

@@ -17,6 +17,7 @@
  * malformed signature), InvalidClientTokenId (another access key),
  * SignatureDoesNotMatch (wrong signature, expired or skewed time). */
 #include "broker/sqs_int.h"
+#include "core/strutil.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -112,17 +113,6 @@ struct qp {
     char *k, *v; /* canonically re-encoded */
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool unreserved(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -150,23 +140,14 @@ static void uri_encode(struct buf *b, const char *s, size_t n, bool keep_slash)
 static char *recode(const char *s, size_t n)
 {
     char *d = xmalloc(n + 1);
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%') {
-            int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = i + 2 < n ? hexval(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0) {
-                free(d);
-                return NULL;
-            }
-            d[j++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            d[j++] = s[i];
-        }
+    ssize_t j = pct_decode(s, n, d, n, 0);
+    if (j < 0) {
+        free(d);
+        return NULL;
     }
     struct buf b;
     buf_init(&b);
-    uri_encode(&b, d, j, false);
+    uri_encode(&b, d, (size_t)j, false);
     buf_append(&b, "", 1);
     free(d);
     return b.data; /* owned by the caller, NUL-terminated */
@@ -227,7 +208,7 @@ static bool qp_value(const struct qp *p, size_t n, const char *key, char *dst, s
     for (size_t i = 0; v[i]; i++) {
         char c = v[i];
         if (c == '%') {
-            c = (char)(hexval(v[i + 1]) << 4 | hexval(v[i + 2]));
+            c = (char)(hex_val(v[i + 1]) << 4 | hex_val(v[i + 2]));
             i += 2;
         }
         if (j + 1 >= cap)

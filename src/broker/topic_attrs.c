@@ -3,6 +3,7 @@
  * policies parsed), and what Get*Attributes returns, with SNS's names,
  * defaults and error texts. */
 #include "broker/topic.h"
+#include "core/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,7 +102,7 @@ enum sns_err tp__topic_set_attr(struct tp_engine *t, struct tp_topic *tp, const 
     if (strcmp(name, "Policy") == 0 || strcmp(name, "ArchivePolicy") == 0 ||
         strcmp(name, "DataProtectionPolicy") == 0) {
         if (*value) {
-            cJSON *j = filter_json_parse(value, strlen(value));
+            cJSON *j = json_parse_strict(value, strlen(value));
             bool ok = cJSON_IsObject(j);
             cJSON_Delete(j);
             if (!ok)
@@ -244,7 +245,7 @@ static enum sns_err set_redrive(struct tp_sub *s, const char *value, const char 
         s->redrive_json = s->dlq_arn = NULL;
         return SNS_OK;
     }
-    cJSON *j = filter_json_parse(value, strlen(value));
+    cJSON *j = json_parse_strict(value, strlen(value));
     const cJSON *arn = cJSON_GetObjectItemCaseSensitive(j, "deadLetterTargetArn");
     static const char sqs_prefix[] = BK_ARN_PREFIX;
     bool ok = cJSON_IsObject(j) && cJSON_IsString(arn) &&

@@ -514,7 +514,7 @@ void tp_native(struct tp_engine *t, struct bk_conn *c, const char *path, size_t 
         struct sqs_error err;
         const char *body = buf_len(&c->body) ? buf_rptr(&c->body) : "";
         if (sqs_sigv4_check(&c->req, body, buf_len(&c->body), s->cfg->access_key, s->cfg->secret_key,
-                            (int64_t)(bk_wall_ms() / 1000), &err) != SQS_OK) {
+                            (int64_t)(ev_wall_ms() / 1000), &err) != SQS_OK) {
             fail(c, SNS_E_AUTHORIZATION, err.message);
             return;
         }

@@ -16,6 +16,7 @@
 #include "broker/topic.h"
 
 #include "broker/sns_sign.h"
+#include "core/json.h"
 #include "core/log.h"
 
 #include <math.h>
@@ -50,7 +51,7 @@ enum sqs_err tp__queue_action(struct tp_engine *t, struct tp_ctx *ctx, const cha
                               cJSON *params, cJSON **res, struct sqs_error *err)
 {
     struct bk_ctx bc = {0};
-    bc.now = ctx ? ctx->now : bk_wall_ms();
+    bc.now = ctx ? ctx->now : ev_wall_ms();
     bc.base_url = ctx ? ctx->base_url : NULL;
     bc.no_wait = true;
     cJSON *r = NULL;
@@ -124,7 +125,7 @@ enum sns_err tp__check_attrs(const cJSON *attrs, size_t *bytes, struct sns_error
                                 "Could not cast message attribute '%.256s' value to number.", name);
         }
         if (strcmp(dt, "String.Array") == 0) {
-            cJSON *arr = filter_json_parse(v, strlen(v));
+            cJSON *arr = json_parse_strict(v, strlen(v));
             bool ok = cJSON_IsArray(arr);
             for (const cJSON *e = ok ? arr->child : NULL; e && ok; e = e->next)
                 ok = !cJSON_IsObject(e) && !cJSON_IsArray(e);
@@ -211,7 +212,7 @@ static enum sns_err pub_check(struct pub *m, const cJSON *p, struct sns_error *e
     if (structure) {
         if (strcmp(structure, "json") != 0)
             return sns_fail(err, SNS_E_INVALID_PARAMETER, "Invalid parameter: MessageStructure");
-        m->structure = filter_json_parse(m->message, mlen);
+        m->structure = json_parse_strict(m->message, mlen);
         if (!cJSON_IsObject(m->structure))
             return sns_fail(err, SNS_E_INVALID_PARAMETER,
                             "Invalid parameter: Message Structure - JSON message body failed to parse");

@@ -77,7 +77,7 @@ struct tp_engine *tp_server_start(struct bk_server *s, char **err)
         tp_engine_free(t);
         return NULL;
     }
-    uint64_t now = bk_wall_ms();
+    uint64_t now = ev_wall_ms();
     if (tp_engine_load(t, now, msg, sizeof msg) < 0) {
         *err = xasprintf("sns: %s", msg);
         sns_signer_free(t->signer);
@@ -137,7 +137,7 @@ enum sns_err tp_server_run(struct tp_engine *t, struct bk_conn *c, const char *a
         return sns_fail(err, SNS_E_SERVICE_UNAVAILABLE, "%s", msg);
     }
     char *base = bk_base_url(c);
-    struct tp_ctx ctx = {.now = bk_wall_ms(), .base_url = base};
+    struct tp_ctx ctx = {.now = ev_wall_ms(), .base_url = base};
     enum sns_err rc = tp_action(t, &ctx, action, params, res, err);
     free(base);
     *hold = ctx.need_sync;
@@ -156,7 +156,7 @@ static void dispatch_query(struct tp_engine *t, struct bk_conn *c)
         /* The SQS layer checks SigV4 for the sqs service only. */
         struct sqs_error qe;
         if (sqs_sigv4_check(&c->req, body, blen, s->cfg->access_key, s->cfg->secret_key,
-                            (int64_t)(bk_wall_ms() / 1000), &qe) != SQS_OK) {
+                            (int64_t)(ev_wall_ms() / 1000), &qe) != SQS_OK) {
             sns_fail(&err, SNS_E_AUTHORIZATION, "%s", qe.message);
             respond_error(c, &err);
             return;

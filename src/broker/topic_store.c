@@ -5,6 +5,7 @@
  * re-applies each attribute through the same checks the API uses. */
 #include "broker/topic.h"
 
+#include "core/json.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -215,7 +216,7 @@ int tp__load_file(struct tp_engine *t, uint64_t now, char *err, size_t errlen)
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && buf_len(&b) < TP_SNAPSHOT_MAX)
         buf_append(&b, chunk, n);
     fclose(f);
-    cJSON *root = filter_json_parse(buf_rptr(&b), buf_len(&b));
+    cJSON *root = json_parse_strict(buf_rptr(&b), buf_len(&b));
     buf_free(&b);
     const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics");
     int rc = 0;

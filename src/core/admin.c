@@ -23,6 +23,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "core/strutil.h"
 #include "core/xsite.h"
 
 #include <errno.h>
@@ -234,14 +235,11 @@ static int route_find(struct admin *a, const char *m, size_t mlen, const char *p
 
 static void append_date(struct buf *b)
 {
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", days[tm.tm_wday], tm.tm_mday,
-               months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    char date[HTTP_DATE_SIZE];
+    size_t n = http_date(date, time(NULL));
+    buf_append_str(b, "Date: ");
+    buf_append(b, date, n);
+    buf_append_str(b, "\r\n");
 }
 
 /* Appends a complete response to c->out. head_only: HEAD, headers as for
@@ -938,40 +936,11 @@ cJSON *admin_req_json(const struct admin_req *req)
     return cJSON_ParseWithLength(req->body, req->body_len);
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Decodes s[0..len) (percent-encoding, '+' as space) into out. Returns
  * the decoded length, or -1 when badly encoded or over outlen bytes. */
 static ssize_t query_decode(const char *s, size_t len, char *out, size_t outlen)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '+') {
-            ch = ' ';
-        } else if (ch == '%') {
-            if (i + 2 >= len)
-                return -1;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o >= outlen)
-            return -1;
-        out[o++] = ch;
-    }
-    return (ssize_t)o;
+    return pct_decode(s, len, out, outlen, PCT_PLUS_SPACE);
 }
 
 bool admin_query_param(const struct admin_req *req, const char *name, char *out, size_t outlen)
@@ -1005,7 +974,7 @@ bool admin_query_ok(const struct admin_req *req)
     for (size_t i = 0; i < n; i++) {
         if (q[i] != '%')
             continue;
-        if (i + 2 >= n || hexval(q[i + 1]) < 0 || hexval(q[i + 2]) < 0)
+        if (i + 2 >= n || hex_val(q[i + 1]) < 0 || hex_val(q[i + 2]) < 0)
             return false;
         i += 2;
     }
@@ -1014,22 +983,10 @@ bool admin_query_ok(const struct admin_req *req)
 
 bool admin_path_decode(const char *s, size_t len, char *out, size_t outlen)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '%') {
-            if (i + 2 >= len)
-                return false;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return false;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (ch == '\0' || o + 1 >= outlen)
-            return false;
-        out[o++] = ch;
-    }
+    /* outlen - 1: room for the NUL. '+' stays itself in a path. */
+    ssize_t o = outlen ? pct_decode(s, len, out, outlen - 1, PCT_NO_NUL) : -1;
+    if (o < 0)
+        return false;
     out[o] = '\0';
     return true;
 }

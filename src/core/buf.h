@@ -6,6 +6,7 @@
 #define FG_BUF_H
 
 #include "core/common.h"
+#include "core/strutil.h"
 #include <string.h>
 
 struct buf {
@@ -40,6 +41,13 @@ static inline void buf_append(struct buf *b, const void *p, size_t n)
     buf_append_slow(b, p, n);
 }
 static inline void buf_append_str(struct buf *b, const char *s) { buf_append(b, s, strlen(s)); }
+/* Appends the decimal form of v, without printf: status codes, lengths
+ * and counters on the request path. */
+static inline void buf_append_u64(struct buf *b, uint64_t v)
+{
+    char tmp[U64_DEC_MAX];
+    buf_append(b, tmp, u64_to_dec(tmp, v));
+}
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_compact(struct buf *b);
 void buf_reset(struct buf *b);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -46,8 +48,6 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Case-insensitive comparison of a length-carrying string with a C
  * string (usually a literal: inline, so its length folds to a constant and
  * most mismatches cost one compare). */
-int strncasecmp(const char *s1, const char *s2, size_t n);
-size_t strlen(const char *s);
 static inline bool fg_strieq(const char *a, size_t alen, const char *lit)
 {
     size_t n = strlen(lit);

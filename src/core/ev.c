@@ -13,8 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FG_EV_INCLUDE_API
-#include "core/ev_epoll.c"
+#include "core/ev_epoll.c.h"
 
 #define EV_BATCH 512
 
@@ -47,6 +46,13 @@ uint64_t ev_clock_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ev_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void ev_update_time(struct ev_loop *loop)

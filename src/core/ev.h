@@ -1,5 +1,5 @@
 /* The event loop: one per thread, epoll underneath (behind the ev_api_*
- * functions in ev_epoll.c, as Redis keeps its poller behind aeApi*),
+ * functions in ev_epoll.c.h, as Redis keeps its poller behind aeApi*),
  * level-triggered I/O watchers indexed by fd, millisecond timers in a
  * binary heap, a cross-thread wakeup (eventfd) and a hook that runs before
  * each poll (used to free connections closed during the last iteration).
@@ -56,6 +56,10 @@ uint64_t ev_now(const struct ev_loop *loop);
 uint64_t ev_now_ns(const struct ev_loop *loop);
 void ev_update_time(struct ev_loop *loop);
 uint64_t ev_clock_ns(void); /* uncached CLOCK_MONOTONIC */
+/* Uncached wall-clock time (CLOCK_REALTIME) in ms since the Unix epoch:
+ * for timestamps that leave the process (stored, or sent to clients),
+ * never for measuring intervals. Any thread. */
+uint64_t ev_wall_ms(void);
 
 /* Runs until ev_break(). Returns 0, or -errno if the poller failed. */
 int ev_run(struct ev_loop *loop);

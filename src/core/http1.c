@@ -13,8 +13,10 @@
  * in struct http_chunked, so a body of any size streams through buffers of
  * any size, split anywhere. */
 #include "core/http1.h"
+#include "core/strutil.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -625,11 +627,6 @@ void http_chunked_init(struct http_chunked *c, size_t max_trailer)
     c->state = CH_SIZE;
 }
 
-static int hexval(char ch)
-{
-    return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
-}
-
 ssize_t http_chunked_feed(struct http_chunked *c, const char *buf, size_t len,
                           http_data_cb cb, void *ud)
 {
@@ -655,7 +652,7 @@ ssize_t http_chunked_feed(struct http_chunked *c, const char *buf, size_t len,
             if (IS(ch, CC_HEX)) {
                 if (c->ndigits == CHUNK_MAX_DIGITS || c->left >= CHUNK_SIZE_LIMIT >> 4)
                     goto fail;
-                c->left = c->left << 4 | (uint64_t)hexval(ch);
+                c->left = c->left << 4 | (uint64_t)hex_val(ch);
                 c->ndigits++;
             } else if (c->ndigits == 0) {
                 goto fail;
@@ -897,4 +894,20 @@ const char *http_error_text(int rc)
     default:
         return "malformed request";
     }
+}
+
+size_t http_date(char *out, time_t t)
+{
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        out[0] = '\0';
+        return 0;
+    }
+    int n = snprintf(out, HTTP_DATE_SIZE, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
+                     tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec);
+    return n < 0 ? 0 : FG_MIN((size_t)n, (size_t)HTTP_DATE_SIZE - 1);
 }

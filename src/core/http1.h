@@ -26,6 +26,8 @@
 
 #include "core/common.h"
 
+#include <time.h>
+
 /* Parser results (negative); non-negative results are byte counts. */
 #define HTTP_INCOMPLETE (-2) /* need more bytes */
 #define HTTP_EBAD (-1)       /* malformed: 400 (502 for a response) */
@@ -152,6 +154,13 @@ bool http_is_hop_by_hop(const char *name, size_t len);
 bool http_connection_has(const struct http_header *h, size_t n, const char *name, size_t len);
 /* Standard reason phrase for a status code ("Unknown" when none). */
 const char *http_reason(int status);
+
+/* Formats t as an IMF-fixdate (RFC 9110 5.6.7), "Sun, 06 Nov 1994
+ * 08:49:37 GMT", into out with a NUL, independent of the locale. Returns
+ * the length: 29 for any year of four digits. out needs HTTP_DATE_SIZE
+ * bytes. Callers cache the result per second. */
+#define HTTP_DATE_SIZE 40
+size_t http_date(char *out, time_t t);
 
 /* For a request head http_parse_request() refused with rc (an HTTP_E*
  * error): the status to answer (400, 431, 501, 505) and a short text for

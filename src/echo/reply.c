@@ -15,6 +15,7 @@
  *   anything     200, --size bytes, or "NAME METHOD TARGET\n"
  * --error-rate turns that fraction of non-/health requests into 500. */
 #include "echo/echo.h"
+#include "core/strutil.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,18 +26,6 @@ static bool path_is(const char *p, size_t n, const char *lit)
     return n == l && memcmp(p, lit, l) == 0;
 }
 
-/* Appends the decimal form of v. */
-static void put_u64(struct buf *b, uint64_t v)
-{
-    char tmp[24];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_append(b, tmp + i, sizeof tmp - i);
-}
-
 static void put(struct buf *b, const char *s, size_t n) { buf_append(b, s, n); }
 #define PUT_LIT(b, s) put((b), (s), sizeof(s) - 1)
 
@@ -44,7 +33,7 @@ static void put(struct buf *b, const char *s, size_t n) { buf_append(b, s, n); }
 static void stash_status_text(struct echo_conn *c, int status)
 {
     const char *r = http_reason(status);
-    put_u64(&c->stash, (uint64_t)status);
+    buf_append_u64(&c->stash, (uint64_t)status);
     PUT_LIT(&c->stash, " ");
     put(&c->stash, r, strlen(r));
     PUT_LIT(&c->stash, "\n");
@@ -193,15 +182,10 @@ void echo__reply(struct echo_conn *c, struct buf *out)
         blen = (uint64_t)cfg->body_size;
         break;
     case ECHO_SRC_SINK: {
-        size_t i = sizeof num;
-        uint64_t v = c->received;
-        num[--i] = '\n';
-        do {
-            num[--i] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
-        body = num + i;
-        blen = sizeof num - i;
+        size_t k = u64_to_dec(num, c->received);
+        num[k++] = '\n';
+        body = num;
+        blen = k;
         break;
     }
     default:
@@ -217,7 +201,7 @@ void echo__reply(struct echo_conn *c, struct buf *out)
 
     buf_reserve(out, 256 + cfg->name_len + rlen + (inline_body ? blen : 0));
     PUT_LIT(out, "HTTP/1.1 ");
-    put_u64(out, (uint64_t)c->status);
+    buf_append_u64(out, (uint64_t)c->status);
     PUT_LIT(out, " ");
     put(out, reason, rlen);
     PUT_LIT(out, "\r\nX-Server: ");
@@ -226,19 +210,19 @@ void echo__reply(struct echo_conn *c, struct buf *out)
     put(out, w->date, w->date_len);
     if (!bodiless) {
         PUT_LIT(out, "Content-Type: text/plain\r\nContent-Length: ");
-        put_u64(out, blen);
+        buf_append_u64(out, blen);
         PUT_LIT(out, "\r\n");
     }
     if (c->has_body) {
         PUT_LIT(out, "X-Received-Bytes: ");
-        put_u64(out, c->received);
+        buf_append_u64(out, c->received);
         PUT_LIT(out, "\r\n");
     }
     if (c->load_hdrs) {
         PUT_LIT(out, "X-Echo-Busy: ");
-        put_u64(out, w->busy);
+        buf_append_u64(out, w->busy);
         PUT_LIT(out, "\r\nX-Echo-Queued: ");
-        put_u64(out, w->queued);
+        buf_append_u64(out, w->queued);
         PUT_LIT(out, "\r\n");
     }
     if (!keep)
@@ -267,9 +251,12 @@ void echo__date_update(struct echo_worker *w)
     time_t now = time(NULL);
     if (now == w->date_sec && w->date_len)
         return;
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    size_t n = strftime(w->date, sizeof w->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-    w->date_len = n;
+    char date[HTTP_DATE_SIZE];
+    _Static_assert(sizeof w->date >= 6 + HTTP_DATE_SIZE - 1 + 2, "room for the Date line");
+    size_t n = http_date(date, now);
+    memcpy(w->date, "Date: ", 6);
+    memcpy(w->date + 6, date, n);
+    memcpy(w->date + 6 + n, "\r\n", 2);
+    w->date_len = 6 + n + 2;
     w->date_sec = now;
 }

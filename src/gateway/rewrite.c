@@ -58,18 +58,6 @@ static void put_list(struct buf *b, const char *name, const struct http_header *
     buf_append(b, "\r\n", 2);
 }
 
-/* Appends decimal v. */
-static void put_uint(struct buf *b, unsigned v)
-{
-    char tmp[12];
-    int i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_append(b, tmp + i, sizeof tmp - (size_t)i);
-}
-
 #define APPEND_LIT(b, s) buf_append((b), (s), sizeof(s) - 1)
 
 void gw_rewrite_request(struct gw_conn *c, const struct http_request *req, const char *path,
@@ -141,7 +129,7 @@ bool gw_rewrite_response(struct gw_conn *c, const struct http_response *resp)
     }
     gw_buf_prepare(c->w, b);
     APPEND_LIT(b, "HTTP/1.1 ");
-    put_uint(b, (unsigned)resp->status);
+    buf_append_u64(b, (uint64_t)(unsigned)resp->status);
     APPEND_LIT(b, " ");
     buf_append(b, reason, rlen);
     APPEND_LIT(b, "\r\n");

@@ -4,25 +4,14 @@
  * Lists (RFC 9651): each member a String naming the policy, parameters
  * q (quota) and w (window, seconds) for the policy, r (available quota)
  * and t (effective window, seconds) for the current limit. Members are
- * joined by ", " as the Structured Fields serializer does. Numbers are
- * written by hand: this runs on the request path, where the gateway
- * avoids printf. */
+ * joined by ", " as the Structured Fields serializer does. Numbers go
+ * through buf_append_u64(): this runs on the request path, where the
+ * gateway avoids printf. */
 #include "gateway/ratelimit.h"
 
 #include "core/buf.h"
 
 static uint64_t rl__secs_ceil(uint64_t us) { return us / 1000000 + (us % 1000000 != 0); }
-
-static void rl__put_u64(struct buf *b, uint64_t v)
-{
-    char tmp[20];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    buf_append(b, tmp + i, sizeof tmp - i);
-}
 
 /* sf-string: DQUOTE, printable ASCII with '"' and '\' escaped, DQUOTE.
  * rl_rule_prepare() admits only printable names; anything else is left
@@ -51,9 +40,9 @@ void rl_format_policy(struct buf *b, const struct rl_rule *const *rules, size_t 
             buf_append(b, ", ", 2);
         rl__put_sf_string(b, rl__name(rules[i]));
         buf_append(b, ";q=", 3);
-        rl__put_u64(b, rules[i]->limit);
+        buf_append_u64(b, rules[i]->limit);
         buf_append(b, ";w=", 3);
-        rl__put_u64(b, FG_MAX(rl__secs_ceil(rules[i]->window_us), 1));
+        buf_append_u64(b, FG_MAX(rl__secs_ceil(rules[i]->window_us), 1));
     }
     buf_append(b, "\r\n", 2);
 }
@@ -63,16 +52,16 @@ void rl_format_ratelimit(struct buf *b, const struct rl_rule *r, const struct rl
     buf_append_str(b, "RateLimit: ");
     rl__put_sf_string(b, rl__name(r));
     buf_append(b, ";r=", 3);
-    rl__put_u64(b, d->remaining);
+    buf_append_u64(b, d->remaining);
     buf_append(b, ";t=", 3);
-    rl__put_u64(b, rl__secs_ceil(d->reset_us));
+    buf_append_u64(b, rl__secs_ceil(d->reset_us));
     buf_append(b, "\r\n", 2);
 }
 
 void rl_format_retry_after(struct buf *b, const struct rl_decision *d)
 {
     buf_append_str(b, "Retry-After: ");
-    rl__put_u64(b, FG_MAX(rl__secs_ceil(d->retry_after_us), 1));
+    buf_append_u64(b, FG_MAX(rl__secs_ceil(d->retry_after_us), 1));
     buf_append(b, "\r\n", 2);
 }
 

@@ -2,6 +2,7 @@
  * prefixes, header and cookie values, the route, literals; and parsing
  * the configuration's key spec text. */
 #include "gateway/rlkey.h"
+#include "core/strutil.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -108,18 +109,6 @@ static bool rl__cookie(const struct rl_key_input *in, const char *name, size_t l
 
 /* ---- encoding ------------------------------------------------------- */
 
-static size_t rl__put_len(char *o, size_t n)
-{
-    char tmp[20];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    memcpy(o, tmp + i, sizeof tmp - i);
-    return sizeof tmp - i;
-}
-
 /* <tag><len>:<bytes>, or <TAG>#<digest> for long values. */
 static size_t rl__put_text(char *o, char tag, const char *v, size_t n)
 {
@@ -133,7 +122,7 @@ static size_t rl__put_text(char *o, char tag, const char *v, size_t n)
         return k + 16;
     }
     o[k++] = tag;
-    k += rl__put_len(o + k, n);
+    k += u64_to_dec(o + k, n);
     o[k++] = ':';
     memcpy(o + k, v, n);
     return k + n;

@@ -1185,3 +1185,15 @@ Test(http1_helpers, reason)
     cr_assert_str_eq(http_reason(799), "Unknown");
     cr_assert_str_eq(http_reason(-1), "Unknown");
 }
+
+Test(http1_helpers, date_is_an_imf_fixdate)
+{
+    char d[HTTP_DATE_SIZE];
+    /* RFC 9110's own example. */
+    cr_assert_eq(http_date(d, 784111777), 29);
+    cr_assert_str_eq(d, "Sun, 06 Nov 1994 08:49:37 GMT");
+    cr_assert_eq(http_date(d, 0), 29);
+    cr_assert_str_eq(d, "Thu, 01 Jan 1970 00:00:00 GMT");
+    cr_assert_eq(http_date(d, 951782400), 29); /* a leap day */
+    cr_assert_str_eq(d, "Tue, 29 Feb 2000 00:00:00 GMT");
+}

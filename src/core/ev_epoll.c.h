@@ -1,11 +1,7 @@
 /* epoll backend of the event loop, in Redis's aeApi* shape. Included by
- * ev.c only: it is not a separate compilation unit (the glob skips it by
- * its guard below). */
-#ifndef FG_EV_INCLUDE_API
-/* Compiled on its own by the build's glob: nothing to emit. */
-typedef int ev_epoll_translation_unit_is_empty;
-#else
-
+ * ev.c only, after its own includes: it is not a separate compilation
+ * unit, hence the .c.h name (h2o's evloop.c.h), which the build's *.c glob
+ * does not pick up. */
 #include <sys/epoll.h>
 
 struct ev_api {
@@ -67,5 +63,3 @@ static int ev_api_poll(struct ev_api *a, int timeout_ms, int *fds, int *masks)
     }
     return n;
 }
-
-#endif

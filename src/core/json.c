@@ -1,0 +1,21 @@
+/* Implementation of json.h. */
+#include "core/json.h"
+
+cJSON *json_parse_strict(const char *s, size_t len)
+{
+    const char *end = NULL;
+    if (len == 0)
+        return NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, false);
+    if (!j)
+        return NULL;
+    const char *lim = s + len;
+    while (end && end < lim && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+        end++;
+    /* cJSON stops at a NUL inside the buffer; anything left is garbage. */
+    if (end != lim) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
