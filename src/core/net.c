@@ -120,16 +120,37 @@ bool net_addr_is_loopback(const struct net_addr *a)
            (IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127));
 }
 
-int net_listen(const struct net_addr *a, bool reuseport, int backlog)
+/* How listen_one() treats SO_REUSEPORT. */
+enum reuse {
+    REUSE_NONE,  /* never: the address is this socket's alone */
+    REUSE_JOIN,  /* set before bind: joins a group that allows it */
+    REUSE_LEAD,  /* set after bind: binds only where nothing listens, then
+                  * starts a group that the process's next sockets join */
+};
+
+/* One non-blocking listening socket on *a: fd or -errno. REUSE_LEAD also
+ * writes the port the kernel chose into *a when it was 0.
+ *
+ * REUSE_LEAD is net_listen_shared()'s exclusivity check: a bind without
+ * SO_REUSEPORT is refused (EADDRINUSE) when any socket holds the address,
+ * with or without the option, and it is atomic. The option set after the
+ * bind and before listen() makes the kernel start a reuseport group with
+ * this socket, while another process's own leading bind still fails. */
+static int listen_one(struct net_addr *a, enum reuse reuse, int backlog)
 {
     int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    if (reuse == REUSE_JOIN && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
         goto fail;
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
+        goto fail;
+    if (reuse == REUSE_LEAD && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        goto fail;
+    /* Port 0: every other socket of the group takes the port this one got. */
+    if (reuse == REUSE_LEAD && net_addr_port(a) == 0 && net_local_addr(fd, a) != 0)
         goto fail;
     if (listen(fd, backlog) != 0)
         goto fail;
@@ -140,44 +161,17 @@ fail:;
     return -e;
 }
 
-/* One socket of net_listen_shared(): fd or -errno. */
-static int listen_one(struct net_addr *a, bool first, int backlog)
+int net_listen(const struct net_addr *a, bool reuseport, int backlog)
 {
-    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    /* The first socket binds without SO_REUSEPORT, which the kernel
-     * refuses (EADDRINUSE) when any socket holds the address, with or
-     * without the option: that bind is the exclusivity check, and it is
-     * atomic. The option is set after the bind and before listen(), so the
-     * kernel starts a reuseport group with this socket that the process's
-     * next sockets join, while another process's own first bind still
-     * fails. */
-    if (!first && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        goto fail;
-    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
-        goto fail;
-    if (first && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-        goto fail;
-    /* Port 0: every other socket takes the port this one got. */
-    if (first && net_addr_port(a) == 0 && net_local_addr(fd, a) != 0)
-        goto fail;
-    if (listen(fd, backlog) != 0)
-        goto fail;
-    return fd;
-fail:;
-    int e = errno;
-    close(fd);
-    return -e;
+    struct net_addr copy = *a; /* never written: REUSE_LEAD alone learns ports */
+    return listen_one(&copy, reuseport ? REUSE_JOIN : REUSE_NONE, backlog);
 }
 
 int net_listen_shared(struct net_addr *a, int n, int backlog, int *fds)
 {
     ASSERT(n > 0);
     for (int i = 0; i < n; i++) {
-        int fd = listen_one(a, i == 0, backlog);
+        int fd = listen_one(a, i == 0 ? REUSE_LEAD : REUSE_JOIN, backlog);
         if (fd < 0) {
             for (int j = 0; j < i; j++)
                 close(fds[j]);

@@ -49,6 +49,37 @@ static void h_guard_get(const struct admin_req *req, struct admin_resp *resp, vo
     admin_resp_json(resp, 200, o);
 }
 
+/* The CIDR of an allow/deny change: {"cidr": ...} in the JSON body of an
+ * add (POST), ?cidr= in the query of a removal (DELETE). Fills cidr, or
+ * answers 400 and returns false. */
+bool gw_admin_cidr_arg(const struct admin_req *req, struct admin_resp *resp, bool add, char *cidr, size_t cap)
+{
+    if (!add) {
+        if (admin_query_param(req, "cidr", cidr, cap))
+            return true;
+        admin_resp_error(resp, 400, "expected ?cidr=203.0.113.0%%2F24");
+        return false;
+    }
+    static const char *const keys[] = {"cidr", NULL};
+    cJSON *body = admin_req_json(req);
+    const cJSON *v = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "cidr") : NULL;
+    bool ok = cJSON_IsString(v) && strlen(v->valuestring) < cap;
+    if (!ok)
+        admin_resp_error(resp, 400, "expected a JSON body {\"cidr\": \"203.0.113.0/24\"}");
+    for (const cJSON *k = ok ? body->child : NULL; k && ok; k = k->next) {
+        char *why = gw_check_key(k->string, keys);
+        if (why) {
+            admin_resp_error(resp, 400, "%s: %s", k->string, why);
+            free(why);
+            ok = false;
+        }
+    }
+    if (ok)
+        strcpy(cidr, v->valuestring);
+    cJSON_Delete(body);
+    return ok;
+}
+
 static void change(const struct admin_req *req, struct admin_resp *resp, bool deny, bool add)
 {
     char cidr[128] = "";
@@ -56,30 +87,8 @@ static void change(const struct admin_req *req, struct admin_resp *resp, bool de
         admin_resp_error(resp, 400, "bad query string: malformed percent-encoding");
         return;
     }
-    cJSON *body = add ? admin_req_json(req) : NULL;
-    if (add) {
-        static const char *const keys[] = {"cidr", NULL};
-        const cJSON *v = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "cidr") : NULL;
-        if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof cidr) {
-            cJSON_Delete(body);
-            admin_resp_error(resp, 400, "expected a JSON body {\"cidr\": \"203.0.113.0/24\"}");
-            return;
-        }
-        for (const cJSON *k = body->child; k; k = k->next) {
-            char *why = gw_check_key(k->string, keys);
-            if (why) {
-                admin_resp_error(resp, 400, "%s: %s", k->string, why);
-                free(why);
-                cJSON_Delete(body);
-                return;
-            }
-        }
-        strcpy(cidr, v->valuestring);
-        cJSON_Delete(body);
-    } else if (!admin_query_param(req, "cidr", cidr, sizeof cidr)) {
-        admin_resp_error(resp, 400, "expected ?cidr=203.0.113.0%%2F24");
+    if (!gw_admin_cidr_arg(req, resp, add, cidr, sizeof cidr))
         return;
-    }
     char *err = NULL;
     int rc = gw_members_cidr(deny, add, cidr, &err);
     if (rc != 0) {

@@ -241,30 +241,8 @@ static void change(const struct admin_req *req, struct admin_resp *resp, bool ad
                          (int)req->path_len, req->path);
         return;
     }
-    if (add) {
-        static const char *const keys[] = {"cidr", NULL};
-        cJSON *body = admin_req_json(req);
-        const cJSON *v = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "cidr") : NULL;
-        if (!cJSON_IsString(v) || strlen(v->valuestring) >= sizeof cidr) {
-            cJSON_Delete(body);
-            admin_resp_error(resp, 400, "expected a JSON body {\"cidr\": \"203.0.113.0/24\"}");
-            return;
-        }
-        for (const cJSON *k = body->child; k; k = k->next) {
-            char *why = gw_check_key(k->string, keys);
-            if (why) {
-                admin_resp_error(resp, 400, "%s: %s", k->string, why);
-                free(why);
-                cJSON_Delete(body);
-                return;
-            }
-        }
-        strcpy(cidr, v->valuestring);
-        cJSON_Delete(body);
-    } else if (!admin_query_param(req, "cidr", cidr, sizeof cidr)) {
-        admin_resp_error(resp, 400, "expected ?cidr=203.0.113.0%%2F24");
+    if (!gw_admin_cidr_arg(req, resp, add, cidr, sizeof cidr))
         return;
-    }
     char *err = NULL;
     int rc = gw_members_route_cidr(id, has_host > 0 ? host : NULL, list == 1, add, cidr, &err);
     if (rc != 0) {

@@ -361,7 +361,12 @@ int gw_main(int argc, char **argv); /* `floodgate gateway` */
 
 /* ---- admin_guard.c ---- */
 struct admin;
+struct admin_req;
+struct admin_resp;
 void gw_admin_guard_routes(struct admin *adm);
+/* The CIDR argument of an allow/deny change (JSON body to add, ?cidr= to
+ * remove) into cidr[cap]; false after answering 400. */
+bool gw_admin_cidr_arg(const struct admin_req *req, struct admin_resp *resp, bool add, char *cidr, size_t cap);
 void gw_guard_metrics_render(struct buf *b);
 
 /* ---- admin_routes.c: routes in the admin API, per-route counters ---- */
