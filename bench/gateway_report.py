@@ -319,9 +319,10 @@ def main():
     if scaling:
         print()
         print(f"thread scaling: req/s at N threads / (N x req/s at 1 thread), target >= {TARGET_SCALING}")
-        print("up to 8 threads; proxy on cores 0..N-1, wrk and the backends on the others (unpinned")
-        print("where N >= cores). Meaningful only where the load has cores to spare: on 2 cores, only")
-        print("1 and 2 threads are, and wrk and the backends limit the 2-thread setting.")
+        print("up to 8 threads, judged where the machine has 2N cores or more; proxy on cores 0..N-1,")
+        print("wrk and the backends on the others (unpinned where N >= cores). Meaningful only where the")
+        print("load has cores to spare: on 2 cores, only 1 and 2 threads are, and wrk and the backends")
+        print("limit both settings.")
         print()
         one = {}
         for e in scaling:
@@ -337,7 +338,8 @@ def main():
                 sc = ratio(m["rps"], one.get(p) * n) if one.get(p) else None
                 e["scaling"][p] = sc
                 txt = f"{fmt_rps(m['rps'])} ({'-' if sc is None else f'{sc:.2f}'}, {fmt_us(m['cpu_us_per_req'])})"
-                if p == "floodgate" and sc is not None and 1 < n <= 8:
+                # Judged only where the load has as many cores as the proxy.
+                if p == "floodgate" and sc is not None and 1 < n <= 8 and meta["cpus"] >= 2 * n:
                     e["targets"]["scaling"] = sc >= TARGET_SCALING
                     checks.append(e["targets"]["scaling"])
                     txt += mark(e["targets"]["scaling"])
