@@ -256,7 +256,8 @@ set_mode() {
     t*)
         # N threads on cores 0..N-1; wrk and the backends share the other
         # cores, and get threads enough to use them. At N >= cores nothing
-        # is pinned and everything shares the machine.
+        # is pinned and everything shares the machine (wrk with a thread
+        # per 4 cores, each backend with one per 8).
         local n=${1#t} rest
         PROXY_THREADS=$n
         rest=$((NCPU - n))
@@ -266,6 +267,9 @@ set_mode() {
             BACKEND_PIN=$CLIENT_PIN
             if [ "$rest" -gt 2 ]; then WRK_THREADS=$((rest / 2)); fi
             if [ "$rest" -ge 6 ]; then BACKEND_THREADS=$((rest / 6)); fi
+        else
+            if [ "$NCPU" -ge 8 ]; then WRK_THREADS=$((NCPU / 4)); fi
+            if [ "$NCPU" -ge 16 ]; then BACKEND_THREADS=$((NCPU / 8)); fi
         fi
         ;;
     esac
