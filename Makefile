@@ -3,7 +3,8 @@
 #   make        build (release, build/)
 #   make test   deps + normal and ASan+UBSan builds, unit + fuzz replay + e2e
 #   make demo   deps + build + run the gateway demo on its embedded defaults
-#   make bench  deps + build + side-by-side benchmarks (bench/)
+#   make bench  deps + build + side-by-side benchmarks (bench/); BASE_BIN=an
+#               earlier floodgate binary runs beside the new one (gateway bench)
 #   make fuzz   clang libFuzzer builds, each target run for FUZZ_SECONDS
 JOBS ?= $(shell nproc)
 BUILD ?= build
@@ -16,7 +17,7 @@ CTEST_FLAGS ?= --output-on-failure -j $(JOBS)
 DEPS := build-essential cmake pkg-config libyaml-dev libxxhash-dev libcjson-dev \
         libssl-dev libhiredis-dev libcriterion-dev clang libclang-rt-14-dev curl procps \
         python3 python3-pytest python3-requests python3-boto3 awscli redis-server chromium
-BENCH_DEPS := haproxy nginx-light wrk rabbitmq-server librabbitmq-dev
+BENCH_DEPS := haproxy nginx-light wrk rabbitmq-server librabbitmq-dev gdb binutils
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -64,7 +65,7 @@ demo: deps
 
 bench: bench-deps
 	$(MAKE) --no-print-directory build
-	./bench/run.sh $(BUILD)/floodgate
+	./bench/run.sh $(BUILD)/floodgate $(BASE_BIN)
 
 fuzz: deps
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DBUILD_FUZZER=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo

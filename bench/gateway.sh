@@ -1,23 +1,41 @@
 #!/usr/bin/env bash
 # bench/gateway.sh FLOODGATE_BIN
+# BASE_BIN=OLD_FLOODGATE_BIN bench/gateway.sh FLOODGATE_BIN
 #
 # floodgate gateway, HAProxy and nginx side by side, each in front of the
 # same three backends, configured equivalently (bench/*.in), on loopback.
+# With BASE_BIN, a second floodgate binary (an earlier build) runs as a
+# fourth contestant, "floodgate-base", in the same rounds, so that a change
+# is judged against its predecessor under the same load on the same machine.
 #
 # Settings: 64 and 1000 client connections (wrk -t2), in two modes:
 #   pinned    proxy with one thread on core 0; wrk and backends on core 1
 #   unpinned  proxy with one thread (worker) per core; nothing pinned
+# and, for thread scaling, one setting per count in BENCH_THREADS (the
+# proxy with N threads: floodgate threads, HAProxy nbthread, nginx
+# worker_processes; on cores 0..N-1 with wrk and the backends on the other
+# cores while N < cores, unpinned otherwise).
 # Each setting runs ROUNDS rounds interleaved (floodgate, haproxy, nginx,
-# floodgate, ...); every run starts the proxy fresh, warms it up for 1 s and
-# measures for DURATION s. The tables show medians over the rounds.
-# Then each proxy (pinned mode) holds IDLE_CONNS idle keep-alive client
-# connections, and the memory each one costs is measured.
+# then the next round starting one proxy later, ...); every run starts the
+# proxy fresh, warms it up for 1 s and measures for DURATION s. The proxy's
+# CPU time (user + system, all its threads and processes, from /proc) is
+# read before and after the measured run and divided by the requests wrk
+# completed: CPU per request shows the proxy's own cost even when wrk or
+# the backends limit the requests per second. The tables show medians over
+# the rounds. Then each proxy (pinned mode) holds IDLE_CONNS idle keep-alive
+# client connections, and the memory each one costs is measured.
 #
 # Environment:
+#   BASE_BIN=             an earlier floodgate binary to compare with (optional)
 #   BENCH_DURATION=5      seconds per measured run
 #   BENCH_ROUNDS=3        rounds per setting
 #   BENCH_CONNS="64 1000" client connection counts
 #   BENCH_MODES="pinned unpinned"
+#   BENCH_THREADS=        thread counts for the scaling table, e.g. "1 2 4 8 16";
+#                         default: 1 2 4 8 16 up to the core count on 4 cores or
+#                         more, none on 2 cores (pinned and unpinned are the
+#                         1- and 2-thread points there)
+#   BENCH_THREADS_CONNS=1000 client connections in the thread-scaling settings
 #   BENCH_IDLE_CONNS=10000 (0 skips the idle test)
 #   BENCH_BACKEND=echo    echo: 3 x floodgate echo; nginx: 3 x static nginx
 #
@@ -39,8 +57,27 @@ CONNS=${BENCH_CONNS:-64 1000}
 MODES=${BENCH_MODES:-pinned unpinned}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 BACKEND=${BENCH_BACKEND:-echo}
-PROXIES="floodgate haproxy nginx"
 NCPU=$(nproc)
+BASE=${BASE_BIN:-}
+PROXIES="floodgate haproxy nginx"
+if [ -n "$BASE" ]; then
+    [ -x "$BASE" ] || { echo "$0: BASE_BIN '$BASE' is not an executable" >&2; exit 2; }
+    BASE=$(realpath "$BASE")
+    PROXIES="floodgate floodgate-base haproxy nginx"
+fi
+if [ -n "${BENCH_THREADS+x}" ]; then
+    THREADS=$BENCH_THREADS
+else
+    THREADS=""
+    if [ "$NCPU" -ge 4 ]; then
+        for t in 1 2 4 8 16; do [ "$t" -le "$NCPU" ] && THREADS="$THREADS $t"; done
+    fi
+fi
+THREADS_CONNS=${BENCH_THREADS_CONNS:-1000}
+for t in $THREADS; do
+    case $t in '' | *[!0-9]* | 0) echo "$0: BENCH_THREADS: '$t' is not a thread count" >&2; exit 2 ;; esac
+done
+CLK_TCK=$(getconf CLK_TCK)
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "gateway bench: $*"; exit 1; }
@@ -100,7 +137,7 @@ fi
 # during it into COUNT_OUT.
 counted_wrk() {
     local secs=$1 conns=$2 url=$3 wout=$4 cout=$5
-    local wrk=($CLIENT_PIN wrk -t2 -c"$conns" -d"${secs}s" --latency "$url")
+    local wrk=($CLIENT_PIN wrk -t"$WRK_THREADS" -c"$conns" -d"${secs}s" --latency "$url")
     if [ $UPCOUNT = kernel ]; then
         local filter="(sport == $B1 || sport == $B2 || sport == $B3) && oldstate == 3 && newstate == 1"
         perf stat -a -x, -o "$cout.perf" -e sock:inet_sock_set_state --filter "$filter" \
@@ -137,13 +174,14 @@ start_backends() {
         dir=$OUT/backend-$mode-$i
         mkdir -p "$dir"
         if [ "$BACKEND" = echo ]; then
-            start_bg $BACKEND_PIN "$FG" echo -l "127.0.0.1:$p" --name "b$i" >"$dir/log" 2>&1
+            start_bg $BACKEND_PIN "$FG" echo -l "127.0.0.1:$p" --name "b$i" -t "$BACKEND_THREADS" \
+                >"$dir/log" 2>&1
             wait_http "http://127.0.0.1:$p/health" "$BG_PID" "$dir/log" ||
                 die "backend floodgate echo on port $p did not start"
         else
             mkdir -p "$dir/tmp"
             render "$HERE/nginx-backend.conf.in" "$dir/nginx.conf" USER="$NGINX_USER" NOFILE="$NOFILE" \
-                DIR="$dir" MAXCONN="$MAXCONN" PORT="$p" NAME="b$i"
+                WORKERS="$BACKEND_THREADS" DIR="$dir" MAXCONN="$MAXCONN" PORT="$p" NAME="b$i"
             start_bg $BACKEND_PIN nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/nginx-error.log" \
                 -g 'daemon off;' >"$dir/log" 2>&1
             wait_http "http://127.0.0.1:$p/" "$BG_PID" "$dir/nginx-error.log" ||
@@ -169,14 +207,15 @@ start_proxy() {
     ports=$(free_ports 2)
     PX_PORT=$(sed -n 1p <<<"$ports")
     PX_ADMIN=$(sed -n 2p <<<"$ports")
-    threads=1
-    [ "$mode" = unpinned ] && threads=$NCPU
+    threads=$PROXY_THREADS
     log=$PX_DIR/log
     case $name in
-    floodgate)
+    floodgate | floodgate-base)
+        local bin=$FG
+        [ "$name" = floodgate-base ] && bin=$BASE
         render "$HERE/floodgate.yaml.in" "$PX_DIR/floodgate.yaml" PORT="$PX_PORT" THREADS="$threads" \
             ADMIN_PORT="$PX_ADMIN" MAXCONN="$MAXCONN" B1="$B1" B2="$B2" B3="$B3"
-        start_bg $PROXY_PIN "$FG" gateway -c "$PX_DIR/floodgate.yaml" >"$log" 2>&1
+        start_bg $PROXY_PIN "$bin" gateway -c "$PX_DIR/floodgate.yaml" >"$log" 2>&1
         ;;
     haproxy)
         render "$HERE/haproxy.cfg.in" "$PX_DIR/haproxy.cfg" PORT="$PX_PORT" THREADS="$threads" \
@@ -184,8 +223,7 @@ start_proxy() {
         start_bg $PROXY_PIN haproxy -db -f "$PX_DIR/haproxy.cfg" >"$log" 2>&1
         ;;
     nginx)
-        local workers=1
-        [ "$mode" = unpinned ] && workers=auto
+        local workers=$threads
         mkdir -p "$PX_DIR/tmp"
         render "$HERE/nginx.conf.in" "$PX_DIR/nginx.conf" USER="$NGINX_USER" WORKERS="$workers" \
             NOFILE="$NOFILE" DIR="$PX_DIR" MAXCONN="$MAXCONN" PORT="$PX_PORT" B1="$B1" B2="$B2" B3="$B3"
@@ -198,58 +236,104 @@ start_proxy() {
     wait_http "http://127.0.0.1:$PX_PORT/" "$PX_PID" "$log" || die "$name did not start (see $PX_DIR)"
 }
 
+# set_mode MODE: pinned, unpinned or tN (N proxy threads). Sets the
+# proxy's thread count, the CPU pinning of the proxy, wrk and the
+# backends, wrk's threads and each echo backend's threads.
 set_mode() {
-    if [ "$1" = pinned ]; then
+    PROXY_PIN=""
+    CLIENT_PIN=""
+    BACKEND_PIN=""
+    WRK_THREADS=2
+    BACKEND_THREADS=1
+    case $1 in
+    pinned)
+        PROXY_THREADS=1
         PROXY_PIN="taskset -c 0"
         CLIENT_PIN="taskset -c 1"
         BACKEND_PIN="taskset -c 1"
-    else
-        PROXY_PIN=""
-        CLIENT_PIN=""
-        BACKEND_PIN=""
-    fi
+        ;;
+    unpinned) PROXY_THREADS=$NCPU ;;
+    t*)
+        # N threads on cores 0..N-1; wrk and the backends share the other
+        # cores, and get threads enough to use them. At N >= cores nothing
+        # is pinned and everything shares the machine (wrk with a thread
+        # per 4 cores, each backend with one per 8).
+        local n=${1#t} rest
+        PROXY_THREADS=$n
+        rest=$((NCPU - n))
+        if [ "$rest" -ge 1 ]; then
+            PROXY_PIN="taskset -c 0-$((n - 1))"
+            CLIENT_PIN="taskset -c $n-$((NCPU - 1))"
+            BACKEND_PIN=$CLIENT_PIN
+            if [ "$rest" -gt 2 ]; then WRK_THREADS=$((rest / 2)); fi
+            if [ "$rest" -ge 6 ]; then BACKEND_THREADS=$((rest / 6)); fi
+        else
+            if [ "$NCPU" -ge 8 ]; then WRK_THREADS=$((NCPU / 4)); fi
+            if [ "$NCPU" -ge 16 ]; then BACKEND_THREADS=$((NCPU / 8)); fi
+        fi
+        ;;
+    esac
+}
+
+# The proxies in the order of round R: each round starts one later, so
+# that no proxy always follows the same one.
+round_order() {
+    local -a a
+    read -ra a <<<"$PROXIES"
+    local n=${#a[@]} i
+    for ((i = 0; i < n; i++)); do echo "${a[$(((i + $1 - 1) % n))]}"; done
 }
 
 # ---- run ----
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-HAPROXY_VERSION=$(haproxy -v 2>&1 | head -n1 | awk '{print "HAProxy " $3}')
+HAPROXY_VERSION=$(haproxy -v 2>&1 | awk 'NR == 1 {print "HAProxy " $3}')
 NGINX_VERSION=$(nginx -v 2>&1 | sed 's|.*nginx/|nginx |')
 if [ "$BACKEND" = echo ]; then
     BACKEND_LABEL="3 x floodgate echo backends (1 thread each, short text body)"
 else
     BACKEND_LABEL="3 x nginx static backends (1 worker each, short text body)"
 fi
+[ -n "$THREADS" ] && BACKEND_LABEL="$BACKEND_LABEL; in the thread settings 1 thread each per 6 cores left to the load"
 if [ $UPCOUNT = kernel ]; then
     UPCOUNT_LABEL="TCP opens accepted by the backends during the run (kernel tracepoint)"
 else
     UPCOUNT_LABEL="~ distinct connections seen by ss every 100 ms (approximate; perf unavailable)"
 fi
 
-nmodes=$(wc -w <<<"$MODES")
-nconns=$(wc -w <<<"$CONNS")
-total=$((nmodes * nconns * ROUNDS * 3))
+ALL_MODES=$MODES
+for t in $THREADS; do ALL_MODES="$ALL_MODES t$t"; done
+# conns_of MODE: the client connection counts of a mode's settings.
+conns_of() {
+    case $1 in t*) echo "$THREADS_CONNS" ;; *) echo "$CONNS" ;; esac
+}
+nproxies=$(wc -w <<<"$PROXIES")
+total=0
+for mode in $ALL_MODES; do
+    total=$((total + $(wc -w <<<"$(conns_of "$mode")") * ROUNDS * nproxies))
+done
 say "gateway bench: $total runs of ${DURATION}s (+1 s warm-up each), then $IDLE_CONNS idle connections per proxy"
 say "backends: $BACKEND_LABEL; raw results in $OUT"
 
-printf 'mode\tconns\tround\tproxy\twrk\trss_kib\thwm_kib\tup_conns\tup_conns_warmup\tfg_opened\n' >"$OUT/runs.tsv"
+printf 'mode\tconns\tround\tproxy\twrk\trss_kib\thwm_kib\tup_conns\tup_conns_warmup\tfg_opened\tcpu_ticks\n' \
+    >"$OUT/runs.tsv"
 printf 'proxy\tn\tok\tfailed\trss0_kib\trss1_kib\testablished\n' >"$OUT/idle.tsv"
 
 n=0
-for mode in $MODES; do
+for mode in $ALL_MODES; do
     set_mode "$mode"
     start_backends "$mode"
-    for conns in $CONNS; do
+    for conns in $(conns_of "$mode"); do
         for round in $(seq "$ROUNDS"); do
-            for proxy in $PROXIES; do
+            for proxy in $(round_order "$round"); do
                 n=$((n + 1))
                 tag="$mode-c$conns-r$round-$proxy"
                 start_proxy "$proxy" "$mode" "$tag"
                 url="http://127.0.0.1:$PX_PORT/"
                 counted_wrk 1 "$conns" "$url" "$PX_DIR/warmup.txt" "$PX_DIR/upconns-warmup"
                 before=0
-                [ "$proxy" = floodgate ] && before=$(fg_opened "$PX_ADMIN")
+                case $proxy in floodgate*) before=$(fg_opened "$PX_ADMIN") ;; esac
                 # RSS while the connections are still open: 1 s before the end.
                 start_bg bash -c 'sleep "$1"' _ "$((DURATION - 1))"
                 sampler=$BG_PID
@@ -257,21 +341,25 @@ for mode in $MODES; do
                   mem_sum "$PX_PID" VmRSS >"$PX_DIR/rss" ) &
                 rsswatch=$!
                 STARTED+=("$rsswatch")
+                cpu0=$(cpu_ticks "$PX_PID")
                 counted_wrk "$DURATION" "$conns" "$url" "$PX_DIR/wrk.txt" "$PX_DIR/upconns"
+                cpu=$(( $(cpu_ticks "$PX_PID") - cpu0 ))
                 forget_pid "$sampler"
                 forget_pid "$rsswatch"
                 hwm=$(mem_sum "$PX_PID" VmHWM)
                 opened=-
-                [ "$proxy" = floodgate ] && opened=$(( $(fg_opened "$PX_ADMIN") - before ))
+                case $proxy in floodgate*) opened=$(( $(fg_opened "$PX_ADMIN") - before )) ;; esac
                 stop_pid "$PX_PID"
                 rss=$(cat "$PX_DIR/rss" 2>/dev/null || echo -)
                 up=$(cat "$PX_DIR/upconns" 2>/dev/null || echo -)
                 upw=$(cat "$PX_DIR/upconns-warmup" 2>/dev/null || echo -)
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$conns" "$round" "$proxy" \
-                    "$tag/wrk.txt" "$rss" "$hwm" "${up:--}" "${upw:--}" "$opened" >>"$OUT/runs.tsv"
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$conns" "$round" "$proxy" \
+                    "$tag/wrk.txt" "$rss" "$hwm" "${up:--}" "${upw:--}" "$opened" "$cpu" >>"$OUT/runs.tsv"
                 rps=$(awk '/^Requests\/sec:/ {printf "%\047.0f", $2}' "$PX_DIR/wrk.txt")
-                say "$(printf '[%2d/%d] %-8s %4s conns  round %s  %-9s %9s req/s  upstream conns %s (+%s warm-up)' \
-                    "$n" "$total" "$mode" "$conns" "$round" "$proxy" "${rps:-?}" "${up:--}" "${upw:--}")"
+                cpr=$(awk -v t="$cpu" -v hz="$CLK_TCK" '/ requests in / {if ($1 > 0) printf "%.1f", t / hz / $1 * 1e6}' \
+                    "$PX_DIR/wrk.txt")
+                say "$(printf '[%2d/%d] %-8s %4s conns  round %s  %-14s %9s req/s  %6s us CPU/req  upstream conns %s (+%s warm-up)' \
+                    "$n" "$total" "$mode" "$conns" "$round" "$proxy" "${rps:-?}" "${cpr:-?}" "${up:--}" "${upw:--}")"
             done
         done
     done
@@ -305,15 +393,16 @@ for mode in $MODES; do
     stop_backends
 done
 
-MODE_LABEL_PINNED="1 thread pinned" MODE_LABEL_UNPINNED="$NCPU threads" \
+MODE_LABEL_PINNED="1 thread pinned" MODE_LABEL_UNPINNED="$NCPU threads unpinned" \
     BACKEND_LABEL="$BACKEND_LABEL" UPCOUNT="$UPCOUNT" UPCOUNT_LABEL="$UPCOUNT_LABEL" \
     HAPROXY_VERSION="$HAPROXY_VERSION" NGINX_VERSION="$NGINX_VERSION" \
     DURATION="$DURATION" ROUNDS="$ROUNDS" NCPU="$NCPU" IDLE_CONNS="$IDLE_CONNS" BACKEND="$BACKEND" \
-    MAXCONN="$MAXCONN" \
+    MAXCONN="$MAXCONN" PROXIES="$PROXIES" BASE="$BASE" CLK_TCK="$CLK_TCK" \
     python3 - "$OUT/meta.json" <<'EOF'
 import json, os, platform, sys
 e = os.environ
 json.dump({
+    "proxies": e["PROXIES"].split(), "base_bin": e["BASE"] or None, "clk_tck": int(e["CLK_TCK"]),
     "backend": e["BACKEND"], "backend_label": e["BACKEND_LABEL"],
     "duration_s": int(e["DURATION"]), "rounds": int(e["ROUNDS"]), "cpus": int(e["NCPU"]),
     "kernel": "Linux " + platform.release(),
