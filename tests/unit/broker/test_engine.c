@@ -378,3 +378,65 @@ Test(engine, message_attributes_filtered_on_receive)
     cr_assert_null(cJSON_GetObjectItem(m, "Attributes"));
     cJSON_Delete(r);
 }
+
+/* Drops j's records from n on, as a crash before they were durable would. */
+static void lose_from(struct memj *j, size_t n)
+{
+    while (j->n > n)
+        free(j->recs[--j->n].p);
+}
+
+/* A receive is answered without waiting for a commit (need_sync stays
+ * false) although it appends a STATE record, after the message's SEND.
+ * Lost in a crash, that record only makes the message receivable again;
+ * the handle the receiver got still deletes it (its generation is above
+ * the count the log knows) and the log replays cleanly after that. A
+ * FIFO receive lost the same way gives up its group's lock. */
+Test(engine, receive_needs_no_commit_and_a_lost_one_redelivers)
+{
+    create_queue(E, "jobs", NULL);
+    create_queue(E, "jobs.fifo", "{\"FifoQueue\":\"true\",\"ContentBasedDeduplication\":\"true\"}");
+    send_body(E, T0, "jobs", "a");
+    cJSON_Delete(act_ok(E, T0, "SendMessage",
+                        "{\"QueueUrl\":\"http://x/000000000000/jobs.fifo\",\"MessageBody\":\"f\","
+                        "\"MessageGroupId\":\"g\"}"));
+    size_t before = J.n;
+    const char *queues[2] = {"jobs", "jobs.fifo"};
+    char handles[2][128];
+    for (int i = 0; i < 2; i++) {
+        char p[256];
+        snprintf(p, sizeof p, "{\"QueueUrl\":\"http://x/000000000000/%s\",\"VisibilityTimeout\":60}", queues[i]);
+        struct bk_ctx ctx = {.now = T0 + 10, .base_url = "http://127.0.0.1:9324", .no_wait = true};
+        enum sqs_err rc;
+        cJSON *r = act_ctx(E, &ctx, "ReceiveMessage", p, &rc);
+        cr_assert_eq(rc, SQS_OK);
+        cr_assert(!ctx.need_sync, "a receive is answered at once");
+        cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(r, "Messages"), 0);
+        cr_assert_not_null(m);
+        snprintf(handles[i], sizeof handles[i], "%s", msg_field(m, "ReceiptHandle"));
+        cJSON_Delete(r);
+        cr_assert_eq(J.n, before + (size_t)i + 1, "one record per receive");
+        cr_assert_eq(J.recs[J.n - 1].type, BK_REC_STATE);
+    }
+    /* the crash loses both STATE records */
+    lose_from(&J, before);
+    bk_engine_free(E);
+    struct bk_engine_opts o = test_opts();
+    E = engine_replay(&J, &o, T0 + 20);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(qcount(E, queues[i], 0), 1, "%s: receivable again", queues[i]);
+        cr_assert_eq(qcount(E, queues[i], 1), 0);
+    }
+    /* the first receiver's delete still works */
+    cr_assert_eq(delete_handle(E, T0 + 30, "jobs", handles[0]), SQS_OK);
+    cr_assert_eq(qcount(E, "jobs", 0), 0);
+    /* the FIFO message is delivered again, count 1, its group locked anew */
+    cJSON *msgs = receive(E, T0 + 30, "jobs.fifo", 10, 60);
+    cr_assert_eq(cJSON_GetArraySize(msgs), 1);
+    cr_assert_str_eq(msg_attr(cJSON_GetArrayItem(msgs, 0), "ApproximateReceiveCount"), "1");
+    cJSON_Delete(msgs);
+    bk_engine_free(E);
+    E = engine_replay(&J, &o, T0 + 40);
+    cr_assert_eq(qcount(E, "jobs", 0) + qcount(E, "jobs", 1), 0, "the delete replays");
+    cr_assert_eq(qcount(E, "jobs.fifo", 1), 1);
+}
