@@ -7,7 +7,7 @@ import time
 import requests
 
 from fgtest import free_port, scaled, start
-from gwtest import config, gateway, metric, route, service, wait_until
+from gwtest import RawBackend, config, echo, gateway, metric, route, service, wait_until
 
 
 def test_breaker_opens_serves_fallback_and_closes_on_recovery():
@@ -95,17 +95,41 @@ def test_overload_keeps_high_priority_and_sheds_low():
 
 
 def test_retries_stay_within_budget_when_every_server_fails():
-    dead = [free_port() for _ in range(3)]
-    svc = service("app", [f"127.0.0.1:{d}" for d in dead], passive={"max_failures": 0},
-                  retry_budget={"ratio": 0.1, "min_per_sec": 1, "window": "10s"})
-    with gateway(config([svc], threads=1)) as gw:
-        s = requests.Session()
-        n = 100
-        codes = [s.get(gw.url("/z"), timeout=scaled(5)).status_code for _ in range(n)]
-        assert set(codes) == {502}
-        m = gw.metrics()
-        retries = metric(m, "floodgate_gateway_retries_total")
-        denied = metric(m, "floodgate_gateway_retries_denied_total")
-        # Budget: max(min_per_sec * window, ratio * requests) = max(10, 10).
-        assert retries <= 10 + 1, retries
-        assert denied >= n - retries - 1, (retries, denied)
+    # Every server resets each request after reading it: a GET may be
+    # retried (idempotent), but the request reached a server, so each retry
+    # is work the budget counts.
+    def reset(method, target, head, body):
+        return None
+    with RawBackend(reset) as a, RawBackend(reset) as b, RawBackend(reset) as c:
+        svc = service("app", [a.addr, b.addr, c.addr], passive={"max_failures": 0},
+                      retry_budget={"ratio": 0.1, "min_per_sec": 1, "window": "10s"})
+        with gateway(config([svc], threads=1)) as gw:
+            s = requests.Session()
+            n = 100
+            codes = [s.get(gw.url("/z"), timeout=scaled(5)).status_code for _ in range(n)]
+            assert set(codes) == {502}
+            m = gw.metrics()
+            retries = metric(m, "floodgate_gateway_retries_total")
+            denied = metric(m, "floodgate_gateway_retries_denied_total")
+            # Budget: max(min_per_sec * window, ratio * requests) = max(10, 10).
+            assert retries <= 10 + 1, retries
+            assert denied >= n - retries - 1, (retries, denied)
+
+
+def test_refused_connects_are_retried_outside_the_budget():
+    # A refused connect put no work on any server: its retry is not
+    # counted, so a dead server among live ones costs no client a request
+    # however small the budget (here 10 per window, while half of the
+    # requests pick the dead server first).
+    dead = free_port()
+    with echo("live") as live:
+        svc = service("app", [f"127.0.0.1:{dead}", live], passive={"max_failures": 0},
+                      retry_budget={"ratio": 0, "min_per_sec": 1, "window": "10s"})
+        with gateway(config([svc], threads=1)) as gw:
+            s = requests.Session()
+            n = 60
+            codes = [s.get(gw.url("/r"), timeout=scaled(5)).status_code for _ in range(n)]
+            assert codes == [200] * n
+            m = gw.metrics()
+            assert metric(m, "floodgate_gateway_retries_total") >= n // 2 - 1
+            assert metric(m, "floodgate_gateway_retries_denied_total") == 0
