@@ -322,14 +322,24 @@ static bool idempotent(enum http_method m)
 /* The exchange with the current server failed. server_fault is false for
  * a reused keep-alive connection that the server had closed (not the
  * server's fault, and certainly not processed). Retries go to another
- * server when the request cannot have been processed, or is idempotent
- * and was only reset (RFC 9110 9.2.2); timeouts and malformed responses
- * are never retried. */
+ * server when the request cannot have been processed (the connect failed,
+ * or not one byte of it was written), or is idempotent and was only reset
+ * (RFC 9110 9.2.2); timeouts and malformed responses are never retried.
+ *
+ * The retry budget bounds the work retries add to the servers. A connect
+ * that failed at once (refused: nothing listens, the server was killed)
+ * or a request of which no byte was written put no work on any server, so
+ * its retry is not counted against the budget; GW_MAX_TRIES still bounds
+ * it. Counting them let a killed server, in the moments before the health
+ * checks take it out, spend the budget of the whole service on its own
+ * share of the traffic and turn healthy requests into 502s. */
 void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fault)
 {
     struct gw_req *r = &c->r;
     struct gw_server *srv = r->srv;
     uint64_t now = ev_now(c->w->loop);
+    bool unsent = (kind == GW_ERR_UP_CONNECT && !r->connect_timeout) ||
+                  (kind == GW_ERR_UP_RESET && r->head_sent == 0 && !r->body_started);
     gw_ctr_inc(&c->w->st.errors[kind]);
     gw_conn_server_settle(c, server_fault ? GW_SRVBRK_FAILURE : GW_SRVBRK_RELEASE);
     if (srv && server_fault) {
@@ -343,7 +353,7 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
         gw_up_close(r->up);
         r->up = NULL;
     }
-    bool safe = kind == GW_ERR_UP_CONNECT || !server_fault ||
+    bool safe = kind == GW_ERR_UP_CONNECT || !server_fault || unsent ||
                 (kind == GW_ERR_UP_RESET && idempotent(r->m));
     bool retry = safe && !r->body_started && !r->resp_started && !r->resp_head &&
                  r->ntried < GW_MAX_TRIES && !atomic_load(&gw_g->stopping);
@@ -355,7 +365,7 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
         gw_conn_fallback(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
         return;
     }
-    if (server_fault && r->rt && !gw_rb_try_retry(r->rt->rb, ev_now_ns(c->w->loop) / 1000)) {
+    if (server_fault && !unsent && r->rt && !gw_rb_try_retry(r->rt->rb, ev_now_ns(c->w->loop) / 1000)) {
         /* The budget keeps retries from multiplying a flood. */
         gw_ctr_inc(&c->w->st.retries_denied);
         gw_conn_fallback(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);

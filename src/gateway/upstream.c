@@ -181,7 +181,9 @@ void gw_up_send(struct gw_upconn *u)
                 gw_up_want(u, true, true);
                 return;
             }
-            gw_conn_up_failed(c, GW_ERR_UP_RESET, true);
+            /* A reused connection the server had already closed: its
+             * fault no more than the read side's EOF below. */
+            gw_conn_up_failed(c, GW_ERR_UP_RESET, !u->reused || r->resp_started);
             return;
         }
         size_t done = (size_t)wr;

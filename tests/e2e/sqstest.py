@@ -24,9 +24,12 @@ import copy
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import tempfile
+import time
+import urllib.request
 
 import fgtest
 
@@ -138,6 +141,22 @@ class Broker:
 
     def log(self):
         return self.srv.log()
+
+    def long_polls(self):
+        """Receives parked in the broker now (its /metrics gauge): a test
+        sends once the receive it wants to wake is waiting, however long
+        the client took to get there."""
+        with urllib.request.urlopen(self.endpoint + "/metrics", timeout=fgtest.scaled(5)) as r:
+            text = r.read().decode()
+        m = re.search(r"^floodgate_broker_long_polls (\d+)", text, re.M)
+        return int(m.group(1)) if m else 0
+
+    def wait_long_polls(self, n, timeout=30):
+        """Waits until at least n receives are parked."""
+        deadline = time.monotonic() + fgtest.scaled(timeout)
+        while self.long_polls() < n:
+            assert time.monotonic() < deadline, f"fewer than {n} receives waiting"
+            time.sleep(0.02)
 
     def stop(self):
         rc = self.srv.stop()

@@ -208,14 +208,15 @@ def test_failing_endpoint_recovers_and_gets_everything_at_its_rate(broker):
         assert failed, "the endpoint refused some deliveries while down"
         # Every attempt, failed or not, respects the throttle. The broker
         # starts at most rate + 1 POSTs in any second; seen from the
-        # endpoint, thread scheduling can bunch two arrivals, hence + 2.
-        # Over the whole run the rate holds on average.
+        # endpoint, a busy machine can bunch arrivals that were sent
+        # apart, so the bounds are generous ratios: twice the rate in any
+        # second, half again over the whole run. An unthrottled broker
+        # sends all of them at once.
         times = sorted(r["t"] for r in reqs)
         for i, t0 in enumerate(times):
             in_window = sum(1 for t in times[i:] if t - t0 < 1.0)
-            assert in_window <= rate + 2, f"{in_window} requests within one second"
-        busy = [t for t in times if t >= times[0]]
-        assert (len(busy) - 1) / (busy[-1] - busy[0]) <= rate * 1.1, "average rate over the run"
+            assert in_window <= 2 * rate, f"{in_window} requests within one second"
+        assert (len(times) - 1) / (times[-1] - times[0]) <= rate * 1.5, "average rate over the run"
         oks = sorted(r["t"] for r in reqs if r["status"] == 200)
         assert oks[-1] - oks[0] >= (total - 1) / rate * 0.8, "deliveries were paced"
     finally:

@@ -126,17 +126,19 @@ def test_headers_exact(srv):
 # ---- latency and errors -----------------------------------------------------
 
 def test_latency():
-    with echo("--latency", "200") as s:
+    # Lower bounds only, from the injected delay; /health is never delayed,
+    # which shows against a delay far above what a busy machine adds.
+    with echo("--latency", "1500") as s:
         with requests.Session() as ses:
-            ses.get(s.url("/warm"), timeout=scaled(5))
+            ses.get(s.url("/health"), timeout=scaled(5))
             t0 = time.monotonic()
-            r = ses.get(s.url("/"), timeout=scaled(5))
+            r = ses.get(s.url("/"), timeout=scaled(10))
             dt = time.monotonic() - t0
             assert r.status_code == 200
-            assert 0.19 <= dt < 0.2 + scaled(0.3)
+            assert dt >= 1.49
             t0 = time.monotonic()
             ses.get(s.url("/health"), timeout=scaled(5))
-            assert time.monotonic() - t0 < 0.15
+            assert time.monotonic() - t0 < 0.75
 
 
 def test_jitter():
@@ -149,7 +151,7 @@ def test_jitter():
                 ses.get(s.url("/"), timeout=scaled(5))
                 times.append(time.monotonic() - t0)
     assert min(times) >= 0.049
-    assert max(times) < 0.15 + scaled(0.2)
+    assert max(times) < 1.5  # ten times the most it may add: a unit error, not a slow machine
     assert max(times) - min(times) > 0.01  # not a constant delay
 
 
@@ -171,7 +173,8 @@ def test_concurrent_latency_is_not_serialised():
         for t in ts:
             t.join()
         assert not errors
-        assert time.monotonic() - t0 < 0.3 + scaled(1.0)
+        # One after the other they would take 6 s.
+        assert time.monotonic() - t0 < 3.0
 
 
 def test_error_rate():
@@ -408,7 +411,7 @@ def test_sigterm_exits_promptly():
         t0 = time.monotonic()
         code = s.stop(timeout=10)
         assert code == 0, s.log()
-        assert time.monotonic() - t0 < scaled(1.5)
+        assert time.monotonic() - t0 < 5  # before stop() would have used SIGKILL
         assert idle.closed()
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", s.port), timeout=1).close()
@@ -422,15 +425,26 @@ def test_sigterm_finishes_inflight_response():
         s.proc.terminate()
         r = c.response()
         assert r.status == 200 and r.header("connection") == "close"
-        assert s.proc.wait(scaled(5)) == 0, s.log()
-        assert time.monotonic() - t0 < scaled(1.5)
+        assert s.proc.wait(scaled(10)) == 0, s.log()
+        assert time.monotonic() - t0 < 5
 
 
 # ---- capacity model (--max-concurrency) --------------------------------------
 
+def wait_health(s, pred, timeout=5):
+    """Polls /health until pred(response) holds; returns the response."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        h = requests.get(s.url("/health"), timeout=scaled(5))
+        if pred(h):
+            return h
+        assert time.monotonic() < deadline, dict(h.headers)
+        time.sleep(0.01)
+
+
 def test_max_concurrency_serves_in_fifo_waves():
-    """2 slots, 200 ms each: 6 requests at once finish in three waves."""
-    with echo("--latency", "200", "--max-concurrency", "2") as s:
+    """2 slots, 500 ms each: 6 requests at once finish in three waves."""
+    with echo("--latency", "500", "--max-concurrency", "2") as s:
         conns = [Conn(s.port) for _ in range(6)]
         try:
             t0 = time.monotonic()
@@ -441,25 +455,25 @@ def test_max_concurrency_serves_in_fifo_waves():
             for c in conns:
                 assert c.response().status == 200
                 done.append(time.monotonic() - t0)
-            # FIFO: in arrival order, two per 200 ms.
+            # FIFO: in arrival order, two per 500 ms: no wave ends early,
+            # and all end before one slot alone could have served them (3 s).
             for i, t in enumerate(done):
                 wave = i // 2 + 1
-                assert 0.2 * wave - 0.02 <= t < 0.2 * wave + scaled(0.3), (i, done)
+                assert t >= 0.5 * wave - 0.02, (i, done)
+            assert done[-1] < 3.0 - 0.1, done
         finally:
             for c in conns:
                 c.close()
 
 
 def test_max_concurrency_health_reports_load_and_is_not_queued():
-    with echo("--latency", "300", "--max-concurrency", "1") as s:
+    with echo("--latency", "1000", "--max-concurrency", "1") as s:
         conns = [Conn(s.port) for _ in range(3)]
         try:
             for c in conns:
                 c.send(get_req("/"))
-            time.sleep(0.1)
-            t0 = time.monotonic()
-            h = requests.get(s.url("/health"), timeout=scaled(5))
-            assert time.monotonic() - t0 < 0.15
+            # Answered while the three wait: not queued behind them.
+            h = wait_health(s, lambda h: h.headers["X-Echo-Queued"] == "2")
             assert h.status_code == 200
             assert h.headers["X-Echo-Busy"] == "1" and h.headers["X-Echo-Queued"] == "2"
             for c in conns:
@@ -480,7 +494,7 @@ def test_max_concurrency_abandoned_requests_still_take_their_slot():
         gone = [Conn(s.port) for _ in range(2)]
         for c in gone:
             c.send(get_req("/"))
-        time.sleep(0.05)
+        wait_health(s, lambda h: h.headers["X-Echo-Queued"] == "1")
         # One in service, one queued: both abandoned, with a reset, which
         # the server notices (an orderly FIN it would only see later).
         import struct
@@ -492,7 +506,7 @@ def test_max_concurrency_abandoned_requests_still_take_their_slot():
             c.send(get_req("/"))
             assert c.response().status == 200
             dt = time.monotonic() - t0
-        assert 0.8 <= dt < 0.85 + scaled(0.3), dt
+        assert dt >= 0.55, dt  # behind the ghosts (less what the first had served)
         h = requests.get(s.url("/health"), timeout=scaled(5))
         assert h.headers["X-Echo-Busy"] == "0" and h.headers["X-Echo-Queued"] == "0"
 

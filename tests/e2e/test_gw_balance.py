@@ -21,7 +21,7 @@ NAMES = ("b1", "b2", "b3")
 
 @pytest.fixture(scope="module")
 def env():
-    with backends(*NAMES) as bs, echo("slowlc", "--latency", "600") as slow:
+    with backends(*NAMES) as bs, echo("slowlc", "--latency", "3000") as slow:
         b1, b2, b3 = bs
         cfg = config(
             [service("rr", bs),
@@ -149,16 +149,18 @@ def slowlc_inflight(gw):
 
 
 def test_least_conn_avoids_the_busy_server(env):
-    # slowlc holds each request 600 ms. Start requests until one sits
-    # there; while it does, least_conn sends everything else to b1.
+    # slowlc holds each request 3 s (ample for the checks below on a busy
+    # machine). Start requests until one sits there; while it does,
+    # least_conn sends everything else to b1.
     threads = []
     try:
         for _ in range(4):
             t = threading.Thread(target=lambda: requests.get(env.url("/lc/slow"), timeout=T))
             t.start()
             threads.append(t)
-            deadline = time.monotonic() + 0.2
-            while time.monotonic() < deadline and not slowlc_inflight(env):
+            # Either it sits at slowlc, or it went to b1 and is done.
+            deadline = time.monotonic() + T
+            while t.is_alive() and not slowlc_inflight(env) and time.monotonic() < deadline:
                 time.sleep(0.005)
             if slowlc_inflight(env):
                 break

@@ -12,7 +12,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fgtest import Conn, rss_kib  # noqa: E402
+from fgtest import Conn, rss_kib, scaled  # noqa: E402
 from gwtest import SANITIZED, config, echo, gateway, metric, route, service, wait_until  # noqa: E402
 
 GIB = 1 << 30
@@ -146,9 +146,13 @@ def test_max_connections():
         cfg = config([service("app", [mc])], limits={"max_connections": 4})
         with gateway(cfg) as gw:
             # The start-up probe's connection counts until the gateway sees
-            # it close.
-            wait_until(lambda: metric(gw.metrics(), "floodgate_gateway_active_connections") == 0, 2,
-                       what="no open connections")
+            # it close, and a busy gateway may not even have taken it from
+            # the accept queue yet: wait until it was accepted and closed.
+            def probe_gone():
+                m = gw.metrics()
+                return (metric(m, "floodgate_gateway_connections_accepted_total") >= 1 and
+                        metric(m, "floodgate_gateway_active_connections") == 0)
+            wait_until(probe_gone, 10, what="the start-up probe's connection accepted and closed")
             conns = [Conn(gw.port) for _ in range(4)]
             try:
                 for i, c in enumerate(conns):
@@ -160,7 +164,7 @@ def test_max_connections():
                         extra.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
                     except OSError:
                         pass
-                    assert extra.closed(timeout=2)
+                    assert extra.closed(timeout=scaled(10))
                 # Held connections still work.
                 conns[0].send(b"GET /again HTTP/1.1\r\nHost: t\r\n\r\n")
                 assert conns[0].response().status == 200
@@ -174,7 +178,7 @@ def test_max_connections():
                             return c.response().status == 200
                         except (OSError, ConnectionError):
                             return False
-                wait_until(fits, 2, interval=0.05, what="a free connection slot")
+                wait_until(fits, 10, interval=0.05, what="a free connection slot")
             finally:
                 for c in conns:
                     c.close()

@@ -28,22 +28,20 @@ def env():
 
 
 def backend_requests(gw):
-    """Requests the gateway sent to the backend, once the count is steady
-    (a request is counted just after its response is written, so the
-    count may trail what the client has seen by a moment)."""
-    def count():
+    """Requests the gateway sent to the backend, once none is in flight. A
+    request is counted just after its response is written, so the count
+    may trail what the client has seen; its in-flight place is given back
+    only after it was counted, so no request in flight means an exact
+    count."""
+    deadline = time.monotonic() + scaled(10)
+    while True:
         r = gw.admin("GET", "/services/app")
         assert r.status_code == 200
-        return sum(s["requests"] for s in r.json()["servers"])
-
-    last = count()
-    for _ in range(20):
-        time.sleep(0.02)
-        now = count()
-        if now == last:
-            return now
-        last = now
-    return last
+        servers = r.json()["servers"]
+        if sum(s["inflight"] for s in servers) == 0:
+            return sum(s["requests"] for s in servers)
+        assert time.monotonic() < deadline, servers
+        time.sleep(0.01)
 
 
 def refused(gw, data, status, forwarded=False, close=True):

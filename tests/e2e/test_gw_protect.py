@@ -45,10 +45,13 @@ def test_abusive_ip_is_limited_normal_clients_untouched():
                     results[ip].append(get(gw.port, ip)[0])
                     time.sleep(0.2)
 
+            span = []
+
             def flood():
-                deadline = time.monotonic() + 1.0
-                while time.monotonic() < deadline:
+                t0 = time.monotonic()
+                for _ in range(60):
                     attacker.append(get(gw.port, "127.0.0.66"))
+                span.append(time.monotonic() - t0)
 
             ts = [threading.Thread(target=user, args=(ip,)) for ip in normal]
             ts.append(threading.Thread(target=flood))
@@ -60,9 +63,11 @@ def test_abusive_ip_is_limited_normal_clients_untouched():
                 assert codes == [200] * 5, (ip, codes)
             codes = [s for s, _ in attacker]
             ok = codes.count(200)
-            # 15 at once (limit 10 + burst 5), then 10/s: at most ~25 in a second.
-            assert len(codes) > 40, len(codes)
-            assert ok <= 27, (ok, len(codes))
+            # 15 at once (limit 10 + burst 5), then 10/s over however long
+            # the 60 requests took on this machine (plus one for the
+            # rounding at each end).
+            assert 15 <= ok <= 15 + 10 * span[0] + 2, (ok, span)
+            assert codes.count(429) > 0, codes
             assert codes.count(429) == len(codes) - ok
             st, h = next((s, h) for s, h in attacker if s == 429)
             assert h["retry-after"].isdigit() and int(h["retry-after"]) >= 1

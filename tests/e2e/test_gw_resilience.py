@@ -7,7 +7,7 @@ import time
 import requests
 
 from fgtest import free_port, scaled, start
-from gwtest import config, gateway, metric, route, service, wait_until
+from gwtest import RawBackend, config, echo, gateway, metric, route, service, wait_until
 
 
 def test_breaker_opens_serves_fallback_and_closes_on_recovery():
@@ -56,7 +56,9 @@ def test_fallback_service_when_no_server_is_usable():
 
 
 def test_overload_keeps_high_priority_and_sheds_low():
-    with start(["echo", "-l", str(p := free_port()), "--latency", "100"], port=p):
+    # 4 slots of 200 ms serve 20 requests a second; 24 clients in a closed
+    # loop want more than that whatever the speed of the machine.
+    with start(["echo", "-l", str(p := free_port()), "--latency", "200"], port=p):
         svc = service("app", [f"127.0.0.1:{p}"], priority_header="X-Priority",
                       concurrency={"max_inflight": 4, "queue": 16, "queue_timeout": "400ms"})
         with gateway(config([svc], threads=1)) as gw:
@@ -85,27 +87,53 @@ def test_overload_keeps_high_priority_and_sheds_low():
             assert set(high) <= {200, 503} and set(low) <= {200, 503}, (high, low)
             high_ok = high.count(200) / len(high)
             low_ok = low.count(200) / len(low)
-            # High priority keeps its goodput (a miss is possible only in the
-            # first 100 ms, when every slot is busy); low priority is shed.
-            assert high_ok >= 16 / 18, high
-            assert low_ok <= 0.6, low_ok
-            assert high_ok - low_ok >= 0.3, (high_ok, low_ok)
+            # High priority keeps most of its goodput (it waits for the next
+            # free slot, one every 50 ms, against a queue timeout of 400 ms;
+            # a busy machine may still make one miss); low priority is shed.
+            # Orderings and counts: the exact shares follow the machine.
+            assert low.count(503) > 0, low
+            assert high_ok >= 2 / 3, high
+            assert high_ok > low_ok, (high_ok, low_ok)
             # Every 503 here is a shed, high ones included (see above).
             assert metric(gw.metrics(), "floodgate_gateway_shed_total") == low.count(503) + high.count(503)
 
 
 def test_retries_stay_within_budget_when_every_server_fails():
-    dead = [free_port() for _ in range(3)]
-    svc = service("app", [f"127.0.0.1:{d}" for d in dead], passive={"max_failures": 0},
-                  retry_budget={"ratio": 0.1, "min_per_sec": 1, "window": "10s"})
-    with gateway(config([svc], threads=1)) as gw:
-        s = requests.Session()
-        n = 100
-        codes = [s.get(gw.url("/z"), timeout=scaled(5)).status_code for _ in range(n)]
-        assert set(codes) == {502}
-        m = gw.metrics()
-        retries = metric(m, "floodgate_gateway_retries_total")
-        denied = metric(m, "floodgate_gateway_retries_denied_total")
-        # Budget: max(min_per_sec * window, ratio * requests) = max(10, 10).
-        assert retries <= 10 + 1, retries
-        assert denied >= n - retries - 1, (retries, denied)
+    # Every server resets each request after reading it: a GET may be
+    # retried (idempotent), but the request reached a server, so each retry
+    # is work the budget counts.
+    def reset(method, target, head, body):
+        return None
+    with RawBackend(reset) as a, RawBackend(reset) as b, RawBackend(reset) as c:
+        svc = service("app", [a.addr, b.addr, c.addr], passive={"max_failures": 0},
+                      retry_budget={"ratio": 0.1, "min_per_sec": 1, "window": "10s"})
+        with gateway(config([svc], threads=1)) as gw:
+            s = requests.Session()
+            n = 100
+            codes = [s.get(gw.url("/z"), timeout=scaled(5)).status_code for _ in range(n)]
+            assert set(codes) == {502}
+            m = gw.metrics()
+            retries = metric(m, "floodgate_gateway_retries_total")
+            denied = metric(m, "floodgate_gateway_retries_denied_total")
+            # Budget: max(min_per_sec * window, ratio * requests) = max(10, 10).
+            assert retries <= 10 + 1, retries
+            assert denied >= n - retries - 1, (retries, denied)
+
+
+def test_refused_connects_are_retried_outside_the_budget():
+    # A refused connect put no work on any server: its retry is not
+    # counted, so a dead server among live ones costs no client a request
+    # however small the budget (here 10 per window, while half of the
+    # requests pick the dead server first).
+    dead = free_port()
+    with echo("live") as live:
+        svc = service("app", [f"127.0.0.1:{dead}", live], passive={"max_failures": 0},
+                      retry_budget={"ratio": 0, "min_per_sec": 1, "window": "10s"})
+        with gateway(config([svc], threads=1)) as gw:
+            s = requests.Session()
+            n = 60
+            codes = [s.get(gw.url("/r"), timeout=scaled(5)).status_code for _ in range(n)]
+            assert codes == [200] * n
+            m = gw.metrics()
+            assert metric(m, "floodgate_gateway_retries_total") >= n // 2 - 1
+            assert metric(m, "floodgate_gateway_retries_denied_total") == 0

@@ -20,7 +20,11 @@ BODY_S = 1.0       # timeouts.client_body
 IDLE_S = 1.5       # timeouts.client_idle
 CONNECT_S = 0.5    # timeouts.upstream_connect
 RESPONSE_S = 1.0   # timeouts.upstream_response
-MARGIN = scaled(1.0)
+# A deadline never fires early (the lower bounds are exact, less a clock
+# tick), but a busy machine can make it late by a lot: the upper bounds
+# only catch a timer that never fires. Which timer fired is told by the
+# status (408, 504 or 502), not by the clock.
+MARGIN = scaled(5.0)
 
 
 @contextlib.contextmanager
@@ -138,7 +142,7 @@ def test_stalled_body_gets_408(env):
 
 def test_slow_upstream_gets_504(env):
     t0 = time.monotonic()
-    r = requests.get(env.url("/slow"), timeout=scaled(5))
+    r = requests.get(env.url("/slow"), timeout=RESPONSE_S + MARGIN + 1)
     elapsed = time.monotonic() - t0
     assert r.status_code == 504
     assert RESPONSE_S - 0.1 <= elapsed <= RESPONSE_S + MARGIN, elapsed
@@ -164,10 +168,10 @@ def test_client_gone_while_upstream_slow(env):
 
 
 def test_nothing_listening_gives_502(env):
-    t0 = time.monotonic()
+    # Refused at once: a 502, where running out of the connect time would
+    # be a 504.
     r = requests.get(env.url("/dead"), timeout=scaled(5))
     assert r.status_code == 502
-    assert time.monotonic() - t0 <= scaled(1.0)
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
@@ -186,7 +190,7 @@ def test_connect_timeout_gives_504(env):
     # docs/config.md, upstream_connect: "A refused connection is a 502;
     # running out of time is a 504."
     t0 = time.monotonic()
-    r = requests.get(env.url("/hole"), timeout=scaled(5))
+    r = requests.get(env.url("/hole"), timeout=CONNECT_S + MARGIN + 1)
     elapsed = time.monotonic() - t0
     assert CONNECT_S - 0.1 <= elapsed <= CONNECT_S + MARGIN, elapsed
     assert r.status_code == 504
