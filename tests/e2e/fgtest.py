@@ -302,6 +302,15 @@ class Conn:
         self.close()
 
 
+def wait_log(srv, text, timeout=10.0):
+    """Waits until srv's log (a started process) contains text; timeout is
+    scaled for sanitizer builds. Fails with the log when it never does."""
+    deadline = time.monotonic() + scaled(timeout)
+    while text not in srv.log():
+        assert time.monotonic() < deadline, srv.log()
+        time.sleep(0.02)
+
+
 def exchange(port, data, host="127.0.0.1", timeout=5.0):
     """Sends data on a new connection, half-closes, and returns every byte
     received until the server closes or timeout (scaled) passes."""

@@ -19,7 +19,7 @@ import time
 import pytest
 import requests
 
-from fgtest import Conn, free_port, scaled, start
+from fgtest import Conn, free_port, scaled, start, wait_log
 
 
 @pytest.fixture
@@ -40,10 +40,7 @@ def start_broker(datadir, port=None, config=None, extra=()):
             f.write(config)
         args += ["--config", path]
     srv = start(args, port=port)
-    deadline = time.monotonic() + scaled(10)
-    while "listening on" not in srv.log():
-        assert time.monotonic() < deadline, srv.log()
-        time.sleep(0.02)
+    wait_log(srv, "listening on")
     return srv
 
 

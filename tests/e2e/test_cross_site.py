@@ -9,12 +9,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 import requests
 
-from fgtest import binary, free_port, scaled, start, wait_port
+from fgtest import binary, free_port, scaled, start, wait_log, wait_port
 from gwtest import addr_of, backends, config, gateway, service, to_yaml, wait_until
 
 T = scaled(10)
@@ -171,10 +170,7 @@ def start_broker(datadir, config=None, admin_port=None):
             f.write(config)
         args += ["--config", path]
     srv = start(args, port=port)
-    deadline = time.monotonic() + scaled(10)
-    while "listening on" not in srv.log():
-        assert time.monotonic() < deadline, srv.log()
-        time.sleep(0.02)
+    wait_log(srv, "listening on")
     if admin_port:
         wait_port(admin_port, proc=srv.proc)
     return srv

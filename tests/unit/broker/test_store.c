@@ -12,6 +12,7 @@
 #include "core/crc32c.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "test_files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -154,27 +155,6 @@ static char *seg_path(const char *dir, uint64_t seq)
     static char path[160];
     snprintf(path, sizeof path, "%s/%016llx.seg", dir, (unsigned long long)seq);
     return path;
-}
-
-static uint8_t *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "open %s", path);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    rewind(f);
-    uint8_t *b = malloc(*n ? *n : 1);
-    cr_assert_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *path, const uint8_t *b, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "create %s", path);
-    cr_assert_eq(fwrite(b, 1, n, f), n);
-    fclose(f);
 }
 
 /* Writes n records through a closed store and returns the segment's bytes

@@ -13,6 +13,7 @@
 
 #include "broker/store_int.h"
 #include "core/log.h"
+#include "test_files.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -107,27 +108,6 @@ static char *seg_name(uint64_t seq)
     static char n[32];
     store__seg_name(n, sizeof n, seq);
     return n;
-}
-
-static uint8_t *slurp(const char *p, size_t *n)
-{
-    FILE *f = fopen(p, "rb");
-    cr_assert_not_null(f, "open %s", p);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    rewind(f);
-    uint8_t *b = malloc(*n ? *n : 1);
-    cr_assert_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *p, const uint8_t *b, size_t n)
-{
-    FILE *f = fopen(p, "wb");
-    cr_assert_not_null(f, "create %s", p);
-    cr_assert_eq(fwrite(b, 1, n, f), n);
-    fclose(f);
 }
 
 /* Copies the regular files of src into a fresh dst. */
