@@ -181,6 +181,7 @@ struct gw_worker_stats {
 };
 
 struct gw_worker {
+    struct gw *gw;                       /* the process this worker serves */
     int id;
     pthread_t thread;
     struct ev_loop *loop;

@@ -212,6 +212,7 @@ int gw_workers_start(struct gw *g, char **err)
     for (int i = 0; i < g->nworkers; i++) {
         struct gw_worker *w = xcalloc(1, sizeof *w);
         g->workers[i] = w;
+        w->gw = g;
         w->id = i;
         w->loop = ev_loop_new();
         if (!w->loop) {
