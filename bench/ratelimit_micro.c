@@ -4,8 +4,8 @@
  * of the build; compile it on demand from the repository root:
  *
  *   cc -O2 -std=gnu17 -D_GNU_SOURCE -Isrc bench/ratelimit_micro.c \
- *      src/gateway/ratelimit.c src/gateway/rlstore.c src/gateway/rlkey.c \
- *      src/gateway/rlheaders.c src/core/common.c src/core/buf.c \
+ *      src/gateway/limit/ratelimit.c src/gateway/limit/store.c src/gateway/limit/key.c \
+ *      src/gateway/limit/headers.c src/core/common.c src/core/buf.c \
  *      -lxxhash -lpthread -o /tmp/rl_micro
  *   /tmp/rl_micro [threads] [checks per thread] [keys per thread]
  *
@@ -16,9 +16,9 @@
  * not counting time the threads spent descheduled), and the total rate
  * over wall time. */
 #include "core/buf.h"
-#include "gateway/ratelimit.h"
-#include "gateway/rlkey.h"
-#include "gateway/rlstore.h"
+#include "gateway/limit/ratelimit.h"
+#include "gateway/limit/key.h"
+#include "gateway/limit/store.h"
 
 #include <pthread.h>
 #include <stdio.h>

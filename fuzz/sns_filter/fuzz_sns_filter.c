@@ -1,9 +1,9 @@
 /* libFuzzer harness for the filter-policy compiler and matcher
- * (src/broker/filter.c). The input is a policy, optionally followed by a
+ * (src/broker/topic/filter.c). The input is a policy, optionally followed by a
  * NUL byte and a message body: the policy is compiled for both scopes, and
  * each compiled policy is matched against the body (as a JSON payload) and
  * against a fixed set of attributes of every data type. */
-#include "broker/filter.h"
+#include "broker/topic/filter.h"
 
 #include <stdlib.h>
 #include <string.h>

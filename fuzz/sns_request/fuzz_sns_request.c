@@ -1,9 +1,9 @@
 /* libFuzzer harness for the SNS query decoder and XML writer
- * (src/broker/sns_query.c, sns_xml.c): the input is a form body, split at
+ * (src/broker/sns/query.c, sns/xml.c): the input is a form body, split at
  * a first NUL byte into a URL query string and a body when it has one.
  * What decodes is rendered back as the action's result (the decoded
  * parameters stand in for a result of any shape) and as an error. */
-#include "broker/sns_proto.h"
+#include "broker/sns/sns_proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * the XML writer on hostile strings). Checks the contract: a decoded
  * request is an object with a known action, a refused one has a message
  * and no parameters, and rendering never fails. */
-#include "broker/sqs_proto.h"
+#include "broker/sqs/sqs_proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,7 @@
  * record. After a failure, store_check must find the damage, and after
  * its repair the store must replay (with no more records than a check
  * counted as verifying) and take an append. */
-#include "broker/store_int.h"
+#include "broker/store/store_int.h"
 #include "core/crc32c.h"
 #include "core/log.h"
 

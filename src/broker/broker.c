@@ -23,7 +23,7 @@
  * answer waiting long polls, let requests in progress finish (2 s at
  * most), wait for the last commits, then close the store (a final sync). */
 #include "broker/broker.h"
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 
 #include "core/admin.h"
 #include "core/log.h"

@@ -15,8 +15,8 @@
  *               answers until their records are durable (group commit);
  *               long polls;
  *   native.c    the native HTTP/JSON API, mapped onto the same actions;
- *   bkmetrics.c /metrics;
- *   admin_api.c the optional admin listener (--admin), served by asking
+ *   http/metrics.c /metrics;
+ *   http/admin.c the optional admin listener (--admin), served by asking
  *               the loop thread.
  *
  * Acknowledgement: an action that wrote records (ctx.need_sync) has its
@@ -27,9 +27,9 @@
 #ifndef FG_BROKER_BROKER_H
 #define FG_BROKER_BROKER_H
 
-#include "broker/engine.h"
-#include "broker/sqs_proto.h"
-#include "broker/store.h"
+#include "broker/queue/engine.h"
+#include "broker/sqs/sqs_proto.h"
+#include "broker/store/store.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/ev.h"
@@ -176,7 +176,7 @@ struct bk_server {
     char date[40];
     int sigfd;
     struct bk_stats st;
-    /* admin thread calls (admin_api.c) */
+    /* admin thread calls (http/admin.c) */
     pthread_mutex_t xlock;
     pthread_cond_t xcond;
     struct bk_xcall *xcall;
@@ -241,10 +241,10 @@ bool bk_native_json_body(const struct bk_conn *c);
  * for an empty body); *bad when it is not one. */
 cJSON *bk_native_body_object(struct bk_conn *c, bool *bad);
 
-/* bkmetrics.c */
+/* http/metrics.c */
 void bk_metrics_render(struct bk_server *s, struct buf *b);
 
-/* admin_api.c */
+/* http/admin.c */
 struct admin;
 struct admin *bk_admin_start(struct bk_server *s, const char *addr, char **err);
 /* Serves admin-thread calls waiting for the loop (async callback). */

@@ -17,9 +17,9 @@
 #include "core/http1.h"
 #include "core/metrics.h"
 #include "core/net.h"
-#include "gateway/balance.h"
-#include "gateway/config.h"
-#include "gateway/server.h"
+#include "gateway/balance/balance.h"
+#include "gateway/config/config.h"
+#include "gateway/balance/backend.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -337,7 +337,7 @@ void gw_guard_sweep(void);
 int gw_guard_snapshot(struct gw_snapshot *s, char **err);
 void gw_guard_snapshot_free(struct gw_snapshot *s);
 
-/* ---- resil.c: breakers, retry budgets, admission ---- */
+/* ---- resilience/registry.c: breakers, retry budgets, admission ---- */
 /* The resilience object for a service (ctl_lock held): the current one
  * when cfg is unchanged, else a new one. cfg NULL: defaults. */
 struct gw_svc_rt *gw_svc_rt_for(struct gw_svc_stats *st, const struct gw_cfg_resil *cfg);
@@ -347,7 +347,7 @@ void gw_worker_poll_admission(struct gw_worker *w);
 void gw_worker_free_admq(struct gw_worker *w);
 void gw_resil_metrics_render(struct buf *b);
 
-/* ---- srvbreaker.c ---- */
+/* ---- resilience/server_breaker.c ---- */
 struct cJSON;
 /* The server's breaker as JSON for the admin API, or NULL without one. */
 struct cJSON *gw_server_breaker_json(struct gw_server *s, uint64_t now_us);
@@ -360,7 +360,7 @@ void gw_hcheck_stop(void);
 /* ---- gateway.c ---- */
 int gw_main(int argc, char **argv); /* `floodgate gateway` */
 
-/* ---- admin_guard.c ---- */
+/* ---- admin/guard.c ---- */
 struct admin;
 struct admin_req;
 struct admin_resp;
@@ -370,7 +370,7 @@ void gw_admin_guard_routes(struct admin *adm);
 bool gw_admin_cidr_arg(const struct admin_req *req, struct admin_resp *resp, bool add, char *cidr, size_t cap);
 void gw_guard_metrics_render(struct buf *b);
 
-/* ---- admin_routes.c: routes in the admin API, per-route counters ---- */
+/* ---- admin/routes.c: routes in the admin API, per-route counters ---- */
 /* Persistent counters for the route (ctl_lock held). */
 struct gw_route_stats *gw_route_stats_get(const struct gw_route *r);
 void gw_route_stats_free_all(void);
@@ -383,7 +383,7 @@ bool gw_route_refuses(const struct gw_route *r, const uint8_t a16[16]);
 void gw_admin_route_routes(struct admin *adm);
 void gw_route_metrics_render(struct buf *b);
 
-/* ---- admin_api.c ---- */
+/* ---- http/admin.c ---- */
 /* Starts the admin listener on c->admin (nothing when NULL) with c's
  * access settings in force from the first request. */
 int gw_admin_start(const struct gw_config *c, char **err);

@@ -5,8 +5,8 @@
  * during the iteration, adopts the newest configuration snapshot and, when
  * the gateway is stopping, closes its listeners and idle connections and
  * leaves once none remain. */
-#include "gateway/conn.h"
-#include "gateway/rlredis.h"
+#include "gateway/proxy/conn.h"
+#include "gateway/limit/redis.h"
 #include "core/log.h"
 
 #include <errno.h>

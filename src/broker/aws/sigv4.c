@@ -16,7 +16,7 @@
  * (and a presigned URL not expired). Errors: AccessDenied (no or
  * malformed signature), InvalidClientTokenId (another access key),
  * SignatureDoesNotMatch (wrong signature, expired or skewed time). */
-#include "broker/sqs_int.h"
+#include "broker/sqs/sqs_int.h"
 #include "core/strutil.h"
 
 #include <openssl/crypto.h>

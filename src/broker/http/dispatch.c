@@ -36,7 +36,7 @@
  * deleted queues; the connection's timer ends the wait with an empty
  * answer. */
 #include "broker/broker.h"
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 
 #include "core/log.h"
 #include "core/xsite.h"

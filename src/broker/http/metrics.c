@@ -3,7 +3,7 @@
  * long polls. Names follow floodgate_broker_<thing>_<unit>; everything is
  * read on the loop thread, so plain counters need no atomics. */
 #include "broker/broker.h"
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 
 #include <stdio.h>
 

@@ -1,5 +1,5 @@
 /* The native HTTP/JSON API of topics, for curl and small scripts. Every
- * route maps onto the SNS actions (topic_act.c, topic_pub.c), with plain
+ * route maps onto the SNS actions (topic/act.c, topic/pub.c), with plain
  * names in and out, in the style of the queues' native API:
  *
  *   GET    /v1/topics                           list
@@ -23,7 +23,7 @@
  * {"DataType": .., "StringValue"|"BinaryValue": ..} any type. Errors are
  * {"error": message, "code": SNS error code} with the SNS status. */
 #include "broker/broker.h"
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 
 #include "core/admin.h"
 

@@ -13,8 +13,8 @@
  * subscription's confirmation message) is held until its group commit,
  * as the server holds SQS answers. */
 #include "broker/broker.h"
-#include "broker/sns_sign.h"
-#include "broker/topic.h"
+#include "broker/sns/sns_sign.h"
+#include "broker/topic/topic.h"
 
 #include "core/log.h"
 

@@ -10,7 +10,7 @@
  * idle connection the endpoint closed in the meantime is noticed when the
  * request on it fails before any answer byte: the request is then tried
  * once more on a fresh connection. */
-#include "broker/push.h"
+#include "broker/push/push.h"
 
 #include "core/ev.h"
 #include "core/http1.h"

@@ -8,7 +8,7 @@
  *   arithmetic   lo + (hi - lo) * i(i+1) / (n(n+1))      steps growing by a constant
  *   geometric    lo * (hi / lo) ^ (i / n)                constant ratio
  *   exponential  lo + (hi - lo) * (2^i - 1) / (2^n - 1)  steps doubling */
-#include "broker/push.h"
+#include "broker/push/push.h"
 
 #include "core/json.h"
 

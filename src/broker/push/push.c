@@ -19,7 +19,7 @@
  * next paced slot of a throttled subscription, and every 100 ms otherwise
  * (retries come due through visibility timeouts). */
 #include "broker/broker.h"
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 
 #include "core/ev.h"
 #include "core/log.h"

@@ -14,7 +14,7 @@
  * queue goes on the wake list (once), and the server, before its next
  * poll, serves the waiters of each queue on it while messages last. A
  * deleted queue's waiters move to the orphan list and are answered too. */
-#include "broker/engine.h"
+#include "broker/queue/engine.h"
 
 #include <stdlib.h>
 #include <string.h>

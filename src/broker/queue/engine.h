@@ -30,8 +30,8 @@
 #ifndef FG_BROKER_ENGINE_H
 #define FG_BROKER_ENGINE_H
 
-#include "broker/sqs_proto.h"
-#include "broker/store.h"
+#include "broker/sqs/sqs_proto.h"
+#include "broker/store/store.h"
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/metrics.h"

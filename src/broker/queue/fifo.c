@@ -16,7 +16,7 @@
  * successful no-op that answers with the first message's id. Entries sit
  * in a hash and in a list in time order, expired from the front. With
  * DeduplicationScope messageGroup the key includes the group id. */
-#include "broker/engine.h"
+#include "broker/queue/engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>

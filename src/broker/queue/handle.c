@@ -13,7 +13,7 @@
  * Message ids are UUID-shaped: the low half is the message id itself (so
  * ids are unique for the life of the log), the high half a keyed hash of
  * it, so they look like the random UUIDs SQS hands out. */
-#include "broker/engine.h"
+#include "broker/queue/engine.h"
 #include "core/base64.h"
 
 #include <errno.h>

@@ -42,7 +42,7 @@
  * them), yet the records holding the highest ids may be compacted away.
  * A META record reserves a range above the ids in use; replay resumes
  * above the last reservation. */
-#include "broker/engine.h"
+#include "broker/queue/engine.h"
 
 #include "core/log.h"
 

@@ -8,7 +8,7 @@
  * value InvalidAttributeValue. A queue name ending in .fifo makes a FIFO
  * queue even without FifoQueue=true (SQS insists on both; being lenient
  * here costs nothing and makes `PUT /v1/queues/jobs.fifo` work). */
-#include "broker/engine.h"
+#include "broker/queue/engine.h"
 
 #include <ctype.h>
 #include <inttypes.h>

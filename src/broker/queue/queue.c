@@ -15,7 +15,7 @@
  * Standard queues hand out the ready list in order; a message whose
  * visibility runs out goes to its tail (SQS standard queues promise no
  * order). */
-#include "broker/engine.h"
+#include "broker/queue/engine.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -11,7 +11,7 @@
  *
  * Move tasks are kept in memory: a restart ends them (the messages moved
  * so far stay moved); ListMessageMoveTasks then no longer shows them. */
-#include "broker/engine.h"
+#include "broker/queue/engine.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * push), of a SubscriptionConfirmation and of an UnsubscribeConfirmation,
  * written as SNS writes them (two-space indent, " : " separators, fields
  * in SNS's order), and the canonical string SNS signs for each. */
-#include "broker/sns_int.h"
+#include "broker/sns/sns_int.h"
 
 #include <stdio.h>
 #include <string.h>

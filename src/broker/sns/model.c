@@ -2,7 +2,7 @@
  * result shape, as in the 2010-03-31 service model (botocore's
  * sns/2010-03-31/service-2.json), with members in the model's order (the
  * XML renderer writes them in this order). */
-#include "broker/sns_int.h"
+#include "broker/sns/sns_int.h"
 
 #include <string.h>
 

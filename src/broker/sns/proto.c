@@ -1,6 +1,6 @@
 /* The SNS protocol's small pieces: the error table, recognising an SNS
  * request among the broker's traffic, base64 and timestamps. */
-#include "broker/sns_int.h"
+#include "broker/sns/sns_int.h"
 
 #include <stdarg.h>
 #include <strings.h>

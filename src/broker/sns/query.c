@@ -4,7 +4,7 @@
  * Decoding is strict about bytes and bounded: percent-escapes must be two
  * hex digits, '+' is a space, at most SNS_MAX_PARAMS parameters, names of
  * at most SNS_MAX_KEY bytes, no NUL in names or values. Each parameter
- * name is walked down the action's input shape (sns_model.c): struct
+ * name is walked down the action's input shape (sns/model.c): struct
  * members by name, lists as Name.member.N, maps as Name.entry.N.key and
  * Name.entry.N.value (message attributes: .Name and .Value.<member>), N a
  * decimal 1..SNS_MAX_INDEX without leading zeros. Items come out in index
@@ -12,7 +12,7 @@
  * ignores them (Version, AWSAccessKeyId, X-Amz-*...); a malformed index
  * under a known list or map is an error. botocore sends an empty list or
  * map as the bare name with an empty value. */
-#include "broker/sns_int.h"
+#include "broker/sns/sns_int.h"
 #include "core/base64.h"
 #include "core/strutil.h"
 

@@ -1,10 +1,10 @@
 /* SNS message signatures (sns_sign.h) with OpenSSL: key and certificate
  * kept in one PEM file, written atomically (temporary file, fsync,
  * rename) so a crash never leaves half a key behind. */
-#include "broker/sns_sign.h"
+#include "broker/sns/sns_sign.h"
 #include "core/base64.h"
 
-#include "broker/sns_proto.h"
+#include "broker/sns/sns_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>

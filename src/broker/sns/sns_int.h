@@ -11,7 +11,7 @@
 #ifndef FG_BROKER_SNS_INT_H
 #define FG_BROKER_SNS_INT_H
 
-#include "broker/sns_proto.h"
+#include "broker/sns/sns_proto.h"
 
 enum sns_kind {
     SNS_K_STR,    /* JSON string */

@@ -1,5 +1,5 @@
 /* SNS query-protocol answers: the XML of results and errors, written from
- * the canonical JSON result by the action's output shape (sns_model.c).
+ * the canonical JSON result by the action's output shape (sns/model.c).
  * Lists are wrapped (<Topics><member>...</member></Topics>), maps are
  * <Attributes><entry><key>k</key><value>v</value></entry></Attributes>,
  * as SNS writes them:
@@ -12,7 +12,7 @@
  *   <ErrorResponse xmlns="..."><Error><Type>Sender</Type><Code>NotFound</Code>
  *     <Message>Topic does not exist</Message></Error><RequestId>...</RequestId>
  *   </ErrorResponse> */
-#include "broker/sns_int.h"
+#include "broker/sns/sns_int.h"
 
 #include <stdio.h>
 #include <string.h>

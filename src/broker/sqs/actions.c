@@ -8,7 +8,7 @@
  * action that writes records sets ctx->need_sync; the server holds its
  * answer until they are durable. The table is open: later kinds of
  * actions (topics) add rows. */
-#include "broker/engine.h"
+#include "broker/queue/engine.h"
 
 #include <inttypes.h>
 #include <stdio.h>

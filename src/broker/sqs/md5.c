@@ -11,7 +11,7 @@
  *   - validation of message attributes (names, types, values, count) and
  *     of the characters SQS accepts in bodies and values;
  * plus the strict base64 the canonical form uses for binary values. */
-#include "broker/sqs_int.h"
+#include "broker/sqs/sqs_int.h"
 #include "core/base64.h"
 
 #include <openssl/evp.h>

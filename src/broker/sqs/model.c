@@ -8,7 +8,7 @@
  *
  * Also the JSON side of the canonical form: sqs__json_canon() checks a
  * JSON 1.0 body against the same shapes. */
-#include "broker/sqs_int.h"
+#include "broker/sqs/sqs_int.h"
 #include "core/base64.h"
 
 #include <math.h>

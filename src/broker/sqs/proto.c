@@ -4,9 +4,9 @@
  * code, JSON 1.0 __type and fault.
  *
  * The JSON 1.0 protocol is handled here (it is the canonical form, checked
- * against the model); the query protocol's decoding lives in sqs_query.c
- * and the XML rendering in sqs_xml.c. */
-#include "broker/sqs_int.h"
+ * against the model); the query protocol's decoding lives in sqs/query.c
+ * and the XML rendering in sqs/xml.c. */
+#include "broker/sqs/sqs_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>

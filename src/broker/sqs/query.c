@@ -7,7 +7,7 @@
  * sorted by name once, so every lookup is a binary search and every
  * flattened list or map (Name.N...) is one contiguous run.
  *
- * The model (sqs_model.c) says how to rebuild each member: scalars by
+ * The model (sqs/model.c) says how to rebuild each member: scalars by
  * exact name, flattened lists from Name.N (N a decimal index 1..1000
  * without leading zeros; items in index order, gaps allowed), flattened
  * maps from Name.N.Name / Name.N.Value (or Key/Value for tags), structures
@@ -16,7 +16,7 @@
  * does not know are ignored (Version, AWSAccessKeyId, X-Amz-*), except
  * under a known list or map, where they are an error. An empty list is
  * sent by botocore as the bare member name with an empty value. */
-#include "broker/sqs_int.h"
+#include "broker/sqs/sqs_int.h"
 #include "core/base64.h"
 #include "core/strutil.h"
 

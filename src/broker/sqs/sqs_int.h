@@ -11,7 +11,7 @@
 #ifndef FG_BROKER_SQS_INT_H
 #define FG_BROKER_SQS_INT_H
 
-#include "broker/sqs_proto.h"
+#include "broker/sqs/sqs_proto.h"
 
 enum sqs_kind {
     SQS_K_STR,    /* JSON string */
@@ -66,11 +66,11 @@ cJSON *sqs__json_canon(const cJSON *body, const struct sqs_shape *in, struct sqs
 
 /* Decodes AWS query parameters (form body and/or URL query string) into
  * the action name and canonical parameters. qs/qslen may be NULL/0; so may
- * form/flen. See sqs_query.c. */
+ * form/flen. See sqs/query.c. */
 enum sqs_err sqs__query_decode(const char *qs, size_t qslen, const char *form, size_t flen,
                                char action[64], cJSON **params, struct sqs_error *err);
 
-/* XML rendering of a result and of an error (sqs_xml.c). */
+/* XML rendering of a result and of an error (sqs/xml.c). */
 void sqs__xml_result(const struct sqs_action *a, const char *action, const cJSON *result,
                      const char *request_id, struct buf *out);
 void sqs__xml_error(const struct sqs_error *err, const char *request_id, struct buf *out);
@@ -79,7 +79,7 @@ void sqs__xml_error(const struct sqs_error *err, const char *request_id, struct 
  * (other control characters, invalid UTF-8, U+FFFE/U+FFFF) as U+FFFD. */
 void sqs__xml_escape(struct buf *out, const char *s, size_t n);
 
-/* Error table lookups (sqs_proto.c). */
+/* Error table lookups (sqs/proto.c). */
 const char *sqs__err_query_code(enum sqs_err code); /* AWS.SimpleQueueService.NonExistentQueue */
 const char *sqs__err_json_type(enum sqs_err code);  /* com.amazonaws.sqs#QueueDoesNotExist */
 bool sqs__err_sender(enum sqs_err code);            /* Sender (true) or Receiver fault */

@@ -11,9 +11,9 @@
  * repeat their element (<QueueUrl>, <Message>, <BatchResultErrorEntry>),
  * maps are <Attribute><Name/><Value/></Attribute> and
  * <MessageAttribute><Name/><Value><StringValue/><DataType/></Value></MessageAttribute>.
- * Element names and order come from the model (sqs_model.c); members the
+ * Element names and order come from the model (sqs/model.c); members the
  * model does not know are not rendered. Every string is escaped. */
-#include "broker/sqs_int.h"
+#include "broker/sqs/sqs_int.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -20,7 +20,7 @@
  *
  * Thread context: a process of its own, before any store is open (it
  * takes the directory lock, so it refuses to run beside a broker). */
-#include "broker/store_int.h"
+#include "broker/store/store_int.h"
 
 #include "core/log.h"
 

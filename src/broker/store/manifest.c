@@ -12,7 +12,7 @@
  * acknowledged), and by store_drop_oldest before it unlinks the oldest
  * segment (a crash in between leaves a file below "first", which
  * store_open removes). man_mu serialises the two writers. */
-#include "broker/store_int.h"
+#include "broker/store/store_int.h"
 
 #include "core/crc32c.h"
 

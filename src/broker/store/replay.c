@@ -10,7 +10,7 @@
  * segment marks where the crash interrupted the log, and nothing after it
  * was ever acknowledged. The same damage in a sealed segment cannot come
  * from a crash; it is reported and replay fails rather than guess. */
-#include "broker/store_int.h"
+#include "broker/store/store_int.h"
 
 #include "core/crc32c.h"
 #include "core/log.h"

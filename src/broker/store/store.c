@@ -19,7 +19,7 @@
  * pwrite at their offsets, fdatasyncs each segment it wrote (ALWAYS and
  * BATCH; BATCH first waits batch_us for more batches), fsyncs the
  * directory after a new segment and records it in MANIFEST
- * (store_manifest.c), then publishes. Under INTERVAL it
+ * (store/manifest.c), then publishes. Under INTERVAL it
  * publishes after the writes and fdatasyncs every interval_ms; a segment
  * it leaves for a newer one is synced at once.
  *
@@ -39,8 +39,8 @@
  * segment is not rolled, so that receives and deletes write into its
  * zeros written ahead, space already allocated.
  *
- * Recovery (store_replay) is in store_replay.c. */
-#include "broker/store_int.h"
+ * Recovery (store_replay) is in store/replay.c. */
+#include "broker/store/store_int.h"
 
 #include "core/crc32c.h"
 #include "core/ev.h"

@@ -1,10 +1,10 @@
 /* The store's private parts, shared by store.c (appends, the sync thread,
- * reads, compaction) and store_replay.c (open, recovery, close). Nothing
+ * reads, compaction) and store/replay.c (open, recovery, close). Nothing
  * outside src/broker/store*.c includes this. */
 #ifndef FG_BROKER_STORE_INT_H
 #define FG_BROKER_STORE_INT_H
 
-#include "broker/store.h"
+#include "broker/store/store.h"
 
 #include "core/ev.h"
 
@@ -16,7 +16,7 @@
 #define STORE_SEG_HDR 16u  /* magic + u64 seq */
 #define STORE_REC_HDR 9u   /* u32 len, u32 crc, u8 type */
 #define STORE_REPLAY_MAX (1u << 30) /* largest record length replay accepts */
-#define STORE_MANIFEST "MANIFEST"   /* the live segment range (store_manifest.c) */
+#define STORE_MANIFEST "MANIFEST"   /* the live segment range (store/manifest.c) */
 #define STORE_SECTOR 512u           /* the unit a torn write loses (store__looks_torn) */
 
 struct store_seg {
@@ -158,7 +158,7 @@ int store__rec_at(struct store_reader *r, uint64_t off, uint64_t size, uint32_t 
 int store__resync(struct store_reader *r, uint64_t from, uint64_t size, uint32_t maxlen,
                   uint64_t *at);
 /* Whether the invalid record at off could be a torn write (1) or must be
- * damage (0); -1 on a read error. See store_replay.c. */
+ * damage (0); -1 on a read error. See store/replay.c. */
 int store__looks_torn(struct store_reader *r, uint64_t off, uint64_t size, uint32_t maxlen);
 /* 1 when bytes [off, end) of fd are all zero, 0 when not, -1 on error. */
 int store__zero_tail(int fd, uint64_t off, uint64_t end);

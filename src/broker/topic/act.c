@@ -1,8 +1,8 @@
 /* The SNS actions over the canonical form (sns_proto.h): topics,
  * subscriptions, confirmation, tags, and the dispatch table. Publish and
- * PublishBatch live in topic_pub.c. Every change to topics or
+ * PublishBatch live in topic/pub.c. Every change to topics or
  * subscriptions is written to the snapshot before it is acknowledged. */
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 
 #include "core/log.h"
 

@@ -2,7 +2,7 @@
  * value is checked (filter policies compiled, delivery and redrive
  * policies parsed), and what Get*Attributes returns, with SNS's names,
  * defaults and error texts. */
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 #include "core/json.h"
 
 #include <stdio.h>

@@ -7,7 +7,7 @@
  * object in it is a context, so a leaf's values are all the scalars at
  * its path anywhere in the document, which is how SNS (and EventBridge)
  * look through arrays. */
-#include "broker/filter.h"
+#include "broker/topic/filter.h"
 
 #include "core/cidr.h"
 #include "core/json.h"

@@ -13,9 +13,9 @@
  * subscription's dead-letter queue if it has one, and is counted as
  * dropped otherwise, as SNS drops what it cannot deliver. */
 #include "broker/broker.h"
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 
-#include "broker/sns_sign.h"
+#include "broker/sns/sns_sign.h"
 #include "core/json.h"
 #include "core/log.h"
 

@@ -3,7 +3,7 @@
  * fsync, rename over the old one, fsync of the directory), so a crash
  * leaves either the old or the new snapshot, never a mix. Loading
  * re-applies each attribute through the same checks the API uses. */
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 
 #include "core/json.h"
 #include "core/log.h"

@@ -2,9 +2,9 @@
  * ARN, creation and removal, identifiers, and loading at start. Topics are
  * few (thousands at most) and looked up once per request, so a list is
  * enough; a publish walks its topic's subscription list. */
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 
-#include "broker/sns_sign.h"
+#include "broker/sns/sns_sign.h"
 #include "core/log.h"
 
 #include <stdio.h>

@@ -28,10 +28,10 @@
 #ifndef FG_BROKER_TOPIC_H
 #define FG_BROKER_TOPIC_H
 
-#include "broker/engine.h"
-#include "broker/filter.h"
-#include "broker/push.h"
-#include "broker/sns_proto.h"
+#include "broker/queue/engine.h"
+#include "broker/topic/filter.h"
+#include "broker/push/push.h"
+#include "broker/sns/sns_proto.h"
 #include "core/common.h"
 #include "core/metrics.h"
 
@@ -180,7 +180,7 @@ void tp__uuid(char out[40]);
 /* Topic name rules: 1..256 of [A-Za-z0-9_-], ".fifo" suffix for FIFO. */
 bool tp__topic_name_valid(const char *name, bool fifo);
 
-/* ---- topic_attrs.c ---- */
+/* ---- topic/attrs.c ---- */
 
 /* Topic attributes: apply a name/value (creating: FifoTopic allowed),
  * render all of them. */
@@ -193,20 +193,20 @@ enum sns_err tp__sub_set_attr(struct tp_engine *t, struct tp_sub *s, const char 
                               const char *value, bool subscribing, struct sns_error *err);
 cJSON *tp__sub_attrs(const struct tp_sub *s);
 
-/* ---- topic_store.c ---- */
+/* ---- topic/store.c ---- */
 
 /* Writes the snapshot (no-op without meta_path). 0 or -errno. */
 int tp__save(struct tp_engine *t);
 int tp__load_file(struct tp_engine *t, uint64_t now, char *err, size_t errlen);
 
-/* ---- topic_act.c ---- */
+/* ---- topic/act.c ---- */
 
 /* Runs action with canonical params: SNS_OK with *result a new object
  * (NULL for actions without one), or the error. */
 enum sns_err tp_action(struct tp_engine *t, struct tp_ctx *ctx, const char *action,
                        const cJSON *params, cJSON **result, struct sns_error *err);
 
-/* ---- topic_pub.c ---- */
+/* ---- topic/pub.c ---- */
 
 enum sns_err tp__publish(struct tp_engine *t, struct tp_ctx *ctx, const cJSON *p, cJSON **res,
                          struct sns_error *err);

@@ -6,9 +6,9 @@
  * Changes are atomic (a new snapshot), visible at once and kept across
  * reloads, like membership changes. */
 #include "gateway/gw.h"
-#include "gateway/rlredis.h"
-#include "gateway/rlstore.h"
-#include "gateway/rlredis.h"
+#include "gateway/limit/redis.h"
+#include "gateway/limit/store.h"
+#include "gateway/limit/redis.h"
 #include "core/admin.h"
 
 #include <cjson/cJSON.h>

@@ -1,6 +1,6 @@
 /* Lifetime of struct gw_server (see server.h) and of its circuit
  * breaker. */
-#include "gateway/server.h"
+#include "gateway/balance/backend.h"
 #include "core/log.h"
 
 #include <pthread.h>

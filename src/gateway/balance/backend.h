@@ -8,7 +8,7 @@
 
 #include "core/common.h"
 #include "core/net.h"
-#include "gateway/breaker.h"
+#include "gateway/resilience/breaker.h"
 #include "gateway/counters.h"
 #include <stdatomic.h>
 

@@ -13,8 +13,8 @@
  * Weights are handled in thousandths (gw_lb_effective_weight) so that slow
  * start can scale them without losing the exact integer behaviour of
  * smooth weighted round robin. */
-#include "gateway/balance.h"
-#include "gateway/server.h"
+#include "gateway/balance/balance.h"
+#include "gateway/balance/backend.h"
 
 #include <math.h>
 #include <stdatomic.h>

@@ -26,7 +26,7 @@
  * state shared with other threads is the servers' atomics, which
  * gw_health_apply() writes. */
 #include "gateway/gw.h"
-#include "gateway/health.h"
+#include "gateway/balance/health.h"
 
 #include "core/log.h"
 

@@ -10,8 +10,8 @@
  * failure counter is one atomic; the ejection itself is a compare-and-swap
  * on down_until_ms, so when several threads cross the threshold together
  * only the one whose swap lands ejects. */
-#include "gateway/health.h"
-#include "gateway/server.h"
+#include "gateway/balance/health.h"
+#include "gateway/balance/backend.h"
 
 #include <limits.h>
 #include <stdatomic.h>

@@ -4,7 +4,7 @@
  * validate again. Each section has one loader; each loader stores its
  * defaults first and lets the file override them. Errors stop at the first
  * problem and name FILE:LINE and the key path. */
-#include "gateway/config.h"
+#include "gateway/config/config.h"
 
 #include "core/config.h"
 #include "core/log.h"

@@ -10,13 +10,13 @@
 #include "core/common.h"
 #include "core/config.h"
 #include "core/net.h"
-#include "gateway/adaptive.h"
-#include "gateway/admission.h"
-#include "gateway/breaker.h"
-#include "gateway/ratelimit.h"
-#include "gateway/rlredis.h"
-#include "gateway/retrybudget.h"
-#include "gateway/rlkey.h"
+#include "gateway/resilience/adaptive.h"
+#include "gateway/resilience/admission.h"
+#include "gateway/resilience/breaker.h"
+#include "gateway/limit/ratelimit.h"
+#include "gateway/limit/redis.h"
+#include "gateway/resilience/retrybudget.h"
+#include "gateway/limit/key.h"
 
 /* What a consistent_hash service hashes on. */
 enum gw_cfg_hash_by {
@@ -49,7 +49,7 @@ struct gw_cfg_passive {
     uint64_t eject_for_ms;    /* how long an ejected server stays out, default 10s */
 };
 
-/* Resilience of a service (config_resil.c): breaker, per-server
+/* Resilience of a service (config/resil.c): breaker, per-server
  * breakers, fallback, retry budget, back pressure and shedding. */
 struct gw_cfg_resil {
     bool breaker_on;                 /* breaker: present */
@@ -171,7 +171,7 @@ struct gw_config {
     struct rl_redis_cfg rl_redis;
 };
 
-/* config_guard.c: the protection sections, called by the loader in
+/* config/guard.c: the protection sections, called by the loader in
  * config.c (guard and rate_limits before routes; a route's own lists when
  * the route is loaded). */
 struct cfg_node;
@@ -179,7 +179,7 @@ int gw_config_load_guard(struct gw_config *c, const struct cfg_node *root, char 
 int gw_config_load_route_guard(struct gw_config *c, struct gw_cfg_route *r, const struct cfg_node *n,
                                char **err);
 void gw_config_free_guard(struct gw_config *c);
-/* config_resil.c */
+/* config/resil.c */
 int gw_config_load_resil(struct gw_config *c, struct gw_cfg_service *s, const struct cfg_node *n, char **err);
 int gw_config_check_resil(struct gw_config *c, char **err); /* after all services: fallback names */
 void gw_config_free_resil(struct gw_cfg_resil *r);

@@ -3,7 +3,7 @@
  * and a route's own `rate_limits:`, `allow:` and `deny:`. Same contract as
  * config.c: every error names file:line and the key. docs/config.md and
  * docs/protection.md describe the keys. */
-#include "gateway/config.h"
+#include "gateway/config/config.h"
 #include "core/cidr.h"
 #include "core/config.h"
 

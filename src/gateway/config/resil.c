@@ -2,7 +2,7 @@
  * `retry_budget:`, `concurrency:` and `priority_header:`. Defaults follow
  * the modules (breaker.h, retrybudget.h, admission.h, adaptive.h), which
  * follow resilience4j and Envoy; docs/protection.md lists them. */
-#include "gateway/config.h"
+#include "gateway/config/config.h"
 #include "core/config.h"
 
 #include <stdlib.h>

@@ -10,9 +10,9 @@
  * each shard a small open-addressing table behind its own mutex; entries
  * disappear when their count drops to zero, so memory follows the number
  * of distinct clients connected. Rate-limit state lives in the shared
- * rl_store (ratelimit.c, rlstore.c), which outlives reloads. */
-#include "gateway/conn.h"
-#include "gateway/rlstore.h"
+ * rl_store (ratelimit.c, limit/store.c), which outlives reloads. */
+#include "gateway/proxy/conn.h"
+#include "gateway/limit/store.h"
 
 #include <stdlib.h>
 #include <string.h>

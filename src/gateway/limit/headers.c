@@ -7,7 +7,7 @@
  * joined by ", " as the Structured Fields serializer does. Numbers go
  * through buf_append_u64(): this runs on the request path, where the
  * gateway avoids printf. */
-#include "gateway/ratelimit.h"
+#include "gateway/limit/ratelimit.h"
 
 #include "core/buf.h"
 

@@ -1,7 +1,7 @@
-/* Building rate-limit keys from request parts (rlkey.h): client address
+/* Building rate-limit keys from request parts (limit/key.h): client address
  * prefixes, header and cookie values, the route, literals; and parsing
  * the configuration's key spec text. */
-#include "gateway/rlkey.h"
+#include "gateway/limit/key.h"
 #include "core/strutil.h"
 
 #include <arpa/inet.h>

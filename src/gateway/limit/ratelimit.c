@@ -9,7 +9,7 @@
  * available quota grows; when the whole quota is available, it is the
  * algorithm's natural period (the emission interval for GCRA, the rest of
  * the window for the fixed window, the window for the sliding ones). */
-#include "gateway/ratelimit.h"
+#include "gateway/limit/ratelimit.h"
 
 #include <string.h>
 #include <strings.h>

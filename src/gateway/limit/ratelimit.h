@@ -3,7 +3,7 @@
  * This module is pure: no I/O, no clock reads, no globals. The caller
  * passes `now` in microseconds of a monotonic clock (the gateway uses its
  * loop's cached CLOCK_MONOTONIC, ev_now_ns() / 1000), a rule (the policy)
- * and the state of one key (the counters). The local store (rlstore.h)
+ * and the state of one key (the counters). The local store (limit/store.h)
  * keeps one state per (rule, key); a rule with no per-client key can also
  * keep a single state of its own.
  *
@@ -58,7 +58,7 @@ enum rl_algo {
 };
 #define RL_ALGO_COUNT 6
 
-/* What the store does when a new key finds its shard full (rlstore.h). */
+/* What the store does when a new key finds its shard full (limit/store.h). */
 enum rl_on_full {
     RL_FULL_EVICT, /* default: evict the shard's least recently used key */
     RL_FULL_ALLOW, /* fail open: admit the request, keep no state for it */
@@ -165,7 +165,7 @@ int rl_parse_algo(const char *name);
 /* Configuration name of algo; "unknown" when out of range. */
 const char *rl_algo_name(enum rl_algo algo);
 
-/* Response header fields (rlheaders.c), after
+/* Response header fields (limit/headers.c), after
  * draft-ietf-httpapi-ratelimit-headers-11 (May 2026): RateLimit-Policy and
  * RateLimit are Structured Field Lists of Strings with parameters,
  *   RateLimit-Policy: "name";q=100;w=60

@@ -1,6 +1,6 @@
 /* Centralized rate limiting over Redis: the per-worker connection, the
- * script calls and the local fast path. rlredis.h has the contract. */
-#include "gateway/rlredis.h"
+ * script calls and the local fast path. limit/redis.h has the contract. */
+#include "gateway/limit/redis.h"
 #include "core/buf.h"
 #include "core/ev.h"
 #include "core/log.h"

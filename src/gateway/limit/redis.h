@@ -3,7 +3,7 @@
  *
  * Each worker thread owns one asynchronous hiredis connection driven by
  * its event loop. One request's Redis-backed rules go to Redis in one
- * script call (rlredis_script.c) that checks them in order atomically,
+ * script call (limit/redis_script.c) that checks them in order atomically,
  * with Redis's clock, and stops at the first rejection, so the gateways
  * agree on one limit without races.
  *
@@ -29,7 +29,7 @@
 #ifndef GW_RLREDIS_H
 #define GW_RLREDIS_H
 
-#include "gateway/ratelimit.h"
+#include "gateway/limit/ratelimit.h"
 
 struct ev_loop;
 struct buf;
@@ -93,7 +93,7 @@ void rl_redis_stats(struct rl_redis_stats *out);
 void rl_redis_note_timeout(void);
 void rl_redis_metrics_render(struct buf *b);
 
-/* The script (rlredis_script.c). */
+/* The script (limit/redis_script.c). */
 extern const char rl_redis_script[];
 
 #endif

@@ -1,10 +1,10 @@
-/* The rate-limit script Redis runs for rlredis.c: every algorithm of
+/* The rate-limit script Redis runs for limit/redis.c: every algorithm of
  * ratelimit.c, ported to Lua over Redis keys, in microseconds of Redis's
  * own clock. docs/internals/ratelimit.md explains the algorithms; the
  * state per key is a string (GCRA: the theoretical arrival time), a hash
  * (fixed window: s, c; sliding counter: s, p, c, n) or a sorted set plus a
  * sequence counter (sliding log). */
-#include "gateway/rlredis.h"
+#include "gateway/limit/redis.h"
 
 const char rl_redis_script[] =
     "-- floodgate centralized rate limiting: one call checks the rules of one\n"

@@ -1,4 +1,4 @@
-/* The sharded local store of rlstore.h.
+/* The sharded local store of limit/store.h.
  *
  * Layout of an entry, one allocation:
  *     struct rl_entry | key bytes, padded to 8 | struct rl_state (+ ring)
@@ -17,7 +17,7 @@
  * nanoseconds, and a preempted holder must not make the others burn their
  * time slice. malloc and free run outside the lock: a miss unlocks,
  * allocates, relocks and looks again. */
-#include "gateway/rlstore.h"
+#include "gateway/limit/store.h"
 
 #include <sched.h>
 #include <stdlib.h>

@@ -48,7 +48,7 @@
 #define GW_RLSTORE_H
 
 #include "core/common.h"
-#include "gateway/ratelimit.h"
+#include "gateway/limit/ratelimit.h"
 
 #define RL_STORE_DEFAULT_MAX_KEYS (1u << 20)
 #define RL_STORE_DEFAULT_SHARDS 64u

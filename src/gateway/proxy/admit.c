@@ -4,9 +4,9 @@
  * the fallback when the service cannot answer. Also the settlement of a
  * request's resilience accounting when it ends. Same thread context as
  * proxy.c: the connection's worker. */
-#include "gateway/conn.h"
-#include "gateway/rlredis.h"
-#include "gateway/rlstore.h"
+#include "gateway/proxy/conn.h"
+#include "gateway/limit/redis.h"
+#include "gateway/limit/store.h"
 
 #include <stdlib.h>
 #include <string.h>

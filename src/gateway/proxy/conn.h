@@ -14,7 +14,7 @@
 #define GW_CONN_H
 
 #include "gateway/gw.h"
-#include "gateway/health.h"
+#include "gateway/balance/health.h"
 #include "core/log.h"
 
 #include <arpa/inet.h>
@@ -50,7 +50,7 @@ struct gw_req {
     struct gw_server *srv;      /* reference held; inflight counted */
     struct gw_server *tried[GW_MAX_TRIES];
     int ntried;
-    struct gw_breaker *sbrk;    /* srv's breaker admitted this attempt: settle it (srvbreaker.c) */
+    struct gw_breaker *sbrk;    /* srv's breaker admitted this attempt: settle it (resilience/server_breaker.c) */
     uint64_t sbrk_t0_ns;        /* when that attempt started */
     struct gw_upconn *up;
     struct buf head;            /* rewritten request head for the upstream */
@@ -148,7 +148,7 @@ void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind);
 void gw_conn_shed(struct gw_conn *c);
 void gw_conn_resil_settle(struct gw_conn *c);
 
-/* srvbreaker.c: per-server circuit breakers */
+/* resilience/server_breaker.c: per-server circuit breakers */
 enum gw_srvbrk_verdict { GW_SRVBRK_FAILURE, GW_SRVBRK_SUCCESS, GW_SRVBRK_RELEASE };
 /* Picks a server for the next attempt (not tried yet, unless nothing else
  * is usable) whose breaker admits it, taking a probe place in half-open.

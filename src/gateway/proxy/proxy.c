@@ -11,7 +11,7 @@
  * can have been processed: the connect failed, or a reused keep-alive
  * connection closed before any response byte and no body byte had been
  * sent. Anything else fails with 502/504. */
-#include "gateway/conn.h"
+#include "gateway/proxy/conn.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * X-Forwarded-Proto, Forwarded and Via, merged with what the client sent;
  * the response gains Via and the connection framing the client needs.
  * Also the gateway's own error pages and the access log line. */
-#include "gateway/conn.h"
+#include "gateway/proxy/conn.h"
 
 #include <stdio.h>
 #include <string.h>

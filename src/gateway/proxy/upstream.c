@@ -4,7 +4,7 @@
  * and for its idle timeout. A request takes the most recently used idle
  * connection (warm in the server's accept queue and caches) or connects.
  * Nothing here is shared between threads. */
-#include "gateway/conn.h"
+#include "gateway/proxy/conn.h"
 
 #include <errno.h>
 #include <stdlib.h>

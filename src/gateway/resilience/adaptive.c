@@ -18,7 +18,7 @@
  *
  * The estimate is a double so that small steps (smoothing, +1) accumulate;
  * the published limit is its rounding. */
-#include "gateway/adaptive.h"
+#include "gateway/resilience/adaptive.h"
 
 #include <math.h>
 #include <stdatomic.h>

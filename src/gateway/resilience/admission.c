@@ -15,8 +15,8 @@
  * the earliest deadline is recomputed by that scan. The overload rule is
  * evaluated on every submit and poll from the age of the oldest entry,
  * which is the head of one of the classes. */
-#include "gateway/admission.h"
-#include "gateway/adaptive.h"
+#include "gateway/resilience/admission.h"
+#include "gateway/resilience/adaptive.h"
 
 #include <string.h>
 

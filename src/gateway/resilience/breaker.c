@@ -16,7 +16,7 @@
  * window_size of them however long the breaker sat idle. A caller whose
  * clock reads a little behind the newest second seen (threads read the
  * clock before taking the lock) is counted in the newest bucket. */
-#include "gateway/breaker.h"
+#include "gateway/resilience/breaker.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * connects the queues to the workers' loops. The proxy's hooks are in
  * admit.c (admission, breaker, fallback, settlement) and proxy.c (retries
  * in gw_conn_up_failed). */
-#include "gateway/conn.h"
+#include "gateway/proxy/conn.h"
 
 #include <stdlib.h>
 #include <string.h>

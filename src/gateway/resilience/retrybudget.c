@@ -14,7 +14,7 @@
  * which is rare next to requests. Under the lock the newest tick seen is
  * remembered and a caller whose clock lags is counted in it, so a grant
  * always lands in a bucket the next grant will read. */
-#include "gateway/retrybudget.h"
+#include "gateway/resilience/retrybudget.h"
 
 #include <math.h>
 #include <stdatomic.h>

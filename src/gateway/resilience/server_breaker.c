@@ -25,7 +25,7 @@
  * breaker replaced by a reload still gets the outcome of the calls it let
  * through. It is settled while the request still holds its reference to
  * the server, which the breaker's listener uses. Worker threads. */
-#include "gateway/conn.h"
+#include "gateway/proxy/conn.h"
 
 #include <cjson/cJSON.h>
 #include <string.h>

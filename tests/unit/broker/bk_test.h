@@ -7,7 +7,7 @@
 #ifndef TEST_BK_TEST_H
 #define TEST_BK_TEST_H
 
-#include "broker/engine.h"
+#include "broker/queue/engine.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

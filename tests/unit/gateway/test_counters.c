@@ -6,7 +6,7 @@
  * across threads. */
 #include <criterion/criterion.h>
 
-#include "gateway/server.h"
+#include "gateway/balance/backend.h"
 
 #include <pthread.h>
 #include <stdint.h>

@@ -1,12 +1,12 @@
-/* AWS Signature Version 4 checking (src/broker/sqs_sigv4.c) against
+/* AWS Signature Version 4 checking (src/broker/aws/sigv4.c) against
  * requests botocore signed: every captured request (Authorization header,
  * key pair AKIDEXAMPLE / secret, the time in its X-Amz-Date) and a
  * presigned URL from boto3's generate_presigned_url (region eu-west-1,
  * signed at 2026-11-23T21:11:51Z, valid 300 s). */
 #include <criterion/criterion.h>
 
-#include "broker/sqs_int.h"
-#include "broker/test_sqs_captured.h"
+#include "broker/sqs/sqs_int.h"
+#include "broker/sqs/test_captured.h"
 
 #include <stdio.h>
 #include <stdlib.h>

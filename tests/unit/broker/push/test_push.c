@@ -1,10 +1,10 @@
-/* Unit tests for push delivery (src/broker/push_policy.c, push_http.c):
+/* Unit tests for push delivery (src/broker/push/policy.c, push/http.c):
  * the retry schedule of SNS delivery policies, their validation, jitter
  * bounds, pacing under a rate limit (on a controlled clock), and the
  * non-blocking HTTP client against a scripted server on the same loop. */
 #include <criterion/criterion.h>
 
-#include "broker/push.h"
+#include "broker/push/push.h"
 #include "core/ev.h"
 #include "core/net.h"
 

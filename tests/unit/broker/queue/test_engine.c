@@ -1,7 +1,7 @@
 /* The queue engine on a controlled clock: send, receive, delete,
  * visibility and delay timers, retention, stale receipt handles, long-poll
  * wakeups, batches and queue attributes. */
-#include "bk_test.h"
+#include "broker/bk_test.h"
 
 static struct memj J;
 static struct bk_engine *E;

@@ -1,7 +1,7 @@
 /* FIFO queues: order within a group, one in-flight batch per group,
  * other groups unaffected, deduplication by id and by content over five
  * minutes, and the FIFO-only parameters. */
-#include "bk_test.h"
+#include "broker/bk_test.h"
 
 static struct memj J;
 static struct bk_engine *E;

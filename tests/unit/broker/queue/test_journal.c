@@ -4,7 +4,7 @@
  * compaction re-appends what an old segment still holds so it can be
  * dropped; the body cache bound reads bodies back from the log; and the
  * decoder refuses damaged records. */
-#include "bk_test.h"
+#include "broker/bk_test.h"
 
 static struct memj J;
 static struct bk_engine *E;

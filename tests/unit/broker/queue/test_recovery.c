@@ -1,7 +1,7 @@
 /* The engine over the real store in a temporary directory: state written,
  * the store closed (or its last segment cut in the middle of a record, or
  * followed by garbage, as a crash leaves it), reopened and replayed. */
-#include "bk_test.h"
+#include "broker/bk_test.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* Dead-letter queues: the move after maxReceiveCount deliveries, the
  * policies that allow or refuse it, ListDeadLetterSourceQueues, and
  * message move tasks back to the source. */
-#include "bk_test.h"
+#include "broker/bk_test.h"
 
 static struct memj J;
 static struct bk_engine *E;

@@ -6,9 +6,9 @@
  * 1.29 sends for these calls. */
 #include <criterion/criterion.h>
 
-#include "broker/sns_int.h"
+#include "broker/sns/sns_int.h"
 #include "core/base64.h"
-#include "broker/sns_sign.h"
+#include "broker/sns/sns_sign.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,12 +1,12 @@
 /* Decoding SQS requests in both AWS protocols into the canonical form
- * (src/broker/sqs_proto.c, sqs_query.c, sqs_model.c): every request real
+ * (src/broker/sqs/proto.c, sqs/query.c, sqs/model.c): every request real
  * clients sent (test_sqs_captured.h) decodes, the query and JSON forms of
  * the same boto3 call decode to the same canonical JSON, and malformed or
  * hostile input is refused with the right error. */
 #include <criterion/criterion.h>
 
-#include "broker/sqs_int.h"
-#include "broker/test_sqs_captured.h"
+#include "broker/sqs/sqs_int.h"
+#include "broker/sqs/test_captured.h"
 
 #include <stdio.h>
 #include <stdlib.h>

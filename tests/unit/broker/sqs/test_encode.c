@@ -1,9 +1,9 @@
-/* Rendering SQS results and errors (src/broker/sqs_xml.c, sqs_proto.c):
+/* Rendering SQS results and errors (src/broker/sqs/xml.c, sqs/proto.c):
  * XML exactly as SQS writes it for the query protocol, JSON 1.0 bodies,
  * error bodies and the x-amzn-query-error header, XML escaping. */
 #include <criterion/criterion.h>
 
-#include "broker/sqs_int.h"
+#include "broker/sqs/sqs_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

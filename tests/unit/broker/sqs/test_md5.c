@@ -1,5 +1,5 @@
 /* MD5 digests as SQS computes them, base64, character checks and message
- * attribute validation (src/broker/sqs_md5.c).
+ * attribute validation (src/broker/sqs/md5.c).
  *
  * The attribute digests were computed by an independent Python
  * implementation of the documented algorithm (hashlib; sorted names, each
@@ -9,7 +9,7 @@
  * last eight hex digits (9424c491...26bc3ae7, b8e89563...e088e74f). */
 #include <criterion/criterion.h>
 
-#include "broker/sqs_int.h"
+#include "broker/sqs/sqs_int.h"
 #include "core/base64.h"
 
 #include <stdio.h>

@@ -1,5 +1,5 @@
-/* Unit tests for damage to the broker's log (src/broker/store_replay.c,
- * store_manifest.c, store_check.c): a byte flipped at every offset of the
+/* Unit tests for damage to the broker's log (src/broker/store/replay.c,
+ * store/manifest.c, store/check.c): a byte flipped at every offset of the
  * active segment, the active segment cut at every byte, and the first, a
  * middle and the last segment deleted. Each case either replays with
  * every record the file still holds whole, or refuses with a message
@@ -11,9 +11,9 @@
  * empty one is still the end of the log). */
 #include <criterion/criterion.h>
 
-#include "broker/store_int.h"
+#include "broker/store/store_int.h"
 #include "core/log.h"
-#include "test_files.h"
+#include "broker/test_files.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -8,11 +8,11 @@
  * free-space watermark. */
 #include <criterion/criterion.h>
 
-#include "broker/store_int.h"
+#include "broker/store/store_int.h"
 #include "core/crc32c.h"
 #include "core/ev.h"
 #include "core/log.h"
-#include "test_files.h"
+#include "broker/test_files.h"
 
 #include <errno.h>
 #include <fcntl.h>

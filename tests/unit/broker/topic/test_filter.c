@@ -1,4 +1,4 @@
-/* Unit tests for subscription filter policies (src/broker/filter.c),
+/* Unit tests for subscription filter policies (src/broker/topic/filter.c),
  * following the examples of the Amazon SNS developer guide (message
  * filtering: string, numeric, key matching, AND/OR logic, $or, IP
  * addresses, payload-based filtering, constraints) on both scopes.
@@ -10,7 +10,7 @@
  * and a Number's as a JSON number. */
 #include <criterion/criterion.h>
 
-#include "broker/filter.h"
+#include "broker/topic/filter.h"
 
 #include <stdio.h>
 #include <stdlib.h>

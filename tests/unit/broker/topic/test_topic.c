@@ -4,9 +4,9 @@
  * policies, FIFO groups and deduplication), dead-letter queues, batches,
  * http subscriptions' confirmation and push queues (without a loop: no
  * POSTs), paging, and the snapshot across a reload. */
-#include "bk_test.h"
+#include "broker/bk_test.h"
 
-#include "broker/topic.h"
+#include "broker/topic/topic.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* Tests for gateway/admin_api.c over a hand-made snapshot: the /metrics
+/* Tests for gateway/admin/api.c over a hand-made snapshot: the /metrics
  * text (rendered directly and over HTTP), the read-only JSON endpoints,
  * and the refusals of the change endpoints (bad bodies, unknown names,
  * duplicates), which the members code answers before it would build a

@@ -1,11 +1,11 @@
-/* Unit tests for the load-balancing algorithms (src/gateway/balance.c):
+/* Unit tests for the load-balancing algorithms (src/gateway/balance/balance.c):
  * distribution of each algorithm, unusable and excluded servers,
  * consistent-hashing stability and bounded loads, slow start, and
  * concurrent picks from several threads. */
 #include <criterion/criterion.h>
 
-#include "gateway/balance.h"
-#include "gateway/server.h"
+#include "gateway/balance/balance.h"
+#include "gateway/balance/backend.h"
 
 #include <math.h>
 #include <pthread.h>

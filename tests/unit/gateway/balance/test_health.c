@@ -1,11 +1,11 @@
 /* Unit tests for the health state machine and passive ejection
- * (src/gateway/health.c): rise/fall sequences, flapping, transitions
+ * (src/gateway/balance/health.c): rise/fall sequences, flapping, transitions
  * applied to the shared server, ejection and its expiry, and several
  * threads failing at once. */
 #include <criterion/criterion.h>
 
-#include "gateway/health.h"
-#include "gateway/server.h"
+#include "gateway/balance/health.h"
+#include "gateway/balance/backend.h"
 
 #include <pthread.h>
 #include <stdio.h>

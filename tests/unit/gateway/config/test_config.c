@@ -1,4 +1,4 @@
-/* Unit tests for gateway/config.c: the embedded default, a full
+/* Unit tests for gateway/config/config.c: the embedded default, a full
  * configuration with every key, the shipped example, defaults, and one
  * test per validation rule checking the exact "name:LINE: key.path:"
  * prefix of the message. */
@@ -6,7 +6,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "gateway/config.h"
+#include "gateway/config/config.h"
 
 #include <fcntl.h>
 #include <libgen.h>
@@ -336,7 +336,7 @@ Test(gwconfig_file, shipped_example_loads)
     char src[4096];
     snprintf(src, sizeof src, "%s", __FILE__);
     char path[4200];
-    snprintf(path, sizeof path, "%s/../../../examples/gateway.yaml", dirname(src));
+    snprintf(path, sizeof path, "%s/../../../../examples/gateway.yaml", dirname(src));
     struct gw_config *c = NULL;
     char *err = NULL;
     cr_assert_eq(gw_config_load_file(path, &c, &err), 0, "%s", err);

@@ -1,10 +1,10 @@
-/* Unit tests for rate-limit key building (src/gateway/rlkey.c): IPv4 and
+/* Unit tests for rate-limit key building (src/gateway/limit/key.c): IPv4 and
  * IPv6 prefixes, IPv4-mapped addresses, headers, cookies, routes and
  * literals, unambiguous joining, long values, missing parts, and the key
  * spec syntax. */
 #include <criterion/criterion.h>
 
-#include "gateway/rlkey.h"
+#include "gateway/limit/key.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,5 +1,5 @@
-/* Unit tests for the rate-limiting algorithms (src/gateway/ratelimit.c)
- * and their response headers (rlheaders.c), against a controlled clock:
+/* Unit tests for the rate-limiting algorithms (src/gateway/limit/ratelimit.c)
+ * and their response headers (limit/headers.c), against a controlled clock:
  * exact admit/deny sequences at and around window edges, bursts, leaky
  * queue delays as in nginx limit_req (burst, nodelay, delay=), the delay
  * option, GCRA exactness under 8 threads, cross-checks against naive
@@ -8,7 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "core/buf.h"
-#include "gateway/ratelimit.h"
+#include "gateway/limit/ratelimit.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -1,10 +1,10 @@
-/* Unit tests for the local rate-limit store (src/gateway/rlstore.c):
+/* Unit tests for the local rate-limit store (src/gateway/limit/store.c):
  * key separation, expiry and sweeping, the full-store policies (LRU
  * eviction, fail open, fail closed), the byte cap, memory accounting,
  * rule changes, and exact counting under 8 threads. */
 #include <criterion/criterion.h>
 
-#include "gateway/rlstore.h"
+#include "gateway/limit/store.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Unit tests for the adaptive concurrency limit (src/gateway/adaptive.c)
+/* Unit tests for the adaptive concurrency limit (src/gateway/resilience/adaptive.c)
  * against a controlled clock: the no-load RTT measurement, the exact
  * arithmetic of one gradient and one AIMD step, windows, drops, the
  * re-measurement rules, several threads sampling at once; then closed-loop
@@ -7,8 +7,8 @@
  * or shrinks, and recover when it comes back. */
 #include <criterion/criterion.h>
 
-#include "gateway/adaptive.h"
-#include "sim_backend.h"
+#include "gateway/resilience/adaptive.h"
+#include "gateway/sim_backend.h"
 
 #include <math.h>
 #include <pthread.h>

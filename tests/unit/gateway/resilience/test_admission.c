@@ -1,12 +1,12 @@
-/* Unit tests for admission control (src/gateway/admission.c) against a
+/* Unit tests for admission control (src/gateway/resilience/admission.c) against a
  * controlled clock: the shared limit (static, adaptive, both) under eight
  * threads, priority order, no overtaking of waiters, deadlines, the full
  * queue and displacement, CoDel overload detection with LIFO service,
  * shedding and refusal of LOW arrivals, cancellation and closing. */
 #include <criterion/criterion.h>
 
-#include "gateway/adaptive.h"
-#include "gateway/admission.h"
+#include "gateway/resilience/adaptive.h"
+#include "gateway/resilience/admission.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

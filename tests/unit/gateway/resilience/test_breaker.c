@@ -1,11 +1,11 @@
-/* Unit tests for the circuit breaker (src/gateway/breaker.c) against a
+/* Unit tests for the circuit breaker (src/gateway/resilience/breaker.c) against a
  * controlled clock: exact state sequences for the consecutive-failure,
  * failure-rate and slow-call trips, the minimum volume, both window kinds,
  * open -> half-open after the wait, the probe budget, and the transitions
  * reported to the listener; then several threads at once. */
 #include <criterion/criterion.h>
 
-#include "gateway/breaker.h"
+#include "gateway/resilience/breaker.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

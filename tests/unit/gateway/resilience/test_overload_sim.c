@@ -13,9 +13,9 @@
  * 3x of the unloaded latency. */
 #include <criterion/criterion.h>
 
-#include "gateway/adaptive.h"
-#include "gateway/admission.h"
-#include "sim_backend.h"
+#include "gateway/resilience/adaptive.h"
+#include "gateway/resilience/admission.h"
+#include "gateway/sim_backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,10 +1,10 @@
-/* Unit tests for the retry budget (src/gateway/retrybudget.c) against a
+/* Unit tests for the retry budget (src/gateway/resilience/retrybudget.c) against a
  * controlled clock: the floor, the ratio, the sliding window, an exact
  * comparison with a reference model over a long random run, and eight
  * threads that must never overdraw the budget. */
 #include <criterion/criterion.h>
 
-#include "gateway/retrybudget.h"
+#include "gateway/resilience/retrybudget.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

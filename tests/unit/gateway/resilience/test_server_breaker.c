@@ -7,9 +7,9 @@
  * breaker); nothing sleeps. */
 #include <criterion/criterion.h>
 
-#include "gateway/balance.h"
-#include "gateway/breaker.h"
-#include "gateway/server.h"
+#include "gateway/balance/balance.h"
+#include "gateway/resilience/breaker.h"
+#include "gateway/balance/backend.h"
 
 #include <stdio.h>
 #include <string.h>
