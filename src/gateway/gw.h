@@ -383,7 +383,7 @@ bool gw_route_refuses(const struct gw_route *r, const uint8_t a16[16]);
 void gw_admin_route_routes(struct admin *adm);
 void gw_route_metrics_render(struct buf *b);
 
-/* ---- http/admin.c ---- */
+/* ---- admin/api.c ---- */
 /* Starts the admin listener on c->admin (nothing when NULL) with c's
  * access settings in force from the first request. */
 int gw_admin_start(const struct gw_config *c, char **err);
