@@ -5,6 +5,7 @@
  * demand; a watcher stopped during dispatch is skipped safely because its
  * callback pointer is cleared. */
 #include "core/ev.h"
+#include "core/heap.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -161,41 +162,19 @@ void ev_timer_init(struct ev_timer *t, ev_timer_cb cb, void *ud)
     t->ud = ud;
 }
 
-static void heap_set(struct ev_loop *loop, size_t i, struct ev_timer *t)
+static inline bool timer_less(void *ctx, const struct ev_timer *a, const struct ev_timer *b)
 {
-    loop->heap[i] = t;
+    (void)ctx;
+    return a->when < b->when;
+}
+
+static inline void timer_setidx(void *ctx, struct ev_timer *t, size_t i)
+{
+    (void)ctx;
     t->heap_idx = i;
 }
 
-static void heap_up(struct ev_loop *loop, size_t i)
-{
-    struct ev_timer *t = loop->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (loop->heap[p]->when <= t->when)
-            break;
-        heap_set(loop, i, loop->heap[p]);
-        i = p;
-    }
-    heap_set(loop, i, t);
-}
-
-static void heap_down(struct ev_loop *loop, size_t i)
-{
-    struct ev_timer *t = loop->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= loop->nheap)
-            break;
-        if (c + 1 < loop->nheap && loop->heap[c + 1]->when < loop->heap[c]->when)
-            c++;
-        if (t->when <= loop->heap[c]->when)
-            break;
-        heap_set(loop, i, loop->heap[c]);
-        i = c;
-    }
-    heap_set(loop, i, t);
-}
+HEAP_DEFINE(theap, struct ev_timer, void *, timer_less, timer_setidx)
 
 void ev_timer_stop(struct ev_loop *loop, struct ev_timer *t)
 {
@@ -204,14 +183,7 @@ void ev_timer_stop(struct ev_loop *loop, struct ev_timer *t)
         return;
     ASSERT(i < loop->nheap && loop->heap[i] == t);
     t->heap_idx = SIZE_MAX;
-    struct ev_timer *last = loop->heap[--loop->nheap];
-    if (i == loop->nheap)
-        return;
-    heap_set(loop, i, last);
-    if (i > 0 && loop->heap[(i - 1) / 2]->when > last->when)
-        heap_up(loop, i);
-    else
-        heap_down(loop, i);
+    theap_remove(NULL, loop->heap, loop->nheap--, i);
 }
 
 void ev_timer_start_at(struct ev_loop *loop, struct ev_timer *t, uint64_t when)
@@ -221,9 +193,9 @@ void ev_timer_start_at(struct ev_loop *loop, struct ev_timer *t, uint64_t when)
         uint64_t old = t->when;
         t->when = when;
         if (when < old)
-            heap_up(loop, t->heap_idx);
+            theap_up(NULL, loop->heap, t->heap_idx);
         else if (when > old)
-            heap_down(loop, t->heap_idx);
+            theap_down(NULL, loop->heap, loop->nheap, t->heap_idx);
         return;
     }
     if (loop->nheap == loop->capheap) {
@@ -231,8 +203,7 @@ void ev_timer_start_at(struct ev_loop *loop, struct ev_timer *t, uint64_t when)
         loop->heap = xrealloc(loop->heap, loop->capheap * sizeof *loop->heap);
     }
     t->when = when;
-    heap_set(loop, loop->nheap++, t);
-    heap_up(loop, loop->nheap - 1);
+    theap_push(NULL, loop->heap, loop->nheap++, t);
 }
 
 void ev_timer_start(struct ev_loop *loop, struct ev_timer *t, uint64_t after_ms)

@@ -16,6 +16,7 @@
  * visibility runs out goes to its tail (SQS standard queues promise no
  * order). */
 #include "broker/queue/engine.h"
+#include "core/heap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,46 +42,12 @@ static inline bool heap_less(const struct bk_heap *h, const struct bk_msg *a, co
     return ka < kb || (ka == kb && a->mid < b->mid);
 }
 
-static void heap_set(struct bk_heap *h, size_t i, struct bk_msg *m)
+static inline void heap_setidx(const struct bk_heap *h, struct bk_msg *m, size_t i)
 {
-    h->a[i] = m;
     *heap_idx(h, m) = i;
 }
 
-static void heap_up(struct bk_heap *h, size_t i)
-{
-    struct bk_msg *m = h->a[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!heap_less(h, m, h->a[p]))
-            break;
-        heap_set(h, i, h->a[p]);
-        i = p;
-    }
-    heap_set(h, i, m);
-}
-
-static void heap_down(struct bk_heap *h, size_t i)
-{
-    struct bk_msg *m = h->a[i];
-    for (;;) {
-        size_t l = 2 * i + 1, best = i;
-        struct bk_msg *bm = m;
-        if (l < h->n && heap_less(h, h->a[l], bm)) {
-            best = l;
-            bm = h->a[l];
-        }
-        if (l + 1 < h->n && heap_less(h, h->a[l + 1], bm)) {
-            best = l + 1;
-            bm = h->a[l + 1];
-        }
-        if (best == i)
-            break;
-        heap_set(h, i, bm);
-        i = best;
-    }
-    heap_set(h, i, m);
-}
+HEAP_DEFINE(mheap, struct bk_msg, const struct bk_heap *, heap_less, heap_setidx)
 
 void bk_heap_push(struct bk_heap *h, struct bk_msg *m)
 {
@@ -89,10 +56,7 @@ void bk_heap_push(struct bk_heap *h, struct bk_msg *m)
         h->cap = h->cap ? h->cap * 2 : 64;
         h->a = xrealloc(h->a, h->cap * sizeof *h->a);
     }
-    h->a[h->n] = m;
-    *heap_idx(h, m) = h->n;
-    h->n++;
-    heap_up(h, h->n - 1);
+    mheap_push(h, h->a, h->n++, m);
 }
 
 void bk_heap_remove(struct bk_heap *h, struct bk_msg *m)
@@ -100,21 +64,14 @@ void bk_heap_remove(struct bk_heap *h, struct bk_msg *m)
     size_t i = *heap_idx(h, m);
     ASSERT(i < h->n && h->a[i] == m);
     *heap_idx(h, m) = SIZE_MAX;
-    h->n--;
-    if (i == h->n)
-        return;
-    struct bk_msg *last = h->a[h->n];
-    heap_set(h, i, last);
-    heap_up(h, i);
-    heap_down(h, *heap_idx(h, last));
+    mheap_remove(h, h->a, h->n--, i);
 }
 
 void bk_heap_fix(struct bk_heap *h, struct bk_msg *m)
 {
     size_t i = *heap_idx(h, m);
     ASSERT(i < h->n && h->a[i] == m);
-    heap_up(h, i);
-    heap_down(h, *heap_idx(h, m));
+    mheap_fix(h, h->a, h->n, i);
 }
 
 struct bk_msg *bk_heap_top(const struct bk_heap *h) { return h->n ? h->a[0] : NULL; }
