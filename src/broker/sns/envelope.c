@@ -58,19 +58,31 @@ static void field_s(struct buf *out, bool *first, const char *name, const char *
         field(out, first, name, v, strlen(v));
 }
 
+/* One message attribute in the SQS shape ({"DataType", "StringValue" |
+ * "BinaryValue"}): its type and value, or false when it has no name or type. */
+static bool attr_parts(const cJSON *a, const char **type, const char **value)
+{
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(a, "DataType");
+    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(a, "StringValue");
+    const cJSON *bv = cJSON_GetObjectItemCaseSensitive(a, "BinaryValue");
+    if (!a->string || !cJSON_IsString(dt))
+        return false;
+    const cJSON *v = cJSON_IsString(sv) ? sv : bv;
+    *type = dt->valuestring;
+    *value = cJSON_IsString(v) ? v->valuestring : "";
+    return true;
+}
+
 cJSON *sns_envelope_attrs(const cJSON *attrs)
 {
     cJSON *o = cJSON_CreateObject();
     for (const cJSON *a = attrs ? attrs->child : NULL; a; a = a->next) {
-        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(a, "DataType");
-        const cJSON *sv = cJSON_GetObjectItemCaseSensitive(a, "StringValue");
-        const cJSON *bv = cJSON_GetObjectItemCaseSensitive(a, "BinaryValue");
-        if (!a->string || !cJSON_IsString(dt))
+        const char *type, *val;
+        if (!attr_parts(a, &type, &val))
             continue;
-        const cJSON *v = cJSON_IsString(sv) ? sv : bv;
         cJSON *e = cJSON_AddObjectToObject(o, a->string);
-        cJSON_AddStringToObject(e, "Type", dt->valuestring);
-        cJSON_AddStringToObject(e, "Value", cJSON_IsString(v) ? v->valuestring : "");
+        cJSON_AddStringToObject(e, "Type", type);
+        cJSON_AddStringToObject(e, "Value", val);
     }
     return o;
 }
@@ -81,18 +93,14 @@ static void attrs_field(struct buf *out, const cJSON *attrs)
     buf_append_str(out, ",\n  \"MessageAttributes\" : {");
     bool first = true;
     for (const cJSON *a = attrs->child; a; a = a->next) {
-        const cJSON *dt = cJSON_GetObjectItemCaseSensitive(a, "DataType");
-        const cJSON *sv = cJSON_GetObjectItemCaseSensitive(a, "StringValue");
-        const cJSON *bv = cJSON_GetObjectItemCaseSensitive(a, "BinaryValue");
-        if (!a->string || !cJSON_IsString(dt))
+        const char *type, *val;
+        if (!attr_parts(a, &type, &val))
             continue;
-        const cJSON *v = cJSON_IsString(sv) ? sv : bv;
-        const char *val = cJSON_IsString(v) ? v->valuestring : "";
         buf_append_str(out, first ? "\n    " : ",\n    ");
         first = false;
         json_str(out, a->string, strlen(a->string));
         buf_append_str(out, " : {\"Type\":");
-        json_str(out, dt->valuestring, strlen(dt->valuestring));
+        json_str(out, type, strlen(type));
         buf_append_str(out, ",\"Value\":");
         json_str(out, val, strlen(val));
         buf_append_str(out, "}");
