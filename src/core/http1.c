@@ -627,6 +627,11 @@ void http_chunked_init(struct http_chunked *c, size_t max_trailer)
     c->state = CH_SIZE;
 }
 
+/* One long function on purpose: it is the byte-level state machine of
+ * the chunked coding, and each state's case reads only with the others
+ * beside it (which state follows, which bytes count towards max_line or
+ * max_trailer). Split into functions, the hot CH_DATA path would pay a
+ * call per state change and the transitions would be scattered. */
 ssize_t http_chunked_feed(struct http_chunked *c, const char *buf, size_t len,
                           http_data_cb cb, void *ud)
 {

@@ -448,10 +448,12 @@ out:
 
 /* ---- flags ---- */
 
-int fl_config_from_args(struct fl_config *cfg, int argc, char **argv)
+/* First pass over the flags: only --config, whose file is loaded now so
+ * that every other flag overrides it. Returns -1 to go on, or an exit
+ * status. */
+static int load_config_flag(struct fl_config *cfg, int argc, char **argv)
 {
     int opt;
-    /* First pass: only --config, so that flags override the file. */
     optind = 0;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
@@ -467,111 +469,160 @@ int fl_config_from_args(struct fl_config *cfg, int argc, char **argv)
             return 2;
         }
     }
-    optind = 0;
+    return -1;
+}
+
+/* The flags that take a number or a duration. Returns -1 to go on, or an
+ * exit status. */
+static int number_flag(struct fl_config *cfg, int opt, const char *arg)
+{
     long v;
     double d;
     uint64_t ms;
+    switch (opt) {
+    case 'c':
+        if (parse_int_arg(arg, 1, FL_MAX_CONNS, &v) != 0)
+            return bad("--connections", arg, "expected 1..100000");
+        cfg->conns = (int)v;
+        break;
+    case 't':
+        if (parse_int_arg(arg, 1, FL_MAX_THREADS, &v) != 0)
+            return bad("--threads", arg, "expected 1..256");
+        cfg->threads = (int)v;
+        break;
+    case 'd':
+        if (parse_dur_arg(arg, &ms) != 0 || ms == 0)
+            return bad("--duration", arg, "expected a duration like 10s, 2m or 500ms");
+        if (ms > FL_MAX_DURATION_MS)
+            return bad("--duration", arg, "at most 1h");
+        cfg->duration_ms = ms;
+        cfg->duration_set = true;
+        break;
+    case 'R':
+        if (parse_double_arg(arg, 0, FL_MAX_RATE, &d) != 0)
+            return bad("--rate", arg, "expected requests per second, 0..1e8");
+        cfg->rate = d;
+        break;
+    case OPT_TIMEOUT:
+        if (parse_dur_arg(arg, &ms) != 0 || ms == 0 || ms > FL_MAX_DURATION_MS)
+            return bad("--timeout", arg, "expected a duration like 2s or 500ms");
+        cfg->timeout_ms = ms;
+        break;
+    case OPT_ATK_SHARE:
+        if (parse_double_arg(arg, 0, 0.9, &d) != 0)
+            return bad("--attacker-share", arg, "expected a fraction 0..0.9");
+        cfg->attacker_share = d;
+        break;
+    case OPT_ATK_RATE:
+        if (parse_double_arg(arg, 0, FL_MAX_RATE, &d) != 0)
+            return bad("--attacker-rate", arg, "expected requests per second");
+        cfg->attacker_rate = d;
+        break;
+    }
+    return -1;
+}
+
+/* The flags whose value is a list or a spec parsed now: headers, the mix
+ * and source addresses. Returns -1 to go on, or an exit status. */
+static int spec_flag(struct fl_config *cfg, int opt, const char *arg)
+{
     char *err = NULL;
+    int rc = 0;
+    switch (opt) {
+    case 'H':
+        if (!strchr(arg, ':'))
+            return bad("--header", arg, "expected 'Name: value'");
+        push_str(&cfg->headers, &cfg->nheaders, arg);
+        break;
+    case OPT_MIX:
+        fl_mix_free(&cfg->mix);
+        rc = fl_mix_parse(&cfg->mix, arg, &err);
+        break;
+    case OPT_SOURCES:
+    case OPT_ATK_SOURCES: {
+        struct fl_sources *s = opt == OPT_SOURCES ? &cfg->sources : &cfg->attacker_sources;
+        fl_sources_free(s);
+        rc = fl_sources_parse(s, arg, &err);
+        break;
+    }
+    }
+    if (rc != 0) {
+        fprintf(stderr, "floodgate flood: %s\n", err);
+        free(err);
+        return 2;
+    }
+    return -1;
+}
+
+/* Applies one flag of the second pass. Returns -1 to go on, or an exit
+ * status. */
+static int apply_flag(struct fl_config *cfg, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'c':
+    case 't':
+    case 'd':
+    case 'R':
+    case OPT_TIMEOUT:
+    case OPT_ATK_SHARE:
+    case OPT_ATK_RATE:
+        return number_flag(cfg, opt, arg);
+    case 'H':
+    case OPT_MIX:
+    case OPT_SOURCES:
+    case OPT_ATK_SOURCES:
+        return spec_flag(cfg, opt, arg);
+    case OPT_PROFILE:
+        set_str(&cfg->profile_spec, arg);
+        break;
+    case OPT_CPR:
+        cfg->conn_per_request = true;
+        break;
+    case 'X':
+        set_str(&cfg->method, arg);
+        break;
+    case OPT_BODY:
+        set_str(&cfg->body, arg);
+        break;
+    case OPT_PRIO:
+        set_str(&cfg->priority_header, arg);
+        break;
+    case OPT_CONFIG:
+        break;
+    case OPT_JSON:
+        cfg->json = true;
+        set_str(&cfg->json_file, arg && *arg ? arg : NULL);
+        break;
+    case OPT_HTML:
+        set_str(&cfg->html_file, arg);
+        break;
+    case 'q':
+        cfg->quiet = true;
+        break;
+    case 'h':
+        fputs(fl_usage, stdout);
+        return 0;
+    default:
+        fputs(fl_usage, stderr);
+        return 2;
+    }
+    return -1;
+}
+
+int fl_config_from_args(struct fl_config *cfg, int argc, char **argv)
+{
+    int st = load_config_flag(cfg, argc, argv);
+    if (st >= 0)
+        return st;
+    optind = 0;
+    int opt;
     bool urls_from_file = cfg->nurls > 0;
     while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            if (parse_int_arg(optarg, 1, FL_MAX_CONNS, &v) != 0)
-                return bad("--connections", optarg, "expected 1..100000");
-            cfg->conns = (int)v;
-            break;
-        case 't':
-            if (parse_int_arg(optarg, 1, FL_MAX_THREADS, &v) != 0)
-                return bad("--threads", optarg, "expected 1..256");
-            cfg->threads = (int)v;
-            break;
-        case 'd':
-            if (parse_dur_arg(optarg, &ms) != 0 || ms == 0)
-                return bad("--duration", optarg, "expected a duration like 10s, 2m or 500ms");
-            if (ms > FL_MAX_DURATION_MS)
-                return bad("--duration", optarg, "at most 1h");
-            cfg->duration_ms = ms;
-            cfg->duration_set = true;
-            break;
-        case 'R':
-            if (parse_double_arg(optarg, 0, FL_MAX_RATE, &d) != 0)
-                return bad("--rate", optarg, "expected requests per second, 0..1e8");
-            cfg->rate = d;
-            break;
-        case OPT_PROFILE:
-            set_str(&cfg->profile_spec, optarg);
-            break;
-        case OPT_TIMEOUT:
-            if (parse_dur_arg(optarg, &ms) != 0 || ms == 0 || ms > FL_MAX_DURATION_MS)
-                return bad("--timeout", optarg, "expected a duration like 2s or 500ms");
-            cfg->timeout_ms = ms;
-            break;
-        case OPT_CPR:
-            cfg->conn_per_request = true;
-            break;
-        case 'X':
-            set_str(&cfg->method, optarg);
-            break;
-        case OPT_BODY:
-            set_str(&cfg->body, optarg);
-            break;
-        case 'H':
-            if (!strchr(optarg, ':'))
-                return bad("--header", optarg, "expected 'Name: value'");
-            push_str(&cfg->headers, &cfg->nheaders, optarg);
-            break;
-        case OPT_MIX:
-            fl_mix_free(&cfg->mix);
-            if (fl_mix_parse(&cfg->mix, optarg, &err) != 0) {
-                fprintf(stderr, "floodgate flood: %s\n", err);
-                free(err);
-                return 2;
-            }
-            break;
-        case OPT_PRIO:
-            set_str(&cfg->priority_header, optarg);
-            break;
-        case OPT_CONFIG:
-            break;
-        case OPT_SOURCES:
-        case OPT_ATK_SOURCES: {
-            struct fl_sources *s = opt == OPT_SOURCES ? &cfg->sources : &cfg->attacker_sources;
-            fl_sources_free(s);
-            if (fl_sources_parse(s, optarg, &err) != 0) {
-                fprintf(stderr, "floodgate flood: %s\n", err);
-                free(err);
-                return 2;
-            }
-            break;
-        }
-        case OPT_ATK_SHARE:
-            if (parse_double_arg(optarg, 0, 0.9, &d) != 0)
-                return bad("--attacker-share", optarg, "expected a fraction 0..0.9");
-            cfg->attacker_share = d;
-            break;
-        case OPT_ATK_RATE:
-            if (parse_double_arg(optarg, 0, FL_MAX_RATE, &d) != 0)
-                return bad("--attacker-rate", optarg, "expected requests per second");
-            cfg->attacker_rate = d;
-            break;
-        case OPT_JSON:
-            cfg->json = true;
-            set_str(&cfg->json_file, optarg && *optarg ? optarg : NULL);
-            break;
-        case OPT_HTML:
-            set_str(&cfg->html_file, optarg);
-            break;
-        case 'q':
-            cfg->quiet = true;
-            break;
-        case 'h':
-            fputs(fl_usage, stdout);
-            return 0;
-        default:
-            fputs(fl_usage, stderr);
-            return 2;
-        }
+        st = apply_flag(cfg, opt, optarg);
+        if (st >= 0)
+            return st;
     }
+    /* URLs on the command line replace the file's. */
     if (optind < argc && urls_from_file)
         free_strs(&cfg->urls, &cfg->nurls);
     for (int i = optind; i < argc; i++)
@@ -581,6 +632,7 @@ int fl_config_from_args(struct fl_config *cfg, int argc, char **argv)
         fputs(fl_usage, stderr);
         return 2;
     }
+    char *err = NULL;
     if (fl_config_finish(cfg, &err) != 0) {
         fprintf(stderr, "floodgate flood: %s\n", err);
         free(err);
@@ -636,55 +688,54 @@ static int split_url(const char *url, char **addr, char **host, char **path, cha
     return 0;
 }
 
-int fl_config_finish(struct fl_config *cfg, char **err)
+/* One template per URL (-X and --body apply to each), every URL on the
+ * first one's host and port addr0; or, with --mix or file templates, no
+ * URL templates and no -X or --body. */
+static int url_templates(struct fl_config *cfg, const char *addr0, char **err)
 {
-    char *addr0 = NULL, *host0 = NULL, *path0 = NULL;
-    if (split_url(cfg->urls[0], &addr0, &host0, &path0, err) != 0)
-        return -1;
-    int rc = -1;
-    if (net_parse_addr(addr0, &cfg->target, err) != 0)
-        goto out;
-    net_addr_str(&cfg->target, cfg->target_str, sizeof cfg->target_str);
-    set_str(&cfg->host, host0);
     if (cfg->mix.n && cfg->nurls > 1) {
         *err = xstrdup("several URLs and --mix or templates: give one URL for the host, the templates give the paths");
-        goto out;
+        return -1;
     }
-    if (!cfg->mix.n) {
-        for (size_t i = 0; i < cfg->nurls; i++) {
-            char *a = NULL, *h = NULL, *p = NULL;
-            if (split_url(cfg->urls[i], &a, &h, &p, err) != 0)
-                goto out;
-            bool same = strcmp(a, addr0) == 0;
-            if (!same)
-                *err = xasprintf("URL '%s': every URL must have the host and port of the first (%s)",
-                                 cfg->urls[i], addr0);
-            else {
-                struct fl_template *t = fl_mix_add(&cfg->mix, cfg->method ? cfg->method : "GET", p, 1);
-                if (cfg->body) {
-                    t->body = xstrdup(cfg->body);
-                    t->body_len = strlen(cfg->body);
-                    t->has_body = true;
-                }
-            }
-            free(a);
-            free(h);
-            free(p);
-            if (!same)
-                goto out;
+    if (cfg->mix.n) {
+        if (cfg->method || cfg->body) {
+            *err = xstrdup("-X and --body apply to URL templates; with --mix or templates, set them per template");
+            return -1;
         }
-    } else if (cfg->method || cfg->body) {
-        *err = xstrdup("-X and --body apply to URL templates; with --mix or templates, set them per template");
-        goto out;
+        return 0;
     }
-    if (fl_mix_prepare(&cfg->mix, cfg->host, cfg->headers, cfg->nheaders, cfg->priority_header,
-                       cfg->conn_per_request, err) != 0)
-        goto out;
+    for (size_t i = 0; i < cfg->nurls; i++) {
+        char *a = NULL, *h = NULL, *p = NULL;
+        if (split_url(cfg->urls[i], &a, &h, &p, err) != 0)
+            return -1;
+        bool same = strcmp(a, addr0) == 0;
+        if (!same)
+            *err = xasprintf("URL '%s': every URL must have the host and port of the first (%s)", cfg->urls[i],
+                             addr0);
+        else {
+            struct fl_template *t = fl_mix_add(&cfg->mix, cfg->method ? cfg->method : "GET", p, 1);
+            if (cfg->body) {
+                t->body = xstrdup(cfg->body);
+                t->body_len = strlen(cfg->body);
+                t->has_body = true;
+            }
+        }
+        free(a);
+        free(h);
+        free(p);
+        if (!same)
+            return -1;
+    }
+    return 0;
+}
 
-    /* Profiles: users open loop with a rate or a profile. */
+/* Profiles: users open loop with a rate or a profile; the duration
+ * defaults to the profile's length. */
+static int set_profiles(struct fl_config *cfg, char **err)
+{
     if (cfg->profile_spec) {
         if (fl_profile_parse(cfg->profile_spec, cfg->rate, &cfg->profile, err) != 0)
-            goto out;
+            return -1;
         cfg->open = true;
     } else if (cfg->rate > 0) {
         fl_profile_constant(&cfg->profile, cfg->rate);
@@ -696,8 +747,12 @@ int fl_config_finish(struct fl_config *cfg, char **err)
     }
     if (cfg->attacker_rate > 0)
         fl_profile_constant(&cfg->attacker_profile, cfg->attacker_rate);
+    return 0;
+}
 
-    /* Groups. */
+/* Groups: how many of the connections are attackers, the rest users. */
+static int set_groups(struct fl_config *cfg, char **err)
+{
     int atk = 0;
     if (cfg->attacker_share > 0) {
         atk = (int)lround(cfg->conns * cfg->attacker_share);
@@ -707,13 +762,13 @@ int fl_config_finish(struct fl_config *cfg, char **err)
             *err = xasprintf("--attacker-share %.2f of %d connections leaves no user connection; use more "
                              "connections",
                              cfg->attacker_share, cfg->conns);
-            goto out;
+            return -1;
         }
         if (!cfg->attacker_sources.n && fl_sources_parse(&cfg->attacker_sources, "127.6.6.1-127.6.6.4", err) != 0)
-            goto out;
+            return -1;
     } else if (cfg->attacker_rate > 0 || cfg->attacker_sources.n) {
         *err = xstrdup("--attacker-rate and --attacker-sources need --attacker-share");
-        goto out;
+        return -1;
     }
     cfg->group_conns[FL_USERS] = cfg->conns - atk;
     cfg->group_conns[FL_ATTACKERS] = atk;
@@ -721,8 +776,26 @@ int fl_config_finish(struct fl_config *cfg, char **err)
         cfg->threads = cfg->conns;
     if ((cfg->sources.n || cfg->attacker_sources.n) && cfg->target.ss.ss_family != AF_INET) {
         *err = xstrdup("source addresses are IPv4: the target must be an IPv4 address");
-        goto out;
+        return -1;
     }
+    return 0;
+}
+
+int fl_config_finish(struct fl_config *cfg, char **err)
+{
+    char *addr0 = NULL, *host0 = NULL, *path0 = NULL;
+    if (split_url(cfg->urls[0], &addr0, &host0, &path0, err) != 0)
+        return -1;
+    int rc = -1;
+    if (net_parse_addr(addr0, &cfg->target, err) != 0)
+        goto out;
+    net_addr_str(&cfg->target, cfg->target_str, sizeof cfg->target_str);
+    set_str(&cfg->host, host0);
+    if (url_templates(cfg, addr0, err) != 0 ||
+        fl_mix_prepare(&cfg->mix, cfg->host, cfg->headers, cfg->nheaders, cfg->priority_header,
+                       cfg->conn_per_request, err) != 0 ||
+        set_profiles(cfg, err) != 0 || set_groups(cfg, err) != 0)
+        goto out;
     rc = 0;
 out:
     free(addr0);
