@@ -174,49 +174,52 @@ static int range_error(const struct cfg_node *n, const char *lo, const char *hi,
     return cfg__fail(err, n, "'%s' is out of range: must be between %s and %s", show(n, v, sizeof v), lo, hi);
 }
 
-int cfg_duration(const struct cfg_node *n, uint64_t min_ms, uint64_t max_ms, uint64_t *out, char **err)
+/* The syntax of a value with units: a duration or a size. */
+struct unit_syntax {
+    const char *what;                                    /* the expected value, for messages */
+    int (*parse)(const char *s, uint64_t *v);            /* cfg_parse_duration, cfg_parse_size */
+    void (*format)(uint64_t v, char *out, size_t len);   /* writes the bounds in range messages */
+    const char *bare_hint;                               /* added when a bare number does not parse */
+};
+
+/* The getter of cfg_duration and cfg_size, given the syntax u. */
+static int unit_value(const struct cfg_node *n, const struct unit_syntax *u, uint64_t min, uint64_t max,
+                      uint64_t *out, char **err)
 {
-    static const char what[] = "a duration like 500ms, 2s or 1m";
     if (!n)
         return 0;
-    if (need_scalar(n, what, err) < 0)
+    if (need_scalar(n, u->what, err) < 0)
         return -1;
     uint64_t v;
     char shown[80];
-    if (cfg_parse_duration(n->str, &v) < 0) {
+    if (u->parse(n->str, &v) < 0) {
         bool bare = n->len && strspn(n->str, "0123456789") == n->len;
-        return cfg__fail(err, n, "expected %s, not '%s'%s", what, show(n, shown, sizeof shown),
-                    bare ? " (a unit is required)" : "");
+        return cfg__fail(err, n, "expected %s, not '%s'%s", u->what, show(n, shown, sizeof shown),
+                         bare ? u->bare_hint : "");
     }
-    if (v < min_ms || v > max_ms) {
+    if (v < min || v > max) {
         char lo[32], hi[32];
-        cfg_format_duration(min_ms, lo, sizeof lo);
-        cfg_format_duration(max_ms, hi, sizeof hi);
-        return range_error(n, lo, hi, max_ms == UINT64_MAX, err);
+        u->format(min, lo, sizeof lo);
+        u->format(max, hi, sizeof hi);
+        return range_error(n, lo, hi, max == UINT64_MAX, err);
     }
     *out = v;
     return 0;
 }
 
+int cfg_duration(const struct cfg_node *n, uint64_t min_ms, uint64_t max_ms, uint64_t *out, char **err)
+{
+    /* A bare number is refused rather than guessed (see config.h). */
+    static const struct unit_syntax dur = {"a duration like 500ms, 2s or 1m", cfg_parse_duration,
+                                           cfg_format_duration, " (a unit is required)"};
+    return unit_value(n, &dur, min_ms, max_ms, out, err);
+}
+
 int cfg_size(const struct cfg_node *n, uint64_t min, uint64_t max, uint64_t *out, char **err)
 {
-    static const char what[] = "a size like 512, 16k, 1m or 1g";
-    if (!n)
-        return 0;
-    if (need_scalar(n, what, err) < 0)
-        return -1;
-    uint64_t v;
-    char shown[80];
-    if (cfg_parse_size(n->str, &v) < 0)
-        return cfg__fail(err, n, "expected %s, not '%s'", what, show(n, shown, sizeof shown));
-    if (v < min || v > max) {
-        char lo[32], hi[32];
-        cfg_format_size(min, lo, sizeof lo);
-        cfg_format_size(max, hi, sizeof hi);
-        return range_error(n, lo, hi, max == UINT64_MAX, err);
-    }
-    *out = v;
-    return 0;
+    static const struct unit_syntax size = {"a size like 512, 16k, 1m or 1g", cfg_parse_size, cfg_format_size,
+                                            ""};
+    return unit_value(n, &size, min, max, out, err);
 }
 
 int cfg_int(const struct cfg_node *n, int64_t min, int64_t max, int64_t *out, char **err)
@@ -310,8 +313,8 @@ int cfg_enum(const struct cfg_node *n, const char *const *names, int *out, char 
     char shown[80];
     const char *s = cfg_suggest(n->str, names, cfg__list_len(names));
     if (s)
-        return cfg__fail(err, n, "unknown value '%s'; did you mean '%s'? (expected one of: %s)", show(n, shown, sizeof shown),
-                    s, valid);
+        return cfg__fail(err, n, "unknown value '%s'; did you mean '%s'? (expected one of: %s)",
+                         show(n, shown, sizeof shown), s, valid);
     return cfg__fail(err, n, "unknown value '%s' (expected one of: %s)", show(n, shown, sizeof shown), valid);
 }
 
@@ -384,11 +387,11 @@ static int read_token(const struct cfg_node *n, const char *path, char **out, ch
         return cfg__fail(err, n, "token file '%s' is over %d bytes", path, CFG_TOKEN_MAX);
     if (b - a < CFG_TOKEN_MIN)
         return cfg__fail(err, n, "token file '%s' must hold a token of at least %d characters (e.g. from "
-                            "`openssl rand -hex 32`)", path, CFG_TOKEN_MIN);
+                                 "`openssl rand -hex 32`)", path, CFG_TOKEN_MIN);
     for (size_t i = a; i < b; i++)
         if (buf[i] <= ' ' || buf[i] > '~')
             return cfg__fail(err, n, "token file '%s' must hold one token of visible ASCII characters, "
-                                "no spaces", path);
+                                     "no spaces", path);
     *out = xstrndup(buf + a, b - a);
     explicit_bzero(buf, sizeof buf);
     return 0;
@@ -403,7 +406,7 @@ int cfg_access(const struct cfg_node *n, const struct cfg_node **listen, struct 
         return 0;
     if (n->type != CFG_MAP)
         return cfg__fail(err, n, "expected an address or a mapping with listen, token_file, allowed_hosts; got %s",
-                    cfg_kind(n));
+                         cfg_kind(n));
     if (cfg_check_keys(n, access_keys, err) < 0)
         return -1;
     *listen = cfg_get(n, "listen");
