@@ -10,12 +10,12 @@
  * connections are done, see worker.c), joins them and returns. */
 #include "echo/echo.h"
 
+#include "core/cli.h"
 #include "core/log.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include "core/httpc.h"
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,8 +134,7 @@ static char *make_block(void)
 
 static int bad_flag(const char *flag, const char *val, const char *why)
 {
-    fprintf(stderr, "floodgate echo: bad %s '%s': %s\n", flag, val, why);
-    return 2;
+    return cli_bad("echo", flag, val, why);
 }
 
 /* Reads the bearer token in path into cfg->register_auth as a header
@@ -195,15 +194,10 @@ static int model_flag(struct echo_config *cfg, int opt, const char *arg)
         else
             cfg->jitter_ms = (uint32_t)v;
         break;
-    case OPT_ERROR_RATE: {
-        char *end;
-        errno = 0;
-        double f = strtod(arg, &end);
-        if (errno || end == arg || *end || !isfinite(f) || f < 0 || f > 1)
+    case OPT_ERROR_RATE:
+        if (cli_parse_double(arg, 0, 1, &cfg->error_rate) != 0)
             return bad_flag("--error-rate", arg, "expected a fraction 0..1");
-        cfg->error_rate = f;
         break;
-    }
     case OPT_MAX_CONCURRENCY:
         if (parse_uint(arg, 1000000, &v) != 0)
             return bad_flag("--max-concurrency", arg, "expected 0..1000000");
@@ -281,11 +275,8 @@ static int apply_flag(struct echo_config *cfg, int opt, char *arg, const char **
     case OPT_REGISTER_TOKEN_FILE:
         return register_flag(cfg, opt, arg);
     case 'h':
-        fputs(usage_text, stdout);
-        return 0;
     default:
-        fputs(usage_text, stderr);
-        return 2;
+        return cli_usage(opt, usage_text);
     }
     return -1;
 }
@@ -300,11 +291,7 @@ static int parse_flags(int argc, char **argv, struct echo_config *cfg, const cha
         if (st >= 0)
             return st;
     }
-    if (optind < argc) {
-        fprintf(stderr, "floodgate echo: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    return -1;
+    return cli_no_operands("echo", argc, argv);
 }
 
 /* Resolves the listen address ("PORT" alone means loopback) and opens one
@@ -417,11 +404,7 @@ int echo_main(int argc, char **argv)
 
     /* Blocked before any thread starts, so every thread inherits it. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_stop_signals(&set, NULL);
 
     struct echo_worker **ws = xcalloc((size_t)cfg.threads, sizeof *ws);
     int status = create_workers(&cfg, ws, lfds) == 0 ? serve(&cfg, ws, &set) : 1;

@@ -6,6 +6,7 @@
  * connections each group gets. */
 #include "flood/flood.h"
 
+#include "core/cli.h"
 #include "core/config.h"
 
 #include <errno.h>
@@ -147,17 +148,6 @@ static int parse_int_arg(const char *s, long min, long max, long *out)
     return 0;
 }
 
-static int parse_double_arg(const char *s, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* A duration with a unit, or a bare number of seconds (as wrk takes -d). */
 static int parse_dur_arg(const char *s, uint64_t *ms)
 {
@@ -173,8 +163,7 @@ static int parse_dur_arg(const char *s, uint64_t *ms)
 
 static int bad(const char *flag, const char *val, const char *why)
 {
-    fprintf(stderr, "floodgate flood: bad %s '%s': %s\n", flag, val, why);
-    return 2;
+    return cli_bad("flood", flag, val, why);
 }
 
 /* ---- the YAML file ---- */
@@ -341,6 +330,50 @@ static int load_sources(const struct cfg_node *n, struct fl_sources *s, char **e
     return 0;
 }
 
+/* A template's string fields, read in this order. */
+enum { TS_METHOD, TS_PATH, TS_NAME, TS_BODY, TS_PRIO, TS_N };
+static const char *const tpl_str_keys[TS_N] = {"method", "path", "name", "body", "priority"};
+
+/* Adds the template at node t to cfg's mix. */
+static int load_template(struct fl_config *cfg, const struct cfg_node *t, char **err)
+{
+    if (cfg_expect(t, CFG_MAP, err) != 0 || cfg_check_keys(t, tpl_keys, err) != 0)
+        return -1;
+    char *v[TS_N] = {[TS_METHOD] = xstrdup("GET")};
+    double weight = 1;
+    int rc = -1;
+    for (int k = 0; k < TS_N; k++)
+        if (cfg_string(cfg_get(t, tpl_str_keys[k]), &v[k], err) != 0)
+            goto out;
+    if (cfg_double(cfg_get(t, "weight"), 1e-9, 1e9, &weight, err) != 0)
+        goto out;
+    if (!v[TS_PATH]) {
+        *err = cfg_errorf(t, "a template needs a path, e.g. path: /products");
+        goto out;
+    }
+    if (v[TS_PATH][0] != '/') {
+        *err = cfg_errorf(cfg_get(t, "path"), "the path must start with '/'");
+        goto out;
+    }
+    struct fl_template *tp = fl_mix_add(&cfg->mix, v[TS_METHOD], v[TS_PATH], weight);
+    tp->name = v[TS_NAME];
+    tp->priority = v[TS_PRIO];
+    v[TS_NAME] = v[TS_PRIO] = NULL;
+    if (v[TS_BODY]) {
+        tp->body_len = strlen(v[TS_BODY]);
+        tp->body = v[TS_BODY];
+        tp->has_body = true;
+        v[TS_BODY] = NULL;
+    }
+    if (load_headers(cfg_get(t, "headers"), &tp->headers, &tp->nheaders, err) != 0)
+        goto out;
+    rc = 0;
+out:
+    for (int k = 0; k < TS_N; k++)
+        free(v[k]);
+    return rc;
+}
+
 static int load_templates(struct fl_config *cfg, const struct cfg_node *n, char **err)
 {
     if (!n)
@@ -352,49 +385,9 @@ static int load_templates(struct fl_config *cfg, const struct cfg_node *n, char 
         return -1;
     }
     fl_mix_free(&cfg->mix);
-    for (size_t i = 0; i < n->n; i++) {
-        const struct cfg_node *t = n->kids[i];
-        if (cfg_expect(t, CFG_MAP, err) != 0 || cfg_check_keys(t, tpl_keys, err) != 0)
+    for (size_t i = 0; i < n->n; i++)
+        if (load_template(cfg, n->kids[i], err) != 0)
             return -1;
-        char *method = xstrdup("GET"), *path = NULL, *name = NULL, *body = NULL, *prio = NULL;
-        double weight = 1;
-        int rc = -1;
-        if (cfg_string(cfg_get(t, "method"), &method, err) != 0 || cfg_string(cfg_get(t, "path"), &path, err) != 0 ||
-            cfg_string(cfg_get(t, "name"), &name, err) != 0 || cfg_string(cfg_get(t, "body"), &body, err) != 0 ||
-            cfg_string(cfg_get(t, "priority"), &prio, err) != 0 ||
-            cfg_double(cfg_get(t, "weight"), 1e-9, 1e9, &weight, err) != 0)
-            goto next;
-        if (!path) {
-            *err = cfg_errorf(t, "a template needs a path, e.g. path: /products");
-            goto next;
-        }
-        if (path[0] != '/') {
-            *err = cfg_errorf(cfg_get(t, "path"), "the path must start with '/'");
-            goto next;
-        }
-        struct fl_template *tp = fl_mix_add(&cfg->mix, method, path, weight);
-        tp->name = name;
-        name = NULL;
-        tp->priority = prio;
-        prio = NULL;
-        if (body) {
-            tp->body_len = strlen(body);
-            tp->body = body;
-            tp->has_body = true;
-            body = NULL;
-        }
-        if (load_headers(cfg_get(t, "headers"), &tp->headers, &tp->nheaders, err) != 0)
-            goto next;
-        rc = 0;
-    next:
-        free(method);
-        free(path);
-        free(name);
-        free(body);
-        free(prio);
-        if (rc != 0)
-            return -1;
-    }
     return 0;
 }
 
@@ -499,7 +492,7 @@ static int number_flag(struct fl_config *cfg, int opt, const char *arg)
         cfg->duration_set = true;
         break;
     case 'R':
-        if (parse_double_arg(arg, 0, FL_MAX_RATE, &d) != 0)
+        if (cli_parse_double(arg, 0, FL_MAX_RATE, &d) != 0)
             return bad("--rate", arg, "expected requests per second, 0..1e8");
         cfg->rate = d;
         break;
@@ -509,12 +502,12 @@ static int number_flag(struct fl_config *cfg, int opt, const char *arg)
         cfg->timeout_ms = ms;
         break;
     case OPT_ATK_SHARE:
-        if (parse_double_arg(arg, 0, 0.9, &d) != 0)
+        if (cli_parse_double(arg, 0, 0.9, &d) != 0)
             return bad("--attacker-share", arg, "expected a fraction 0..0.9");
         cfg->attacker_share = d;
         break;
     case OPT_ATK_RATE:
-        if (parse_double_arg(arg, 0, FL_MAX_RATE, &d) != 0)
+        if (cli_parse_double(arg, 0, FL_MAX_RATE, &d) != 0)
             return bad("--attacker-rate", arg, "expected requests per second");
         cfg->attacker_rate = d;
         break;
@@ -600,11 +593,8 @@ static int apply_flag(struct fl_config *cfg, int opt, const char *arg)
         cfg->quiet = true;
         break;
     case 'h':
-        fputs(fl_usage, stdout);
-        return 0;
     default:
-        fputs(fl_usage, stderr);
-        return 2;
+        return cli_usage(opt, fl_usage);
     }
     return -1;
 }
@@ -642,9 +632,22 @@ int fl_config_from_args(struct fl_config *cfg, int argc, char **argv)
     return -1;
 }
 
-/* Splits "http://host[:port][/path]" into an address for net_parse_addr,
- * the Host header value and the path. */
-static int split_url(const char *url, char **addr, char **host, char **path, char **err)
+/* The parts of a URL, owned (url_parts_free). */
+struct url_parts {
+    char *addr; /* host:port for net_parse_addr, port 80 by default */
+    char *host; /* the Host header value */
+    char *path; /* path and query, "/" when empty */
+};
+
+static void url_parts_free(struct url_parts *u)
+{
+    free(u->addr);
+    free(u->host);
+    free(u->path);
+}
+
+/* Splits "http://host[:port][/path]" into u. */
+static int split_url(const char *url, struct url_parts *u, char **err)
 {
     static const char http[] = "http://";
     if (strncasecmp(url, "https://", 8) == 0) {
@@ -664,27 +667,27 @@ static int split_url(const char *url, char **addr, char **host, char **path, cha
     const char *rest = h + hl;
     if (*rest == '#')
         rest = "";
-    *host = xstrndup(h, hl);
+    u->host = xstrndup(h, hl);
     const char *port = NULL;
-    if ((*host)[0] == '[') {
-        char *rb = strchr(*host, ']');
+    if (u->host[0] == '[') {
+        char *rb = strchr(u->host, ']');
         if (!rb || (rb[1] && rb[1] != ':')) {
             *err = xasprintf("URL '%s': bad IPv6 host", url);
-            free(*host);
+            free(u->host);
             return -1;
         }
         port = rb[1] == ':' ? rb + 2 : NULL;
     } else {
-        port = strchr(*host, ':');
+        port = strchr(u->host, ':');
         if (port)
             port++;
     }
     if (port)
-        *addr = xstrdup(*host);
+        u->addr = xstrdup(u->host);
     else
-        *addr = xasprintf("%s:80", *host);
+        u->addr = xasprintf("%s:80", u->host);
     size_t pl = strcspn(rest, "#");
-    *path = pl ? (rest[0] == '?' ? xasprintf("/%.*s", (int)pl, rest) : xstrndup(rest, pl)) : xstrdup("/");
+    u->path = pl ? (rest[0] == '?' ? xasprintf("/%.*s", (int)pl, rest) : xstrndup(rest, pl)) : xstrdup("/");
     return 0;
 }
 
@@ -705,24 +708,22 @@ static int url_templates(struct fl_config *cfg, const char *addr0, char **err)
         return 0;
     }
     for (size_t i = 0; i < cfg->nurls; i++) {
-        char *a = NULL, *h = NULL, *p = NULL;
-        if (split_url(cfg->urls[i], &a, &h, &p, err) != 0)
+        struct url_parts u;
+        if (split_url(cfg->urls[i], &u, err) != 0)
             return -1;
-        bool same = strcmp(a, addr0) == 0;
+        bool same = strcmp(u.addr, addr0) == 0;
         if (!same)
             *err = xasprintf("URL '%s': every URL must have the host and port of the first (%s)", cfg->urls[i],
                              addr0);
         else {
-            struct fl_template *t = fl_mix_add(&cfg->mix, cfg->method ? cfg->method : "GET", p, 1);
+            struct fl_template *t = fl_mix_add(&cfg->mix, cfg->method ? cfg->method : "GET", u.path, 1);
             if (cfg->body) {
                 t->body = xstrdup(cfg->body);
                 t->body_len = strlen(cfg->body);
                 t->has_body = true;
             }
         }
-        free(a);
-        free(h);
-        free(p);
+        url_parts_free(&u);
         if (!same)
             return -1;
     }
@@ -783,24 +784,20 @@ static int set_groups(struct fl_config *cfg, char **err)
 
 int fl_config_finish(struct fl_config *cfg, char **err)
 {
-    char *addr0 = NULL, *host0 = NULL, *path0 = NULL;
-    if (split_url(cfg->urls[0], &addr0, &host0, &path0, err) != 0)
+    struct url_parts u0;
+    if (split_url(cfg->urls[0], &u0, err) != 0)
         return -1;
-    int rc = -1;
-    if (net_parse_addr(addr0, &cfg->target, err) != 0)
-        goto out;
-    net_addr_str(&cfg->target, cfg->target_str, sizeof cfg->target_str);
-    set_str(&cfg->host, host0);
-    if (url_templates(cfg, addr0, err) != 0 ||
-        fl_mix_prepare(&cfg->mix, cfg->host, cfg->headers, cfg->nheaders, cfg->priority_header,
-                       cfg->conn_per_request, err) != 0 ||
-        set_profiles(cfg, err) != 0 || set_groups(cfg, err) != 0)
-        goto out;
-    rc = 0;
-out:
-    free(addr0);
-    free(host0);
-    free(path0);
+    int rc = net_parse_addr(u0.addr, &cfg->target, err);
+    if (rc == 0) {
+        net_addr_str(&cfg->target, cfg->target_str, sizeof cfg->target_str);
+        set_str(&cfg->host, u0.host);
+        if (url_templates(cfg, u0.addr, err) != 0 ||
+            fl_mix_prepare(&cfg->mix, cfg->host, cfg->headers, cfg->nheaders, cfg->priority_header,
+                           cfg->conn_per_request, err) != 0 ||
+            set_profiles(cfg, err) != 0 || set_groups(cfg, err) != 0)
+            rc = -1;
+    }
+    url_parts_free(&u0);
     return rc;
 }
 

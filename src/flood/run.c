@@ -9,6 +9,7 @@
  * deadline; the main thread only has to stop them early. */
 #include "flood/flood.h"
 
+#include "core/cli.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -278,11 +279,7 @@ int fl_run(const struct fl_config *cfg, struct fl_result *res)
     atomic_store(&run.stop, false);
 
     sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_stop_signals(&set, &old);
 
     int started = 0;
     int status = create_workers(&run);
