@@ -26,6 +26,7 @@
 #include "broker/topic/topic.h"
 
 #include "core/admin.h"
+#include "core/cli.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -86,18 +87,10 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         case 'K': f->check = true; break;
         case 'R': f->repair = true; break;
         case 'h':
-            fputs(usage_text, stdout);
-            return 0;
-        default:
-            fputs(usage_text, stderr);
-            return 2;
+        default: return cli_usage(opt, usage_text);
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "floodgate broker: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    return -1;
+    return cli_no_operands("broker", argc, argv);
 }
 
 /* Flags override the configuration. Returns 0 or prints why not. */

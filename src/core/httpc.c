@@ -53,6 +53,85 @@ int httpc_request(const char *hostport, const char *method, const char *path, co
     return httpc_request_h(hostport, method, path, NULL, body, timeout_ms, status, body_out, err);
 }
 
+/* The request head (and body) into out: Connection: close, so the
+ * response ends at EOF. */
+static void build_request(struct buf *out, const char *hostport, const char *method, const char *path,
+                          const char *headers, const char *body)
+{
+    size_t blen = body ? strlen(body) : 0;
+    buf_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: floodgate\r\nConnection: close\r\n", method,
+               path, hostport);
+    if (body)
+        buf_printf(out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
+    if (headers)
+        buf_append_str(out, headers);
+    buf_append(out, "\r\n", 2);
+    if (body)
+        buf_append(out, body, blen);
+}
+
+/* Writes all of out by the deadline. Returns 0 or -errno. */
+static int send_all(int fd, struct buf *out, uint64_t deadline)
+{
+    while (buf_len(out)) {
+        ssize_t n = write(fd, buf_rptr(out), buf_len(out));
+        if (n > 0) {
+            buf_consume(out, (size_t)n);
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            int rc = wait_fd(fd, POLLOUT, deadline);
+            if (rc != 0)
+                return rc;
+        } else {
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+/* Reads to EOF into in by the deadline, bounded. Returns 0, -errno, or 1
+ * when the response is over HTTPC_MAX_RESPONSE bytes. */
+static int read_all(int fd, struct buf *in, uint64_t deadline)
+{
+    for (;;) {
+        if (buf_len(in) > HTTPC_MAX_RESPONSE)
+            return 1;
+        char *p = buf_reserve(in, 4096);
+        ssize_t n = read(fd, p, 4096);
+        if (n > 0) {
+            buf_commit(in, (size_t)n);
+        } else if (n == 0) {
+            return 0;
+        } else if (errno == EAGAIN || errno == EINTR) {
+            int rc = wait_fd(fd, POLLIN, deadline);
+            if (rc != 0)
+                return rc;
+        } else {
+            return -errno;
+        }
+    }
+}
+
+/* The status and (when body_out is not NULL) the body of the response in
+ * in. Returns 0 or -1 with *err set. */
+static int parse_reply(const struct buf *in, const char *hostport, int *status, char **body_out, char **err)
+{
+    struct http_header hdrs[64];
+    struct http_response resp;
+    int hl = http_parse_response(buf_rptr(in), buf_len(in), &resp, hdrs, 64, 65536);
+    if (hl < 0) {
+        *err = xasprintf("%s: malformed response", hostport);
+        return -1;
+    }
+    *status = resp.status;
+    if (body_out) {
+        size_t n = buf_len(in) - (size_t)hl;
+        if (resp.flags & HTTP_F_HAS_CL && (uint64_t)resp.content_length < n)
+            n = (size_t)resp.content_length;
+        *body_out = xstrndup(buf_rptr(in) + hl, n);
+    }
+    return 0;
+}
+
 int httpc_request_h(const char *hostport, const char *method, const char *path, const char *headers,
                     const char *body, int timeout_ms, int *status, char **body_out, char **err)
 {
@@ -66,79 +145,26 @@ int httpc_request_h(const char *hostport, const char *method, const char *path, 
         *err = xasprintf("connect %s: %s", hostport, strerror(-fd));
         return -1;
     }
-    int rc;
+    int rc, ret = -1;
     struct buf out, in;
     buf_init(&out);
     buf_init(&in);
     if (inprog && ((rc = wait_fd(fd, POLLOUT, deadline)) != 0 || (rc = net_connect_result(fd)) != 0)) {
         *err = xasprintf("connect %s: %s", hostport, strerror(-rc));
-        goto fail;
+        goto out;
     }
-    size_t blen = body ? strlen(body) : 0;
-    buf_printf(&out, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: floodgate\r\nConnection: close\r\n", method,
-               path, hostport);
-    if (body)
-        buf_printf(&out, "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
-    if (headers)
-        buf_append_str(&out, headers);
-    buf_append(&out, "\r\n", 2);
-    if (body)
-        buf_append(&out, body, blen);
-    while (buf_len(&out)) {
-        ssize_t n = write(fd, buf_rptr(&out), buf_len(&out));
-        if (n > 0) {
-            buf_consume(&out, (size_t)n);
-        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if ((rc = wait_fd(fd, POLLOUT, deadline)) != 0)
-                goto io_fail;
-        } else {
-            rc = -errno;
-            goto io_fail;
-        }
-    }
-    /* Read to EOF (Connection: close), bounded. */
-    for (;;) {
-        if (buf_len(&in) > HTTPC_MAX_RESPONSE) {
-            *err = xasprintf("%s: response over %u bytes", hostport, HTTPC_MAX_RESPONSE);
-            goto fail;
-        }
-        char *p = buf_reserve(&in, 4096);
-        ssize_t n = read(fd, p, 4096);
-        if (n > 0) {
-            buf_commit(&in, (size_t)n);
-        } else if (n == 0) {
-            break;
-        } else if (errno == EAGAIN || errno == EINTR) {
-            if ((rc = wait_fd(fd, POLLIN, deadline)) != 0)
-                goto io_fail;
-        } else {
-            rc = -errno;
-            goto io_fail;
-        }
-    }
-    struct http_header hdrs[64];
-    struct http_response resp;
-    int hl = http_parse_response(buf_rptr(&in), buf_len(&in), &resp, hdrs, 64, 65536);
-    if (hl < 0) {
-        *err = xasprintf("%s: malformed response", hostport);
-        goto fail;
-    }
-    *status = resp.status;
-    if (body_out) {
-        size_t n = buf_len(&in) - (size_t)hl;
-        if (resp.flags & HTTP_F_HAS_CL && (uint64_t)resp.content_length < n)
-            n = (size_t)resp.content_length;
-        *body_out = xstrndup(buf_rptr(&in) + hl, n);
-    }
+    build_request(&out, hostport, method, path, headers, body);
+    if ((rc = send_all(fd, &out, deadline)) == 0)
+        rc = read_all(fd, &in, deadline);
+    if (rc == 1)
+        *err = xasprintf("%s: response over %u bytes", hostport, HTTPC_MAX_RESPONSE);
+    else if (rc != 0)
+        *err = xasprintf("%s %s%s: %s", method, hostport, path, strerror(-rc));
+    else
+        ret = parse_reply(&in, hostport, status, body_out, err);
+out:
     close(fd);
     buf_free(&out);
     buf_free(&in);
-    return 0;
-io_fail:
-    *err = xasprintf("%s %s%s: %s", method, hostport, path, strerror(-rc));
-fail:
-    close(fd);
-    buf_free(&out);
-    buf_free(&in);
-    return -1;
+    return ret;
 }

@@ -10,12 +10,12 @@
  * connections are done, see worker.c), joins them and returns. */
 #include "echo/echo.h"
 
+#include "core/cli.h"
 #include "core/log.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include "core/httpc.h"
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,8 +134,7 @@ static char *make_block(void)
 
 static int bad_flag(const char *flag, const char *val, const char *why)
 {
-    fprintf(stderr, "floodgate echo: bad %s '%s': %s\n", flag, val, why);
-    return 2;
+    return cli_bad("echo", flag, val, why);
 }
 
 /* Reads the bearer token in path into cfg->register_auth as a header
@@ -162,109 +161,137 @@ static int read_register_token(struct echo_config *cfg, const char *path)
     return 0;
 }
 
+static const struct option opts[] = {
+    {"listen", required_argument, NULL, 'l'},
+    {"threads", required_argument, NULL, 't'},
+    {"size", required_argument, NULL, 's'},
+    {"latency", required_argument, NULL, OPT_LATENCY},
+    {"jitter", required_argument, NULL, OPT_JITTER},
+    {"error-rate", required_argument, NULL, OPT_ERROR_RATE},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"health-status", required_argument, NULL, OPT_HEALTH_STATUS},
+    {"register", required_argument, NULL, OPT_REGISTER},
+    {"register-ttl", required_argument, NULL, OPT_REGISTER_TTL},
+    {"weight", required_argument, NULL, OPT_WEIGHT},
+    {"register-token-file", required_argument, NULL, OPT_REGISTER_TOKEN_FILE},
+    {"max-concurrency", required_argument, NULL, OPT_MAX_CONCURRENCY},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The flags of the service model: --latency, --jitter, --error-rate and
+ * --max-concurrency. Returns -1 to go on, or an exit status. */
+static int model_flag(struct echo_config *cfg, int opt, const char *arg)
+{
+    uint64_t v;
+    switch (opt) {
+    case OPT_LATENCY:
+    case OPT_JITTER:
+        if (parse_uint(arg, 3600 * 1000, &v) != 0)
+            return bad_flag(opt == OPT_LATENCY ? "--latency" : "--jitter", arg, "expected milliseconds, 0..3600000");
+        if (opt == OPT_LATENCY)
+            cfg->latency_ms = (uint32_t)v;
+        else
+            cfg->jitter_ms = (uint32_t)v;
+        break;
+    case OPT_ERROR_RATE:
+        if (cli_parse_double(arg, 0, 1, &cfg->error_rate) != 0)
+            return bad_flag("--error-rate", arg, "expected a fraction 0..1");
+        break;
+    case OPT_MAX_CONCURRENCY:
+        if (parse_uint(arg, 1000000, &v) != 0)
+            return bad_flag("--max-concurrency", arg, "expected 0..1000000");
+        cfg->max_concurrency = (uint32_t)v;
+        break;
+    }
+    return -1;
+}
+
+/* The flags of registration with a gateway: --register, --register-ttl,
+ * --weight and --register-token-file. Returns -1 to go on, or an exit
+ * status. */
+static int register_flag(struct echo_config *cfg, int opt, char *arg)
+{
+    uint64_t v;
+    switch (opt) {
+    case OPT_REGISTER:
+        cfg->register_url = arg;
+        break;
+    case OPT_REGISTER_TTL:
+        if (parse_uint(arg, 3600, &v) != 0 || v == 0)
+            return bad_flag("--register-ttl", arg, "expected seconds, 1..3600");
+        cfg->register_ttl_ms = v * 1000;
+        break;
+    case OPT_WEIGHT:
+        if (parse_uint(arg, 1000, &v) != 0 || v == 0)
+            return bad_flag("--weight", arg, "expected 1..1000");
+        cfg->weight = (int)v;
+        break;
+    case OPT_REGISTER_TOKEN_FILE: {
+        int rc = read_register_token(cfg, arg);
+        if (rc)
+            return rc;
+        break;
+    }
+    }
+    return -1;
+}
+
+/* Applies one flag. Returns -1 to go on, or an exit status. */
+static int apply_flag(struct echo_config *cfg, int opt, char *arg, const char **listen)
+{
+    uint64_t v;
+    switch (opt) {
+    case 'l':
+        *listen = arg;
+        break;
+    case 't':
+        if (parse_uint(arg, ECHO_MAX_THREADS, &v) != 0 || v == 0)
+            return bad_flag("--threads", arg, "expected 1..1024");
+        cfg->threads = (int)v;
+        break;
+    case 's':
+        if (parse_size(arg, &cfg->body_size) != 0)
+            return bad_flag("--size", arg, "expected bytes, optionally with k, m or g");
+        break;
+    case OPT_NAME:
+        if (!*arg || strpbrk(arg, "\r\n"))
+            return bad_flag("--name", arg, "expected a non-empty single line");
+        cfg->name = arg;
+        break;
+    case OPT_HEALTH_STATUS:
+        if (parse_uint(arg, 599, &v) != 0 || v < 200)
+            return bad_flag("--health-status", arg, "expected a status 200..599");
+        cfg->health_status = (int)v;
+        break;
+    case OPT_LATENCY:
+    case OPT_JITTER:
+    case OPT_ERROR_RATE:
+    case OPT_MAX_CONCURRENCY:
+        return model_flag(cfg, opt, arg);
+    case OPT_REGISTER:
+    case OPT_REGISTER_TTL:
+    case OPT_WEIGHT:
+    case OPT_REGISTER_TOKEN_FILE:
+        return register_flag(cfg, opt, arg);
+    case 'h':
+    default:
+        return cli_usage(opt, usage_text);
+    }
+    return -1;
+}
+
 /* Parses argv into cfg. Returns -1 to go on, or an exit status. */
 static int parse_flags(int argc, char **argv, struct echo_config *cfg, const char **listen)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"threads", required_argument, NULL, 't'},
-        {"size", required_argument, NULL, 's'},
-        {"latency", required_argument, NULL, OPT_LATENCY},
-        {"jitter", required_argument, NULL, OPT_JITTER},
-        {"error-rate", required_argument, NULL, OPT_ERROR_RATE},
-        {"name", required_argument, NULL, OPT_NAME},
-        {"health-status", required_argument, NULL, OPT_HEALTH_STATUS},
-        {"register", required_argument, NULL, OPT_REGISTER},
-        {"register-ttl", required_argument, NULL, OPT_REGISTER_TTL},
-        {"weight", required_argument, NULL, OPT_WEIGHT},
-        {"register-token-file", required_argument, NULL, OPT_REGISTER_TOKEN_FILE},
-        {"max-concurrency", required_argument, NULL, OPT_MAX_CONCURRENCY},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     optind = 1;
     int opt;
-    uint64_t v;
     while ((opt = getopt_long(argc, argv, "l:t:s:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'l':
-            *listen = optarg;
-            break;
-        case 't':
-            if (parse_uint(optarg, ECHO_MAX_THREADS, &v) != 0 || v == 0)
-                return bad_flag("--threads", optarg, "expected 1..1024");
-            cfg->threads = (int)v;
-            break;
-        case 's':
-            if (parse_size(optarg, &cfg->body_size) != 0)
-                return bad_flag("--size", optarg, "expected bytes, optionally with k, m or g");
-            break;
-        case OPT_LATENCY:
-        case OPT_JITTER:
-            if (parse_uint(optarg, 3600 * 1000, &v) != 0)
-                return bad_flag(opt == OPT_LATENCY ? "--latency" : "--jitter", optarg,
-                                "expected milliseconds, 0..3600000");
-            if (opt == OPT_LATENCY)
-                cfg->latency_ms = (uint32_t)v;
-            else
-                cfg->jitter_ms = (uint32_t)v;
-            break;
-        case OPT_ERROR_RATE: {
-            char *end;
-            errno = 0;
-            double f = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !isfinite(f) || f < 0 || f > 1)
-                return bad_flag("--error-rate", optarg, "expected a fraction 0..1");
-            cfg->error_rate = f;
-            break;
-        }
-        case OPT_NAME:
-            if (!*optarg || strpbrk(optarg, "\r\n"))
-                return bad_flag("--name", optarg, "expected a non-empty single line");
-            cfg->name = optarg;
-            break;
-        case OPT_HEALTH_STATUS:
-            if (parse_uint(optarg, 599, &v) != 0 || v < 200)
-                return bad_flag("--health-status", optarg, "expected a status 200..599");
-            cfg->health_status = (int)v;
-            break;
-        case OPT_REGISTER:
-            cfg->register_url = optarg;
-            break;
-        case OPT_REGISTER_TTL:
-            if (parse_uint(optarg, 3600, &v) != 0 || v == 0)
-                return bad_flag("--register-ttl", optarg, "expected seconds, 1..3600");
-            cfg->register_ttl_ms = v * 1000;
-            break;
-        case OPT_WEIGHT:
-            if (parse_uint(optarg, 1000, &v) != 0 || v == 0)
-                return bad_flag("--weight", optarg, "expected 1..1000");
-            cfg->weight = (int)v;
-            break;
-        case OPT_REGISTER_TOKEN_FILE: {
-            int rc = read_register_token(cfg, optarg);
-            if (rc)
-                return rc;
-            break;
-        }
-        case OPT_MAX_CONCURRENCY:
-            if (parse_uint(optarg, 1000000, &v) != 0)
-                return bad_flag("--max-concurrency", optarg, "expected 0..1000000");
-            cfg->max_concurrency = (uint32_t)v;
-            break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return 0;
-        default:
-            fputs(usage_text, stderr);
-            return 2;
-        }
+        int st = apply_flag(cfg, opt, optarg, listen);
+        if (st >= 0)
+            return st;
     }
-    if (optind < argc) {
-        fprintf(stderr, "floodgate echo: unexpected argument '%s'\n", argv[optind]);
-        return 2;
-    }
-    return -1;
+    return cli_no_operands("echo", argc, argv);
 }
 
 /* Resolves the listen address ("PORT" alone means loopback) and opens one
@@ -292,6 +319,60 @@ static int open_listeners(struct echo_config *cfg, const char *listen, int *lfds
     }
     net_addr_str(&cfg->addr, cfg->addr_str, sizeof cfg->addr_str);
     return 0;
+}
+
+/* Creates one worker per listener. Returns 0, or -1 after printing why
+ * and closing the listeners no worker took. */
+static int create_workers(struct echo_config *cfg, struct echo_worker **ws, int *lfds)
+{
+    for (int i = 0; i < cfg->threads; i++) {
+        ws[i] = echo__worker_new(cfg, i, lfds[i]);
+        if (!ws[i]) {
+            fprintf(stderr, "floodgate echo: cannot create an event loop\n");
+            for (int j = i + 1; j < cfg->threads; j++)
+                close(lfds[j]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Runs the workers until SIGTERM or SIGINT (blocked in set): starts their
+ * threads and the registration, waits, then deregisters and stops and
+ * joins them. Returns the exit status. */
+static int serve(struct echo_config *cfg, struct echo_worker **ws, const sigset_t *set)
+{
+    int status = 0, nstarted = 0;
+    fprintf(stderr, "echo listening on %s (%d threads)\n", cfg->addr_str, cfg->threads);
+    for (; nstarted < cfg->threads; nstarted++) {
+        int rc = pthread_create(&ws[nstarted]->thread, NULL, echo__worker_run, ws[nstarted]);
+        if (rc != 0) {
+            fprintf(stderr, "floodgate echo: cannot start a thread: %s\n", strerror(rc));
+            status = 1;
+            break;
+        }
+    }
+    bool registering = false;
+    if (status == 0 && cfg->register_url) {
+        registering = echo__register_start(cfg) == 0;
+        status = registering ? 0 : 1;
+    }
+    if (status == 0) {
+        int sig;
+        while (sigwait(set, &sig) != 0)
+            ;
+    }
+    /* Deregisters before the listeners close (see register.c). */
+    if (registering && echo__register_stop() != 0)
+        status = 1;
+    for (int i = 0; i < nstarted; i++)
+        echo__worker_stop(ws[i]);
+    for (int i = 0; i < nstarted; i++) {
+        pthread_join(ws[i]->thread, NULL);
+        if (ws[i]->failed)
+            status = 1;
+    }
+    return status;
 }
 
 int echo_main(int argc, char **argv)
@@ -323,56 +404,10 @@ int echo_main(int argc, char **argv)
 
     /* Blocked before any thread starts, so every thread inherits it. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_stop_signals(&set, NULL);
 
-    int status = 0;
     struct echo_worker **ws = xcalloc((size_t)cfg.threads, sizeof *ws);
-    int nstarted = 0;
-    for (int i = 0; i < cfg.threads; i++) {
-        ws[i] = echo__worker_new(&cfg, i, lfds[i]);
-        if (!ws[i]) {
-            fprintf(stderr, "floodgate echo: cannot create an event loop\n");
-            for (int j = i + 1; j < cfg.threads; j++)
-                close(lfds[j]);
-            status = 1;
-            break;
-        }
-    }
-    if (status == 0) {
-        fprintf(stderr, "echo listening on %s (%d threads)\n", cfg.addr_str, cfg.threads);
-        for (; nstarted < cfg.threads; nstarted++) {
-            int rc = pthread_create(&ws[nstarted]->thread, NULL, echo__worker_run, ws[nstarted]);
-            if (rc != 0) {
-                fprintf(stderr, "floodgate echo: cannot start a thread: %s\n", strerror(rc));
-                status = 1;
-                break;
-            }
-        }
-        bool registering = false;
-        if (status == 0 && cfg.register_url) {
-            registering = echo__register_start(&cfg) == 0;
-            status = registering ? 0 : 1;
-        }
-        if (status == 0) {
-            int sig;
-            while (sigwait(&set, &sig) != 0)
-                ;
-        }
-        /* Deregisters before the listeners close (see register.c). */
-        if (registering && echo__register_stop() != 0)
-            status = 1;
-        for (int i = 0; i < nstarted; i++)
-            echo__worker_stop(ws[i]);
-        for (int i = 0; i < nstarted; i++) {
-            pthread_join(ws[i]->thread, NULL);
-            if (ws[i]->failed)
-                status = 1;
-        }
-    }
+    int status = create_workers(&cfg, ws, lfds) == 0 ? serve(&cfg, ws, &set) : 1;
     for (int i = 0; i < cfg.threads; i++)
         echo__worker_free(ws[i]);
     free(ws);

@@ -9,6 +9,7 @@
 #include "echo/echo.h"
 
 #include "core/log.h"
+#include "core/rand.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -24,13 +25,7 @@ static void worker_on_accept(struct ev_loop *loop, int fd, void *ud, int events)
 
 uint64_t echo__rand(struct echo_worker *w)
 {
-    /* xorshift64*: fast, good enough for error rolls and jitter. */
-    uint64_t x = w->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    w->rng = x;
-    return x * 0x2545F4914F6CDD1Dull;
+    return fg_rand_next(&w->rng);
 }
 
 static void worker_on_accept(struct ev_loop *loop, int fd, void *ud, int events)

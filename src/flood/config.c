@@ -1,11 +1,12 @@
 /* flood's settings: command-line flags and an optional YAML file, into
  * struct fl_config. The file is read first (--config is found by a first
- * pass over the flags), then every flag overrides it, then
- * fl_config_finish() checks the whole and derives what the run needs:
- * the target address, the rendered templates, the profiles and how many
- * connections each group gets. */
+ * pass over the flags; config_file.c reads it), then every flag overrides
+ * it, then fl_config_finish() checks the whole and derives what the run
+ * needs: the target address, the rendered templates, the profiles and how
+ * many connections each group gets. */
 #include "flood/flood.h"
 
+#include "core/cli.h"
 #include "core/config.h"
 
 #include <errno.h>
@@ -115,19 +116,19 @@ static const struct option opts[] = {
 };
 static const char shortopts[] = "c:t:d:R:X:H:qh";
 
-static void set_str(char **dst, const char *v)
+void fl__set_str(char **dst, const char *v)
 {
     free(*dst);
     *dst = v ? xstrdup(v) : NULL;
 }
 
-static void push_str(char ***arr, size_t *n, const char *v)
+void fl__push_str(char ***arr, size_t *n, const char *v)
 {
     *arr = xrealloc(*arr, (*n + 1) * sizeof **arr);
     (*arr)[(*n)++] = xstrdup(v);
 }
 
-static void free_strs(char ***arr, size_t *n)
+void fl__free_strs(char ***arr, size_t *n)
 {
     for (size_t i = 0; i < *n; i++)
         free((*arr)[i]);
@@ -142,17 +143,6 @@ static int parse_int_arg(const char *s, long min, long max, long *out)
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_double_arg(const char *s, double min, double max, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < min || v > max)
         return -1;
     *out = v;
     return 0;
@@ -173,290 +163,22 @@ static int parse_dur_arg(const char *s, uint64_t *ms)
 
 static int bad(const char *flag, const char *val, const char *why)
 {
-    fprintf(stderr, "floodgate flood: bad %s '%s': %s\n", flag, val, why);
-    return 2;
-}
-
-/* ---- the YAML file ---- */
-
-static const char *const top_keys[] = {"url", "connections", "threads", "duration", "timeout", "rate",
-                                       "profile", "templates", "headers", "priority_header",
-                                       "conn_per_request", "sources", "attacker", NULL};
-static const char *const tpl_keys[] = {"name", "weight", "method", "path", "headers", "body", "priority", NULL};
-static const char *const atk_keys[] = {"share", "sources", "rate", NULL};
-static const char *const prof_keys[] = {"kind", "stages", NULL};
-static const char *const stage_keys[] = {"rate", "from", "to", "for", NULL};
-
-/* Appends a level ("2x" stays, a bare number becomes "N/s") to spec. */
-static int level_text(const struct cfg_node *n, struct buf *spec, char **err)
-{
-    if (!n || n->type != CFG_SCALAR || cfg_is_null(n)) {
-        *err = cfg_errorf(n, "expected a rate: a number of requests/s, N/s, or Nx (times rate)");
-        return -1;
-    }
-    const char *s = n->str;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || !isfinite(v) || v < 0) {
-        *err = cfg_errorf(n, "expected a rate like 500, 500/s or 2x, not '%s'", s);
-        return -1;
-    }
-    if (*end == '\0')
-        buf_printf(spec, "%s/s", s);
-    else
-        buf_append_str(spec, s);
-    return 0;
-}
-
-/* Headers as a mapping {Name: value} or a list of "Name: value". */
-static int load_headers(const struct cfg_node *n, char ***arr, size_t *cnt, char **err)
-{
-    if (!n)
-        return 0;
-    if (n->type == CFG_MAP) {
-        for (size_t i = 0; i < n->n; i++) {
-            const struct cfg_node *v = n->kids[i];
-            if (v->type != CFG_SCALAR) {
-                *err = cfg_errorf(v, "expected a header value, got %s", cfg_kind(v));
-                return -1;
-            }
-            char *line = xasprintf("%s: %s", v->key, v->str ? v->str : "");
-            *arr = xrealloc(*arr, (*cnt + 1) * sizeof **arr);
-            (*arr)[(*cnt)++] = line;
-        }
-        return 0;
-    }
-    if (n->type == CFG_SEQ) {
-        for (size_t i = 0; i < n->n; i++) {
-            char *s = NULL;
-            if (cfg_expect(n->kids[i], CFG_SCALAR, err) != 0 || cfg_string(n->kids[i], &s, err) != 0)
-                return -1;
-            if (!strchr(s, ':')) {
-                *err = cfg_errorf(n->kids[i], "expected 'Name: value', not '%s'", s);
-                free(s);
-                return -1;
-            }
-            *arr = xrealloc(*arr, (*cnt + 1) * sizeof **arr);
-            (*arr)[(*cnt)++] = s;
-        }
-        return 0;
-    }
-    *err = cfg_errorf(n, "expected a mapping of headers or a list of 'Name: value', got %s", cfg_kind(n));
-    return -1;
-}
-
-/* profile: "spike:1x20s,..." or {kind: spike, stages: [{rate: 1x, for: 20s}, ...]}. */
-static int load_profile(struct fl_config *cfg, const struct cfg_node *n, char **err)
-{
-    if (!n)
-        return 0;
-    if (n->type == CFG_SCALAR)
-        return cfg_string(n, &cfg->profile_spec, err);
-    if (cfg_expect(n, CFG_MAP, err) != 0 || cfg_check_keys(n, prof_keys, err) != 0)
-        return -1;
-    static const char *const kinds[] = {"constant", "ramp", "step", "spike", NULL};
-    int kind = FL_PROF_STEP;
-    if (cfg_enum(cfg_get(n, "kind"), kinds, &kind, err) != 0)
-        return -1;
-    const struct cfg_node *stages = cfg_require(n, "stages", err);
-    if (!stages || cfg_expect(stages, CFG_SEQ, err) != 0)
-        return -1;
-    if (!stages->n) {
-        *err = cfg_errorf(stages, "expected at least one stage");
-        return -1;
-    }
-    struct buf spec;
-    buf_init(&spec);
-    buf_printf(&spec, "%s:", kind == FL_PROF_CONSTANT ? "step" : kinds[kind]);
-    for (size_t i = 0; i < stages->n; i++) {
-        const struct cfg_node *st = stages->kids[i];
-        if (cfg_expect(st, CFG_MAP, err) != 0 || cfg_check_keys(st, stage_keys, err) != 0)
-            goto fail;
-        const struct cfg_node *rate = cfg_get(st, "rate"), *from = cfg_get(st, "from"), *to = cfg_get(st, "to");
-        if (i)
-            buf_append_str(&spec, ",");
-        if (rate && !from && !to) {
-            if (level_text(rate, &spec, err) != 0)
-                goto fail;
-        } else if (!rate && from && to) {
-            if (level_text(from, &spec, err) != 0)
-                goto fail;
-            buf_append_str(&spec, "-");
-            if (level_text(to, &spec, err) != 0)
-                goto fail;
-        } else {
-            *err = cfg_errorf(st, "a stage has either rate, or from and to");
-            goto fail;
-        }
-        const struct cfg_node *f = cfg_require(st, "for", err);
-        uint64_t ms;
-        if (!f || cfg_duration(f, 1, FL_MAX_DURATION_MS, &ms, err) != 0)
-            goto fail;
-        buf_printf(&spec, "%lums", (unsigned long)ms);
-    }
-    buf_append(&spec, "", 1);
-    set_str(&cfg->profile_spec, buf_rptr(&spec));
-    buf_free(&spec);
-    /* Check it now, so an error points at the file. */
-    struct fl_profile p = {0};
-    char *perr = NULL;
-    double base = cfg->rate > 0 ? cfg->rate : 1;
-    if (fl_profile_parse(cfg->profile_spec, base, &p, &perr) != 0) {
-        *err = cfg_errorf(n, "%s", perr);
-        free(perr);
-        return -1;
-    }
-    fl_profile_free(&p);
-    return 0;
-fail:
-    buf_free(&spec);
-    return -1;
-}
-
-static int load_sources(const struct cfg_node *n, struct fl_sources *s, char **err)
-{
-    if (!n)
-        return 0;
-    const struct cfg_node *items[1] = {n};
-    const struct cfg_node *const *list = items;
-    size_t cnt = 1;
-    if (n->type == CFG_SEQ) {
-        list = (const struct cfg_node *const *)n->kids;
-        cnt = n->n;
-    }
-    fl_sources_free(s);
-    for (size_t i = 0; i < cnt; i++) {
-        char *v = NULL, *perr = NULL;
-        if (cfg_expect(list[i], CFG_SCALAR, err) != 0 || cfg_string(list[i], &v, err) != 0)
-            return -1;
-        int rc = fl_sources_parse(s, v, &perr);
-        free(v);
-        if (rc != 0) {
-            *err = cfg_errorf(list[i], "%s", perr);
-            free(perr);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int load_templates(struct fl_config *cfg, const struct cfg_node *n, char **err)
-{
-    if (!n)
-        return 0;
-    if (cfg_expect(n, CFG_SEQ, err) != 0)
-        return -1;
-    if (n->n == 0 || n->n > FL_MAX_TEMPLATES) {
-        *err = cfg_errorf(n, "expected 1 to %d templates", FL_MAX_TEMPLATES);
-        return -1;
-    }
-    fl_mix_free(&cfg->mix);
-    for (size_t i = 0; i < n->n; i++) {
-        const struct cfg_node *t = n->kids[i];
-        if (cfg_expect(t, CFG_MAP, err) != 0 || cfg_check_keys(t, tpl_keys, err) != 0)
-            return -1;
-        char *method = xstrdup("GET"), *path = NULL, *name = NULL, *body = NULL, *prio = NULL;
-        double weight = 1;
-        int rc = -1;
-        if (cfg_string(cfg_get(t, "method"), &method, err) != 0 || cfg_string(cfg_get(t, "path"), &path, err) != 0 ||
-            cfg_string(cfg_get(t, "name"), &name, err) != 0 || cfg_string(cfg_get(t, "body"), &body, err) != 0 ||
-            cfg_string(cfg_get(t, "priority"), &prio, err) != 0 ||
-            cfg_double(cfg_get(t, "weight"), 1e-9, 1e9, &weight, err) != 0)
-            goto next;
-        if (!path) {
-            *err = cfg_errorf(t, "a template needs a path, e.g. path: /products");
-            goto next;
-        }
-        if (path[0] != '/') {
-            *err = cfg_errorf(cfg_get(t, "path"), "the path must start with '/'");
-            goto next;
-        }
-        struct fl_template *tp = fl_mix_add(&cfg->mix, method, path, weight);
-        tp->name = name;
-        name = NULL;
-        tp->priority = prio;
-        prio = NULL;
-        if (body) {
-            tp->body_len = strlen(body);
-            tp->body = body;
-            tp->has_body = true;
-            body = NULL;
-        }
-        if (load_headers(cfg_get(t, "headers"), &tp->headers, &tp->nheaders, err) != 0)
-            goto next;
-        rc = 0;
-    next:
-        free(method);
-        free(path);
-        free(name);
-        free(body);
-        free(prio);
-        if (rc != 0)
-            return -1;
-    }
-    return 0;
-}
-
-int fl_config_load(struct fl_config *cfg, const char *path, char **err)
-{
-    struct cfg_doc *doc = NULL;
-    if (cfg_load_file(path, &doc, err) != 0)
-        return -1;
-    const struct cfg_node *root = doc->root;
-    int rc = -1;
-    int64_t conns = cfg->conns, threads = cfg->threads;
-    char *url = NULL;
-    if (cfg_expect(root, CFG_MAP, err) != 0 || cfg_check_keys(root, top_keys, err) != 0)
-        goto out;
-    if (cfg_string(cfg_get(root, "url"), &url, err) != 0 ||
-        cfg_int(cfg_get(root, "connections"), 1, FL_MAX_CONNS, &conns, err) != 0 ||
-        cfg_int(cfg_get(root, "threads"), 1, FL_MAX_THREADS, &threads, err) != 0 ||
-        cfg_duration(cfg_get(root, "duration"), 1, FL_MAX_DURATION_MS, &cfg->duration_ms, err) != 0 ||
-        cfg_duration(cfg_get(root, "timeout"), 1, FL_MAX_DURATION_MS, &cfg->timeout_ms, err) != 0 ||
-        cfg_double(cfg_get(root, "rate"), 0, FL_MAX_RATE, &cfg->rate, err) != 0 ||
-        cfg_string(cfg_get(root, "priority_header"), &cfg->priority_header, err) != 0 ||
-        cfg_bool(cfg_get(root, "conn_per_request"), &cfg->conn_per_request, err) != 0)
-        goto out;
-    if (cfg_get(root, "duration"))
-        cfg->duration_set = true;
-    cfg->conns = (int)conns;
-    cfg->threads = (int)threads;
-    if (url) {
-        free_strs(&cfg->urls, &cfg->nurls);
-        push_str(&cfg->urls, &cfg->nurls, url);
-    }
-    if (load_profile(cfg, cfg_get(root, "profile"), err) != 0 ||
-        load_templates(cfg, cfg_get(root, "templates"), err) != 0 ||
-        load_headers(cfg_get(root, "headers"), &cfg->headers, &cfg->nheaders, err) != 0 ||
-        load_sources(cfg_get(root, "sources"), &cfg->sources, err) != 0)
-        goto out;
-    const struct cfg_node *atk = cfg_get(root, "attacker");
-    if (atk) {
-        if (cfg_expect(atk, CFG_MAP, err) != 0 || cfg_check_keys(atk, atk_keys, err) != 0 ||
-            cfg_double(cfg_get(atk, "share"), 0, 0.9, &cfg->attacker_share, err) != 0 ||
-            cfg_double(cfg_get(atk, "rate"), 0, FL_MAX_RATE, &cfg->attacker_rate, err) != 0 ||
-            load_sources(cfg_get(atk, "sources"), &cfg->attacker_sources, err) != 0)
-            goto out;
-    }
-    rc = 0;
-out:
-    free(url);
-    cfg_doc_free(doc);
-    return rc;
+    return cli_bad("flood", flag, val, why);
 }
 
 /* ---- flags ---- */
 
-int fl_config_from_args(struct fl_config *cfg, int argc, char **argv)
+/* First pass over the flags: only --config, whose file is loaded now so
+ * that every other flag overrides it. Returns -1 to go on, or an exit
+ * status. */
+static int load_config_flag(struct fl_config *cfg, int argc, char **argv)
 {
     int opt;
-    /* First pass: only --config, so that flags override the file. */
     optind = 0;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
         if (opt == OPT_CONFIG)
-            set_str(&cfg->config_file, optarg);
+            fl__set_str(&cfg->config_file, optarg);
     }
     opterr = 1;
     if (cfg->config_file) {
@@ -467,120 +189,167 @@ int fl_config_from_args(struct fl_config *cfg, int argc, char **argv)
             return 2;
         }
     }
-    optind = 0;
+    return -1;
+}
+
+/* The flags that take a number or a duration. Returns -1 to go on, or an
+ * exit status. */
+static int number_flag(struct fl_config *cfg, int opt, const char *arg)
+{
     long v;
     double d;
     uint64_t ms;
+    switch (opt) {
+    case 'c':
+        if (parse_int_arg(arg, 1, FL_MAX_CONNS, &v) != 0)
+            return bad("--connections", arg, "expected 1..100000");
+        cfg->conns = (int)v;
+        break;
+    case 't':
+        if (parse_int_arg(arg, 1, FL_MAX_THREADS, &v) != 0)
+            return bad("--threads", arg, "expected 1..256");
+        cfg->threads = (int)v;
+        break;
+    case 'd':
+        if (parse_dur_arg(arg, &ms) != 0 || ms == 0)
+            return bad("--duration", arg, "expected a duration like 10s, 2m or 500ms");
+        if (ms > FL_MAX_DURATION_MS)
+            return bad("--duration", arg, "at most 1h");
+        cfg->duration_ms = ms;
+        cfg->duration_set = true;
+        break;
+    case 'R':
+        if (cli_parse_double(arg, 0, FL_MAX_RATE, &d) != 0)
+            return bad("--rate", arg, "expected requests per second, 0..1e8");
+        cfg->rate = d;
+        break;
+    case OPT_TIMEOUT:
+        if (parse_dur_arg(arg, &ms) != 0 || ms == 0 || ms > FL_MAX_DURATION_MS)
+            return bad("--timeout", arg, "expected a duration like 2s or 500ms");
+        cfg->timeout_ms = ms;
+        break;
+    case OPT_ATK_SHARE:
+        if (cli_parse_double(arg, 0, 0.9, &d) != 0)
+            return bad("--attacker-share", arg, "expected a fraction 0..0.9");
+        cfg->attacker_share = d;
+        break;
+    case OPT_ATK_RATE:
+        if (cli_parse_double(arg, 0, FL_MAX_RATE, &d) != 0)
+            return bad("--attacker-rate", arg, "expected requests per second");
+        cfg->attacker_rate = d;
+        break;
+    }
+    return -1;
+}
+
+/* The flags whose value is a list or a spec parsed now: headers, the mix
+ * and source addresses. Returns -1 to go on, or an exit status. */
+static int spec_flag(struct fl_config *cfg, int opt, const char *arg)
+{
     char *err = NULL;
+    int rc = 0;
+    switch (opt) {
+    case 'H':
+        if (!strchr(arg, ':'))
+            return bad("--header", arg, "expected 'Name: value'");
+        fl__push_str(&cfg->headers, &cfg->nheaders, arg);
+        break;
+    case OPT_MIX:
+        fl_mix_free(&cfg->mix);
+        rc = fl_mix_parse(&cfg->mix, arg, &err);
+        break;
+    case OPT_SOURCES:
+    case OPT_ATK_SOURCES: {
+        struct fl_sources *s = opt == OPT_SOURCES ? &cfg->sources : &cfg->attacker_sources;
+        fl_sources_free(s);
+        rc = fl_sources_parse(s, arg, &err);
+        break;
+    }
+    }
+    if (rc != 0) {
+        fprintf(stderr, "floodgate flood: %s\n", err);
+        free(err);
+        return 2;
+    }
+    return -1;
+}
+
+/* Applies one flag of the second pass. Returns -1 to go on, or an exit
+ * status. */
+static int apply_flag(struct fl_config *cfg, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'c':
+    case 't':
+    case 'd':
+    case 'R':
+    case OPT_TIMEOUT:
+    case OPT_ATK_SHARE:
+    case OPT_ATK_RATE:
+        return number_flag(cfg, opt, arg);
+    case 'H':
+    case OPT_MIX:
+    case OPT_SOURCES:
+    case OPT_ATK_SOURCES:
+        return spec_flag(cfg, opt, arg);
+    case OPT_PROFILE:
+        fl__set_str(&cfg->profile_spec, arg);
+        break;
+    case OPT_CPR:
+        cfg->conn_per_request = true;
+        break;
+    case 'X':
+        fl__set_str(&cfg->method, arg);
+        break;
+    case OPT_BODY:
+        fl__set_str(&cfg->body, arg);
+        break;
+    case OPT_PRIO:
+        fl__set_str(&cfg->priority_header, arg);
+        break;
+    case OPT_CONFIG:
+        break;
+    case OPT_JSON:
+        cfg->json = true;
+        fl__set_str(&cfg->json_file, arg && *arg ? arg : NULL);
+        break;
+    case OPT_HTML:
+        fl__set_str(&cfg->html_file, arg);
+        break;
+    case 'q':
+        cfg->quiet = true;
+        break;
+    case 'h':
+    default:
+        return cli_usage(opt, fl_usage);
+    }
+    return -1;
+}
+
+int fl_config_from_args(struct fl_config *cfg, int argc, char **argv)
+{
+    int st = load_config_flag(cfg, argc, argv);
+    if (st >= 0)
+        return st;
+    optind = 0;
+    int opt;
     bool urls_from_file = cfg->nurls > 0;
     while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            if (parse_int_arg(optarg, 1, FL_MAX_CONNS, &v) != 0)
-                return bad("--connections", optarg, "expected 1..100000");
-            cfg->conns = (int)v;
-            break;
-        case 't':
-            if (parse_int_arg(optarg, 1, FL_MAX_THREADS, &v) != 0)
-                return bad("--threads", optarg, "expected 1..256");
-            cfg->threads = (int)v;
-            break;
-        case 'd':
-            if (parse_dur_arg(optarg, &ms) != 0 || ms == 0)
-                return bad("--duration", optarg, "expected a duration like 10s, 2m or 500ms");
-            if (ms > FL_MAX_DURATION_MS)
-                return bad("--duration", optarg, "at most 1h");
-            cfg->duration_ms = ms;
-            cfg->duration_set = true;
-            break;
-        case 'R':
-            if (parse_double_arg(optarg, 0, FL_MAX_RATE, &d) != 0)
-                return bad("--rate", optarg, "expected requests per second, 0..1e8");
-            cfg->rate = d;
-            break;
-        case OPT_PROFILE:
-            set_str(&cfg->profile_spec, optarg);
-            break;
-        case OPT_TIMEOUT:
-            if (parse_dur_arg(optarg, &ms) != 0 || ms == 0 || ms > FL_MAX_DURATION_MS)
-                return bad("--timeout", optarg, "expected a duration like 2s or 500ms");
-            cfg->timeout_ms = ms;
-            break;
-        case OPT_CPR:
-            cfg->conn_per_request = true;
-            break;
-        case 'X':
-            set_str(&cfg->method, optarg);
-            break;
-        case OPT_BODY:
-            set_str(&cfg->body, optarg);
-            break;
-        case 'H':
-            if (!strchr(optarg, ':'))
-                return bad("--header", optarg, "expected 'Name: value'");
-            push_str(&cfg->headers, &cfg->nheaders, optarg);
-            break;
-        case OPT_MIX:
-            fl_mix_free(&cfg->mix);
-            if (fl_mix_parse(&cfg->mix, optarg, &err) != 0) {
-                fprintf(stderr, "floodgate flood: %s\n", err);
-                free(err);
-                return 2;
-            }
-            break;
-        case OPT_PRIO:
-            set_str(&cfg->priority_header, optarg);
-            break;
-        case OPT_CONFIG:
-            break;
-        case OPT_SOURCES:
-        case OPT_ATK_SOURCES: {
-            struct fl_sources *s = opt == OPT_SOURCES ? &cfg->sources : &cfg->attacker_sources;
-            fl_sources_free(s);
-            if (fl_sources_parse(s, optarg, &err) != 0) {
-                fprintf(stderr, "floodgate flood: %s\n", err);
-                free(err);
-                return 2;
-            }
-            break;
-        }
-        case OPT_ATK_SHARE:
-            if (parse_double_arg(optarg, 0, 0.9, &d) != 0)
-                return bad("--attacker-share", optarg, "expected a fraction 0..0.9");
-            cfg->attacker_share = d;
-            break;
-        case OPT_ATK_RATE:
-            if (parse_double_arg(optarg, 0, FL_MAX_RATE, &d) != 0)
-                return bad("--attacker-rate", optarg, "expected requests per second");
-            cfg->attacker_rate = d;
-            break;
-        case OPT_JSON:
-            cfg->json = true;
-            set_str(&cfg->json_file, optarg && *optarg ? optarg : NULL);
-            break;
-        case OPT_HTML:
-            set_str(&cfg->html_file, optarg);
-            break;
-        case 'q':
-            cfg->quiet = true;
-            break;
-        case 'h':
-            fputs(fl_usage, stdout);
-            return 0;
-        default:
-            fputs(fl_usage, stderr);
-            return 2;
-        }
+        st = apply_flag(cfg, opt, optarg);
+        if (st >= 0)
+            return st;
     }
+    /* URLs on the command line replace the file's. */
     if (optind < argc && urls_from_file)
-        free_strs(&cfg->urls, &cfg->nurls);
+        fl__free_strs(&cfg->urls, &cfg->nurls);
     for (int i = optind; i < argc; i++)
-        push_str(&cfg->urls, &cfg->nurls, argv[i]);
+        fl__push_str(&cfg->urls, &cfg->nurls, argv[i]);
     if (!cfg->nurls) {
         fprintf(stderr, "floodgate flood: no URL (e.g. floodgate flood -c 10 -d 5s http://127.0.0.1:8080/)\n");
         fputs(fl_usage, stderr);
         return 2;
     }
+    char *err = NULL;
     if (fl_config_finish(cfg, &err) != 0) {
         fprintf(stderr, "floodgate flood: %s\n", err);
         free(err);
@@ -590,9 +359,22 @@ int fl_config_from_args(struct fl_config *cfg, int argc, char **argv)
     return -1;
 }
 
-/* Splits "http://host[:port][/path]" into an address for net_parse_addr,
- * the Host header value and the path. */
-static int split_url(const char *url, char **addr, char **host, char **path, char **err)
+/* The parts of a URL, owned (url_parts_free). */
+struct url_parts {
+    char *addr; /* host:port for net_parse_addr, port 80 by default */
+    char *host; /* the Host header value */
+    char *path; /* path and query, "/" when empty */
+};
+
+static void url_parts_free(struct url_parts *u)
+{
+    free(u->addr);
+    free(u->host);
+    free(u->path);
+}
+
+/* Splits "http://host[:port][/path]" into u. */
+static int split_url(const char *url, struct url_parts *u, char **err)
 {
     static const char http[] = "http://";
     if (strncasecmp(url, "https://", 8) == 0) {
@@ -612,79 +394,76 @@ static int split_url(const char *url, char **addr, char **host, char **path, cha
     const char *rest = h + hl;
     if (*rest == '#')
         rest = "";
-    *host = xstrndup(h, hl);
+    u->host = xstrndup(h, hl);
     const char *port = NULL;
-    if ((*host)[0] == '[') {
-        char *rb = strchr(*host, ']');
+    if (u->host[0] == '[') {
+        char *rb = strchr(u->host, ']');
         if (!rb || (rb[1] && rb[1] != ':')) {
             *err = xasprintf("URL '%s': bad IPv6 host", url);
-            free(*host);
+            free(u->host);
             return -1;
         }
         port = rb[1] == ':' ? rb + 2 : NULL;
     } else {
-        port = strchr(*host, ':');
+        port = strchr(u->host, ':');
         if (port)
             port++;
     }
     if (port)
-        *addr = xstrdup(*host);
+        u->addr = xstrdup(u->host);
     else
-        *addr = xasprintf("%s:80", *host);
+        u->addr = xasprintf("%s:80", u->host);
     size_t pl = strcspn(rest, "#");
-    *path = pl ? (rest[0] == '?' ? xasprintf("/%.*s", (int)pl, rest) : xstrndup(rest, pl)) : xstrdup("/");
+    u->path = pl ? (rest[0] == '?' ? xasprintf("/%.*s", (int)pl, rest) : xstrndup(rest, pl)) : xstrdup("/");
     return 0;
 }
 
-int fl_config_finish(struct fl_config *cfg, char **err)
+/* One template per URL (-X and --body apply to each), every URL on the
+ * first one's host and port addr0; or, with --mix or file templates, no
+ * URL templates and no -X or --body. */
+static int url_templates(struct fl_config *cfg, const char *addr0, char **err)
 {
-    char *addr0 = NULL, *host0 = NULL, *path0 = NULL;
-    if (split_url(cfg->urls[0], &addr0, &host0, &path0, err) != 0)
-        return -1;
-    int rc = -1;
-    if (net_parse_addr(addr0, &cfg->target, err) != 0)
-        goto out;
-    net_addr_str(&cfg->target, cfg->target_str, sizeof cfg->target_str);
-    set_str(&cfg->host, host0);
     if (cfg->mix.n && cfg->nurls > 1) {
         *err = xstrdup("several URLs and --mix or templates: give one URL for the host, the templates give the paths");
-        goto out;
+        return -1;
     }
-    if (!cfg->mix.n) {
-        for (size_t i = 0; i < cfg->nurls; i++) {
-            char *a = NULL, *h = NULL, *p = NULL;
-            if (split_url(cfg->urls[i], &a, &h, &p, err) != 0)
-                goto out;
-            bool same = strcmp(a, addr0) == 0;
-            if (!same)
-                *err = xasprintf("URL '%s': every URL must have the host and port of the first (%s)",
-                                 cfg->urls[i], addr0);
-            else {
-                struct fl_template *t = fl_mix_add(&cfg->mix, cfg->method ? cfg->method : "GET", p, 1);
-                if (cfg->body) {
-                    t->body = xstrdup(cfg->body);
-                    t->body_len = strlen(cfg->body);
-                    t->has_body = true;
-                }
-            }
-            free(a);
-            free(h);
-            free(p);
-            if (!same)
-                goto out;
+    if (cfg->mix.n) {
+        if (cfg->method || cfg->body) {
+            *err = xstrdup("-X and --body apply to URL templates; with --mix or templates, set them per template");
+            return -1;
         }
-    } else if (cfg->method || cfg->body) {
-        *err = xstrdup("-X and --body apply to URL templates; with --mix or templates, set them per template");
-        goto out;
+        return 0;
     }
-    if (fl_mix_prepare(&cfg->mix, cfg->host, cfg->headers, cfg->nheaders, cfg->priority_header,
-                       cfg->conn_per_request, err) != 0)
-        goto out;
+    for (size_t i = 0; i < cfg->nurls; i++) {
+        struct url_parts u;
+        if (split_url(cfg->urls[i], &u, err) != 0)
+            return -1;
+        bool same = strcmp(u.addr, addr0) == 0;
+        if (!same)
+            *err = xasprintf("URL '%s': every URL must have the host and port of the first (%s)", cfg->urls[i],
+                             addr0);
+        else {
+            struct fl_template *t = fl_mix_add(&cfg->mix, cfg->method ? cfg->method : "GET", u.path, 1);
+            if (cfg->body) {
+                t->body = xstrdup(cfg->body);
+                t->body_len = strlen(cfg->body);
+                t->has_body = true;
+            }
+        }
+        url_parts_free(&u);
+        if (!same)
+            return -1;
+    }
+    return 0;
+}
 
-    /* Profiles: users open loop with a rate or a profile. */
+/* Profiles: users open loop with a rate or a profile; the duration
+ * defaults to the profile's length. */
+static int set_profiles(struct fl_config *cfg, char **err)
+{
     if (cfg->profile_spec) {
         if (fl_profile_parse(cfg->profile_spec, cfg->rate, &cfg->profile, err) != 0)
-            goto out;
+            return -1;
         cfg->open = true;
     } else if (cfg->rate > 0) {
         fl_profile_constant(&cfg->profile, cfg->rate);
@@ -696,8 +475,12 @@ int fl_config_finish(struct fl_config *cfg, char **err)
     }
     if (cfg->attacker_rate > 0)
         fl_profile_constant(&cfg->attacker_profile, cfg->attacker_rate);
+    return 0;
+}
 
-    /* Groups. */
+/* Groups: how many of the connections are attackers, the rest users. */
+static int set_groups(struct fl_config *cfg, char **err)
+{
     int atk = 0;
     if (cfg->attacker_share > 0) {
         atk = (int)lround(cfg->conns * cfg->attacker_share);
@@ -707,13 +490,13 @@ int fl_config_finish(struct fl_config *cfg, char **err)
             *err = xasprintf("--attacker-share %.2f of %d connections leaves no user connection; use more "
                              "connections",
                              cfg->attacker_share, cfg->conns);
-            goto out;
+            return -1;
         }
         if (!cfg->attacker_sources.n && fl_sources_parse(&cfg->attacker_sources, "127.6.6.1-127.6.6.4", err) != 0)
-            goto out;
+            return -1;
     } else if (cfg->attacker_rate > 0 || cfg->attacker_sources.n) {
         *err = xstrdup("--attacker-rate and --attacker-sources need --attacker-share");
-        goto out;
+        return -1;
     }
     cfg->group_conns[FL_USERS] = cfg->conns - atk;
     cfg->group_conns[FL_ATTACKERS] = atk;
@@ -721,19 +504,33 @@ int fl_config_finish(struct fl_config *cfg, char **err)
         cfg->threads = cfg->conns;
     if ((cfg->sources.n || cfg->attacker_sources.n) && cfg->target.ss.ss_family != AF_INET) {
         *err = xstrdup("source addresses are IPv4: the target must be an IPv4 address");
-        goto out;
+        return -1;
     }
-    rc = 0;
-out:
-    free(addr0);
-    free(host0);
-    free(path0);
+    return 0;
+}
+
+int fl_config_finish(struct fl_config *cfg, char **err)
+{
+    struct url_parts u0;
+    if (split_url(cfg->urls[0], &u0, err) != 0)
+        return -1;
+    int rc = net_parse_addr(u0.addr, &cfg->target, err);
+    if (rc == 0) {
+        net_addr_str(&cfg->target, cfg->target_str, sizeof cfg->target_str);
+        fl__set_str(&cfg->host, u0.host);
+        if (url_templates(cfg, u0.addr, err) != 0 ||
+            fl_mix_prepare(&cfg->mix, cfg->host, cfg->headers, cfg->nheaders, cfg->priority_header,
+                           cfg->conn_per_request, err) != 0 ||
+            set_profiles(cfg, err) != 0 || set_groups(cfg, err) != 0)
+            rc = -1;
+    }
+    url_parts_free(&u0);
     return rc;
 }
 
 void fl_config_free(struct fl_config *cfg)
 {
-    free_strs(&cfg->urls, &cfg->nurls);
+    fl__free_strs(&cfg->urls, &cfg->nurls);
     free(cfg->method);
     free(cfg->body);
     free(cfg->config_file);
@@ -742,7 +539,7 @@ void fl_config_free(struct fl_config *cfg)
     fl_profile_free(&cfg->profile);
     fl_profile_free(&cfg->attacker_profile);
     fl_mix_free(&cfg->mix);
-    free_strs(&cfg->headers, &cfg->nheaders);
+    fl__free_strs(&cfg->headers, &cfg->nheaders);
     free(cfg->priority_header);
     fl_sources_free(&cfg->sources);
     fl_sources_free(&cfg->attacker_sources);

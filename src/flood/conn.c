@@ -191,85 +191,107 @@ static void conn_complete(struct fl_conn *c, bool extra)
     fl__worker_conn_free(w, c);
 }
 
+/* Results of the steps of conn_process. */
+enum { CONN_MORE = 0, CONN_WAIT = 1, CONN_ENDED = -1 };
+
+/* Parses a response head at p[*off..len). Returns CONN_MORE when the body
+ * (or the final head after an interim one) follows, CONN_WAIT when more
+ * bytes are needed, CONN_ENDED when the request ended. */
+static int conn_head(struct fl_conn *c, const char *p, size_t len, size_t *off)
+{
+    struct fl_worker *w = c->w;
+    if (*off == len)
+        return CONN_WAIT;
+    struct http_header hdrs[FL_MAX_HEADERS];
+    struct http_response resp;
+    int n = http_parse_response(p + *off, len - *off, &resp, hdrs, FL_MAX_HEADERS, FL_MAX_HEAD);
+    if (n == HTTP_INCOMPLETE)
+        return CONN_WAIT;
+    if (n < 0) {
+        conn_fail(c, FL_E_PARSE);
+        return CONN_ENDED;
+    }
+    *off += (size_t)n;
+    c->resp_bytes += (uint64_t)n;
+    if (resp.status < 200 && resp.status != 101)
+        return CONN_MORE; /* interim response: the final one follows */
+    c->status = resp.status;
+    const struct fl_template *t = &w->cfg->mix.t[c->tpl];
+    enum http_body b = resp.status == 101 ? HTTP_BODY_EOF : http_response_body(&resp, t->m);
+    c->body_mode = (uint8_t)b;
+    /* An answer before the whole request was written (an early
+     * 413, say) leaves the connection unusable. */
+    c->close_after = w->cfg->conn_per_request || (resp.flags & HTTP_F_CONN_CLOSE) ||
+                     (resp.minor == 0 && !(resp.flags & HTTP_F_CONN_KEEPALIVE)) || b == HTTP_BODY_EOF ||
+                     c->state == FL_CS_SENDING;
+    if (c->state == FL_CS_SENDING)
+        ev_io_set(w->loop, c->fd, EV_READ);
+    if (b == HTTP_BODY_NONE) {
+        conn_complete(c, *off < len);
+        return CONN_ENDED;
+    }
+    if (b == HTTP_BODY_LENGTH)
+        c->body_left = (uint64_t)resp.content_length;
+    else if (b == HTTP_BODY_CHUNKED)
+        http_chunked_init(&c->chunked, FL_MAX_TRAILER);
+    c->state = FL_CS_BODY;
+    return CONN_MORE;
+}
+
+/* Counts the body bytes at p[off..len) off. Returns the bytes consumed in
+ * all, or -1 when the request ended. */
+static ssize_t conn_body(struct fl_conn *c, const char *p, size_t len, size_t off)
+{
+    size_t avail = len - off;
+    if (c->body_mode == HTTP_BODY_LENGTH) {
+        size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
+        c->body_left -= take;
+        off += take;
+        c->resp_bytes += take;
+        if (c->body_left == 0) {
+            conn_complete(c, off < len);
+            return -1;
+        }
+        return (ssize_t)off;
+    }
+    if (c->body_mode == HTTP_BODY_CHUNKED) {
+        ssize_t r = http_chunked_feed(&c->chunked, p + off, avail, NULL, NULL);
+        if (r < 0) {
+            conn_fail(c, FL_E_PARSE);
+            return -1;
+        }
+        off += (size_t)r;
+        c->resp_bytes += (uint64_t)r;
+        if (c->chunked.done) {
+            conn_complete(c, off < len);
+            return -1;
+        }
+        return (ssize_t)off;
+    }
+    /* Until close. */
+    c->resp_bytes += avail;
+    return (ssize_t)len;
+}
+
 /* Runs the response parser over p[0..len). Returns the bytes consumed,
  * or -1 when the request ended (completed or failed): the caller must not
  * touch c's buffer then. */
 static ssize_t conn_process(struct fl_conn *c, const char *p, size_t len)
 {
-    struct fl_worker *w = c->w;
     size_t off = 0;
     for (;;) {
         switch (c->state) {
         case FL_CS_SENDING:
         case FL_CS_HEAD: {
-            if (off == len)
+            int r = conn_head(c, p, len, &off);
+            if (r == CONN_WAIT)
                 return (ssize_t)off;
-            struct http_header hdrs[FL_MAX_HEADERS];
-            struct http_response resp;
-            int n = http_parse_response(p + off, len - off, &resp, hdrs, FL_MAX_HEADERS, FL_MAX_HEAD);
-            if (n == HTTP_INCOMPLETE)
-                return (ssize_t)off;
-            if (n < 0) {
-                conn_fail(c, FL_E_PARSE);
+            if (r == CONN_ENDED)
                 return -1;
-            }
-            off += (size_t)n;
-            c->resp_bytes += (uint64_t)n;
-            if (resp.status < 200 && resp.status != 101)
-                continue; /* interim response: the final one follows */
-            c->status = resp.status;
-            const struct fl_template *t = &w->cfg->mix.t[c->tpl];
-            enum http_body b = resp.status == 101 ? HTTP_BODY_EOF : http_response_body(&resp, t->m);
-            c->body_mode = (uint8_t)b;
-            /* An answer before the whole request was written (an early
-             * 413, say) leaves the connection unusable. */
-            c->close_after = w->cfg->conn_per_request || (resp.flags & HTTP_F_CONN_CLOSE) ||
-                             (resp.minor == 0 && !(resp.flags & HTTP_F_CONN_KEEPALIVE)) || b == HTTP_BODY_EOF ||
-                             c->state == FL_CS_SENDING;
-            if (c->state == FL_CS_SENDING)
-                ev_io_set(w->loop, c->fd, EV_READ);
-            if (b == HTTP_BODY_NONE) {
-                conn_complete(c, off < len);
-                return -1;
-            }
-            if (b == HTTP_BODY_LENGTH)
-                c->body_left = (uint64_t)resp.content_length;
-            else if (b == HTTP_BODY_CHUNKED)
-                http_chunked_init(&c->chunked, FL_MAX_TRAILER);
-            c->state = FL_CS_BODY;
             break;
         }
-        case FL_CS_BODY: {
-            size_t avail = len - off;
-            if (c->body_mode == HTTP_BODY_LENGTH) {
-                size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
-                c->body_left -= take;
-                off += take;
-                c->resp_bytes += take;
-                if (c->body_left == 0) {
-                    conn_complete(c, off < len);
-                    return -1;
-                }
-                return (ssize_t)off;
-            }
-            if (c->body_mode == HTTP_BODY_CHUNKED) {
-                ssize_t r = http_chunked_feed(&c->chunked, p + off, avail, NULL, NULL);
-                if (r < 0) {
-                    conn_fail(c, FL_E_PARSE);
-                    return -1;
-                }
-                off += (size_t)r;
-                c->resp_bytes += (uint64_t)r;
-                if (c->chunked.done) {
-                    conn_complete(c, off < len);
-                    return -1;
-                }
-                return (ssize_t)off;
-            }
-            /* Until close. */
-            c->resp_bytes += avail;
-            return (ssize_t)len;
-        }
+        case FL_CS_BODY:
+            return conn_body(c, p, len, off);
         default:
             /* Bytes on an idle connection: nothing was asked. */
             fl__conn_close(c);

@@ -21,7 +21,8 @@
  *              open-loop schedule of intended send times;
  *   mix.c      request templates, weights, rendering, weighted choice;
  *   sources.c  source address ranges (A-B, CIDR, lists);
- *   config.c   flags and the YAML file into struct fl_config;
+ *   config.c   flags into struct fl_config, then checks and completes it;
+ *   config_file.c  the YAML file (--config) into struct fl_config;
  *   conn.c     one client connection's state machine;
  *   worker.c   one thread: its loop, its connections, its schedule and
  *              its statistics (per group, per template, per second);
@@ -234,6 +235,12 @@ int fl_config_load(struct fl_config *cfg, const char *path, char **err);
  * profiles, group sizes. Returns 0 or -1 with *err set. */
 int fl_config_finish(struct fl_config *cfg, char **err);
 void fl_config_free(struct fl_config *cfg);
+/* The settings' strings (config.c, config_file.c): fl__set_str frees *dst
+ * and stores a copy of v (NULL: none); fl__push_str appends a copy of v;
+ * fl__free_strs frees the whole array and empties it. */
+void fl__set_str(char **dst, const char *v);
+void fl__push_str(char ***arr, size_t *n, const char *v);
+void fl__free_strs(char ***arr, size_t *n);
 extern const char fl_usage[];
 
 /* ---- statistics ---- */

@@ -133,6 +133,88 @@ static bool names_header(const char *line, const char *name)
     return strncasecmp(line, name, n) == 0 && line[n] == ':';
 }
 
+/* Checks template i (1-based in messages) and fills in what the file or
+ * flags left out: the method code and the default name. */
+static int check_template(struct fl_template *t, size_t i, char **err)
+{
+    if (!is_token(t->method, strlen(t->method))) {
+        *err = xasprintf("template %zu: method '%s' is not a token", i + 1, t->method);
+        return -1;
+    }
+    if (!is_target(t->path)) {
+        *err = xasprintf("template %zu: path '%s' must start with '/' and hold no spaces or "
+                         "control characters",
+                         i + 1, t->path);
+        return -1;
+    }
+    if (!(t->weight > 0) || !isfinite(t->weight)) {
+        *err = xasprintf("template %zu: weight must be above 0", i + 1);
+        return -1;
+    }
+    if (t->priority && strpbrk(t->priority, "\r\n")) {
+        *err = xasprintf("template %zu: priority holds a line break", i + 1);
+        return -1;
+    }
+    for (size_t j = 0; j < t->nheaders; j++) {
+        if (!header_ok(t->headers[j])) {
+            *err = xasprintf("template %zu: header '%s': expected 'Name: value' on one line", i + 1,
+                             t->headers[j]);
+            return -1;
+        }
+    }
+    t->m = method_of(t->method);
+    if (!t->name)
+        t->name = xasprintf("%s %s", t->method, t->path);
+    return 0;
+}
+
+/* Renders t's whole request (head and body) into t->req, once, so that
+ * sending it is one copy. Host and Content-Length are added unless a
+ * header of the template (or, for Host, an extra header) sets them. */
+static void render_template(struct fl_template *t, const char *host, char *const *extra, size_t nextra,
+                            const char *priority_header, bool close)
+{
+    bool has_host = false, has_cl = false;
+    for (size_t j = 0; j < t->nheaders; j++) {
+        has_host |= names_header(t->headers[j], "Host");
+        has_cl |= names_header(t->headers[j], "Content-Length");
+    }
+    for (size_t j = 0; j < nextra; j++)
+        has_host |= names_header(extra[j], "Host");
+    buf_reset(&t->req);
+    buf_printf(&t->req, "%s %s HTTP/1.1\r\n", t->method, t->path);
+    if (!has_host)
+        buf_printf(&t->req, "Host: %s\r\n", host);
+    for (size_t j = 0; j < nextra; j++)
+        buf_printf(&t->req, "%s\r\n", extra[j]);
+    for (size_t j = 0; j < t->nheaders; j++)
+        buf_printf(&t->req, "%s\r\n", t->headers[j]);
+    if (priority_header && t->priority)
+        buf_printf(&t->req, "%s: %s\r\n", priority_header, t->priority);
+    bool body = t->body_len || t->has_body || t->m == HTTP_M_POST || t->m == HTTP_M_PUT || t->m == HTTP_M_PATCH;
+    if (body && !has_cl)
+        buf_printf(&t->req, "Content-Length: %zu\r\n", t->body_len);
+    if (close)
+        buf_append_str(&t->req, "Connection: close\r\n");
+    buf_append_str(&t->req, "\r\n");
+    if (t->body_len)
+        buf_append(&t->req, t->body, t->body_len);
+}
+
+/* The cumulative weights as fractions of 2^32, the last one exactly
+ * UINT32_MAX so that every draw lands on a template. */
+static void set_cumulative(struct fl_mix *mix)
+{
+    double total = 0, acc = 0;
+    for (size_t i = 0; i < mix->n; i++)
+        total += mix->t[i].weight;
+    for (size_t i = 0; i < mix->n; i++) {
+        acc += mix->t[i].weight;
+        double c = acc / total * 4294967295.0;
+        mix->cum[i] = i + 1 == mix->n ? UINT32_MAX : (uint32_t)(c > 4294967295.0 ? 4294967295.0 : c);
+    }
+}
+
 int fl_mix_prepare(struct fl_mix *mix, const char *host, char *const *extra, size_t nextra,
                    const char *priority_header, bool close, char **err)
 {
@@ -150,68 +232,11 @@ int fl_mix_prepare(struct fl_mix *mix, const char *host, char *const *extra, siz
             return -1;
         }
     }
-    double total = 0;
     for (size_t i = 0; i < mix->n; i++) {
-        struct fl_template *t = &mix->t[i];
-        if (!is_token(t->method, strlen(t->method))) {
-            *err = xasprintf("template %zu: method '%s' is not a token", i + 1, t->method);
+        if (check_template(&mix->t[i], i, err) != 0)
             return -1;
-        }
-        if (!is_target(t->path)) {
-            *err = xasprintf("template %zu: path '%s' must start with '/' and hold no spaces or "
-                             "control characters",
-                             i + 1, t->path);
-            return -1;
-        }
-        if (!(t->weight > 0) || !isfinite(t->weight)) {
-            *err = xasprintf("template %zu: weight must be above 0", i + 1);
-            return -1;
-        }
-        if (t->priority && strpbrk(t->priority, "\r\n")) {
-            *err = xasprintf("template %zu: priority holds a line break", i + 1);
-            return -1;
-        }
-        t->m = method_of(t->method);
-        if (!t->name)
-            t->name = xasprintf("%s %s", t->method, t->path);
-        bool has_host = false, has_cl = false;
-        for (size_t j = 0; j < t->nheaders; j++) {
-            if (!header_ok(t->headers[j])) {
-                *err = xasprintf("template %zu: header '%s': expected 'Name: value' on one line", i + 1,
-                                 t->headers[j]);
-                return -1;
-            }
-            has_host |= names_header(t->headers[j], "Host");
-            has_cl |= names_header(t->headers[j], "Content-Length");
-        }
-        for (size_t j = 0; j < nextra; j++)
-            has_host |= names_header(extra[j], "Host");
-        buf_reset(&t->req);
-        buf_printf(&t->req, "%s %s HTTP/1.1\r\n", t->method, t->path);
-        if (!has_host)
-            buf_printf(&t->req, "Host: %s\r\n", host);
-        for (size_t j = 0; j < nextra; j++)
-            buf_printf(&t->req, "%s\r\n", extra[j]);
-        for (size_t j = 0; j < t->nheaders; j++)
-            buf_printf(&t->req, "%s\r\n", t->headers[j]);
-        if (priority_header && t->priority)
-            buf_printf(&t->req, "%s: %s\r\n", priority_header, t->priority);
-        bool body = t->body_len || t->has_body || t->m == HTTP_M_POST || t->m == HTTP_M_PUT ||
-                    t->m == HTTP_M_PATCH;
-        if (body && !has_cl)
-            buf_printf(&t->req, "Content-Length: %zu\r\n", t->body_len);
-        if (close)
-            buf_append_str(&t->req, "Connection: close\r\n");
-        buf_append_str(&t->req, "\r\n");
-        if (t->body_len)
-            buf_append(&t->req, t->body, t->body_len);
-        total += t->weight;
+        render_template(&mix->t[i], host, extra, nextra, priority_header, close);
     }
-    double acc = 0;
-    for (size_t i = 0; i < mix->n; i++) {
-        acc += mix->t[i].weight;
-        double c = acc / total * 4294967295.0;
-        mix->cum[i] = i + 1 == mix->n ? UINT32_MAX : (uint32_t)(c > 4294967295.0 ? 4294967295.0 : c);
-    }
+    set_cumulative(mix);
     return 0;
 }

@@ -74,79 +74,99 @@ static int parse_level(const char **s, double base, double *out, const char *spe
     return 0;
 }
 
-int fl_profile_parse(const char *spec, double base, struct fl_profile *p, char **err)
+/* The kind named before the first ':' of spec, or -1 after setting *err. */
+static int parse_kind(const char *spec, const char *colon, char **err)
 {
-    const char *colon = strchr(spec, ':');
     size_t klen = colon ? (size_t)(colon - spec) : strlen(spec);
     int kind = -1;
     for (size_t i = 0; i < ARRAY_SIZE(kind_names); i++)
         if (strlen(kind_names[i]) == klen && strncmp(spec, kind_names[i], klen) == 0)
             kind = (int)i;
-    if (kind < 0) {
+    if (kind < 0)
         *err = xasprintf("profile '%s': unknown kind '%.*s' (constant, ramp, step or spike)", spec,
                          (int)klen, spec);
-        return -1;
-    }
-    struct fl_profile np = {.kind = (enum fl_profile_kind)kind};
-    if (kind == FL_PROF_CONSTANT) {
-        double r = base;
-        if (colon) {
-            const char *s = colon + 1;
-            if (parse_level(&s, base, &r, spec, err) != 0)
-                return -1;
-            if (*s) {
-                *err = xasprintf("profile '%s': constant takes one level and no duration", spec);
-                return -1;
-            }
-        } else if (base <= 0) {
-            *err = xasprintf("profile '%s': constant needs --rate or a level (constant:500/s)", spec);
+    return kind;
+}
+
+/* "constant" (the base rate) or "constant:LEVEL". */
+static int parse_constant(const char *spec, const char *colon, double base, struct fl_profile *p, char **err)
+{
+    double r = base;
+    if (colon) {
+        const char *s = colon + 1;
+        if (parse_level(&s, base, &r, spec, err) != 0)
+            return -1;
+        if (*s) {
+            *err = xasprintf("profile '%s': constant takes one level and no duration", spec);
             return -1;
         }
-        fl_profile_constant(p, r);
-        return 0;
+    } else if (base <= 0) {
+        *err = xasprintf("profile '%s': constant needs --rate or a level (constant:500/s)", spec);
+        return -1;
     }
+    fl_profile_constant(p, r);
+    return 0;
+}
+
+/* One stage "LEVEL[-LEVEL]DURATION" at *s, which is left at the ',' or the
+ * end that follows it. */
+static int parse_stage(const char **s, double base, int kind, const char *spec, struct fl_stage *st, char **err)
+{
+    if (parse_level(s, base, &st->from, spec, err) != 0)
+        return -1;
+    st->to = st->from;
+    if (**s == '-') {
+        (*s)++;
+        if (parse_level(s, base, &st->to, spec, err) != 0)
+            return -1;
+    }
+    size_t dlen = strcspn(*s, ",");
+    char dur[32];
+    uint64_t ms;
+    if (dlen == 0 || dlen >= sizeof dur) {
+        *err = xasprintf("profile '%s': each stage needs a duration, e.g. 10x30s", spec);
+        return -1;
+    }
+    memcpy(dur, *s, dlen);
+    dur[dlen] = '\0';
+    if (cfg_parse_duration(dur, &ms) != 0 || ms == 0 || ms > FL_MAX_DURATION_MS) {
+        *err = xasprintf("profile '%s': bad duration '%s' (like 500ms, 20s or 1m, at most 1h)", spec, dur);
+        return -1;
+    }
+    st->dur_ns = ms * 1000000ull;
+    if ((kind == FL_PROF_STEP || kind == FL_PROF_SPIKE) && st->from != st->to) {
+        *err = xasprintf("profile '%s': %s stages are flat; use ramp for FROM-TO stages", spec, kind_names[kind]);
+        return -1;
+    }
+    *s += dlen;
+    return 0;
+}
+
+int fl_profile_parse(const char *spec, double base, struct fl_profile *p, char **err)
+{
+    const char *colon = strchr(spec, ':');
+    int kind = parse_kind(spec, colon, err);
+    if (kind < 0)
+        return -1;
+    if (kind == FL_PROF_CONSTANT)
+        return parse_constant(spec, colon, base, p, err);
     if (!colon || !colon[1]) {
         *err = xasprintf("profile '%s': expected %s:STAGE,STAGE,... (e.g. %s)", spec, kind_names[kind],
                          kind == FL_PROF_RAMP ? "ramp:1x-10x30s" : "spike:1x20s,10x30s,1x20s");
         return -1;
     }
+    struct fl_profile np = {.kind = (enum fl_profile_kind)kind};
     const char *s = colon + 1;
     size_t cap = 0;
     for (;;) {
         struct fl_stage st;
-        if (parse_level(&s, base, &st.from, spec, err) != 0)
+        if (parse_stage(&s, base, kind, spec, &st, err) != 0)
             goto fail;
-        st.to = st.from;
-        if (*s == '-') {
-            s++;
-            if (parse_level(&s, base, &st.to, spec, err) != 0)
-                goto fail;
-        }
-        size_t dlen = strcspn(s, ",");
-        char dur[32];
-        uint64_t ms;
-        if (dlen == 0 || dlen >= sizeof dur) {
-            *err = xasprintf("profile '%s': each stage needs a duration, e.g. 10x30s", spec);
-            goto fail;
-        }
-        memcpy(dur, s, dlen);
-        dur[dlen] = '\0';
-        if (cfg_parse_duration(dur, &ms) != 0 || ms == 0 || ms > FL_MAX_DURATION_MS) {
-            *err = xasprintf("profile '%s': bad duration '%s' (like 500ms, 20s or 1m, at most 1h)", spec, dur);
-            goto fail;
-        }
-        st.dur_ns = ms * 1000000ull;
-        if ((kind == FL_PROF_STEP || kind == FL_PROF_SPIKE) && st.from != st.to) {
-            *err = xasprintf("profile '%s': %s stages are flat; use ramp for FROM-TO stages", spec,
-                             kind_names[kind]);
-            goto fail;
-        }
         if (np.n == cap) {
             cap = cap ? cap * 2 : 4;
             np.stages = xrealloc(np.stages, cap * sizeof *np.stages);
         }
         np.stages[np.n++] = st;
-        s += dlen;
         if (!*s)
             break;
         s++; /* ',' */

@@ -95,17 +95,21 @@ static void chart_open(struct buf *b, const char *id, const char *title, size_t 
                ML + PW / 2, H - 6);
 }
 
-static void y_grid_linear(struct buf *b, double ymax, const char *unit)
+/* Draws the grid of a linear axis from 0 to 10% above max (at least 1,
+ * so an empty chart still has a scale) and returns that top. */
+static double y_grid_linear(struct buf *b, double max)
 {
+    double ymax = fmax(max, 1) * 1.1;
     double step = nice_step(ymax, 5);
     for (double v = 0; v <= ymax * 1.0001; v += step) {
         double y = MT + PH - v / ymax * PH;
         char t[32];
         fmt_num(v, t, sizeof t);
         buf_printf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e2e8f0\"/>"
-                      "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s%s</text>\n",
-                   ML, y, ML + PW, y, ML - 6, y + 4, t, unit);
+                      "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%s</text>\n",
+                   ML, y, ML + PW, y, ML - 6, y + 4, t);
     }
+    return ymax;
 }
 
 static void polyline(struct buf *b, const double *ys, size_t n, const char *color, bool dashed, double width)
@@ -119,10 +123,11 @@ static void polyline(struct buf *b, const double *ys, size_t n, const char *colo
     buf_append_str(b, "\"/>\n");
 }
 
+/* The body of a chart without data, and the chart's end. */
 static void no_data(struct buf *b)
 {
     buf_printf(b, "<text x=\"%d\" y=\"%d\" class=\"legend\" text-anchor=\"middle\">no complete second of "
-                  "data</text>\n",
+                  "data</text>\n</svg>\n",
                ML + PW / 2, MT + PH / 2);
 }
 
@@ -144,19 +149,17 @@ static void chart_throughput(struct buf *b, const struct fl_config *cfg, const s
     chart_open(b, "throughput", "Throughput (users' responses per second)", n, names, colors, nl);
     if (!n) {
         no_data(b);
-        buf_append_str(b, "</svg>\n");
         return;
     }
-    double ymax = 1;
+    double top = 0;
     for (size_t i = 0; i < n; i++) {
         const struct fl_point *p = &res->pts[i];
-        ymax = fmax(ymax, (double)p->done[FL_USERS]);
-        ymax = fmax(ymax, p->target);
+        top = fmax(top, (double)p->done[FL_USERS]);
+        top = fmax(top, p->target);
         if (atk)
-            ymax = fmax(ymax, (double)p->done[FL_ATTACKERS]);
+            top = fmax(top, (double)p->done[FL_ATTACKERS]);
     }
-    ymax *= 1.1;
-    y_grid_linear(b, ymax, "");
+    double ymax = y_grid_linear(b, top);
     double *ys = xcalloc(n, sizeof *ys);
 #define SERIES(expr, color, dashed)                                    \
     do {                                                               \
@@ -195,7 +198,6 @@ static void chart_latency(struct buf *b, const struct fl_result *res)
     }
     if (!n || !hi) {
         no_data(b);
-        buf_append_str(b, "</svg>\n");
         return;
     }
     if (lo == UINT64_MAX || lo < 1)
@@ -245,18 +247,16 @@ static void chart_status(struct buf *b, const struct fl_result *res)
     chart_open(b, "status", "Status mix per second (users)", n, names, colors, nl);
     if (!n) {
         no_data(b);
-        buf_append_str(b, "</svg>\n");
         return;
     }
-    double ymax = 1;
+    double top = 0;
     for (size_t i = 0; i < n; i++) {
         double t = 0;
         for (int c = 0; c < FL_C_MAX; c++)
             t += (double)res->pts[i].cls[c];
-        ymax = fmax(ymax, t);
+        top = fmax(top, t);
     }
-    ymax *= 1.1;
-    y_grid_linear(b, ymax, "");
+    double ymax = y_grid_linear(b, top);
     double bw = (double)PW / (double)n * 0.8;
     if (bw < 1)
         bw = 1;

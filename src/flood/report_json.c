@@ -71,11 +71,10 @@ static cJSON *group_json(const struct fl_config *cfg, const struct fl_result *re
     return o;
 }
 
-int fl_report_json(FILE *f, const struct fl_config *cfg, const struct fl_result *res)
+/* The run's settings, as the report's "config" object. */
+static cJSON *config_json(const struct fl_config *cfg)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddNumberToObject(root, "version", 1);
-    cJSON *c = cJSON_AddObjectToObject(root, "config");
+    cJSON *c = cJSON_CreateObject();
     cJSON_AddStringToObject(c, "url", cfg->urls[0]);
     cJSON_AddStringToObject(c, "target", cfg->target_str);
     cJSON_AddNumberToObject(c, "connections", cfg->conns);
@@ -114,21 +113,13 @@ int fl_report_json(FILE *f, const struct fl_config *cfg, const struct fl_result 
         cJSON_AddNumberToObject(a, "sources", (double)cfg->attacker_sources.total);
         cJSON_AddNumberToObject(a, "rate", cfg->attacker_rate);
     }
+    return c;
+}
 
-    const struct fl_gstats *u = &res->g[FL_USERS], *at = &res->g[FL_ATTACKERS];
-    cJSON_AddNumberToObject(root, "elapsed_s", round((double)res->elapsed_ns / 1e6) / 1e3);
-    cJSON_AddBoolToObject(root, "interrupted", res->interrupted);
-    cJSON_AddNumberToObject(root, "requests", (double)(u->done + at->done));
-    cJSON_AddNumberToObject(root, "rps", round(per_sec(u->done + at->done, res->elapsed_ns) * 100) / 100);
-    cJSON_AddNumberToObject(root, "errors", (double)(u->errors + at->errors));
-    cJSON_AddNumberToObject(root, "bytes_in", (double)(u->bytes_in + at->bytes_in));
-    cJSON_AddItemToObject(root, "users", group_json(cfg, res, FL_USERS));
-    if (cfg->group_conns[FL_ATTACKERS])
-        cJSON_AddItemToObject(root, "attackers", group_json(cfg, res, FL_ATTACKERS));
-    else
-        cJSON_AddNullToObject(root, "attackers");
-
-    cJSON *ta = cJSON_AddArrayToObject(root, "templates");
+/* Per-template results of each group that ran, as the "templates" array. */
+static cJSON *templates_json(const struct fl_config *cfg, const struct fl_result *res)
+{
+    cJSON *ta = cJSON_CreateArray();
     for (int g = 0; g < FL_NGROUPS; g++) {
         if (!cfg->group_conns[g])
             continue;
@@ -146,8 +137,13 @@ int fl_report_json(FILE *f, const struct fl_config *cfg, const struct fl_result 
             cJSON_AddItemToArray(ta, o);
         }
     }
+    return ta;
+}
 
-    cJSON *series = cJSON_AddArrayToObject(root, "series");
+/* One point a second, as the "series" array. */
+static cJSON *series_json(const struct fl_result *res)
+{
+    cJSON *series = cJSON_CreateArray();
     for (size_t s = 0; s < res->npts; s++) {
         const struct fl_point *p = &res->pts[s];
         cJSON *o = cJSON_CreateObject();
@@ -168,6 +164,28 @@ int fl_report_json(FILE *f, const struct fl_config *cfg, const struct fl_result 
         cJSON_AddNumberToObject(o, "bytes_in", (double)p->bytes_in);
         cJSON_AddItemToArray(series, o);
     }
+    return series;
+}
+
+int fl_report_json(FILE *f, const struct fl_config *cfg, const struct fl_result *res)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "version", 1);
+    cJSON_AddItemToObject(root, "config", config_json(cfg));
+    const struct fl_gstats *u = &res->g[FL_USERS], *at = &res->g[FL_ATTACKERS];
+    cJSON_AddNumberToObject(root, "elapsed_s", round((double)res->elapsed_ns / 1e6) / 1e3);
+    cJSON_AddBoolToObject(root, "interrupted", res->interrupted);
+    cJSON_AddNumberToObject(root, "requests", (double)(u->done + at->done));
+    cJSON_AddNumberToObject(root, "rps", round(per_sec(u->done + at->done, res->elapsed_ns) * 100) / 100);
+    cJSON_AddNumberToObject(root, "errors", (double)(u->errors + at->errors));
+    cJSON_AddNumberToObject(root, "bytes_in", (double)(u->bytes_in + at->bytes_in));
+    cJSON_AddItemToObject(root, "users", group_json(cfg, res, FL_USERS));
+    if (cfg->group_conns[FL_ATTACKERS])
+        cJSON_AddItemToObject(root, "attackers", group_json(cfg, res, FL_ATTACKERS));
+    else
+        cJSON_AddNullToObject(root, "attackers");
+    cJSON_AddItemToObject(root, "templates", templates_json(cfg, res));
+    cJSON_AddItemToObject(root, "series", series_json(res));
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text)

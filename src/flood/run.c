@@ -9,6 +9,7 @@
  * deadline; the main thread only has to stop them early. */
 #include "flood/flood.h"
 
+#include "core/cli.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -159,6 +160,114 @@ static void raise_nofile(int conns)
                 (unsigned long)rl.rlim_cur, conns);
 }
 
+/* Creates the workers, each with its share of each group's connections
+ * (the first ones get one more when they do not divide evenly). Returns 0
+ * or -1 after printing why. */
+static int create_workers(struct fl_run *run)
+{
+    const struct fl_config *cfg = run->cfg;
+    int gstart[FL_NGROUPS] = {0, 0};
+    for (int i = 0; i < run->nworkers; i++) {
+        int gc[FL_NGROUPS];
+        for (int g = 0; g < FL_NGROUPS; g++) {
+            int total = cfg->group_conns[g];
+            gc[g] = total / run->nworkers + (i < total % run->nworkers);
+        }
+        run->w[i] = fl__worker_new(run, i, gc, gstart);
+        if (!run->w[i]) {
+            fprintf(stderr, "floodgate flood: cannot create an event loop\n");
+            return -1;
+        }
+        for (int g = 0; g < FL_NGROUPS; g++)
+            gstart[g] += gc[g];
+    }
+    return 0;
+}
+
+/* Starts the workers' threads; *started counts those running. Returns 0
+ * or -1 after printing why. */
+static int start_workers(struct fl_run *run, int *started)
+{
+    for (int i = 0; i < run->nworkers; i++) {
+        int rc = pthread_create(&run->w[i]->thread, NULL, fl__worker_main, run->w[i]);
+        if (rc != 0) {
+            fprintf(stderr, "floodgate flood: cannot start a thread: %s\n", strerror(rc));
+            return -1;
+        }
+        (*started)++;
+    }
+    return 0;
+}
+
+/* Waits (bounded) until every connection is up, or a signal in set
+ * arrives. */
+static void wait_connected(struct fl_run *run, const sigset_t *set, struct fl_result *res)
+{
+    uint64_t until = ev_clock_ns() + FL_CONNECT_WAIT_MS * 1000000ull;
+    while (ev_clock_ns() < until) {
+        int up = 0;
+        for (int i = 0; i < run->nworkers; i++)
+            up += atomic_load(&run->w[i]->connected);
+        if (up >= run->cfg->conns)
+            break;
+        struct timespec ts = {0, 2000000};
+        int sig;
+        if ((sig = sigtimedwait(set, NULL, &ts)) > 0) {
+            atomic_store(&run->stop, true);
+            res->interrupted = true;
+            break;
+        }
+    }
+}
+
+/* Starts the clock and the workers' load, then waits for the end of the
+ * run or a signal in set, drawing the progress line meanwhile. */
+static void drive(struct fl_run *run, const sigset_t *set, struct fl_result *res)
+{
+    const struct fl_config *cfg = run->cfg;
+    uint64_t t0 = ev_clock_ns();
+    atomic_store(&run->t0, t0);
+    for (int i = 0; i < run->nworkers; i++)
+        fl__worker_go(run->w[i]);
+    uint64_t end = t0 + cfg->duration_ms * 1000000ull;
+    uint64_t hd[5] = {0}, ht[5] = {0};
+    int nh = 0;
+    while (!atomic_load(&run->stop)) {
+        uint64_t now = ev_clock_ns();
+        if (now >= end)
+            break; /* the workers stop themselves at `end` too */
+        if (cfg->progress)
+            progress(cfg, run, now, hd, ht, &nh);
+        uint64_t wait = FL_TICK_MS * 1000000ull;
+        if (now < end && end - now < wait)
+            wait = end - now;
+        struct timespec ts = {(time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull)};
+        int sig = sigtimedwait(set, NULL, &ts);
+        if (sig > 0) {
+            res->interrupted = true;
+            break;
+        }
+    }
+    atomic_store(&run->stop, true);
+    if (cfg->progress)
+        fprintf(stderr, "\r\033[K");
+}
+
+/* Stops and joins the started workers. Returns -1 when one failed. */
+static int stop_workers(struct fl_run *run, int started)
+{
+    int status = 0;
+    atomic_store(&run->stop, true);
+    for (int i = 0; i < started; i++)
+        fl__worker_stop(run->w[i]);
+    for (int i = 0; i < started; i++) {
+        pthread_join(run->w[i]->thread, NULL);
+        if (run->w[i]->failed)
+            status = -1;
+    }
+    return status;
+}
+
 int fl_run(const struct fl_config *cfg, struct fl_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -170,91 +279,18 @@ int fl_run(const struct fl_config *cfg, struct fl_result *res)
     atomic_store(&run.stop, false);
 
     sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-    signal(SIGPIPE, SIG_IGN);
+    cli_block_stop_signals(&set, &old);
 
-    int status = 0, started = 0;
-    int gstart[FL_NGROUPS] = {0, 0};
-    for (int i = 0; i < run.nworkers; i++) {
-        int gc[FL_NGROUPS];
-        for (int g = 0; g < FL_NGROUPS; g++) {
-            int total = cfg->group_conns[g];
-            gc[g] = total / run.nworkers + (i < total % run.nworkers);
-        }
-        run.w[i] = fl__worker_new(&run, i, gc, gstart);
-        if (!run.w[i]) {
-            fprintf(stderr, "floodgate flood: cannot create an event loop\n");
-            status = -1;
-            break;
-        }
-        for (int g = 0; g < FL_NGROUPS; g++)
-            gstart[g] += gc[g];
-    }
-    for (int i = 0; status == 0 && i < run.nworkers; i++) {
-        int rc = pthread_create(&run.w[i]->thread, NULL, fl__worker_main, run.w[i]);
-        if (rc != 0) {
-            fprintf(stderr, "floodgate flood: cannot start a thread: %s\n", strerror(rc));
-            status = -1;
-            break;
-        }
-        started++;
-    }
-
+    int started = 0;
+    int status = create_workers(&run);
+    if (status == 0)
+        status = start_workers(&run, &started);
     if (status == 0) {
-        /* Wait for the connections (bounded), then start the clock. */
-        uint64_t until = ev_clock_ns() + FL_CONNECT_WAIT_MS * 1000000ull;
-        while (ev_clock_ns() < until) {
-            int up = 0;
-            for (int i = 0; i < run.nworkers; i++)
-                up += atomic_load(&run.w[i]->connected);
-            if (up >= cfg->conns)
-                break;
-            struct timespec ts = {0, 2000000};
-            int sig;
-            if ((sig = sigtimedwait(&set, NULL, &ts)) > 0) {
-                atomic_store(&run.stop, true);
-                res->interrupted = true;
-                break;
-            }
-        }
-        uint64_t t0 = ev_clock_ns();
-        atomic_store(&run.t0, t0);
-        for (int i = 0; i < run.nworkers; i++)
-            fl__worker_go(run.w[i]);
-        uint64_t end = t0 + cfg->duration_ms * 1000000ull;
-        uint64_t hd[5] = {0}, ht[5] = {0};
-        int nh = 0;
-        while (!atomic_load(&run.stop)) {
-            uint64_t now = ev_clock_ns();
-            if (now >= end)
-                break; /* the workers stop themselves at `end` too */
-            if (cfg->progress)
-                progress(cfg, &run, now, hd, ht, &nh);
-            uint64_t wait = FL_TICK_MS * 1000000ull;
-            if (now < end && end - now < wait)
-                wait = end - now;
-            struct timespec ts = {(time_t)(wait / 1000000000ull), (long)(wait % 1000000000ull)};
-            int sig = sigtimedwait(&set, NULL, &ts);
-            if (sig > 0) {
-                res->interrupted = true;
-                break;
-            }
-        }
-        atomic_store(&run.stop, true);
-        if (cfg->progress)
-            fprintf(stderr, "\r\033[K");
+        wait_connected(&run, &set, res);
+        drive(&run, &set, res);
     }
-    atomic_store(&run.stop, true);
-    for (int i = 0; i < started; i++)
-        fl__worker_stop(run.w[i]);
-    for (int i = 0; i < started; i++) {
-        pthread_join(run.w[i]->thread, NULL);
-        if (run.w[i]->failed)
-            status = -1;
-    }
+    if (stop_workers(&run, started) != 0)
+        status = -1;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (status == 0)
         merge(cfg, &run, res);

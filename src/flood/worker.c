@@ -25,6 +25,7 @@
 #include "flood/flood.h"
 
 #include "core/log.h"
+#include "core/rand.h"
 
 #include <errno.h>
 #include <math.h>
@@ -42,12 +43,7 @@ const char *const fl_cls_names[FL_C_MAX] = {"1xx", "2xx", "3xx", "4xx", "429", "
 
 uint64_t fl__rand(struct fl_worker *w)
 {
-    uint64_t x = w->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    w->rng = x;
-    return x * 0x2545F4914F6CDD1Dull;
+    return fg_rand_next(&w->rng);
 }
 
 static inline void live_inc(_Atomic uint64_t *v)

@@ -1,4 +1,4 @@
-/* Unit tests for core/config.c: value syntax (durations, sizes, booleans),
+/* Unit tests for core/config.c and core/config_value.c: value syntax (durations, sizes, booleans),
  * the node tree and its lines, typed getters and their messages, and the
  * loader's limits and error reporting. */
 #include <criterion/criterion.h>
