@@ -15,6 +15,7 @@
 
 #include "gateway/gw.h"
 #include "gateway/balance/health.h"
+#include "gateway/balance/pick.h"
 #include "core/log.h"
 
 #include <arpa/inet.h>
@@ -50,8 +51,7 @@ struct gw_req {
     struct gw_server *srv;      /* reference held; inflight counted */
     struct gw_server *tried[GW_MAX_TRIES];
     int ntried;
-    struct gw_breaker *sbrk;    /* srv's breaker admitted this attempt: settle it (resilience/server_breaker.c) */
-    uint64_t sbrk_t0_ns;        /* when that attempt started */
+    struct gw_srvbrk_hold sbrk; /* srv's breaker admitted this attempt: settle it (resilience/server_breaker.h) */
     struct gw_upconn *up;
     struct buf head;            /* rewritten request head for the upstream */
     size_t head_sent;
@@ -148,14 +148,8 @@ void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind);
 void gw_conn_shed(struct gw_conn *c);
 void gw_conn_resil_settle(struct gw_conn *c);
 
-/* resilience/server_breaker.c: per-server circuit breakers */
-enum gw_srvbrk_verdict { GW_SRVBRK_FAILURE, GW_SRVBRK_SUCCESS, GW_SRVBRK_RELEASE };
-/* Picks a server for the next attempt (not tried yet, unless nothing else
- * is usable) whose breaker admits it, taking a probe place in half-open.
- * NULL: no usable server. */
-struct gw_server *gw_conn_pick_server(struct gw_conn *c, uint64_t now_ms);
-/* Judges the current attempt for the server's breaker, or gives back its
- * place (RELEASE); nothing when none is held. */
+/* proxy.c: settles the current attempt with its server's breaker
+ * (resilience/server_breaker.h); nothing when none is held. */
 void gw_conn_server_settle(struct gw_conn *c, enum gw_srvbrk_verdict v);
 
 /* upstream.c */

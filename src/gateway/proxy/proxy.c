@@ -13,6 +13,8 @@
  * sent. Anything else fails with 502/504. */
 #include "gateway/proxy/conn.h"
 
+_Static_assert(GW_MAX_TRIES <= GW_PICK_MAX_TRIED, "the balancer bounds tried[]");
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,13 +387,20 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
     gw_conn_pick_and_send(c);
 }
 
+void gw_conn_server_settle(struct gw_conn *c, enum gw_srvbrk_verdict v)
+{
+    gw_srvbrk_settle(&c->r.sbrk, v, ev_now_ns(c->w->loop) / 1000, ev_clock_ns());
+}
+
 /* Chooses a server not tried yet and sends the request to it. */
 void gw_conn_pick_and_send(struct gw_conn *c)
 {
     struct gw_req *r = &c->r;
     struct gw_worker *w = c->w;
     uint64_t now = ev_now(w->loop);
-    struct gw_server *srv = gw_conn_pick_server(c, now);
+    gw_conn_server_settle(c, GW_SRVBRK_RELEASE);
+    struct gw_server *srv = gw_pick_server(r->svc->lb, r->hash, r->tried, (size_t)r->ntried, &r->sbrk, now,
+                                           ev_now_ns(w->loop) / 1000);
     if (!srv) {
         gw_conn_fallback(c, 503, GW_ERR_NO_SERVER);
         return;
@@ -406,7 +415,7 @@ void gw_conn_pick_and_send(struct gw_conn *c)
     }
     r->tried[r->ntried++] = srv;
     gw_server_ref(srv);
-    r->srv = srv; /* gw_conn_pick_server took its in-flight place */
+    r->srv = srv; /* gw_pick_server took its in-flight place */
     r->up = gw_up_acquire(w, srv, c);
     if (!r->up) {
         gw_conn_up_failed(c, GW_ERR_UP_CONNECT, true);
