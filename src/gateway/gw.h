@@ -347,7 +347,7 @@ void gw_worker_poll_admission(struct gw_worker *w);
 void gw_worker_free_admq(struct gw_worker *w);
 void gw_resil_metrics_render(struct buf *b);
 
-/* ---- resilience/server_breaker.c ---- */
+/* ---- admin/server_breakers.c ---- */
 struct cJSON;
 /* The server's breaker as JSON for the admin API, or NULL without one. */
 struct cJSON *gw_server_breaker_json(struct gw_server *s, uint64_t now_us);

@@ -1,5 +1,8 @@
-/* Client connections, the request in progress on each, and upstream
- * connections. Private to proxy.c, upstream.c and rewrite.c.
+/* Client connections (HTTP/1), the request each carries (request.h) and
+ * upstream connections. Included by the proxy's files (proxy.c,
+ * upstream.c, rewrite.c, pipeline.c, limit.c, resil.c, response.c), by
+ * worker.c (the connection list, closing), resilience/registry.c (the
+ * admission queue's grant) and guard/guard.c.
  *
  * Data flow, each direction through one buffer:
  *   client -> c->in  -> (head rewritten into r->head) -> upstream fd
@@ -13,7 +16,7 @@
 #ifndef GW_CONN_H
 #define GW_CONN_H
 
-#include "gateway/gw.h"
+#include "gateway/proxy/request.h"
 #include "gateway/balance/health.h"
 #include "core/log.h"
 
@@ -43,59 +46,6 @@ struct gw_upconn {
     struct gw_upconn *next, *prev; /* pool list (per server slot) */
 };
 
-struct gw_req {
-    struct gw_snapshot *snap;   /* reference held while the request lives */
-    const struct gw_route *route;
-    struct gw_service *svc;
-    struct gw_server *srv;      /* reference held; inflight counted */
-    struct gw_server *tried[GW_MAX_TRIES];
-    int ntried;
-    struct gw_breaker *sbrk;    /* srv's breaker admitted this attempt: settle it (resilience/server_breaker.c) */
-    uint64_t sbrk_t0_ns;        /* when that attempt started */
-    struct gw_upconn *up;
-    struct buf head;            /* rewritten request head for the upstream */
-    size_t head_sent;
-    enum http_method m;
-    int minor;                  /* client's HTTP minor version */
-    bool keepalive;             /* client wants to keep the connection */
-    uint64_t hash;
-    uint64_t t_start_ns;
-    uint64_t t_sent_ns;
-    /* request body */
-    enum http_body body;
-    uint64_t body_left;         /* Content-Length bytes not yet scanned */
-    uint64_t body_bytes;        /* payload bytes seen (limit check) */
-    struct http_chunked ch;
-    bool body_done;             /* all body bytes scanned */
-    bool body_started;          /* some body byte reached an upstream: no retry */
-    bool sent;                  /* head and body fully written upstream */
-    size_t fwd;                 /* validated body bytes at the front of c->in */
-    /* response */
-    bool resp_started;          /* some response byte went to the client */
-    bool resp_head;             /* final response head parsed */
-    int status;
-    enum http_body rbody;
-    uint64_t rleft;
-    struct http_chunked rch;
-    bool dechunk;               /* chunked upstream, HTTP/1.0 client */
-    bool resp_done;
-    bool up_reusable;
-    bool connect_timeout;       /* a connect timed out: final failure is 504 */
-    size_t rfwd;                /* validated body bytes at the front of u->in */
-    uint64_t resp_bytes;        /* bytes sent to the client, for the log */
-    struct buf rlhdr;           /* RateLimit fields for the response, when a rule applied */
-    struct gw_rlwait *rlw;      /* waiting for the shared (Redis) rate-limit store */
-    struct gw_svc_rt *rt;       /* resilience state of the service routed to */
-    struct gw_adm_entry ent;    /* admission queue entry (data = the connection) */
-    uint8_t prio;               /* enum gw_prio */
-    bool queued;                /* waiting in this worker's admission queue */
-    bool adm_held;              /* holds an admission slot */
-    bool breaker_allowed;       /* the service breaker let it through: record the outcome */
-    bool in_fallback;           /* rerouted to the fallback service */
-    char method[16];
-    char target[256];           /* truncated copy for the access log */
-};
-
 struct gw_conn {
     struct gw_worker *w;
     int fd;
@@ -115,69 +65,76 @@ struct gw_conn {
     bool reading;               /* EV_READ wanted */
     bool closed;
     bool guard_counted;         /* counted in the per-client connection table */
-    struct gw_req r;
+    struct gw_req r;            /* the current request, embedded: no allocation per request */
     struct gw_conn *next, *prev; /* worker's list of live connections */
     struct gw_conn *next_closed;
 };
 
-/* proxy.c */
-void gw_conn_close(struct gw_conn *c);
-void gw_conn_set_timeout(struct gw_conn *c, enum gw_tmo kind, uint64_t ms);
-void gw_conn_error(struct gw_conn *c, int status, enum gw_err_kind kind);
-void gw_conn_resp_progress(struct gw_conn *c);
-void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fault);
-void gw_conn_want_read(struct gw_conn *c, bool on);
-int gw_conn_flush(struct gw_conn *c);
+/* proxy.c: the connection */
+void gw_conn_close(struct gw_conn *c);   /* also worker.c */
+void gw__conn_set_timeout(struct gw_conn *c, enum gw_tmo kind, uint64_t ms);
+void gw__conn_want_read(struct gw_conn *c, bool on);
+/* Writes c->out, then the validated response body bytes: 0 all written,
+ * 1 the socket is full (EV_WRITE armed), -1 the connection was closed. */
+int gw__conn_flush(struct gw_conn *c);
+/* Answers with a gateway-generated page (after dropping what is left of
+ * the request's input); keep false closes the connection afterwards. */
+void gw__conn_respond(struct gw_conn *c, int status, bool keep, const char *extra);
+/* gw__conn_respond for a failure: counts it, keeps the connection only
+ * when the request's body was read to its end. */
+void gw__conn_error(struct gw_conn *c, int status, enum gw_err_kind kind);
+void gw__conn_drop_input(struct gw_conn *c);
+/* Writes the response built in c->out, then the connection goes on. */
+void gw__conn_send_out(struct gw_conn *c);
+/* The response is fully written: account, then the next request or close. */
+void gw__conn_finished(struct gw_conn *c);
+/* Consumes the request's head, scans the body bytes already read; false
+ * when the body is invalid (answered). The rewrite stage's end. */
+bool gw__conn_take_head(struct gw_conn *c);
+/* The exchange with the current server failed: retry elsewhere (resumes
+ * the pipeline at balance), fall back, or answer 502/504. */
+void gw__conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fault);
+void gw__req_drop_server(struct gw_req *r);
+/* Settles the current attempt with its server's breaker
+ * (resilience/server_breaker.h); nothing when none is held. */
+void gw__req_server_settle(struct gw_req *r, enum gw_srvbrk_verdict v);
+/* One read into b from fd (a worker's cached buffer block). */
+enum { GW_RD_DRAINED, GW_RD_MORE, GW_RD_EOF, GW_RD_ERROR };
+int gw__io_read(struct gw_worker *w, int fd, struct buf *b);
 
-/* Admission finished for a queued request: go on, or answer 503. */
-void gw_conn_admission_done(struct gw_conn *c, bool admitted);
-/* proxy.c, used by admit.c */
-void gw_conn_respond(struct gw_conn *c, int status, bool keep, const char *extra);
-void gw_conn_finished(struct gw_conn *c);
-void gw_conn_pick_and_send(struct gw_conn *c);
-/* admit.c */
-enum { GW_RL_PASS, GW_RL_ANSWERED, GW_RL_WAIT };
-int gw_conn_rate_limit(struct gw_conn *c, const struct http_request *req, const struct gw_route *rt,
-                        uint64_t *delay_us, int head_len);
-void gw_conn_admit_and_send(struct gw_conn *c);
-void gw_conn_rl_cancel(struct gw_conn *c);
-void gw_conn_rl_timeout(struct gw_conn *c);
-/* proxy.c: a request Redis admitted goes on (after delay_us). */
-void gw_conn_rl_resume(struct gw_conn *c, uint64_t delay_us);
-void gw_conn_fallback(struct gw_conn *c, int status, enum gw_err_kind kind);
-void gw_conn_shed(struct gw_conn *c);
-void gw_conn_resil_settle(struct gw_conn *c);
+/* resil.c */
+/* The service cannot answer: reroute to its fallback service (GW_NEXT:
+ * pick a server there), or answer (GW_ANSWERED). */
+int gw__fallback(struct gw_req *r, int status, enum gw_err_kind kind);
+void gw__shed(struct gw_req *r);                 /* 503, counted as shed */
+void gw__resil_settle(struct gw_req *r);
+/* The admission queue let a waiting request go (resilience/registry.c). */
+void gw__admission_done(struct gw_req *r, bool admitted);
 
-/* resilience/server_breaker.c: per-server circuit breakers */
-enum gw_srvbrk_verdict { GW_SRVBRK_FAILURE, GW_SRVBRK_SUCCESS, GW_SRVBRK_RELEASE };
-/* Picks a server for the next attempt (not tried yet, unless nothing else
- * is usable) whose breaker admits it, taking a probe place in half-open.
- * NULL: no usable server. */
-struct gw_server *gw_conn_pick_server(struct gw_conn *c, uint64_t now_ms);
-/* Judges the current attempt for the server's breaker, or gives back its
- * place (RELEASE); nothing when none is held. */
-void gw_conn_server_settle(struct gw_conn *c, enum gw_srvbrk_verdict v);
+/* limit.c */
+void gw__rl_cancel(struct gw_req *r);
+void gw__rl_timeout(struct gw_req *r);           /* the Redis answer's deadline */
 
 /* upstream.c */
 /* Gets a pooled connection to srv or starts a new one; NULL with errno. */
-struct gw_upconn *gw_up_acquire(struct gw_worker *w, struct gw_server *srv, struct gw_conn *c);
+struct gw_upconn *gw__up_acquire(struct gw_worker *w, struct gw_server *srv, struct gw_conn *c);
 /* Back to the pool when reusable, else closed. */
-void gw_up_release(struct gw_upconn *u, bool reusable);
-void gw_up_close(struct gw_upconn *u);
+void gw__up_release(struct gw_upconn *u, bool reusable);
+void gw__up_close(struct gw_upconn *u);
 /* Writes what the request has ready (head, body bytes); arms EV_WRITE as needed. */
-void gw_up_send(struct gw_upconn *u);
-void gw_up_want(struct gw_upconn *u, bool rd, bool wr);
+void gw__up_send(struct gw_upconn *u);
+void gw__up_want(struct gw_upconn *u, bool rd, bool wr);
 
 /* rewrite.c */
-void gw_rewrite_request(struct gw_conn *c, const struct http_request *req,
+void gw__rewrite_request(struct gw_conn *c, const struct http_request *req,
                         const char *path, size_t path_len);
 /* Builds the client response head into c->out; returns false when the
  * response cannot be forwarded (caller answers 502). */
-bool gw_rewrite_response(struct gw_conn *c, const struct http_response *resp);
-void gw_error_page(struct buf *out, int status, bool close, const char *extra_headers);
+bool gw__rewrite_response(struct gw_conn *c, const struct http_response *resp);
+void gw__error_page(struct buf *out, int status, bool close, const char *extra_headers);
 /* A configured response (fallback): status, content type and body. */
-void gw_custom_page(struct buf *out, int status, bool close, const char *extra_headers, const char *type,
+void gw__custom_page(struct buf *out, int status, bool close, const char *extra_headers, const char *type,
                     const char *body);
-void gw_access_log(struct gw_conn *c);
+void gw__access_log(struct gw_conn *c);
 
 #endif

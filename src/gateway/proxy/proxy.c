@@ -1,7 +1,8 @@
-/* The client side of the proxy: accept, read and parse requests, route,
- * pick a server, stream the request up and the response down, keep-alive
- * and pipelining, timeouts, errors. One state machine per connection on
- * its worker's loop (see conn.h for the data flow).
+/* The HTTP/1 client connection: accept, read and parse requests, hand
+ * each to the pipeline (pipeline.h: route ... send), stream the request
+ * body up and the response down, answers, keep-alive and pipelining,
+ * timeouts, retries after upstream failures. One state machine per
+ * connection on its worker's loop (see conn.h for the data flow).
  *
  * Pipelining: the next request's bytes may arrive while one is proxied;
  * they wait in c->in (reading stops at GW_BUF_HIGH) and are parsed once
@@ -12,6 +13,7 @@
  * connection closed before any response byte and no body byte had been
  * sent. Anything else fails with 502/504. */
 #include "gateway/proxy/conn.h"
+#include "gateway/proxy/pipeline.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -34,6 +36,8 @@ void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer, bo
     c->w = w;
     c->guard_counted = guard_counted;
     c->fd = fd;
+    c->r.c = c;
+    c->r.w = w;
     c->peer = *peer;
     net_addr_host(peer, c->ip, sizeof c->ip);
     /* IPv4-mapped IPv6 peers are logged and forwarded as plain IPv4. */
@@ -47,7 +51,7 @@ void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer, bo
         if (guard_counted)
             gw_guard_release(peer);
         free(c);
-        atomic_fetch_sub(&gw_g->conns, 1);
+        atomic_fetch_sub(&w->gw->conns, 1);
         return;
     }
     c->reading = true;
@@ -56,23 +60,37 @@ void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer, bo
     gw_worker_link_conn(w, c);
     gw_ctr_inc(&w->st.accepted);
     gw_ctr_inc(&w->st.active);
-    gw_conn_set_timeout(c, TMO_HEADER, CFG->timeouts.client_header_ms);
+    gw__conn_set_timeout(c, TMO_HEADER, CFG->timeouts.client_header_ms);
 }
 
-static void req_reset(struct gw_conn *c)
+/* Gives back the server of the current attempt: its in-flight place and
+ * the request's reference. */
+void gw__req_drop_server(struct gw_req *r)
 {
-    struct gw_req *r = &c->r;
-    gw_conn_resil_settle(c);
-    gw_conn_server_settle(c, GW_SRVBRK_RELEASE);
-    if (r->up) {
-        gw_up_close(r->up);
-        r->up = NULL;
-    }
     if (r->srv) {
         atomic_fetch_sub_explicit(&r->srv->inflight, 1, memory_order_relaxed);
         gw_server_unref(r->srv);
         r->srv = NULL;
     }
+}
+
+void gw__req_server_settle(struct gw_req *r, enum gw_srvbrk_verdict v)
+{
+    gw_srvbrk_settle(&r->sbrk, v, ev_now_ns(r->w->loop) / 1000, ev_clock_ns());
+}
+
+/* Ends the current request's claims (resilience, server, snapshot) and
+ * clears it for the next one, keeping its buffers and owner. */
+static void req_reset(struct gw_conn *c)
+{
+    struct gw_req *r = &c->r;
+    gw__resil_settle(r);
+    gw__req_server_settle(r, GW_SRVBRK_RELEASE);
+    if (r->up) {
+        gw__up_close(r->up);
+        r->up = NULL;
+    }
+    gw__req_drop_server(r);
     if (r->snap) {
         gw_snapshot_unref(r->snap);
         r->snap = NULL;
@@ -81,6 +99,8 @@ static void req_reset(struct gw_conn *c)
     buf_reset(&head);
     buf_reset(&rlhdr);
     memset(r, 0, sizeof *r);
+    r->c = c;
+    r->w = c->w;
     r->head = head;
     r->rlhdr = rlhdr;
     c->in_req = false;
@@ -100,7 +120,7 @@ void gw_conn_close(struct gw_conn *c)
         gw_guard_release(&c->peer);
     gw_worker_unlink_conn(w, c);
     gw_ctr_dec(&w->st.active);
-    atomic_fetch_sub_explicit(&gw_g->conns, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&w->gw->conns, 1, memory_order_relaxed);
     /* Freed before the next poll, never inside a callback that may still
      * hold the pointer. */
     c->next_closed = w->closing;
@@ -137,11 +157,11 @@ static void conn_linger(struct gw_conn *c)
     shutdown(c->fd, SHUT_WR);
     c->state = CS_LINGER;
     buf_reset(&c->in);
-    gw_conn_want_read(c, true);
-    gw_conn_set_timeout(c, TMO_LINGER, 2000);
+    gw__conn_want_read(c, true);
+    gw__conn_set_timeout(c, TMO_LINGER, 2000);
 }
 
-void gw_conn_want_read(struct gw_conn *c, bool on)
+void gw__conn_want_read(struct gw_conn *c, bool on)
 {
     if (c->closed || c->reading == on)
         return;
@@ -156,7 +176,7 @@ static void want_write(struct gw_conn *c, bool on)
     ev_io_set(c->w->loop, c->fd, on ? (m | EV_WRITE) : (m & ~EV_WRITE));
 }
 
-void gw_conn_set_timeout(struct gw_conn *c, enum gw_tmo kind, uint64_t ms)
+void gw__conn_set_timeout(struct gw_conn *c, enum gw_tmo kind, uint64_t ms)
 {
     c->tmo = kind;
     c->deadline = ev_now(c->w->loop) + ms;
@@ -171,7 +191,7 @@ void gw_conn_set_timeout(struct gw_conn *c, enum gw_tmo kind, uint64_t ms)
 /* Writes c->out then the validated response body bytes in the upstream's
  * buffer. Returns 0 when everything pending was written, 1 when the
  * socket is full (EV_WRITE armed), -1 when the connection was closed. */
-int gw_conn_flush(struct gw_conn *c)
+int gw__conn_flush(struct gw_conn *c)
 {
     struct gw_req *r = &c->r;
     struct gw_upconn *u = c->in_req ? r->up : NULL;
@@ -198,7 +218,7 @@ int gw_conn_flush(struct gw_conn *c)
             if (errno == EAGAIN) {
                 want_write(c, true);
                 if (c->tmo != TMO_SEND && c->state != CS_PROXY)
-                    gw_conn_set_timeout(c, TMO_SEND, CFG->timeouts.client_idle_ms);
+                    gw__conn_set_timeout(c, TMO_SEND, CFG->timeouts.client_idle_ms);
                 return 1;
             }
             gw_conn_close(c);
@@ -215,78 +235,74 @@ int gw_conn_flush(struct gw_conn *c)
             r->rfwd -= done;
             /* Room again in the upstream buffer: resume reading it. */
             if (buf_len(&u->in) < GW_BUF_HIGH && !r->resp_done)
-                gw_up_want(u, true, ev_io_mask(c->w->loop, u->fd) & EV_WRITE);
+                gw__up_want(u, true, ev_io_mask(c->w->loop, u->fd) & EV_WRITE);
         }
     }
 }
 
+/* Drops what the request left in c->in before it is answered: the rest
+ * of its head (an answer before the rewrite stage) and the body bytes
+ * validated for forwarding. */
+void gw__conn_drop_input(struct gw_conn *c)
+{
+    struct gw_req *r = &c->r;
+    buf_consume(&c->in, r->head_len + r->fwd);
+    r->head_len = 0;
+    r->fwd = 0;
+}
+
+/* Writes the gateway-generated response built in c->out; the connection
+ * goes on when it is out. */
+void gw__conn_send_out(struct gw_conn *c)
+{
+    c->state = CS_RESPOND;
+    int rc = gw__conn_flush(c);
+    if (rc == 0)
+        gw__conn_finished(c);
+    else if (rc == 1)
+        gw__conn_set_timeout(c, TMO_SEND, CFG->timeouts.client_idle_ms);
+}
+
 /* Sends a gateway-generated response; the connection closes afterwards
  * unless keep is allowed (no unread request body in the way). */
-void gw_conn_respond(struct gw_conn *c, int status, bool keep, const char *extra)
+void gw__conn_respond(struct gw_conn *c, int status, bool keep, const char *extra)
 {
     struct gw_req *r = &c->r;
     if (r->resp_started) {
         gw_conn_close(c);
         return;
     }
+    gw__conn_drop_input(c);
     if (r->up) {
-        gw_up_close(r->up);
+        gw__up_close(r->up);
         r->up = NULL;
     }
-    if (!keep || !r->keepalive || atomic_load(&gw_g->stopping))
+    if (!keep || !r->keepalive || atomic_load(&c->w->gw->stopping))
         c->close_after = true;
     r->status = status;
     buf_reset(&c->out);
     gw_buf_prepare(c->w, &c->out);
-    gw_error_page(&c->out, status, c->close_after, extra);
-    c->state = CS_RESPOND;
-    int rc = gw_conn_flush(c);
-    if (rc == 0)
-        gw_conn_finished(c);
-    else if (rc == 1)
-        gw_conn_set_timeout(c, TMO_SEND, CFG->timeouts.client_idle_ms);
+    gw__error_page(&c->out, status, c->close_after, extra);
+    gw__conn_send_out(c);
 }
 
-void gw_conn_error(struct gw_conn *c, int status, enum gw_err_kind kind)
+void gw__conn_error(struct gw_conn *c, int status, enum gw_err_kind kind)
 {
     gw_ctr_inc(&c->w->st.errors[kind]);
     /* A request whose body was not read to the end leaves the stream
      * unsynchronized: close after answering. */
     bool keep = !c->in_req || c->r.body_done;
-    if (c->in_req && c->r.fwd) {
-        buf_consume(&c->in, c->r.fwd);
-        c->r.fwd = 0;
-    }
-    gw_conn_respond(c, status, keep, status == 503 ? "Retry-After: 1\r\n" : NULL);
-}
-
-/* ---- accounting ---- */
-
-static void account(struct gw_conn *c)
-{
-    struct gw_req *r = &c->r;
-    struct gw_worker *w = c->w;
-    int cls = r->status >= 100 && r->status < 600 ? r->status / 100 : 0;
-    uint64_t ns = ev_clock_ns() - r->t_start_ns;
-    /* All into this worker's own entries (counters.h): no locked adds.
-     * The request totals are the sums of the classes. */
-    gw_ctr_inc(&w->st.requests);
-    metrics_hist_observe_owned_ns(&w->latency, ns);
-    if (r->svc)
-        gw_svc_count(r->svc->stats, w->id, cls, ns);
-    if (r->srv)
-        gw_server_count_resp(r->srv, w->id, cls);
-    gw_access_log(c);
+    gw__conn_respond(c, status, keep, status == 503 ? "Retry-After: 1\r\n" : NULL);
 }
 
 /* The response is fully written: account, then go on with the next
  * request or close. */
-void gw_conn_finished(struct gw_conn *c)
+void gw__conn_finished(struct gw_conn *c)
 {
     if (c->closed)
         return;
     if (c->in_req)
-        account(c);
+        gw_pipeline_finish(&c->r);
     c->nreq++;
     bool close = c->close_after || c->peer_eof;
     req_reset(c);
@@ -298,15 +314,15 @@ void gw_conn_finished(struct gw_conn *c)
     gw_buf_release(c->w, &c->in);
     gw_buf_release(c->w, &c->out);
     gw_buf_release(c->w, &c->r.head);
-    if (atomic_load_explicit(&gw_g->stopping, memory_order_relaxed) && buf_len(&c->in) == 0) {
+    if (atomic_load_explicit(&c->w->gw->stopping, memory_order_relaxed) && buf_len(&c->in) == 0) {
         gw_conn_close(c);
         return;
     }
-    gw_conn_want_read(c, true);
+    gw__conn_want_read(c, true);
     if (buf_len(&c->in))
-        gw_conn_set_timeout(c, TMO_HEADER, CFG->timeouts.client_header_ms);
+        gw__conn_set_timeout(c, TMO_HEADER, CFG->timeouts.client_header_ms);
     else
-        gw_conn_set_timeout(c, TMO_IDLE, CFG->timeouts.client_idle_ms);
+        gw__conn_set_timeout(c, TMO_IDLE, CFG->timeouts.client_idle_ms);
     if (buf_len(&c->in))
         process(c);
 }
@@ -333,7 +349,7 @@ static bool idempotent(enum http_method m)
  * it. Counting them let a killed server, in the moments before the health
  * checks take it out, spend the budget of the whole service on its own
  * share of the traffic and turn healthy requests into 502s. */
-void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fault)
+void gw__conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fault)
 {
     struct gw_req *r = &c->r;
     struct gw_server *srv = r->srv;
@@ -341,7 +357,7 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
     bool unsent = (kind == GW_ERR_UP_CONNECT && !r->connect_timeout) ||
                   (kind == GW_ERR_UP_RESET && r->head_sent == 0 && !r->body_started);
     gw_ctr_inc(&c->w->st.errors[kind]);
-    gw_conn_server_settle(c, server_fault ? GW_SRVBRK_FAILURE : GW_SRVBRK_RELEASE);
+    gw__req_server_settle(r, server_fault ? GW_SRVBRK_FAILURE : GW_SRVBRK_RELEASE);
     if (srv && server_fault) {
         GW_SERVER_COUNT(srv, c->w->id, failures);
         if (r->svc && r->svc->passive_max_failures > 0 &&
@@ -350,25 +366,25 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
                      srv->addr_str, r->svc->passive_max_failures);
     }
     if (r->up) {
-        gw_up_close(r->up);
+        gw__up_close(r->up);
         r->up = NULL;
     }
     bool safe = kind == GW_ERR_UP_CONNECT || !server_fault || unsent ||
                 (kind == GW_ERR_UP_RESET && idempotent(r->m));
     bool retry = safe && !r->body_started && !r->resp_started && !r->resp_head &&
-                 r->ntried < GW_MAX_TRIES && !atomic_load(&gw_g->stopping);
-    if (!retry) {
-        if (!r->resp_started)
-            c->r.up_reusable = false;
-        /* Nothing of an answer reached the client: the fallback (if the
-         * service has one) answers instead of a bare 502/504. */
-        gw_conn_fallback(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
-        return;
-    }
-    if (server_fault && !unsent && r->rt && !gw_rb_try_retry(r->rt->rb, ev_now_ns(c->w->loop) / 1000)) {
+                 r->ntried < GW_MAX_TRIES && !atomic_load(&c->w->gw->stopping);
+    if (!retry && !r->resp_started)
+        r->up_reusable = false;
+    if (retry && server_fault && !unsent && r->rt && !gw_rb_try_retry(r->rt->rb, ev_now_ns(c->w->loop) / 1000)) {
         /* The budget keeps retries from multiplying a flood. */
         gw_ctr_inc(&c->w->st.retries_denied);
-        gw_conn_fallback(c, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind);
+        retry = false;
+    }
+    if (!retry) {
+        /* Nothing of an answer reached the client: the fallback (if the
+         * service has one) answers instead of a bare 502/504. */
+        if (gw__fallback(r, kind == GW_ERR_UP_TIMEOUT || r->connect_timeout ? 504 : 502, kind) == GW_NEXT)
+            gw_pipeline_resume(r, GW_ST_BALANCE);
         return;
     }
     if (server_fault)
@@ -377,92 +393,11 @@ void gw_conn_up_failed(struct gw_conn *c, enum gw_err_kind kind, bool server_fau
         r->ntried--; /* same server may be picked again, on a fresh connection */
     r->head_sent = 0;
     r->sent = false;
-    if (r->srv) {
-        atomic_fetch_sub_explicit(&r->srv->inflight, 1, memory_order_relaxed);
-        gw_server_unref(r->srv);
-        r->srv = NULL;
-    }
-    gw_conn_pick_and_send(c);
-}
-
-/* Chooses a server not tried yet and sends the request to it. */
-void gw_conn_pick_and_send(struct gw_conn *c)
-{
-    struct gw_req *r = &c->r;
-    struct gw_worker *w = c->w;
-    uint64_t now = ev_now(w->loop);
-    struct gw_server *srv = gw_conn_pick_server(c, now);
-    if (!srv) {
-        gw_conn_fallback(c, 503, GW_ERR_NO_SERVER);
-        return;
-    }
-    /* The balancer returns an already-tried server only when no other is
-     * usable: give up rather than hammer it again. */
-    for (int i = 0; i < r->ntried; i++) {
-        if (r->tried[i] == srv) {
-            gw_conn_fallback(c, r->connect_timeout ? 504 : 502, GW_ERR_UP_CONNECT);
-            return;
-        }
-    }
-    r->tried[r->ntried++] = srv;
-    gw_server_ref(srv);
-    r->srv = srv; /* gw_conn_pick_server took its in-flight place */
-    r->up = gw_up_acquire(w, srv, c);
-    if (!r->up) {
-        gw_conn_up_failed(c, GW_ERR_UP_CONNECT, true);
-        return;
-    }
-    if (r->up->connecting) {
-        gw_conn_set_timeout(c, TMO_CONNECT, CFG->timeouts.upstream_connect_ms);
-        return;
-    }
-    if (!r->body_done)
-        gw_conn_set_timeout(c, TMO_BODY, CFG->timeouts.client_body_ms);
-    gw_up_send(r->up);
+    gw__req_drop_server(r);
+    gw_pipeline_resume(r, GW_ST_BALANCE);
 }
 
 /* ---- request intake ---- */
-
-static uint64_t request_hash(struct gw_conn *c, const struct http_request *req, const char *path,
-                             size_t path_len)
-{
-    struct gw_service *svc = c->r.svc;
-    switch (svc->hash_key) {
-    case GW_HASH_CLIENT_IP:
-        return gw_lb_hash(c->ip, c->ip_len);
-    case GW_HASH_PATH:
-        return gw_lb_hash(path, path_len);
-    case GW_HASH_HEADER: {
-        for (size_t i = 0; i < req->nheaders; i++)
-            if (req->headers[i].name_len == svc->hash_name_len &&
-                fg_strieq(req->headers[i].name, req->headers[i].name_len, svc->hash_name))
-                return gw_lb_hash(req->headers[i].value, req->headers[i].value_len);
-        return gw_lb_hash(c->ip, c->ip_len);
-    }
-    case GW_HASH_COOKIE:
-        for (size_t i = 0; i < req->nheaders; i++) {
-            const struct http_header *h = &req->headers[i];
-            if (!fg_strieq(h->name, h->name_len, "cookie"))
-                continue;
-            const char *p = h->value, *end = h->value + h->value_len;
-            while (p < end) {
-                while (p < end && (*p == ' ' || *p == ';'))
-                    p++;
-                const char *eq = memchr(p, '=', (size_t)(end - p));
-                if (!eq)
-                    break;
-                const char *semi = memchr(eq, ';', (size_t)(end - eq));
-                if (!semi)
-                    semi = end;
-                if ((size_t)(eq - p) == svc->hash_name_len && !memcmp(p, svc->hash_name, svc->hash_name_len))
-                    return gw_lb_hash(eq + 1, (size_t)(semi - eq - 1));
-                p = semi;
-            }
-        }
-        return gw_lb_hash(c->ip, c->ip_len);
-    }
-    return 0;
-}
 
 static void count_cb(void *ud, const char *p, size_t n)
 {
@@ -490,14 +425,14 @@ static bool scan_body(struct gw_conn *c)
     }
     ssize_t n = http_chunked_feed(&r->ch, buf_rptr(&c->in) + r->fwd, avail, count_cb, &r->body_bytes);
     if (n < 0) {
-        gw_conn_error(c, 400, GW_ERR_BAD_REQUEST);
+        gw__conn_error(c, 400, GW_ERR_BAD_REQUEST);
         return false;
     }
     r->fwd += (size_t)n;
     if (CFG->limits.max_body_bytes && r->body_bytes > CFG->limits.max_body_bytes) {
         /* Only bytes before the limit were validated for forwarding; the
          * request is answered 413 if nothing of the response went out. */
-        gw_conn_error(c, 413, GW_ERR_BAD_REQUEST);
+        gw__conn_error(c, 413, GW_ERR_BAD_REQUEST);
         return false;
     }
     if (r->ch.done)
@@ -505,27 +440,26 @@ static bool scan_body(struct gw_conn *c)
     return true;
 }
 
-static void host_only(const char **h, size_t *len)
+/* Consumes the request's head from c->in (it was rewritten for the
+ * upstream) and scans the body bytes already there. Returns false when
+ * the body is invalid (answered). */
+bool gw__conn_take_head(struct gw_conn *c)
 {
-    /* Strips ":port", keeping IPv6 literals "[::1]" whole. */
-    const char *p = *h;
-    size_t n = *len;
-    if (n && p[0] == '[') {
-        const char *e = memchr(p, ']', n);
-        if (e)
-            *len = (size_t)(e - p + 1);
-        return;
-    }
-    const char *colon = memchr(p, ':', n);
-    if (colon)
-        *len = (size_t)(colon - p);
+    buf_consume(&c->in, c->r.head_len);
+    c->r.head_len = 0;
+    c->r.hreq = NULL;
+    return scan_body(c);
 }
 
+/* Sets up the request parsed from the head at the front of c->in
+ * (head_len bytes): keep-alive, log copies, snapshot, body framing; then
+ * hands it to the pipeline. */
 static void start_request(struct gw_conn *c, const struct http_request *req, int head_len)
 {
     struct gw_req *r = &c->r;
     struct gw_worker *w = c->w;
     c->in_req = true;
+    r->head_len = (size_t)head_len;
     r->t_start_ns = ev_clock_ns();
     r->m = req->m;
     r->minor = req->minor;
@@ -533,7 +467,7 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
                                    : (req->flags & HTTP_F_CONN_KEEPALIVE) != 0;
     if (!r->keepalive)
         c->close_after = true;
-    if (gw_g->access_log) {
+    if (w->gw->access_log) {
         /* Copies for the log line: the head is gone when the line is written. */
         size_t ml = FG_MIN(req->method_len, sizeof r->method - 1);
         size_t tl = FG_MIN(req->target_len, sizeof r->target - 1);
@@ -544,7 +478,7 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
     }
     /* A membership change acknowledged by the admin API applies to the
      * very next request, even one read in the same loop iteration. */
-    if (__atomic_load_n(&gw_g->snap, __ATOMIC_ACQUIRE) != w->snap)
+    if (__atomic_load_n(&w->gw->snap, __ATOMIC_ACQUIRE) != w->snap)
         gw_worker_refresh_snapshot(w);
     r->snap = w->snap;
     gw_snapshot_ref(r->snap);
@@ -558,9 +492,8 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
     if (r->body == HTTP_BODY_LENGTH) {
         r->body_left = (uint64_t)req->content_length;
         if (CFG->limits.max_body_bytes && r->body_left > CFG->limits.max_body_bytes) {
-            buf_consume(&c->in, (size_t)head_len);
             r->body_done = false;
-            gw_conn_error(c, 413, GW_ERR_BAD_REQUEST);
+            gw__conn_error(c, 413, GW_ERR_BAD_REQUEST);
             return;
         }
         if (r->body_left == 0)
@@ -571,112 +504,10 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
         r->body_done = true;
     }
     if (req->m == HTTP_M_CONNECT) {
-        buf_consume(&c->in, (size_t)head_len);
-        gw_conn_error(c, 405, GW_ERR_BAD_REQUEST);
+        gw__conn_error(c, 405, GW_ERR_BAD_REQUEST);
         return;
     }
-
-    /* Target: origin-form, absolute-form (host taken from it) or '*'. */
-    const char *path = req->target;
-    size_t path_len = req->target_len;
-    const char *host = req->host;
-    size_t host_len = req->host ? req->host_len : 0;
-    if (path_len > 7 && (fg_strieq(path, 7, "http://") || (path_len > 8 && fg_strieq(path, 8, "https://")))) {
-        size_t skip = path[4] == ':' ? 7 : 8;
-        const char *auth = path + skip;
-        const char *slash = memchr(auth, '/', path_len - skip);
-        host = auth;
-        host_len = slash ? (size_t)(slash - auth) : path_len - skip;
-        path = slash ? slash : "/";
-        path_len = slash ? (size_t)(req->target + req->target_len - slash) : 1;
-    } else if (path[0] != '/' && !(path_len == 1 && path[0] == '*')) {
-        buf_consume(&c->in, (size_t)head_len);
-        gw_conn_error(c, 400, GW_ERR_BAD_REQUEST);
-        return;
-    }
-    if (host)
-        host_only(&host, &host_len);
-    const char *q = memchr(path, '?', path_len);
-    size_t route_len = q ? (size_t)(q - path) : path_len;
-    const struct gw_route *rt = gw_route_match(r->snap, host, host_len, path, route_len);
-    if (!rt) {
-        buf_consume(&c->in, (size_t)head_len);
-        gw_conn_error(c, 404, GW_ERR_NO_ROUTE);
-        return;
-    }
-    r->route = rt;
-    r->svc = rt->svc;
-    if (rt->allow.n || rt->deny.n) {
-        uint8_t a16[16];
-        if (cidr_sa16((const struct sockaddr *)&c->peer.ss, a16) && gw_route_refuses(rt, a16)) {
-            atomic_fetch_add_explicit(&gw_g->refused_ip[GW_REFUSE_ROUTE], 1, memory_order_relaxed);
-            buf_consume(&c->in, (size_t)head_len);
-            gw_conn_respond(c, 403, r->body_done, NULL);
-            return;
-        }
-    }
-    uint64_t delay_us = 0;
-    bool rl_wait = false;
-    if (rt->nrl) {
-        int rl = gw_conn_rate_limit(c, req, rt, &delay_us, head_len);
-        if (rl == GW_RL_ANSWERED)
-            return;
-        rl_wait = rl == GW_RL_WAIT;
-    }
-    r->rt = rt->svc->rt;
-    r->prio = (uint8_t)rt->prio;
-    if (rt->svc->resil && rt->svc->resil->priority_header) {
-        const struct http_header *ph = http_find_header(req->headers, req->nheaders,
-                                                        rt->svc->resil->priority_header);
-        int p = ph ? gw_prio_parse(ph->value, ph->value_len) : -1;
-        if (p >= 0)
-            r->prio = (uint8_t)p;
-    }
-    if (r->rt)
-        gw_rb_request(r->rt->rb, ev_now_ns(w->loop) / 1000);
-    /* Prefix strip: "/auth/login" under "/auth" becomes "/login". */
-    if (rt->strip && rt->prefix_len > 1 && path_len >= rt->prefix_len) {
-        path += rt->prefix_len;
-        path_len -= rt->prefix_len;
-        if (path_len == 0 || path[0] != '/') {
-            /* Keep the result origin-form: rebuild with a leading slash. */
-            char *tmp = xmalloc(path_len + 1);
-            tmp[0] = '/';
-            memcpy(tmp + 1, path, path_len);
-            const char *tq = memchr(tmp, '?', path_len + 1);
-            r->hash = request_hash(c, req, tmp, tq ? (size_t)(tq - tmp) : path_len + 1);
-            gw_rewrite_request(c, req, tmp, path_len + 1);
-            free(tmp);
-            goto rewritten;
-        }
-    }
-    {
-        const char *pq = memchr(path, '?', path_len);
-        r->hash = request_hash(c, req, path, pq ? (size_t)(pq - path) : path_len);
-    }
-    gw_rewrite_request(c, req, path, path_len);
-rewritten:
-    buf_consume(&c->in, (size_t)head_len);
-    if (!scan_body(c))
-        return;
-    if (rl_wait) {
-        /* The shared rate-limit store decides; gw_conn_rl_resume() or a
-         * refusal follows its answer, or its deadline. */
-        gw_conn_set_timeout(c, TMO_RLWAIT, CFG->rl_redis.timeout_ms);
-        return;
-    }
-    gw_conn_rl_resume(c, delay_us);
-}
-
-void gw_conn_rl_resume(struct gw_conn *c, uint64_t delay_us)
-{
-    if (delay_us) {
-        /* limit_req-style smoothing: hold the request, then go on. */
-        gw_ctr_inc(&c->w->st.delayed);
-        gw_conn_set_timeout(c, TMO_DELAY, (delay_us + 999) / 1000);
-        return;
-    }
-    gw_conn_admit_and_send(c);
+    gw_pipeline_start(r, req);
 }
 
 /* Parses and starts the next request in c->in, if complete. */
@@ -689,7 +520,7 @@ static void process_head(struct gw_conn *c)
                                CFG->limits.max_header_bytes);
     if (n == HTTP_INCOMPLETE) {
         if (c->tmo == TMO_IDLE)
-            gw_conn_set_timeout(c, TMO_HEADER, CFG->timeouts.client_header_ms);
+            gw__conn_set_timeout(c, TMO_HEADER, CFG->timeouts.client_header_ms);
         return;
     }
     if (n < 0) {
@@ -699,7 +530,7 @@ static void process_head(struct gw_conn *c)
         int status = http_error_status(n);
         buf_reset(&c->in);
         gw_ctr_inc(&c->w->st.errors[GW_ERR_BAD_REQUEST]);
-        gw_conn_respond(c, status, false, NULL);
+        gw__conn_respond(c, status, false, NULL);
         return;
     }
     start_request(c, &req, n);
@@ -718,9 +549,9 @@ static void process(struct gw_conn *c)
         if (!scan_body(c))
             return;
         if (r->up && !r->up->connecting)
-            gw_up_send(r->up);
+            gw__up_send(r->up);
         if (!c->closed && c->state == CS_PROXY && !r->body_done && r->up && !r->up->connecting)
-            gw_conn_set_timeout(c, TMO_BODY, CFG->timeouts.client_body_ms);
+            gw__conn_set_timeout(c, TMO_BODY, CFG->timeouts.client_body_ms);
         break;
     }
     default:
@@ -728,142 +559,24 @@ static void process(struct gw_conn *c)
     }
 }
 
-/* ---- the response from upstream ---- */
-
-static void dechunk_cb(void *ud, const char *p, size_t n)
-{
-    buf_append((struct buf *)ud, p, n);
-}
-
-/* Parses the response head (forwarding interim 1xx), then validates body
- * bytes and writes what it can to the client. Called whenever the
- * upstream delivered bytes or closed. */
-void gw_conn_resp_progress(struct gw_conn *c)
-{
-    struct gw_req *r = &c->r;
-    struct gw_upconn *u = r->up;
-    while (!r->resp_head) {
-        struct http_header hdrs[GW_MAX_HEADERS_CAP];
-        struct http_response resp;
-        int n = http_parse_response(buf_rptr(&u->in), buf_len(&u->in), &resp, hdrs, GW_MAX_HEADERS_CAP,
-                                    CFG->limits.max_header_bytes);
-        if (n == HTTP_INCOMPLETE) {
-            /* An interim response (100 Continue) goes out now: the client
-             * may be waiting for it before sending the body. */
-            if (buf_len(&c->out))
-                gw_conn_flush(c);
-            return;
-        }
-        if (n < 0) {
-            gw_conn_up_failed(c, GW_ERR_UP_BAD_RESPONSE, true);
-            return;
-        }
-        if (resp.status == 101 || (resp.status >= 100 && resp.status < 200 && r->minor == 0)) {
-            /* We never forward Upgrade, so 101 is a protocol error; 1xx
-             * to an HTTP/1.0 client is dropped (RFC 9110 15.2). */
-            if (resp.status == 101) {
-                gw_conn_up_failed(c, GW_ERR_UP_BAD_RESPONSE, true);
-                return;
-            }
-            buf_consume(&u->in, (size_t)n);
-            continue;
-        }
-        r->status = resp.status;
-        if (resp.status < 200) {
-            gw_rewrite_response(c, &resp);
-            buf_consume(&u->in, (size_t)n);
-            continue;
-        }
-        r->resp_head = true;
-        r->rbody = http_response_body(&resp, r->m);
-        r->up_reusable = resp.minor == 1 ? !(resp.flags & HTTP_F_CONN_CLOSE)
-                                         : (resp.flags & HTTP_F_CONN_KEEPALIVE) != 0;
-        if (r->rbody == HTTP_BODY_EOF)
-            r->up_reusable = false;
-        if (r->rbody == HTTP_BODY_CHUNKED) {
-            http_chunked_init(&r->rch, 65536);
-            r->dechunk = r->minor == 0;
-        } else if (r->rbody == HTTP_BODY_LENGTH) {
-            r->rleft = (uint64_t)resp.content_length;
-        }
-        if (atomic_load_explicit(&gw_g->stopping, memory_order_relaxed))
-            c->close_after = true;
-        gw_rewrite_response(c, &resp);
-        buf_consume(&u->in, (size_t)n);
-        if (r->rbody == HTTP_BODY_NONE || (r->rbody == HTTP_BODY_LENGTH && r->rleft == 0))
-            r->resp_done = true;
-        gw_passive_success(r->srv);
-        gw_conn_server_settle(c, resp.status < 500 ? GW_SRVBRK_SUCCESS : GW_SRVBRK_FAILURE);
-    }
-    /* Body bytes. */
-    size_t avail = buf_len(&u->in) - r->rfwd;
-    if (!r->resp_done && avail) {
-        switch (r->rbody) {
-        case HTTP_BODY_LENGTH: {
-            size_t take = (size_t)FG_MIN((uint64_t)avail, r->rleft);
-            r->rfwd += take;
-            r->rleft -= take;
-            if (r->rleft == 0)
-                r->resp_done = true;
-            break;
-        }
-        case HTTP_BODY_CHUNKED: {
-            ssize_t n;
-            if (r->dechunk) {
-                n = http_chunked_feed(&r->rch, buf_rptr(&u->in), avail, dechunk_cb, &c->out);
-                if (n > 0)
-                    buf_consume(&u->in, (size_t)n);
-            } else {
-                n = http_chunked_feed(&r->rch, buf_rptr(&u->in) + r->rfwd, avail, NULL, NULL);
-                if (n > 0)
-                    r->rfwd += (size_t)n;
-            }
-            if (n < 0) {
-                r->up_reusable = false;
-                gw_conn_up_failed(c, GW_ERR_UP_BAD_RESPONSE, true);
-                return;
-            }
-            if (r->rch.done)
-                r->resp_done = true;
-            break;
-        }
-        case HTTP_BODY_EOF:
-            r->rfwd = buf_len(&u->in);
-            break;
-        case HTTP_BODY_NONE:
-            break;
-        }
-    }
-    if (!r->resp_done)
-        gw_conn_set_timeout(c, TMO_RESPONSE, CFG->timeouts.upstream_response_ms);
-    int rc = gw_conn_flush(c);
-    if (rc < 0)
-        return;
-    if (!r->resp_done)
-        return;
-    /* Response complete upstream. Bytes the client has not taken yet move
-     * to c->out so the upstream connection can go back to the pool now. */
-    if (r->rfwd) {
-        buf_append(&c->out, buf_rptr(&u->in), r->rfwd);
-        buf_consume(&u->in, r->rfwd);
-        r->rfwd = 0;
-    }
-    if (buf_len(&u->in))
-        r->up_reusable = false; /* bytes past the response: not trustworthy */
-    bool reusable = r->up_reusable && r->sent;
-    if (!r->sent)
-        c->close_after = true; /* the server answered before the body ended */
-    r->up = NULL;
-    gw_up_release(u, reusable);
-    if (buf_len(&c->out) == 0) {
-        gw_conn_finished(c);
-    } else {
-        c->state = CS_RESPOND;
-        gw_conn_set_timeout(c, TMO_SEND, CFG->timeouts.client_idle_ms);
-    }
-}
-
 /* ---- I/O and timers ---- */
+
+int gw__io_read(struct gw_worker *w, int fd, struct buf *b)
+{
+    for (;;) {
+        char *p = gw_buf_prepare(w, b);
+        ssize_t n = read(fd, p, GW_IO_CHUNK);
+        if (n > 0) {
+            buf_commit(b, (size_t)n);
+            return (size_t)n < GW_IO_CHUNK ? GW_RD_DRAINED : GW_RD_MORE;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return GW_RD_DRAINED;
+        return n == 0 ? GW_RD_EOF : GW_RD_ERROR;
+    }
+}
 
 static void client_read(struct gw_conn *c)
 {
@@ -880,31 +593,24 @@ static void client_read(struct gw_conn *c)
         }
         size_t limit = c->state == CS_HEAD ? CFG->limits.max_header_bytes + 1 : GW_BUF_HIGH;
         if (buf_len(&c->in) >= limit) {
-            gw_conn_want_read(c, false);
+            gw__conn_want_read(c, false);
             break;
         }
-        char *p = gw_buf_prepare(c->w, &c->in);
-        ssize_t n = read(c->fd, p, GW_IO_CHUNK);
-        if (n > 0) {
-            buf_commit(&c->in, (size_t)n);
-            if ((size_t)n < GW_IO_CHUNK)
-                break;
+        int rc = gw__io_read(c->w, c->fd, &c->in);
+        if (rc == GW_RD_MORE)
             continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
+        if (rc == GW_RD_DRAINED)
             break;
         /* EOF or error from the client. After a complete request (or
          * during our own response) a FIN is a half-close: answer, then
          * close. Anywhere else the exchange is over. */
         bool complete = (c->state == CS_PROXY && c->r.body_done) || c->state == CS_RESPOND;
-        if (n < 0 || !complete) {
+        if (rc == GW_RD_ERROR || !complete) {
             gw_conn_close(c);
             return;
         }
         c->peer_eof = true;
-        gw_conn_want_read(c, false);
+        gw__conn_want_read(c, false);
         break;
     }
     process(c);
@@ -914,11 +620,11 @@ static void client_io(struct ev_loop *loop, int fd, void *ud, int events)
 {
     struct gw_conn *c = ud;
     if (events & EV_WRITE) {
-        int rc = gw_conn_flush(c);
+        int rc = gw__conn_flush(c);
         if (rc < 0)
             return;
         if (rc == 0 && c->state == CS_RESPOND)
-            gw_conn_finished(c);
+            gw__conn_finished(c);
         if (c->closed)
             return;
     }
@@ -954,31 +660,31 @@ static void conn_timer(struct ev_loop *loop, struct ev_timer *t)
         }
         c->r.t_start_ns = ev_clock_ns();
         gw_ctr_inc(&c->w->st.errors[GW_ERR_TIMEOUT_CLIENT]);
-        gw_conn_respond(c, 408, false, NULL);
+        gw__conn_respond(c, 408, false, NULL);
         break;
     case TMO_BODY:
-        gw_conn_error(c, 408, GW_ERR_TIMEOUT_CLIENT);
+        gw__conn_error(c, 408, GW_ERR_TIMEOUT_CLIENT);
         break;
     case TMO_CONNECT:
         /* Retried like a refused connect, but a final failure is 504. */
         c->r.connect_timeout = true;
-        gw_conn_up_failed(c, GW_ERR_UP_CONNECT, true);
+        gw__conn_up_failed(c, GW_ERR_UP_CONNECT, true);
         break;
     case TMO_RESPONSE:
-        gw_conn_up_failed(c, GW_ERR_UP_TIMEOUT, true);
+        gw__conn_up_failed(c, GW_ERR_UP_TIMEOUT, true);
         break;
     case TMO_DELAY:
-        gw_conn_admit_and_send(c);
+        gw_pipeline_resume(&c->r, GW_ST_SHED);
         break;
     case TMO_RLWAIT:
-        gw_conn_rl_timeout(c);
+        gw__rl_timeout(&c->r);
         break;
     case TMO_QUEUE:
         /* The queue's own deadline should have answered first. */
         if (c->r.queued) {
             gw_adm_queue_remove(gw_worker_admq(c->w, c->r.rt), &c->r.ent);
             c->r.queued = false;
-            gw_conn_shed(c);
+            gw__shed(&c->r);
         }
         break;
     }

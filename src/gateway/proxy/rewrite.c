@@ -60,7 +60,7 @@ static void put_list(struct buf *b, const char *name, const struct http_header *
 
 #define APPEND_LIT(b, s) buf_append((b), (s), sizeof(s) - 1)
 
-void gw_rewrite_request(struct gw_conn *c, const struct http_request *req, const char *path,
+void gw__rewrite_request(struct gw_conn *c, const struct http_request *req, const char *path,
                         size_t path_len)
 {
     struct gw_req *r = &c->r;
@@ -117,7 +117,7 @@ void gw_rewrite_request(struct gw_conn *c, const struct http_request *req, const
     APPEND_LIT(b, "\r\n");
 }
 
-bool gw_rewrite_response(struct gw_conn *c, const struct http_response *resp)
+bool gw__rewrite_response(struct gw_conn *c, const struct http_response *resp)
 {
     struct gw_req *r = &c->r;
     struct buf *b = &c->out;
@@ -159,7 +159,7 @@ end:
     return true;
 }
 
-void gw_error_page(struct buf *out, int status, bool close, const char *extra_headers)
+void gw__error_page(struct buf *out, int status, bool close, const char *extra_headers)
 {
     const char *reason = http_reason(status);
     char body[128];
@@ -171,7 +171,7 @@ void gw_error_page(struct buf *out, int status, bool close, const char *extra_he
                close ? "Connection: close\r\n" : "", body);
 }
 
-void gw_custom_page(struct buf *out, int status, bool close, const char *extra_headers, const char *type,
+void gw__custom_page(struct buf *out, int status, bool close, const char *extra_headers, const char *type,
                     const char *body)
 {
     size_t n = body ? strlen(body) : 0;
@@ -183,9 +183,9 @@ void gw_custom_page(struct buf *out, int status, bool close, const char *extra_h
     buf_append(out, body, n);
 }
 
-void gw_access_log(struct gw_conn *c)
+void gw__access_log(struct gw_conn *c)
 {
-    FILE *f = gw_g->access_log;
+    FILE *f = c->w->gw->access_log;
     if (!f)
         return;
     struct gw_req *r = &c->r;

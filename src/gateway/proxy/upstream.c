@@ -5,6 +5,7 @@
  * connection (warm in the server's accept queue and caches) or connects.
  * Nothing here is shared between threads. */
 #include "gateway/proxy/conn.h"
+#include "gateway/proxy/pipeline.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -43,12 +44,12 @@ static void pool_unlink(struct gw_upconn *u)
     gw_ctr_dec(&u->w->st.up_idle);
 }
 
-void gw_up_want(struct gw_upconn *u, bool rd, bool wr)
+void gw__up_want(struct gw_upconn *u, bool rd, bool wr)
 {
     ev_io_set(u->w->loop, u->fd, (rd ? EV_READ : 0) | (wr ? EV_WRITE : 0));
 }
 
-void gw_up_close(struct gw_upconn *u)
+void gw__up_close(struct gw_upconn *u)
 {
     ev_io_stop(u->w->loop, u->fd);
     ev_timer_stop(u->w->loop, &u->timer);
@@ -63,10 +64,10 @@ static void idle_timeout(struct ev_loop *loop, struct ev_timer *t)
 {
     struct gw_upconn *u = t->ud;
     pool_unlink(u);
-    gw_up_close(u);
+    gw__up_close(u);
 }
 
-struct gw_upconn *gw_up_acquire(struct gw_worker *w, struct gw_server *srv, struct gw_conn *c)
+struct gw_upconn *gw__up_acquire(struct gw_worker *w, struct gw_server *srv, struct gw_conn *c)
 {
     struct gw_upconn **head = pool_head(w, srv);
     struct gw_upconn *u = *head;
@@ -76,7 +77,7 @@ struct gw_upconn *gw_up_acquire(struct gw_worker *w, struct gw_server *srv, stru
         u->c = c;
         u->reused = true;
         GW_SERVER_COUNT(srv, w->id, conns_reused);
-        gw_up_want(u, true, false);
+        gw__up_want(u, true, false);
         return u;
     }
     bool inprog;
@@ -105,13 +106,13 @@ struct gw_upconn *gw_up_acquire(struct gw_worker *w, struct gw_server *srv, stru
     return u;
 }
 
-void gw_up_release(struct gw_upconn *u, bool reusable)
+void gw__up_release(struct gw_upconn *u, bool reusable)
 {
     struct gw_worker *w = u->w;
     u->c = NULL;
     const struct gw_config *cfg = WCFG(w);
-    if (!reusable || buf_len(&u->in) || atomic_load(&gw_g->stopping) || cfg->upstream.keepalive == 0) {
-        gw_up_close(u);
+    if (!reusable || buf_len(&u->in) || atomic_load(&w->gw->stopping) || cfg->upstream.keepalive == 0) {
+        gw__up_close(u);
         return;
     }
     struct gw_upconn **head = pool_head(w, u->srv);
@@ -122,7 +123,7 @@ void gw_up_release(struct gw_upconn *u, bool reusable)
         while (last->next)
             last = last->next;
         pool_unlink(last);
-        gw_up_close(last);
+        gw__up_close(last);
     }
     u->reused = false;
     u->prev = NULL;
@@ -133,7 +134,7 @@ void gw_up_release(struct gw_upconn *u, bool reusable)
     w->pool_len[u->srv->slot]++;
     gw_ctr_inc(&w->st.up_idle);
     gw_buf_release(w, &u->in);
-    gw_up_want(u, true, false);
+    gw__up_want(u, true, false);
     ev_timer_start(w->loop, &u->timer, cfg->upstream.keepalive_timeout_ms);
 }
 
@@ -143,7 +144,7 @@ void gw_worker_drop_pools(struct gw_worker *w)
         while (w->pools[i]) {
             struct gw_upconn *u = w->pools[i];
             pool_unlink(u);
-            gw_up_close(u);
+            gw__up_close(u);
         }
     }
     free(w->pools);
@@ -155,7 +156,7 @@ void gw_worker_drop_pools(struct gw_worker *w)
 
 /* Writes the rest of the request head and whatever validated body bytes
  * wait in the client's buffer, in one writev. */
-void gw_up_send(struct gw_upconn *u)
+void gw__up_send(struct gw_upconn *u)
 {
     struct gw_conn *c = u->c;
     struct gw_req *r = &c->r;
@@ -178,12 +179,12 @@ void gw_up_send(struct gw_upconn *u)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN) {
-                gw_up_want(u, true, true);
+                gw__up_want(u, true, true);
                 return;
             }
             /* A reused connection the server had already closed: its
              * fault no more than the read side's EOF below. */
-            gw_conn_up_failed(c, GW_ERR_UP_RESET, !u->reused || r->resp_started);
+            gw__conn_up_failed(c, GW_ERR_UP_RESET, !u->reused || r->resp_started);
             return;
         }
         size_t done = (size_t)wr;
@@ -197,14 +198,14 @@ void gw_up_send(struct gw_upconn *u)
         }
         /* The client's buffer drained: let it send more body. */
         if (c->state == CS_PROXY && !r->body_done && buf_len(&c->in) < GW_BUF_HIGH && !c->peer_eof)
-            gw_conn_want_read(c, true);
+            gw__conn_want_read(c, true);
     }
-    gw_up_want(u, true, false);
+    gw__up_want(u, true, false);
     if (r->body_done && !r->sent) {
         r->sent = true;
         r->t_sent_ns = ev_now_ns(c->w->loop);
         if (!r->resp_head)
-            gw_conn_set_timeout(c, TMO_RESPONSE, WCFG(c->w)->timeouts.upstream_response_ms);
+            gw__conn_set_timeout(c, TMO_RESPONSE, WCFG(c->w)->timeouts.upstream_response_ms);
     }
 }
 
@@ -214,25 +215,18 @@ static void up_read(struct gw_upconn *u)
     if (!c) {
         /* Idle pooled connection: the server closed it or sent garbage. */
         pool_unlink(u);
-        gw_up_close(u);
+        gw__up_close(u);
         return;
     }
     for (;;) {
         if (buf_len(&u->in) >= GW_BUF_HIGH) {
-            gw_up_want(u, false, ev_io_mask(u->w->loop, u->fd) & EV_WRITE);
+            gw__up_want(u, false, ev_io_mask(u->w->loop, u->fd) & EV_WRITE);
             break;
         }
-        char *p = gw_buf_prepare(u->w, &u->in);
-        ssize_t n = read(u->fd, p, GW_IO_CHUNK);
-        if (n > 0) {
-            buf_commit(&u->in, (size_t)n);
-            if ((size_t)n < GW_IO_CHUNK)
-                break;
+        int rc = gw__io_read(u->w, u->fd, &u->in);
+        if (rc == GW_RD_MORE)
             continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
+        if (rc == GW_RD_DRAINED)
             break;
         /* EOF or error: the response ends here (if delimited by close) or
          * the exchange failed. */
@@ -240,13 +234,13 @@ static void up_read(struct gw_upconn *u)
         if (c->r.resp_head && c->r.rbody == HTTP_BODY_EOF) {
             c->r.resp_done = true;
             c->r.rfwd = buf_len(&u->in);
-            gw_conn_resp_progress(c);
+            gw_pipeline_response(&c->r);
         } else {
-            gw_conn_up_failed(c, GW_ERR_UP_RESET, !u->reused || c->r.resp_started);
+            gw__conn_up_failed(c, GW_ERR_UP_RESET, !u->reused || c->r.resp_started);
         }
         return;
     }
-    gw_conn_resp_progress(c);
+    gw_pipeline_response(&c->r);
 }
 
 static void up_io(struct ev_loop *loop, int fd, void *ud, int events)
@@ -255,24 +249,24 @@ static void up_io(struct ev_loop *loop, int fd, void *ud, int events)
     if (u->connecting) {
         int rc = net_connect_result(fd);
         if (rc != 0) {
-            gw_conn_up_failed(u->c, GW_ERR_UP_CONNECT, true);
+            gw__conn_up_failed(u->c, GW_ERR_UP_CONNECT, true);
             return;
         }
         u->connecting = false;
         struct gw_conn *c = u->c;
         if (c->r.body_done)
-            gw_conn_set_timeout(c, TMO_RESPONSE, WCFG(c->w)->timeouts.upstream_response_ms);
+            gw__conn_set_timeout(c, TMO_RESPONSE, WCFG(c->w)->timeouts.upstream_response_ms);
         else
-            gw_conn_set_timeout(c, TMO_BODY, WCFG(c->w)->timeouts.client_body_ms);
-        gw_up_send(u);
+            gw__conn_set_timeout(c, TMO_BODY, WCFG(c->w)->timeouts.client_body_ms);
+        gw__up_send(u);
         return;
     }
     if (events & EV_WRITE) {
         if (!u->c) {
-            gw_up_want(u, true, false);
+            gw__up_want(u, true, false);
         } else {
             struct gw_conn *c = u->c;
-            gw_up_send(u);
+            gw__up_send(u);
             if (c->closed || c->r.up != u)
                 return; /* the send failed and the request moved on */
         }

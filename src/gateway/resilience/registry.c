@@ -2,8 +2,8 @@
  * The modules (breaker.c, retrybudget.c, admission.c, adaptive.c) hold
  * the algorithms; this file gives them a home that outlives snapshots and
  * connects the queues to the workers' loops. The proxy's hooks are in
- * admit.c (admission, breaker, fallback, settlement) and proxy.c (retries
- * in gw_conn_up_failed). */
+ * proxy/resil.c (admission, breaker, fallback, settlement) and proxy.c
+ * (retries in gw__conn_up_failed). */
 #include "gateway/proxy/conn.h"
 
 #include <stdlib.h>
@@ -116,9 +116,9 @@ void gw_worker_poll_admission(struct gw_worker *w)
         gw_adm_queue_poll(q, ev_now_ns(w->loop) / 1000, &ready, &dropped);
         struct gw_adm_entry *e;
         while ((e = gw_adm_list_pop(&dropped)))
-            gw_conn_admission_done(e->data, false);
+            gw__admission_done(e->data, false);
         while ((e = gw_adm_list_pop(&ready)))
-            gw_conn_admission_done(e->data, true);
+            gw__admission_done(e->data, true);
         uint64_t t = gw_adm_queue_next_event_us(q);
         if (t < next)
             next = t;

@@ -1,6 +1,8 @@
 /* Unit tests for per-server circuit breakers: gw_breaker_admits() (the
  * lock-free question the balancer asks), the balancer skipping servers
  * whose breaker would refuse and letting half-open probes through, the
+ * choice of one attempt's server (balance/pick.c: tried servers avoided,
+ * in-flight place and breaker hold taken) and its settling once, the
  * transition counters and slow-start restart on the server, and
  * gw_server_breaker_config() keeping, replacing and removing breakers.
  * Time is passed in (milliseconds for the balancer, microseconds for the
@@ -10,6 +12,7 @@
 #include "gateway/balance/balance.h"
 #include "gateway/resilience/breaker.h"
 #include "gateway/balance/backend.h"
+#include "gateway/balance/pick.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -247,4 +250,72 @@ Test(server_breaker, config_keeps_replaces_and_removes)
     cr_assert(gw_server_usable(s, T0_MS + 4));
     gw_server_unref(s);
     gw_server_breakers_free_retired();
+}
+
+/* ---- one attempt's server: balance/pick.c, settling ---- */
+
+Test(pick, avoids_tried_then_hands_it_back_without_a_place)
+{
+    struct gw_server *s[2] = {mk_server(0), mk_server(1)};
+    struct gw_lb *lb = gw_lb_new(GW_LB_ROUND_ROBIN, s, 2, NULL);
+    struct gw_srvbrk_hold h = {0};
+    struct gw_server *tried[1] = {s[0]};
+    for (int k = 0; k < 4; k++) {
+        struct gw_server *p = gw_pick_server(lb, 0, tried, 1, &h, T0_MS, US(T0_MS));
+        cr_assert_eq(p, s[1], "the untried server, whatever the rotation");
+    }
+    cr_assert_eq(atomic_load(&s[1]->inflight), 4, "each pick took an in-flight place");
+    cr_assert_eq(atomic_load(&s[0]->inflight), 0);
+    struct gw_server *both[2] = {s[0], s[1]};
+    struct gw_server *p = gw_pick_server(lb, 0, both, 2, &h, T0_MS, US(T0_MS));
+    cr_assert(p == s[0] || p == s[1], "all tried: one comes back for the caller to refuse");
+    cr_assert_eq(atomic_load(&s[0]->inflight) + atomic_load(&s[1]->inflight), 4, "no place for it");
+    cr_assert_null(h.b, "no breaker: nothing held");
+    gw_lb_free(lb);
+    gw_server_unref(s[0]);
+    gw_server_unref(s[1]);
+}
+
+Test(pick, open_breaker_is_left_out_and_the_hold_settles_once)
+{
+    struct gw_breaker_cfg c = bcfg(1);
+    struct gw_server *s[2] = {mk_server(0), mk_server(1)};
+    for (int i = 0; i < 2; i++)
+        gw_server_breaker_config(s[i], &c, US(T0_MS));
+    struct gw_lb *lb = gw_lb_new(GW_LB_ROUND_ROBIN, s, 2, NULL);
+    struct gw_srvbrk_hold h = {0};
+    struct gw_server *p = gw_pick_server(lb, 0, NULL, 0, &h, T0_MS, US(T0_MS));
+    cr_assert_not_null(p);
+    cr_assert_eq(h.b, brk(p), "the chosen server's breaker admitted the attempt");
+    gw_srvbrk_settle(&h, GW_SRVBRK_SUCCESS, US(T0_MS), 1000000);
+    cr_assert_null(h.b, "settled once");
+    gw_srvbrk_settle(&h, GW_SRVBRK_FAILURE, US(T0_MS), 1000000); /* nothing held: nothing */
+    atomic_fetch_sub(&p->inflight, 1);
+    trip(p, T0_MS);
+    struct gw_server *other = p == s[0] ? s[1] : s[0];
+    for (int k = 0; k < 4; k++) {
+        cr_assert_eq(gw_pick_server(lb, 0, NULL, 0, &h, T0_MS + 10, US(T0_MS + 10)), other);
+        gw_srvbrk_settle(&h, GW_SRVBRK_RELEASE, US(T0_MS + 10), 1000000);
+        atomic_fetch_sub(&other->inflight, 1);
+    }
+    cr_assert_eq(gw_breaker_state(brk(other)), GW_BREAKER_CLOSED, "released: no sample");
+    gw_lb_free(lb);
+    gw_server_unref(s[0]);
+    gw_server_unref(s[1]);
+}
+
+Test(pick, full_server_is_left_out)
+{
+    struct gw_server *s[2] = {mk_server(0), mk_server(1)};
+    atomic_store(&s[0]->max_inflight, 1);
+    atomic_store(&s[0]->inflight, 1);
+    struct gw_lb *lb = gw_lb_new(GW_LB_ROUND_ROBIN, s, 2, NULL);
+    struct gw_srvbrk_hold h = {0};
+    for (int k = 0; k < 4; k++)
+        cr_assert_eq(gw_pick_server(lb, 0, NULL, 0, &h, T0_MS, US(T0_MS)), s[1]);
+    atomic_store(&s[1]->max_inflight, 4);
+    cr_assert_null(gw_pick_server(lb, 0, NULL, 0, &h, T0_MS, US(T0_MS)), "both full: none");
+    gw_lb_free(lb);
+    gw_server_unref(s[0]);
+    gw_server_unref(s[1]);
 }
