@@ -337,7 +337,7 @@ void gw_guard_sweep(void);
 int gw_guard_snapshot(struct gw_snapshot *s, char **err);
 void gw_guard_snapshot_free(struct gw_snapshot *s);
 
-/* ---- resilience/registry.c: breakers, retry budgets, admission ---- */
+/* ---- registry.c: breakers, retry budgets, admission ---- */
 /* The resilience object for a service (ctl_lock held): the current one
  * when cfg is unchanged, else a new one. cfg NULL: defaults. */
 struct gw_svc_rt *gw_svc_rt_for(struct gw_svc_stats *st, const struct gw_cfg_resil *cfg);
@@ -353,7 +353,7 @@ struct cJSON;
 struct cJSON *gw_server_breaker_json(struct gw_server *s, uint64_t now_us);
 void gw_server_breaker_metrics_render(struct buf *b, const struct gw_snapshot *s);
 
-/* ---- hcheck.c ---- */
+/* ---- hcheck.c: the health-check thread ---- */
 int gw_hcheck_start(char **err);
 void gw_hcheck_stop(void);
 

@@ -9,7 +9,7 @@
 #include "core/common.h"
 #include "core/net.h"
 #include "gateway/resilience/breaker.h"
-#include "gateway/counters.h"
+#include "gateway/balance/counters.h"
 #include <stdatomic.h>
 
 enum gw_health_state { GW_UP = 0, GW_DOWN = 1 };

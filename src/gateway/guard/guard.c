@@ -11,7 +11,8 @@
  * disappear when their count drops to zero, so memory follows the number
  * of distinct clients connected. Rate-limit state lives in the shared
  * rl_store (ratelimit.c, limit/store.c), which outlives reloads. */
-#include "gateway/proxy/conn.h"
+#include "gateway/gw.h"
+#include "core/log.h"
 #include "gateway/limit/store.h"
 
 #include <stdlib.h>

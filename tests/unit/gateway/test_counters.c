@@ -1,4 +1,4 @@
-/* Tests for the per-worker counters (gateway/counters.h, server.c): each
+/* Tests for the per-worker counters (gateway/balance/counters.h, balance/backend.c): each
  * worker counts into its own cache-line-aligned entry, the shared part
  * takes the counts of other threads, and gw_server_counts() adds them up
  * exactly once writers are quiet and never goes backwards while they

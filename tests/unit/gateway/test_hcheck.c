@@ -1,4 +1,4 @@
-/* Tests for gateway/balance/hcheck.c: the real checker thread against a tiny
+/* Tests for gateway/hcheck.c: the real checker thread against a tiny
  * in-test HTTP server on a loopback port. The snapshot is built by hand
  * (services and servers only) and put in place under snap_lock; the test
  * keeps its own reference on every snapshot and server, so it frees them
