@@ -43,7 +43,7 @@ enum op_kind {
     OP_ROUTE_CIDR, /* a route's allow/deny list change; svc holds the CIDR text */
 };
 
-struct op {
+struct gw_member_op {
     enum op_kind kind;
     char *svc;
     struct net_addr addr;   /* server ops */
@@ -56,19 +56,15 @@ struct op {
     char *host;             /* OP_ROUTE_CIDR: the route's host, NULL: any */
     uint64_t ttl_ms;        /* OP_ADD_SERVER: a lease's TTL; 0: an operator's, never expires */
     uint64_t expires_ms;    /* a lease's end, on the monotonic clock */
-    struct op *next;
+    struct gw_member_op *next;
 };
 
-static struct op *ops;
-static char *state_path;                    /* NULL: changes are not persisted */
-static atomic_uint_fast64_t leases_expired; /* for /metrics */
-
 static uint64_t now_ms(void) { return ev_clock_ns() / 1000000ull; }
-static int save_state(char **err);
+static int save_state(struct gw_members *m, char **err);
 
 static bool is_server_op(enum op_kind k) { return k <= OP_UNDRAIN; }
 
-static void op_free(struct op *o)
+static void op_free(struct gw_member_op *o)
 {
     free(o->svc);
     free(o->balance);
@@ -79,11 +75,11 @@ static void op_free(struct op *o)
 }
 
 /* Drops earlier operations that the new one makes irrelevant. */
-static void compact(const struct op *n)
+static void compact(struct gw_members *m, const struct gw_member_op *n)
 {
-    struct op **pp = &ops;
+    struct gw_member_op **pp = &m->ops;
     while (*pp) {
-        struct op *o = *pp;
+        struct gw_member_op *o = *pp;
         bool same_svc = !strcmp(o->svc, n->svc);
         bool drop = false;
         if (o->kind == OP_ROUTE_CIDR || n->kind == OP_ROUTE_CIDR) {
@@ -110,10 +106,10 @@ static void compact(const struct op *n)
     }
 }
 
-static void append(struct op *n)
+static void append(struct gw_members *m, struct gw_member_op *n)
 {
-    compact(n);
-    struct op **pp = &ops;
+    compact(m, n);
+    struct gw_member_op **pp = &m->ops;
     while (*pp)
         pp = &(*pp)->next;
     *pp = n;
@@ -169,9 +165,9 @@ static void cidr_list_apply(char ***list, size_t *n, const char *text, bool add)
     }
 }
 
-int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err)
+int gw_members_apply(struct gw *g, struct gw_snapshot *s, struct gw_snapshot *prev, char **err)
 {
-    for (struct op *o = ops; o; o = o->next) {
+    for (struct gw_member_op *o = g->members.ops; o; o = o->next) {
         if (o->kind == OP_CIDR) {
             if (o->deny)
                 cidr_list_apply(&s->deny_txt, &s->ndeny_txt, o->svc, o->add);
@@ -196,9 +192,9 @@ int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err
             break;
         case OP_ADD_SERVICE:
             if (!svc) {
-                svc = gw_service_new(o->svc, o->balance);
+                svc = gw_service_new(g, o->svc, o->balance);
                 svc->dynamic = true;
-                svc->rt = gw_svc_rt_for(svc->stats, NULL);
+                svc->rt = gw_svc_rt_for(g, svc->stats, NULL);
                 s->services = xrealloc(s->services, (s->nservices + 1) * sizeof *s->services);
                 s->services[s->nservices++] = svc;
                 if (o->prefix)
@@ -211,7 +207,7 @@ int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err
             break;
         case OP_ADD_SERVER:
             if (svc && !find_server(svc, &o->addr, NULL)) {
-                struct gw_server *srv = gw_snapshot_server_for(prev, o->svc, &o->addr, o->weight);
+                struct gw_server *srv = gw_snapshot_server_for(g, prev, o->svc, &o->addr, o->weight);
                 atomic_store(&srv->dynamic, true);
                 gw_service_add_server(svc, srv);
             }
@@ -242,16 +238,17 @@ int gw_members_apply(struct gw_snapshot *s, struct gw_snapshot *prev, char **err
 /* Publishes a snapshot of the config plus the log, then saves the log.
  * Returns 0, -400 when the build fails, or -500 when the change is live
  * but could not be saved to the state file. ctl_lock held. */
-static int publish(char **err)
+static int publish(struct gw *g, char **err)
 {
-    struct gw_snapshot *cur = gw_snapshot_get();
-    struct gw_snapshot *s = gw_snapshot_build(gw_cfgref_get(cur->cfgref), cur, err);
+    struct gw_snapshot *cur = gw_snapshot_get(g);
+    struct gw_snapshot *s = gw_snapshot_build(g, gw_cfgref_get(cur->cfgref), cur, err);
     gw_snapshot_unref(cur);
     if (!s)
         return -400;
-    gw_snapshot_publish(s);
+    gw_snapshot_publish(g, s);
+    const char *state_path = g->members.state_path;
     char *why = NULL;
-    if (save_state(&why) != 0) {
+    if (save_state(&g->members, &why) != 0) {
         log_error("state file %s: %s", state_path, why);
         *err = xasprintf("the change is in effect but was not saved to the state file %s: %s", state_path, why);
         free(why);
@@ -262,24 +259,24 @@ static int publish(char **err)
 
 /* Records n and publishes a snapshot with it. Inputs are validated
  * before, so the build cannot fail on them. ctl_lock held. */
-static int commit(struct op *n, char **err)
+static int commit(struct gw *g, struct gw_member_op *n, char **err)
 {
-    append(n);
-    return publish(err);
+    append(&g->members, n);
+    return publish(g, err);
 }
 
 /* The lease op of server a in service svc, or NULL. ctl_lock held. */
-static struct op *find_lease(const char *svc, const struct net_addr *a)
+static struct gw_member_op *find_lease(struct gw_members *m, const char *svc, const struct net_addr *a)
 {
-    for (struct op *o = ops; o; o = o->next)
+    for (struct gw_member_op *o = m->ops; o; o = o->next)
         if (o->kind == OP_ADD_SERVER && o->ttl_ms && !strcmp(o->svc, svc) && net_addr_equal(&o->addr, a))
             return o;
     return NULL;
 }
 
-static struct op *op_new(enum op_kind k, const char *svc)
+static struct gw_member_op *op_new(enum op_kind k, const char *svc)
 {
-    struct op *o = xcalloc(1, sizeof *o);
+    struct gw_member_op *o = xcalloc(1, sizeof *o);
     o->kind = k;
     o->svc = xstrdup(svc);
     return o;
@@ -287,12 +284,12 @@ static struct op *op_new(enum op_kind k, const char *svc)
 
 /* Validates svc/addr against the current snapshot. Returns 0 or the
  * negative HTTP status for the admin API with *err set. */
-static int lookup(const char *svcname, const char *addr, struct net_addr *na, bool want_server,
+static int lookup(struct gw *g, const char *svcname, const char *addr, struct net_addr *na, bool want_server,
                   bool must_exist, char **err)
 {
     if (addr && net_parse_addr(addr, na, err) != 0)
         return -400;
-    struct gw_snapshot *cur = gw_snapshot_get();
+    struct gw_snapshot *cur = gw_snapshot_get(g);
     struct gw_service *svc = gw_snapshot_service(cur, svcname);
     int rc = 0;
     if (!svc) {
@@ -323,7 +320,7 @@ static int refuse(const char *field, char *why, char **err)
     return -400;
 }
 
-int gw_members_add_server(const char *svc, const char *addr, int weight, uint64_t ttl_ms, char **err)
+int gw_members_add_server(struct gw *g, const char *svc, const char *addr, int weight, uint64_t ttl_ms, char **err)
 {
     char wtext[24], *why;
     snprintf(wtext, sizeof wtext, "%d", weight);
@@ -332,9 +329,9 @@ int gw_members_add_server(const char *svc, const char *addr, int weight, uint64_
     struct net_addr na;
     if ((why = gw_check_server_address(addr, &na)) != NULL)
         return refuse("address", why, err);
-    pthread_mutex_lock(&gw_g->ctl_lock);
-    struct op *lease = ttl_ms ? find_lease(svc, &na) : NULL;
-    int rc = lookup(svc, NULL, &na, true, false, err);
+    pthread_mutex_lock(&g->ctl_lock);
+    struct gw_member_op *lease = ttl_ms ? find_lease(&g->members, svc, &na) : NULL;
+    int rc = lookup(g, svc, NULL, &na, true, false, err);
     if (rc == -409 && lease) {
         /* A renewal: a new end, and the weight it asks for now. */
         free(*err);
@@ -344,47 +341,47 @@ int gw_members_add_server(const char *svc, const char *addr, int weight, uint64_
         rc = 1;
         if (lease->weight != weight) {
             lease->weight = weight;
-            rc = publish(err);
+            rc = publish(g, err);
             rc = rc == 0 ? 1 : rc;
         }
         log_debug("renewed the lease of server %s in service %s (%llu ms)", addr, svc, (unsigned long long)ttl_ms);
     } else if (rc == 0) {
-        struct op *o = op_new(OP_ADD_SERVER, svc);
+        struct gw_member_op *o = op_new(OP_ADD_SERVER, svc);
         o->addr = na;
         o->weight = weight;
         o->ttl_ms = ttl_ms;
         o->expires_ms = now_ms() + ttl_ms;
-        rc = commit(o, err);
+        rc = commit(g, o, err);
         if (rc == 0 && ttl_ms)
             log_info("registered server %s in service %s (weight %d, lease %llu ms)", addr, svc, weight,
                      (unsigned long long)ttl_ms);
         else if (rc == 0)
             log_info("registered server %s in service %s (weight %d)", addr, svc, weight);
     }
-    pthread_mutex_unlock(&gw_g->ctl_lock);
+    pthread_mutex_unlock(&g->ctl_lock);
     return rc;
 }
 
-bool gw_members_lease(const char *svc, const struct net_addr *a, uint64_t *ttl_ms, uint64_t *left_ms)
+bool gw_members_lease(struct gw *g, const char *svc, const struct net_addr *a, uint64_t *ttl_ms, uint64_t *left_ms)
 {
-    pthread_mutex_lock(&gw_g->ctl_lock);
-    struct op *o = find_lease(svc, a);
+    pthread_mutex_lock(&g->ctl_lock);
+    struct gw_member_op *o = find_lease(&g->members, svc, a);
     if (o) {
         uint64_t now = now_ms();
         *ttl_ms = o->ttl_ms;
         *left_ms = o->expires_ms > now ? o->expires_ms - now : 0;
     }
-    pthread_mutex_unlock(&gw_g->ctl_lock);
+    pthread_mutex_unlock(&g->ctl_lock);
     return o != NULL;
 }
 
-int gw_members_expire(void)
+int gw_members_expire(struct gw *g)
 {
-    pthread_mutex_lock(&gw_g->ctl_lock);
+    pthread_mutex_lock(&g->ctl_lock);
     uint64_t now = now_ms();
     int n = 0;
-    for (struct op **pp = &ops; *pp;) {
-        struct op *o = *pp;
+    for (struct gw_member_op **pp = &g->members.ops; *pp;) {
+        struct gw_member_op *o = *pp;
         if (o->kind != OP_ADD_SERVER || !o->ttl_ms || o->expires_ms > now) {
             pp = &o->next;
             continue;
@@ -394,8 +391,8 @@ int gw_members_expire(void)
         log_warn("lease of server %s in service %s expired (not renewed within %llu ms): removed", a, o->svc,
                  (unsigned long long)o->ttl_ms);
         /* Its drains go with it: they would outlive the server otherwise. */
-        for (struct op **qq = &o->next; *qq;) {
-            struct op *q = *qq;
+        for (struct gw_member_op **qq = &o->next; *qq;) {
+            struct gw_member_op *q = *qq;
             if ((q->kind == OP_DRAIN || q->kind == OP_UNDRAIN) && !strcmp(q->svc, o->svc) &&
                 net_addr_equal(&q->addr, &o->addr)) {
                 *qq = q->next;
@@ -406,68 +403,68 @@ int gw_members_expire(void)
         }
         *pp = o->next;
         op_free(o);
-        atomic_fetch_add_explicit(&leases_expired, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&g->members.leases_expired, 1, memory_order_relaxed);
         n++;
     }
     if (n) {
         char *err = NULL;
-        if (publish(&err) != 0) {
+        if (publish(g, &err) != 0) {
             log_error("after expired leases: %s", err);
             free(err);
         }
     }
-    pthread_mutex_unlock(&gw_g->ctl_lock);
+    pthread_mutex_unlock(&g->ctl_lock);
     return n;
 }
 
-void gw_members_metrics_render(struct buf *b)
+void gw_members_metrics_render(struct gw *g, struct buf *b)
 {
     metrics_family(b, "floodgate_gateway_leases_expired_total", "counter",
                    "Registered servers removed because their lease ran out without a renewal.");
     metrics_sample_u64(b, "floodgate_gateway_leases_expired_total", NULL,
-                       atomic_load_explicit(&leases_expired, memory_order_relaxed));
+                       atomic_load_explicit(&g->members.leases_expired, memory_order_relaxed));
     uint64_t live = 0;
-    pthread_mutex_lock(&gw_g->ctl_lock);
-    for (struct op *o = ops; o; o = o->next)
+    pthread_mutex_lock(&g->ctl_lock);
+    for (struct gw_member_op *o = g->members.ops; o; o = o->next)
         live += o->kind == OP_ADD_SERVER && o->ttl_ms;
-    pthread_mutex_unlock(&gw_g->ctl_lock);
+    pthread_mutex_unlock(&g->ctl_lock);
     metrics_family(b, "floodgate_gateway_leases", "gauge", "Registration leases held (servers that renew).");
     metrics_sample_u64(b, "floodgate_gateway_leases", NULL, live);
 }
 
-int gw_members_remove_server(const char *svc, const char *addr, char **err)
+int gw_members_remove_server(struct gw *g, const char *svc, const char *addr, char **err)
 {
-    pthread_mutex_lock(&gw_g->ctl_lock);
+    pthread_mutex_lock(&g->ctl_lock);
     struct net_addr na;
-    int rc = lookup(svc, addr, &na, true, true, err);
+    int rc = lookup(g, svc, addr, &na, true, true, err);
     if (rc == 0) {
-        struct op *o = op_new(OP_REMOVE_SERVER, svc);
+        struct gw_member_op *o = op_new(OP_REMOVE_SERVER, svc);
         o->addr = na;
-        rc = commit(o, err);
+        rc = commit(g, o, err);
         if (rc == 0)
             log_info("deregistered server %s from service %s", addr, svc);
     }
-    pthread_mutex_unlock(&gw_g->ctl_lock);
+    pthread_mutex_unlock(&g->ctl_lock);
     return rc;
 }
 
-int gw_members_drain_server(const char *svc, const char *addr, bool drain, char **err)
+int gw_members_drain_server(struct gw *g, const char *svc, const char *addr, bool drain, char **err)
 {
-    pthread_mutex_lock(&gw_g->ctl_lock);
+    pthread_mutex_lock(&g->ctl_lock);
     struct net_addr na;
-    int rc = lookup(svc, addr, &na, true, true, err);
+    int rc = lookup(g, svc, addr, &na, true, true, err);
     if (rc == 0) {
-        struct op *o = op_new(drain ? OP_DRAIN : OP_UNDRAIN, svc);
+        struct gw_member_op *o = op_new(drain ? OP_DRAIN : OP_UNDRAIN, svc);
         o->addr = na;
-        rc = commit(o, err);
+        rc = commit(g, o, err);
         if (rc == 0)
             log_info("%s server %s in service %s", drain ? "draining" : "undrained", addr, svc);
     }
-    pthread_mutex_unlock(&gw_g->ctl_lock);
+    pthread_mutex_unlock(&g->ctl_lock);
     return rc;
 }
 
-int gw_members_add_service(const char *svc, const char *balance, const char *prefix,
+int gw_members_add_service(struct gw *g, const char *svc, const char *balance, const char *prefix,
                            bool strip_prefix, char **err)
 {
     char *why;
@@ -478,9 +475,9 @@ int gw_members_add_service(const char *svc, const char *balance, const char *pre
         return refuse("balance", why, err);
     if (prefix && (why = gw_check_path(prefix)) != NULL)
         return refuse("prefix", why, err);
-    pthread_mutex_lock(&gw_g->ctl_lock);
+    pthread_mutex_lock(&g->ctl_lock);
     int rc = 0;
-    struct gw_snapshot *cur = gw_snapshot_get();
+    struct gw_snapshot *cur = gw_snapshot_get(g);
     if (gw_snapshot_service(cur, svc)) {
         *err = xasprintf("service '%s' already exists", svc);
         rc = -409;
@@ -491,95 +488,95 @@ int gw_members_add_service(const char *svc, const char *balance, const char *pre
     }
     gw_snapshot_unref(cur);
     if (rc == 0) {
-        struct op *o = op_new(OP_ADD_SERVICE, svc);
+        struct gw_member_op *o = op_new(OP_ADD_SERVICE, svc);
         o->balance = xstrdup(gw_lb_algo_name((enum gw_lb_algo)algo));
         o->prefix = prefix ? xstrdup(prefix) : NULL;
         o->strip = strip_prefix;
-        rc = commit(o, err);
+        rc = commit(g, o, err);
         if (rc == 0)
             log_info("created service %s (%s)%s%s", svc, o->balance, prefix ? " at " : "",
                      prefix ? prefix : "");
     }
-    pthread_mutex_unlock(&gw_g->ctl_lock);
+    pthread_mutex_unlock(&g->ctl_lock);
     return rc;
 }
 
-int gw_members_remove_service(const char *svc, char **err)
+int gw_members_remove_service(struct gw *g, const char *svc, char **err)
 {
-    pthread_mutex_lock(&gw_g->ctl_lock);
-    int rc = lookup(svc, NULL, NULL, false, true, err);
+    pthread_mutex_lock(&g->ctl_lock);
+    int rc = lookup(g, svc, NULL, NULL, false, true, err);
     if (rc == 0) {
-        rc = commit(op_new(OP_REMOVE_SERVICE, svc), err);
+        rc = commit(g, op_new(OP_REMOVE_SERVICE, svc), err);
         if (rc == 0)
             log_info("removed service %s", svc);
     }
-    pthread_mutex_unlock(&gw_g->ctl_lock);
+    pthread_mutex_unlock(&g->ctl_lock);
     return rc;
 }
 
-int gw_members_cidr(bool deny, bool add, const char *cidr, char **err)
+int gw_members_cidr(struct gw *g, bool deny, bool add, const char *cidr, char **err)
 {
     char *why = gw_check_cidr(cidr);
     if (why)
         return refuse("cidr", why, err);
     int rc;
-    pthread_mutex_lock(&gw_g->ctl_lock);
-    struct op *o = op_new(OP_CIDR, cidr);
+    pthread_mutex_lock(&g->ctl_lock);
+    struct gw_member_op *o = op_new(OP_CIDR, cidr);
     o->deny = deny;
     o->add = add;
-    rc = commit(o, err);
+    rc = commit(g, o, err);
     if (rc == 0)
         log_info("%s %s %s the %s list", add ? "added" : "removed", cidr, add ? "to" : "from",
                  deny ? "deny" : "allow");
-    pthread_mutex_unlock(&gw_g->ctl_lock);
+    pthread_mutex_unlock(&g->ctl_lock);
     return rc;
 }
 
-int gw_members_route_cidr(const char *route, const char *host, bool deny, bool add, const char *cidr,
+int gw_members_route_cidr(struct gw *g, const char *route, const char *host, bool deny, bool add, const char *cidr,
                           char **err)
 {
     char *why = gw_check_cidr(cidr);
     if (why)
         return refuse("cidr", why, err);
     int rc = 0;
-    pthread_mutex_lock(&gw_g->ctl_lock);
-    struct gw_snapshot *cur = gw_snapshot_get();
+    pthread_mutex_lock(&g->ctl_lock);
+    struct gw_snapshot *cur = gw_snapshot_get(g);
     if (!gw_snapshot_route(cur, route, host)) {
         *err = host ? xasprintf("no route '%s' for host '%s'", route, host) : xasprintf("no route '%s'", route);
         rc = -404;
     }
     gw_snapshot_unref(cur);
     if (rc == 0) {
-        struct op *o = op_new(OP_ROUTE_CIDR, cidr);
+        struct gw_member_op *o = op_new(OP_ROUTE_CIDR, cidr);
         o->route = xstrdup(route);
         o->host = host ? xstrdup(host) : NULL;
         o->deny = deny;
         o->add = add;
-        rc = commit(o, err);
+        rc = commit(g, o, err);
         if (rc == 0)
             log_info("route %s%s%s: %s %s %s its %s list", host ? host : "", host ? " " : "", route,
                      add ? "added" : "removed", cidr, add ? "to" : "from", deny ? "deny" : "allow");
     }
-    pthread_mutex_unlock(&gw_g->ctl_lock);
+    pthread_mutex_unlock(&g->ctl_lock);
     return rc;
 }
 
-void gw_members_free(void)
+void gw_members_free(struct gw_members *m)
 {
-    while (ops) {
-        struct op *o = ops;
-        ops = o->next;
+    while (m->ops) {
+        struct gw_member_op *o = m->ops;
+        m->ops = o->next;
         op_free(o);
     }
-    free(state_path);
-    state_path = NULL;
+    free(m->state_path);
+    m->state_path = NULL;
 }
 
 /* ---- the state file ----
  * {"version":1,"changes":[{"op":"add_server","service":"app",
  *   "address":"127.0.0.1:9001","weight":1,"ttl_ms":10000}, ...]}
  * One object per recorded change, in order; what each holds follows its
- * struct op. */
+ * struct gw_member_op. */
 
 static const char *const op_names[] = {
     [OP_ADD_SERVER] = "add_server", [OP_REMOVE_SERVER] = "remove_server", [OP_DRAIN] = "drain",
@@ -587,7 +584,7 @@ static const char *const op_names[] = {
     [OP_CIDR] = "cidr",             [OP_ROUTE_CIDR] = "route_cidr",
 };
 
-static cJSON *op_json(const struct op *o)
+static cJSON *op_json(const struct gw_member_op *o)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "op", op_names[o->kind]);
@@ -649,14 +646,15 @@ static int write_all(int fd, const char *buf, size_t len)
  * renamed over PATH, then the directory fsynced so the rename itself is
  * durable. Returns 0 (also when there is no state file), or -1 with *err.
  * ctl_lock held (or the only thread). */
-static int save_state(char **err)
+static int save_state(struct gw_members *m, char **err)
 {
+    const char *state_path = m->state_path;
     if (!state_path)
         return 0;
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "version", 1);
     cJSON *a = cJSON_AddArrayToObject(root, "changes");
-    for (struct op *o = ops; o; o = o->next)
+    for (struct gw_member_op *o = m->ops; o; o = o->next)
         cJSON_AddItemToArray(a, op_json(o));
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
@@ -722,7 +720,7 @@ static const char *jstr(const cJSON *j, const char *key, bool required, bool *ba
 
 /* One change from the state file into a new op, checked as the admin API
  * checks it. Returns the op, or NULL with *err. */
-static struct op *op_parse(const cJSON *j, uint64_t now, char **err)
+static struct gw_member_op *op_parse(const cJSON *j, uint64_t now, char **err)
 {
     bool bad = false;
     const char *kind = cJSON_IsObject(j) ? jstr(j, "op", true, &bad) : NULL;
@@ -734,7 +732,7 @@ static struct op *op_parse(const cJSON *j, uint64_t now, char **err)
         *err = xstrdup("expected an object with a known \"op\"");
         return NULL;
     }
-    struct op *o = xcalloc(1, sizeof *o);
+    struct gw_member_op *o = xcalloc(1, sizeof *o);
     o->kind = (enum op_kind)k;
     char *why = NULL;
     if (k == OP_CIDR || k == OP_ROUTE_CIDR) {
@@ -818,20 +816,20 @@ out:
     return o;
 }
 
-int gw_members_restore(const char *path, char **err)
+int gw_members_restore(struct gw_members *m, const char *path, char **err)
 {
-    ASSERT(!ops && !state_path);
+    ASSERT(!m->ops && !m->state_path);
     FILE *f = fopen(path, "rb");
     if (!f && errno == ENOENT) {
         /* Written now, empty: a path that cannot be written fails the
          * start, not the first change an operator makes. */
-        state_path = xstrdup(path);
+        m->state_path = xstrdup(path);
         char *why = NULL;
-        if (save_state(&why) != 0) {
+        if (save_state(m, &why) != 0) {
             *err = xasprintf("state file %s: %s", path, why);
             free(why);
-            free(state_path);
-            state_path = NULL;
+            free(m->state_path);
+            m->state_path = NULL;
             return -1;
         }
         log_info("state file %s did not exist: starting from the config alone", path);
@@ -875,19 +873,19 @@ int gw_members_restore(const char *path, char **err)
     cJSON_ArrayForEach(c, changes)
     {
         char *why = NULL;
-        struct op *o = op_parse(c, now, &why);
+        struct gw_member_op *o = op_parse(c, now, &why);
         if (!o) {
             *err = xasprintf("state file %s is corrupt: change %d: %s; fix or remove it", path, i, why);
             free(why);
-            gw_members_free();
+            gw_members_free(m);
             goto out;
         }
         leases += o->kind == OP_ADD_SERVER && o->ttl_ms;
-        append(o);
+        append(m, o);
         i++;
     }
     count = i;
-    state_path = xstrdup(path);
+    m->state_path = xstrdup(path);
     log_info("restored %d admin changes (%d registration leases) from the state file %s", count, leases, path);
 out:
     cJSON_Delete(root);

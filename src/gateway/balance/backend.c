@@ -95,15 +95,6 @@ static void on_transition(void *data, struct gw_breaker *b, enum gw_breaker_stat
              gw_breaker_state_name(from), gw_breaker_state_name(to), gw_breaker_reason_name(why));
 }
 
-static bool same_breaker_cfg(const struct gw_breaker_cfg *a, const struct gw_breaker_cfg *b)
-{
-    return a->consecutive_failures == b->consecutive_failures && a->window_type == b->window_type &&
-           a->window_size == b->window_size && a->min_calls == b->min_calls &&
-           a->failure_rate_pct == b->failure_rate_pct && a->slow_rate_pct == b->slow_rate_pct &&
-           a->slow_call_us == b->slow_call_us && a->open_wait_us == b->open_wait_us &&
-           a->half_open_probes == b->half_open_probes && a->half_open_timeout_us == b->half_open_timeout_us;
-}
-
 static void retire(struct gw_breaker *b)
 {
     if (!b)
@@ -124,7 +115,7 @@ void gw_server_breaker_config(struct gw_server *s, const struct gw_breaker_cfg *
         }
         return;
     }
-    if (cur && same_breaker_cfg(&s->brk_cfg, cfg))
+    if (cur && gw_breaker_cfg_equal(&s->brk_cfg, cfg))
         return;
     struct gw_breaker *b = gw_breaker_new(cfg, now_us);
     gw_breaker_set_listener(b, on_transition, s);

@@ -89,6 +89,24 @@ void gw_limit_cfg_default(struct gw_limit_cfg *cfg)
     cfg->increase = 1;
 }
 
+bool gw_limit_cfg_equal(const struct gw_limit_cfg *a, const struct gw_limit_cfg *b)
+{
+    return a->algo == b->algo &&
+           a->initial_limit == b->initial_limit &&
+           a->min_limit == b->min_limit &&
+           a->max_limit == b->max_limit &&
+           a->window_us == b->window_us &&
+           a->window_min_samples == b->window_min_samples &&
+           a->min_rtt_interval_us == b->min_rtt_interval_us &&
+           a->min_rtt_samples == b->min_rtt_samples &&
+           a->timeout_us == b->timeout_us &&
+           a->backoff == b->backoff &&
+           a->buffer == b->buffer &&
+           a->smoothing == b->smoothing &&
+           a->tolerance == b->tolerance &&
+           a->increase == b->increase;
+}
+
 int gw_limit_cfg_check(const struct gw_limit_cfg *cfg, char **err)
 {
     if (cfg->algo != GW_LIMIT_GRADIENT && cfg->algo != GW_LIMIT_AIMD) {

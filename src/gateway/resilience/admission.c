@@ -33,6 +33,16 @@ void gw_adm_cfg_default(struct gw_adm_cfg *cfg)
     cfg->retry_after_s = 1;
 }
 
+bool gw_adm_cfg_equal(const struct gw_adm_cfg *a, const struct gw_adm_cfg *b)
+{
+    return a->max_inflight == b->max_inflight &&
+           a->queue_max == b->queue_max &&
+           a->max_wait_us == b->max_wait_us &&
+           a->codel_target_us == b->codel_target_us &&
+           a->codel_interval_us == b->codel_interval_us &&
+           a->retry_after_s == b->retry_after_s;
+}
+
 int gw_adm_cfg_check(const struct gw_adm_cfg *cfg, char **err)
 {
     if (cfg->queue_max > 1000000) {

@@ -100,6 +100,20 @@ void gw_breaker_cfg_default(struct gw_breaker_cfg *cfg)
     cfg->half_open_timeout_us = 0;
 }
 
+bool gw_breaker_cfg_equal(const struct gw_breaker_cfg *a, const struct gw_breaker_cfg *b)
+{
+    return a->consecutive_failures == b->consecutive_failures &&
+           a->window_type == b->window_type &&
+           a->window_size == b->window_size &&
+           a->min_calls == b->min_calls &&
+           a->failure_rate_pct == b->failure_rate_pct &&
+           a->slow_rate_pct == b->slow_rate_pct &&
+           a->slow_call_us == b->slow_call_us &&
+           a->open_wait_us == b->open_wait_us &&
+           a->half_open_probes == b->half_open_probes &&
+           a->half_open_timeout_us == b->half_open_timeout_us;
+}
+
 int gw_breaker_cfg_check(const struct gw_breaker_cfg *cfg, char **err)
 {
     if (cfg->window_type != GW_BREAKER_WINDOW_COUNT && cfg->window_type != GW_BREAKER_WINDOW_TIME) {

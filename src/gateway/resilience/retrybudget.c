@@ -54,6 +54,14 @@ void gw_rb_cfg_default(struct gw_rb_cfg *cfg)
     cfg->buckets = 10;
 }
 
+bool gw_rb_cfg_equal(const struct gw_rb_cfg *a, const struct gw_rb_cfg *b)
+{
+    return a->ratio == b->ratio &&
+           a->min_per_sec == b->min_per_sec &&
+           a->window_us == b->window_us &&
+           a->buckets == b->buckets;
+}
+
 int gw_rb_cfg_check(const struct gw_rb_cfg *cfg, char **err)
 {
     if (!(cfg->ratio >= 0.0 && cfg->ratio <= 10.0)) {
