@@ -31,8 +31,6 @@
 #define GW_MAX_TRIES 3         /* servers tried for one request (connect failures) */
 #define GW_BUFCACHE 256        /* free buffer blocks kept per worker */
 
-enum gw_hash_key { GW_HASH_CLIENT_IP, GW_HASH_PATH, GW_HASH_HEADER, GW_HASH_COOKIE };
-
 /* A service's resilience state (breaker, retry budget, admission,
  * adaptive limit). Outlives snapshots: kept while its configuration is
  * unchanged; a changed one gets a new object. Refcounted like snapshots:
@@ -74,7 +72,7 @@ struct gw_service {
     struct gw_server **servers; /* one reference each */
     size_t nservers;
     struct gw_lb *lb;
-    enum gw_hash_key hash_key;
+    enum gw_hash_key hash_key;  /* what hash balancing hashes (the config's hash_by) */
     char *hash_name;           /* header or cookie name */
     size_t hash_name_len;
     int passive_max_failures;  /* 0 = off */
@@ -105,9 +103,9 @@ struct gw_route {
     const struct gw_cfg_ratelimit **rl; /* rules applied, in order (borrowed from cfg) */
     size_t nrl;
     int prio;                    /* enum gw_prio of its requests */
-    char *host;     /* owned */     /* NULL: any; "*.example.com": suffix match */
+    char *host;                  /* owned; NULL: any; "*.example.com": suffix match */
     size_t host_len;
-    char *prefix;   /* owned */
+    char *prefix;                /* owned */
     size_t prefix_len;
     bool strip;
     struct gw_service *svc;
@@ -308,12 +306,14 @@ struct gw_route *gw_snapshot_route(const struct gw_snapshot *s, const char *id, 
 struct gw_service *gw_snapshot_service(const struct gw_snapshot *s, const char *name);
 
 /* ---- members.c: admin-made membership changes, replayed on reload ----
- * Each returns 0, or -400 (bad input), -404 (no such service or server)
- * or -409 (already exists) with *err set (caller frees). */
+ * Each returns 0, or with *err set (caller frees) -EINVAL (bad input),
+ * -ENOENT (no such service, server or route), -EEXIST (already exists) or
+ * -EIO (in effect but not saved to the state file); gw_admin_status()
+ * maps them to HTTP. */
 /* ttl_ms > 0 makes it a registration lease: registering the same server
  * again before it runs out renews it (returns 1 instead of 0; the weight
  * given replaces the old one), and gw_members_expire() removes it after.
- * 0: an operator's server, which never expires (409 when present). */
+ * 0: an operator's server, which never expires (-EEXIST when present). */
 int gw_members_add_server(struct gw *g, const char *svc, const char *addr, int weight, uint64_t ttl_ms, char **err);
 /* The lease of server a in svc: true with its TTL and time left. */
 bool gw_members_lease(struct gw *g, const char *svc, const struct net_addr *a, uint64_t *ttl_ms, uint64_t *left_ms);
@@ -336,7 +336,7 @@ int gw_members_remove_service(struct gw *g, const char *svc, char **err);
 /* Run-time changes to the global allow/deny lists (guard). */
 int gw_members_cidr(struct gw *g, bool deny, bool add, const char *cidr, char **err);
 /* Run-time changes to a route's allow/deny lists; the route is found as
- * by gw_snapshot_route() (-404 when there is none). */
+ * by gw_snapshot_route() (-ENOENT when there is none). */
 int gw_members_route_cidr(struct gw *g, const char *route, const char *host, bool deny, bool add, const char *cidr,
                           char **err);
 /* Applies the recorded changes to a snapshot under construction
@@ -455,6 +455,9 @@ int gw_admin_start(struct gw *g, const struct gw_config *c, char **err);
 /* Applies a reloaded configuration's admin token and allowed hosts. */
 void gw_admin_set_access(struct gw *g, const struct gw_config *c);
 void gw_admin_stop(struct gw *g);
+/* The HTTP status for a refusal of the members code (-EINVAL 400,
+ * -ENOENT 404, -EEXIST 409, -EIO 500). */
+int gw_admin_status(int rc);
 void gw_metrics_render(struct gw *g, struct buf *b);
 
 #endif

@@ -236,15 +236,15 @@ int gw_members_apply(struct gw *g, struct gw_snapshot *s, struct gw_snapshot *pr
 }
 
 /* Publishes a snapshot of the config plus the log, then saves the log.
- * Returns 0, -400 when the build fails, or -500 when the change is live
- * but could not be saved to the state file. ctl_lock held. */
+ * Returns 0, -EINVAL when the build fails, or -EIO when the change is
+ * live but could not be saved to the state file. ctl_lock held. */
 static int publish(struct gw *g, char **err)
 {
     struct gw_snapshot *cur = gw_snapshot_get(g);
     struct gw_snapshot *s = gw_snapshot_build(g, gw_cfgref_get(cur->cfgref), cur, err);
     gw_snapshot_unref(cur);
     if (!s)
-        return -400;
+        return -EINVAL;
     gw_snapshot_publish(g, s);
     const char *state_path = g->members.state_path;
     char *why = NULL;
@@ -252,7 +252,7 @@ static int publish(struct gw *g, char **err)
         log_error("state file %s: %s", state_path, why);
         *err = xasprintf("the change is in effect but was not saved to the state file %s: %s", state_path, why);
         free(why);
-        return -500;
+        return -EIO;
     }
     return 0;
 }
@@ -282,29 +282,30 @@ static struct gw_member_op *op_new(enum op_kind k, const char *svc)
     return o;
 }
 
-/* Validates svc/addr against the current snapshot. Returns 0 or the
- * negative HTTP status for the admin API with *err set. */
+/* Validates svc/addr against the current snapshot. Returns 0, or with
+ * *err set -EINVAL (bad address), -ENOENT (no such service or server) or
+ * -EEXIST (the server is there already). */
 static int lookup(struct gw *g, const char *svcname, const char *addr, struct net_addr *na, bool want_server,
                   bool must_exist, char **err)
 {
     if (addr && net_parse_addr(addr, na, err) != 0)
-        return -400;
+        return -EINVAL;
     struct gw_snapshot *cur = gw_snapshot_get(g);
     struct gw_service *svc = gw_snapshot_service(cur, svcname);
     int rc = 0;
     if (!svc) {
         *err = xasprintf("no service '%s'", svcname);
-        rc = -404;
+        rc = -ENOENT;
     } else if (want_server) {
         bool exists = find_server(svc, na, NULL) != NULL;
         char shown[64];
         net_addr_str(na, shown, sizeof shown);
         if (must_exist && !exists) {
             *err = xasprintf("service '%s' has no server %s", svcname, addr ? addr : shown);
-            rc = -404;
+            rc = -ENOENT;
         } else if (!must_exist && exists) {
             *err = xasprintf("service '%s' already has server %s", svcname, addr ? addr : shown);
-            rc = -409;
+            rc = -EEXIST;
         }
     }
     gw_snapshot_unref(cur);
@@ -317,7 +318,7 @@ static int refuse(const char *field, char *why, char **err)
 {
     *err = xasprintf("%s: %s", field, why);
     free(why);
-    return -400;
+    return -EINVAL;
 }
 
 int gw_members_add_server(struct gw *g, const char *svc, const char *addr, int weight, uint64_t ttl_ms, char **err)
@@ -332,7 +333,7 @@ int gw_members_add_server(struct gw *g, const char *svc, const char *addr, int w
     pthread_mutex_lock(&g->ctl_lock);
     struct gw_member_op *lease = ttl_ms ? find_lease(&g->members, svc, &na) : NULL;
     int rc = lookup(g, svc, NULL, &na, true, false, err);
-    if (rc == -409 && lease) {
+    if (rc == -EEXIST && lease) {
         /* A renewal: a new end, and the weight it asks for now. */
         free(*err);
         *err = NULL;
@@ -480,11 +481,11 @@ int gw_members_add_service(struct gw *g, const char *svc, const char *balance, c
     struct gw_snapshot *cur = gw_snapshot_get(g);
     if (gw_snapshot_service(cur, svc)) {
         *err = xasprintf("service '%s' already exists", svc);
-        rc = -409;
+        rc = -EEXIST;
     } else if (prefix && gw_snapshot_route(cur, prefix, NULL)) {
         /* The config refuses two routes with the same host and prefix. */
         *err = xasprintf("prefix: duplicate route: a route for any host at '%s' already exists", prefix);
-        rc = -409;
+        rc = -EEXIST;
     }
     gw_snapshot_unref(cur);
     if (rc == 0) {
@@ -543,7 +544,7 @@ int gw_members_route_cidr(struct gw *g, const char *route, const char *host, boo
     struct gw_snapshot *cur = gw_snapshot_get(g);
     if (!gw_snapshot_route(cur, route, host)) {
         *err = host ? xasprintf("no route '%s' for host '%s'", route, host) : xasprintf("no route '%s'", route);
-        rc = -404;
+        rc = -ENOENT;
     }
     gw_snapshot_unref(cur);
     if (rc == 0) {

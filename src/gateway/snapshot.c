@@ -185,12 +185,7 @@ static int service_from_cfg(struct gw *g, struct gw_snapshot *s, struct gw_snaps
                             const struct gw_cfg_service *cs)
 {
     struct gw_service *svc = gw_service_new(g, cs->name, cs->balance);
-    switch (cs->hash_by) {
-    case GW_CFG_HASH_CLIENT_IP: svc->hash_key = GW_HASH_CLIENT_IP; break;
-    case GW_CFG_HASH_PATH: svc->hash_key = GW_HASH_PATH; break;
-    case GW_CFG_HASH_HEADER: svc->hash_key = GW_HASH_HEADER; break;
-    case GW_CFG_HASH_COOKIE: svc->hash_key = GW_HASH_COOKIE; break;
-    }
+    svc->hash_key = cs->hash_by;
     if (cs->hash_name) {
         svc->hash_name = xstrdup(cs->hash_name);
         svc->hash_name_len = strlen(cs->hash_name);

@@ -26,7 +26,8 @@
  * handler and read the servers' counters with relaxed loads. Changes go
  * through the gw_members_* functions, which validate them, record them
  * (so they survive reloads), publish a new snapshot before returning, and
- * say which status a refusal deserves (400, 404, 409). Values go through
+ * say why they refuse (-EINVAL, -ENOENT, -EEXIST), which gw_admin_status()
+ * turns into 400, 404, 409. Values go through
  * the config loader's own checks (gw_check_* in config.h), so the API
  * refuses what a config file refuses, in the same words, with the JSON
  * member's name where the file's errors have the key path. Handlers here
@@ -41,6 +42,7 @@
 #include "core/admin.h"
 #include "core/log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,12 +205,21 @@ static int split_rest(const struct admin_req *req, char segs[ADM_MAX_SEGS][ADM_S
     }
 }
 
-/* Answers a refusal from the members code: rc is the negative HTTP
- * status it chose (-400, -404, -409), err its message (freed here). */
+int gw_admin_status(int rc)
+{
+    switch (rc) {
+    case -ENOENT: return 404;
+    case -EEXIST: return 409;
+    case -EIO: return 500;
+    default: return 400;
+    }
+}
+
+/* Answers a refusal from the members code: rc its -errno, err its
+ * message (freed here). */
 static void fail_members(struct admin_resp *resp, int rc, char *err)
 {
-    int status = rc <= -400 && rc >= -599 ? -rc : 400;
-    admin_resp_error(resp, status, "%s", err ? err : "refused");
+    admin_resp_error(resp, gw_admin_status(rc), "%s", err ? err : "refused");
     free(err);
 }
 

@@ -92,8 +92,7 @@ static void change(struct gw *g, const struct admin_req *req, struct admin_resp 
     char *err = NULL;
     int rc = gw_members_cidr(g, deny, add, cidr, &err);
     if (rc != 0) {
-        int status = rc <= -400 && rc >= -599 ? -rc : 400;
-        admin_resp_error(resp, status, "%s", err ? err : "refused");
+        admin_resp_error(resp, gw_admin_status(rc), "%s", err ? err : "refused");
         free(err);
         return;
     }

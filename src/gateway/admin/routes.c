@@ -246,8 +246,7 @@ static void change(struct gw *g, const struct admin_req *req, struct admin_resp 
     char *err = NULL;
     int rc = gw_members_route_cidr(g, id, has_host > 0 ? host : NULL, list == 1, add, cidr, &err);
     if (rc != 0) {
-        int status = rc <= -400 && rc >= -599 ? -rc : 400;
-        admin_resp_error(resp, status, "%s", err ? err : "refused");
+        admin_resp_error(resp, gw_admin_status(rc), "%s", err ? err : "refused");
         free(err);
         return;
     }

@@ -575,14 +575,14 @@ static int load_hash_key(struct gw_cfg_service *s, const struct cfg_node *n, cha
         return -1;
     const char *k = s->hash_key;
     if (strcmp(k, "client_ip") == 0) {
-        s->hash_by = GW_CFG_HASH_CLIENT_IP;
+        s->hash_by = GW_HASH_CLIENT_IP;
     } else if (strcmp(k, "path") == 0) {
-        s->hash_by = GW_CFG_HASH_PATH;
+        s->hash_by = GW_HASH_PATH;
     } else if (strncmp(k, "header:", 7) == 0 && token_ok(k + 7)) {
-        s->hash_by = GW_CFG_HASH_HEADER;
+        s->hash_by = GW_HASH_HEADER;
         s->hash_name = xstrdup(k + 7);
     } else if (strncmp(k, "cookie:", 7) == 0 && token_ok(k + 7)) {
-        s->hash_by = GW_CFG_HASH_COOKIE;
+        s->hash_by = GW_HASH_COOKIE;
         s->hash_name = xstrdup(k + 7);
     } else {
         *err = cfg_errorf(n, "expected client_ip, path, header:NAME or cookie:NAME, not '%.64s'", k);
@@ -653,7 +653,7 @@ static int load_service(struct gw_config *c, const struct cfg_node *n, char **er
     memset(s, 0, sizeof *s);
     s->line = n->line;
     s->vnodes = 100;
-    s->hash_by = GW_CFG_HASH_CLIENT_IP;
+    s->hash_by = GW_HASH_CLIENT_IP;
 
     const struct cfg_node *name = cfg_require(n, "name", err);
     if (!name || cfg_string(name, &s->name, err) < 0)
