@@ -1,13 +1,16 @@
-/* Tests for the state file of gateway/members.c (state_file:): what
- * gw_members_restore(&mem, ) accepts and refuses, and that save_state() writes
- * back what it read (a round trip, atomically replaced). members.c is
- * included for its static save_state(). */
+/* Tests for the state file of the admin-made changes
+ * (gateway/members_state.c, state_file:): what gw_members_restore()
+ * accepts and refuses, and that gw__members_save() writes back what it
+ * read (a round trip, atomically replaced). */
 #include <criterion/criterion.h>
 
-#include "../../../src/gateway/members.c"
+#include "gateway/members_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char dir[64], path[128];
 static struct gw_members mem;
@@ -87,8 +90,8 @@ Test(members_state, round_trip)
     o = o->next->next;
     cr_assert_eq(o->ttl_ms, 10000);
     cr_assert(o->expires_ms > 0);
-    /* save_state() writes what was read; reading that gives the same. */
-    cr_assert_eq(save_state(&mem, &err), 0, "%s", err ? err : "");
+    /* gw__members_save() writes what was read; reading that gives the same. */
+    cr_assert_eq(gw__members_save(&mem, &err), 0, "%s", err ? err : "");
     struct stat st;
     char tmp[160];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
