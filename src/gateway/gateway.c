@@ -266,7 +266,7 @@ void gw_stop(struct gw *g)
     gw_guard_free(g);
     gw_snapshot_unref(atomic_exchange(&g->snap, NULL));
     gw_members_free(&g->members);
-    gw_route_stats_free_all(g);
+    gw__route_stats_free_all(g);
     gw_server_breakers_free_retired();
     free_svc_stats(g);
     if (g->access_log && g->access_log != stderr && g->access_log != stdout)

@@ -7,7 +7,15 @@
  * afterwards. Each worker picks up the newest snapshot at the top of its
  * loop iteration; a request holds a reference to the snapshot it was
  * routed with until it finishes, so the snapshot's services and balancers
- * stay valid for retries. Connections belong to one worker for life. */
+ * stay valid for retries. Connections belong to one worker for life.
+ *
+ * Included by every file at the gateway root (directly or through
+ * proxy/conn.h and members_int.h), by admin/ and guard/, and by the unit
+ * tests of the admin API, the health checker and reloads; never by the
+ * rooms below it (config, balance, resilience, limit). Names: gw_ for
+ * what the rooms call each other by; gw__ for the building blocks that
+ * two or three files of one step share (snapshot building: snapshot.c,
+ * members.c, guard/guard.c, registry.c, admin/routes.c). */
 #ifndef GW_GW_H
 #define GW_GW_H
 
@@ -266,18 +274,16 @@ static inline bool gw_snapshot_newer(const struct gw_worker *w);
 /* The newest snapshot with a reference held (callers unref). */
 struct gw_snapshot *gw_snapshot_get(struct gw *g);
 /* Building blocks used by snapshot.c and members.c (ctl_lock held). */
-struct gw_service *gw_service_new(struct gw *g, const char *name, const char *balance);
-void gw_service_free(struct gw_service *svc);
+struct gw_service *gw__service_new(struct gw *g, const char *name, const char *balance);
+void gw__service_free(struct gw_service *svc);
 /* Appends srv, taking over the caller's reference. */
-void gw_service_add_server(struct gw_service *svc, struct gw_server *srv);
+void gw__service_add_server(struct gw_service *svc, struct gw_server *srv);
 /* The previous snapshot's object for (svc, addr, weight) or a new one;
  * returns a new reference. */
-struct gw_server *gw_snapshot_server_for(struct gw *g, struct gw_snapshot *prev, const char *svc,
+struct gw_server *gw__snapshot_server_for(struct gw *g, struct gw_snapshot *prev, const char *svc,
                                          const struct net_addr *addr, int weight);
-void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *prefix, bool strip,
+void gw__snapshot_add_route(struct gw_snapshot *s, const char *host, const char *prefix, bool strip,
                            struct gw_service *svc);
-/* Persistent stats for a service name (creates on first use; ctl_lock). */
-struct gw_svc_stats *gw_svc_stats_get(struct gw *g, const char *name);
 /* Counts a request through the service (status class cls, 0: no
  * response, taking ns) from worker w: into w's entry, or the shared part
  * without one. */
@@ -299,7 +305,7 @@ void gw_svc_counts(const struct gw_svc_stats *st, uint64_t *requests, uint64_t r
 const struct gw_route *gw_route_match(const struct gw_snapshot *s, const char *host, size_t host_len,
                                       const char *path, size_t path_len);
 /* Frees what a route owns (names, lists, CIDR sets) and zeroes it. */
-void gw_route_clear(struct gw_route *r);
+void gw__route_clear(struct gw_route *r);
 /* The route of s whose name is id, or, when id starts with '/', whose
  * prefix is id and whose host is host (NULL: the route for any host). */
 struct gw_route *gw_snapshot_route(const struct gw_snapshot *s, const char *id, const char *host);
@@ -341,7 +347,7 @@ int gw_members_route_cidr(struct gw *g, const char *route, const char *host, boo
                           char **err);
 /* Applies the recorded changes to a snapshot under construction
  * (called by gw_snapshot_build; ctl_lock held). Returns 0 or -1/err. */
-int gw_members_apply(struct gw *g, struct gw_snapshot *s, struct gw_snapshot *prev, char **err);
+int gw__members_apply(struct gw *g, struct gw_snapshot *s, struct gw_snapshot *prev, char **err);
 void gw_members_free(struct gw_members *m);
 /* Reloads the config file (or default) and publishes; 0 or -1 with *err. */
 int gw_reload(struct gw *g, char **err);
@@ -380,14 +386,14 @@ void gw_guard_release(const struct net_addr *peer);
 /* Periodic upkeep (expired rate-limit keys); any one thread. */
 void gw_guard_sweep(struct gw *g);
 /* Builds the snapshot's CIDR sets and route rules (ctl_lock held). */
-int gw_guard_snapshot(struct gw_snapshot *s, char **err);
-void gw_guard_snapshot_free(struct gw_snapshot *s);
+int gw__guard_snapshot(struct gw_snapshot *s, char **err);
+void gw__guard_snapshot_free(struct gw_snapshot *s);
 
 /* ---- registry.c: breakers, retry budgets, admission ---- */
 /* The resilience object for a service (ctl_lock held): the current one
  * when cfg is unchanged, else a new one that becomes st's current one.
  * cfg NULL: defaults. Returns a new reference. */
-struct gw_svc_rt *gw_svc_rt_for(struct gw *g, struct gw_svc_stats *st, const struct gw_cfg_resil *cfg);
+struct gw_svc_rt *gw__svc_rt_for(struct gw *g, struct gw_svc_stats *st, const struct gw_cfg_resil *cfg);
 static inline struct gw_svc_rt *gw_svc_rt_ref(struct gw_svc_rt *rt)
 {
     atomic_fetch_add_explicit(&rt->refcnt, 1, memory_order_relaxed);
@@ -437,8 +443,8 @@ void gw_guard_metrics_render(struct gw *g, struct buf *b);
 
 /* ---- admin/routes.c: routes in the admin API, per-route counters ---- */
 /* Persistent counters for the route (ctl_lock held). */
-struct gw_route_stats *gw_route_stats_get(struct gw *g, const struct gw_route *r);
-void gw_route_stats_free_all(struct gw *g);
+struct gw_route_stats *gw__route_stats_get(struct gw *g, const struct gw_route *r);
+void gw__route_stats_free_all(struct gw *g);
 /* "name", or "host/prefix", or "/prefix": the route's label in metrics
  * and logs. Writes at most n bytes into buf, NUL included; returns buf. */
 const char *gw_route_id(const struct gw_route *r, char *buf, size_t n);

@@ -100,7 +100,7 @@ static void remove_service(struct gw_snapshot *s, const char *name)
         struct gw_service *svc = s->services[i];
         for (size_t r = 0; r < s->nroutes;) {
             if (s->routes[r].svc == svc) {
-                gw_route_clear(&s->routes[r]);
+                gw__route_clear(&s->routes[r]);
                 s->routes[r] = s->routes[--s->nroutes];
             } else {
                 r++;
@@ -108,7 +108,7 @@ static void remove_service(struct gw_snapshot *s, const char *name)
         }
         memmove(&s->services[i], &s->services[i + 1], (s->nservices - i - 1) * sizeof *s->services);
         s->nservices--;
-        gw_service_free(svc);
+        gw__service_free(svc);
         return;
     }
 }
@@ -131,7 +131,7 @@ static void cidr_list_apply(char ***list, size_t *n, const char *text, bool add)
     }
 }
 
-int gw_members_apply(struct gw *g, struct gw_snapshot *s, struct gw_snapshot *prev, char **err)
+int gw__members_apply(struct gw *g, struct gw_snapshot *s, struct gw_snapshot *prev, char **err)
 {
     for (struct gw_member_op *o = g->members.ops; o; o = o->next) {
         if (o->kind == OP_CIDR) {
@@ -158,13 +158,13 @@ int gw_members_apply(struct gw *g, struct gw_snapshot *s, struct gw_snapshot *pr
             break;
         case OP_ADD_SERVICE:
             if (!svc) {
-                svc = gw_service_new(g, o->svc, o->balance);
+                svc = gw__service_new(g, o->svc, o->balance);
                 svc->dynamic = true;
-                svc->rt = gw_svc_rt_for(g, svc->stats, NULL);
+                svc->rt = gw__svc_rt_for(g, svc->stats, NULL);
                 s->services = xrealloc(s->services, (s->nservices + 1) * sizeof *s->services);
                 s->services[s->nservices++] = svc;
                 if (o->prefix)
-                    gw_snapshot_add_route(s, NULL, o->prefix, o->strip, svc);
+                    gw__snapshot_add_route(s, NULL, o->prefix, o->strip, svc);
             }
             break;
         case OP_REMOVE_SERVICE:
@@ -173,9 +173,9 @@ int gw_members_apply(struct gw *g, struct gw_snapshot *s, struct gw_snapshot *pr
             break;
         case OP_ADD_SERVER:
             if (svc && !find_server(svc, &o->addr, NULL)) {
-                struct gw_server *srv = gw_snapshot_server_for(g, prev, o->svc, &o->addr, o->weight);
+                struct gw_server *srv = gw__snapshot_server_for(g, prev, o->svc, &o->addr, o->weight);
                 atomic_store(&srv->dynamic, true);
-                gw_service_add_server(svc, srv);
+                gw__service_add_server(svc, srv);
             }
             break;
         case OP_REMOVE_SERVER: {

@@ -28,7 +28,7 @@ static void on_breaker(void *data, struct gw_breaker *b, enum gw_breaker_state f
              gw_breaker_state_name(to), gw_breaker_reason_name(why));
 }
 
-struct gw_svc_rt *gw_svc_rt_for(struct gw *g, struct gw_svc_stats *st, const struct gw_cfg_resil *cfg)
+struct gw_svc_rt *gw__svc_rt_for(struct gw *g, struct gw_svc_stats *st, const struct gw_cfg_resil *cfg)
 {
     struct gw_cfg_resil want;
     memset(&want, 0, sizeof want);

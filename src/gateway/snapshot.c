@@ -19,7 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
-struct gw_svc_stats *gw_svc_stats_get(struct gw *g, const char *name)
+/* The stats kept for a service name (created on first use; ctl_lock). */
+static struct gw_svc_stats *svc_stats_get(struct gw *g, const char *name)
 {
     for (struct gw_svc_stats *s = g->svc_stats; s; s = s->next)
         if (!strcmp(s->name, name))
@@ -78,7 +79,7 @@ void gw_cfgref_put(struct gw_cfgref *r)
     }
 }
 
-void gw_service_free(struct gw_service *svc)
+void gw__service_free(struct gw_service *svc)
 {
     if (!svc)
         return;
@@ -96,12 +97,12 @@ void gw_service_free(struct gw_service *svc)
 
 static void snapshot_free(struct gw_snapshot *s)
 {
-    gw_guard_snapshot_free(s);
+    gw__guard_snapshot_free(s);
     for (size_t i = 0; i < s->nservices; i++)
-        gw_service_free(s->services[i]);
+        gw__service_free(s->services[i]);
     free(s->services);
     for (size_t i = 0; i < s->nroutes; i++)
-        gw_route_clear(&s->routes[i]);
+        gw__route_clear(&s->routes[i]);
     free(s->routes);
     gw_cfgref_put(s->cfgref);
     free(s);
@@ -148,7 +149,7 @@ struct gw_service *gw_snapshot_service(const struct gw_snapshot *s, const char *
 /* A server object for (svc, address): the previous snapshot's when it had
  * the same one with the same weight, else a new one. Returns a new
  * reference. */
-struct gw_server *gw_snapshot_server_for(struct gw *g, struct gw_snapshot *prev, const char *svc,
+struct gw_server *gw__snapshot_server_for(struct gw *g, struct gw_snapshot *prev, const char *svc,
                                          const struct net_addr *addr, int weight)
 {
     struct gw_service *ps = prev ? gw_snapshot_service(prev, svc) : NULL;
@@ -166,16 +167,16 @@ struct gw_server *gw_snapshot_server_for(struct gw *g, struct gw_snapshot *prev,
     return s;
 }
 
-struct gw_service *gw_service_new(struct gw *g, const char *name, const char *balance)
+struct gw_service *gw__service_new(struct gw *g, const char *name, const char *balance)
 {
     struct gw_service *svc = xcalloc(1, sizeof *svc);
     svc->name = xstrdup(name);
     svc->balance = xstrdup(balance ? balance : "round_robin");
-    svc->stats = gw_svc_stats_get(g, name);
+    svc->stats = svc_stats_get(g, name);
     return svc;
 }
 
-void gw_service_add_server(struct gw_service *svc, struct gw_server *srv)
+void gw__service_add_server(struct gw_service *svc, struct gw_server *srv)
 {
     svc->servers = xrealloc(svc->servers, (svc->nservers + 1) * sizeof *svc->servers);
     svc->servers[svc->nservers++] = srv;
@@ -184,7 +185,7 @@ void gw_service_add_server(struct gw_service *svc, struct gw_server *srv)
 static int service_from_cfg(struct gw *g, struct gw_snapshot *s, struct gw_snapshot *prev,
                             const struct gw_cfg_service *cs)
 {
-    struct gw_service *svc = gw_service_new(g, cs->name, cs->balance);
+    struct gw_service *svc = gw__service_new(g, cs->name, cs->balance);
     svc->hash_key = cs->hash_by;
     if (cs->hash_name) {
         svc->hash_name = xstrdup(cs->hash_name);
@@ -198,8 +199,8 @@ static int service_from_cfg(struct gw *g, struct gw_snapshot *s, struct gw_snaps
         svc->health.path = svc->health_path;
     }
     for (size_t i = 0; i < cs->nservers; i++)
-        gw_service_add_server(svc, gw_snapshot_server_for(g, prev, cs->name, &cs->servers[i].addr, cs->servers[i].weight));
-    svc->rt = gw_svc_rt_for(g, svc->stats, &cs->resil);
+        gw__service_add_server(svc, gw__snapshot_server_for(g, prev, cs->name, &cs->servers[i].addr, cs->servers[i].weight));
+    svc->rt = gw__svc_rt_for(g, svc->stats, &cs->resil);
     svc->resil = &cs->resil;
     s->services = xrealloc(s->services, (s->nservices + 1) * sizeof *s->services);
     s->services[s->nservices++] = svc;
@@ -215,7 +216,7 @@ static int route_cmp(const void *a, const void *b)
     return (y->host != NULL) - (x->host != NULL);
 }
 
-void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *prefix, bool strip,
+void gw__snapshot_add_route(struct gw_snapshot *s, const char *host, const char *prefix, bool strip,
                            struct gw_service *svc)
 {
     s->routes = xrealloc(s->routes, (s->nroutes + 1) * sizeof *s->routes);
@@ -232,7 +233,7 @@ void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *
     r->prio = GW_PRIO_NORMAL;
 }
 
-void gw_route_clear(struct gw_route *r)
+void gw__route_clear(struct gw_route *r)
 {
     cidr_set_free(&r->allow);
     cidr_set_free(&r->deny);
@@ -304,7 +305,7 @@ static int finish_services(struct gw *g, struct gw_snapshot *s, char **err)
     }
     qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
     for (size_t i = 0; i < s->nroutes; i++)
-        s->routes[i].stats = gw_route_stats_get(g, &s->routes[i]);
+        s->routes[i].stats = gw__route_stats_get(g, &s->routes[i]);
     return 0;
 }
 
@@ -327,7 +328,7 @@ struct gw_snapshot *gw_snapshot_build(struct gw *g, struct gw_cfgref *cr, struct
         s->deny_txt[s->ndeny_txt++] = xstrdup(cfg->guard.deny[i]);
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const struct gw_cfg_route *rt = &cfg->routes[i];
-        gw_snapshot_add_route(s, rt->host, rt->prefix, rt->strip_prefix,
+        gw__snapshot_add_route(s, rt->host, rt->prefix, rt->strip_prefix,
                               gw_snapshot_service(s, rt->service));
         struct gw_route *r = &s->routes[s->nroutes - 1];
         r->prio = rt->priority;
@@ -338,8 +339,8 @@ struct gw_snapshot *gw_snapshot_build(struct gw *g, struct gw_cfgref *cr, struct
         r->deny_txt = copy_list(rt->deny, rt->ndeny);
         r->ndeny_txt = rt->ndeny;
     }
-    if (gw_members_apply(g, s, prev, err) != 0 || finish_services(g, s, err) != 0 ||
-        gw_guard_snapshot(s, err) != 0) {
+    if (gw__members_apply(g, s, prev, err) != 0 || finish_services(g, s, err) != 0 ||
+        gw__guard_snapshot(s, err) != 0) {
         snapshot_free(s);
         return NULL;
     }

@@ -37,7 +37,7 @@ const char *gw_route_id(const struct gw_route *r, char *buf, size_t n)
     return buf;
 }
 
-struct gw_route_stats *gw_route_stats_get(struct gw *g, const struct gw_route *r)
+struct gw_route_stats *gw__route_stats_get(struct gw *g, const struct gw_route *r)
 {
     char id[RT_ID_MAX];
     gw_route_id(r, id, sizeof id);
@@ -51,7 +51,7 @@ struct gw_route_stats *gw_route_stats_get(struct gw *g, const struct gw_route *r
     return s;
 }
 
-void gw_route_stats_free_all(struct gw *g)
+void gw__route_stats_free_all(struct gw *g)
 {
     while (g->route_stats) {
         struct gw_route_stats *s = g->route_stats;

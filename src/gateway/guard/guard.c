@@ -219,7 +219,7 @@ static uint32_t rule_id(const struct gw_cfg_ratelimit *r)
     return (uint32_t)(h % RULE_ID_CONN_RATE);
 }
 
-int gw_guard_snapshot(struct gw_snapshot *s, char **err)
+int gw__guard_snapshot(struct gw_snapshot *s, char **err)
 {
     struct gw_config *cfg = s->cfg;
     for (size_t i = 0; i < cfg->nrate_limits; i++)
@@ -251,7 +251,7 @@ int gw_guard_snapshot(struct gw_snapshot *s, char **err)
     return 0;
 }
 
-void gw_guard_snapshot_free(struct gw_snapshot *s)
+void gw__guard_snapshot_free(struct gw_snapshot *s)
 {
     cidr_set_free(&s->allow);
     cidr_set_free(&s->deny);
