@@ -199,6 +199,7 @@ static int start_state(struct gw *g, struct gw_config *cfg, const char *path, co
 {
     pthread_mutex_init(&g->snap_lock, NULL);
     pthread_mutex_init(&g->ctl_lock, NULL);
+    gw_servers_init(&g->servers);
     metrics_hist_init(&g->latency);
     g->ov = *ov;
     g->config_path = path ? xstrdup(path) : NULL;
@@ -267,7 +268,7 @@ void gw_stop(struct gw *g)
     gw_snapshot_unref(atomic_exchange(&g->snap, NULL));
     gw_members_free(&g->members);
     gw__route_stats_free_all(g);
-    gw_server_breakers_free_retired();
+    gw_servers_free(&g->servers);
     free_svc_stats(g);
     if (g->access_log && g->access_log != stderr && g->access_log != stdout)
         fclose(g->access_log);

@@ -191,6 +191,7 @@ struct gw {
     struct metrics_hist latency;         /* all requests: threads without a worker's own */
     struct rl_store *rl;                 /* rate-limit state, all threads, kept across reloads */
     struct gw_guard *guard;              /* per-client connection counts (its own shard locks) */
+    struct gw_servers servers;           /* server slots and retired breakers (its own lock) */
     atomic_uint_fast64_t refused_ip[4];  /* by enum gw_refusal */
 };
 

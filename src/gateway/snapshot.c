@@ -162,7 +162,7 @@ struct gw_server *gw__snapshot_server_for(struct gw *g, struct gw_snapshot *prev
             }
         }
     }
-    struct gw_server *s = gw_server_new(svc, addr, weight);
+    struct gw_server *s = gw_server_new(&g->servers, svc, addr, weight);
     gw_server_alloc_counters(s, g->nworkers);
     return s;
 }

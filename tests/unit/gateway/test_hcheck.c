@@ -160,6 +160,7 @@ static void setup(void)
     memset(&g, 0, sizeof g);
     pthread_mutex_init(&g.snap_lock, NULL);
     pthread_mutex_init(&g.ctl_lock, NULL);
+    gw_servers_init(&g.servers);
     log_level = LOG_ERROR;
 }
 
@@ -170,7 +171,7 @@ static struct gw_server *mk_server(int port)
     struct net_addr na;
     char *err = NULL;
     cr_assert_eq(net_parse_addr(a, &na, &err), 0);
-    return gw_server_new("svc", &na, 1);
+    return gw_server_new(&g.servers, "svc", &na, 1);
 }
 
 static struct gw_cfg_health hcfg(void)

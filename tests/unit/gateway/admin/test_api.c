@@ -29,7 +29,7 @@ static struct gw_server *mk_server(const char *svc, const char *addr, int weight
     struct net_addr na;
     char *err = NULL;
     cr_assert_eq(net_parse_addr(addr, &na, &err), 0);
-    return gw_server_new(svc, &na, weight);
+    return gw_server_new(&g.servers, svc, &na, weight);
 }
 
 /* Service "api" (checked, four servers in four states, a route) and
@@ -39,6 +39,7 @@ static void build(void)
     memset(&g, 0, sizeof g);
     pthread_mutex_init(&g.snap_lock, NULL);
     pthread_mutex_init(&g.ctl_lock, NULL);
+    gw_servers_init(&g.servers);
     log_level = LOG_ERROR;
 
     struct gw_service *api = calloc(1, sizeof *api);
