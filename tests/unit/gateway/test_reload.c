@@ -3,7 +3,8 @@
  * a reload that keeps a service's settings keeps its object, one that
  * changes them builds a new one, and the old one is freed when the last
  * snapshot that used it goes (the workers adopt the new one), not at exit.
- * Run under ASan with leak checking, this also proves gw_stop frees all.
+ * Run under ASan with leak checking, this also proves gw_stop frees all,
+ * and that a start which fails half way undoes itself.
  *
  * The process is real: one worker on a free loopback port, no admin API,
  * the health checker running; the config is a file rewritten between
@@ -13,9 +14,12 @@
 #include "core/log.h"
 #include "gateway/gw.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,12 +42,12 @@ static void teardown(void)
 TestSuite(gw_reload, .init = setup, .fini = teardown, .timeout = 60);
 
 /* Two services with a breaker each; `failures` sets service a's. */
-static void write_config(int failures)
+static void write_config_at(const char *listen, int failures)
 {
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     fprintf(f,
-            "listen: \"127.0.0.1:0\"\n"
+            "listen: \"%s\"\n"
             "threads: 1\n"
             "admin: off\n"
             "log_level: error\n"
@@ -57,8 +61,13 @@ static void write_config(int failures)
             "routes:\n"
             "  - { prefix: /a, service: a }\n"
             "  - { prefix: /b, service: b }\n",
-            failures);
+            listen, failures);
     fclose(f);
+}
+
+static void write_config(int failures)
+{
+    write_config_at("127.0.0.1:0", failures);
 }
 
 static struct gw *start(void)
@@ -149,4 +158,33 @@ Test(gw_reload, a_held_snapshot_keeps_its_object)
     cr_assert_eq(settle(g, 2), 2);
     gw_stop(g);
     free(g);
+}
+
+/* A start that fails half way (its listener taken) undoes what it did:
+ * no thread left, everything freed (ASan's leak check at exit). */
+Test(gw_reload, a_failed_start_undoes_itself)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    cr_assert_eq(listen(fd, 1), 0);
+    socklen_t len = sizeof sin;
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sin.sin_port));
+    write_config_at(addr, 3);
+
+    struct gw_config *cfg = NULL;
+    char *err = NULL;
+    cr_assert_eq(gw_config_load_file(path, &cfg, &err), 0, "%s", err ? err : "");
+    struct gw *g = calloc(1, sizeof *g);
+    struct gw_overrides ov = {.threads = -1};
+    cr_assert_eq(gw_start(g, cfg, path, &ov, &err), -2);
+    cr_assert(strstr(err, "cannot listen"), "%s", err);
+    free(err);
+    cr_assert_null(g->workers);
+    cr_assert_null(atomic_load(&g->snap));
+    cr_assert_eq(atomic_load(&g->rts_live), 0);
+    free(g);
+    close(fd);
 }
