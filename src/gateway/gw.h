@@ -433,7 +433,6 @@ int gw_start(struct gw *g, struct gw_config *cfg, const char *path, const struct
 void gw_stop(struct gw *g);
 
 /* ---- admin/guard.c ---- */
-struct admin;
 struct admin_req;
 struct admin_resp;
 void gw_admin_guard_routes(struct admin *adm, struct gw *g);
@@ -455,7 +454,7 @@ bool gw_route_refuses(const struct gw_route *r, const uint8_t a16[16]);
 void gw_admin_route_routes(struct admin *adm, struct gw *g);
 void gw_route_metrics_render(struct gw *g, struct buf *b);
 
-/* ---- http/admin.c ---- */
+/* ---- admin/api.c and admin/metrics.c ---- */
 /* Starts the admin listener on c->admin (nothing when NULL) with c's
  * access settings in force from the first request. */
 int gw_admin_start(struct gw *g, const struct gw_config *c, char **err);
