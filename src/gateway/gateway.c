@@ -225,8 +225,10 @@ int gw_start(struct gw *g, struct gw_config *cfg, const char *path, const struct
 {
     gw_g = g;
     int rc = start_state(g, cfg, path, ov, err);
-    /* cfg belongs to the snapshot now: read it through g->snap. */
-    cfg = rc == 0 ? atomic_load(&g->snap)->cfg : NULL;
+    /* cfg belongs to the snapshot now; a reference keeps it while the
+     * admin API (which may reload) starts. */
+    struct gw_snapshot *s = rc == 0 ? gw_snapshot_get(g) : NULL;
+    cfg = s ? s->cfg : NULL;
     if (rc == 0 && gw_workers_start(g, err) != 0)
         rc = -2;
     if (rc == 0 && cfg->admin && gw_admin_start(g, cfg, err) != 0) {
@@ -241,6 +243,7 @@ int gw_start(struct gw *g, struct gw_config *cfg, const char *path, const struct
         free(why);
         rc = -2;
     }
+    gw_snapshot_unref(s);
     if (rc != 0)
         gw_stop(g);
     return rc;
@@ -354,7 +357,7 @@ static int check_config(struct gw_config *cfg)
     return 0;
 }
 
-/* The startup line, written before cfg can be freed by a reload. */
+/* The startup line. */
 static void log_started(const struct gw *g, const struct gw_config *cfg)
 {
     char listen_desc[512] = "";
@@ -428,7 +431,11 @@ int gw_main(int argc, char **argv)
         free(g);
         return 1;
     }
-    log_started(g, atomic_load(&g->snap)->cfg);
+    /* A reference: the admin API may reload (and free the old config)
+     * from now on. */
+    struct gw_snapshot *s = gw_snapshot_get(g);
+    log_started(g, s->cfg);
+    gw_snapshot_unref(s);
     serve(g, &set);
     drain(g);
     gw_stop(g);
