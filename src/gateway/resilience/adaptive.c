@@ -89,6 +89,9 @@ void gw_limit_cfg_default(struct gw_limit_cfg *cfg)
     cfg->increase = 1;
 }
 
+/* A new field changes the size: compare it below too, then update this. */
+_Static_assert(sizeof(struct gw_limit_cfg) == 96, "gw_limit_cfg_equal() compares every field");
+
 bool gw_limit_cfg_equal(const struct gw_limit_cfg *a, const struct gw_limit_cfg *b)
 {
     return a->algo == b->algo &&

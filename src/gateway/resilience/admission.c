@@ -33,6 +33,9 @@ void gw_adm_cfg_default(struct gw_adm_cfg *cfg)
     cfg->retry_after_s = 1;
 }
 
+/* A new field changes the size: compare it below too, then update this. */
+_Static_assert(sizeof(struct gw_adm_cfg) == 40, "gw_adm_cfg_equal() compares every field");
+
 bool gw_adm_cfg_equal(const struct gw_adm_cfg *a, const struct gw_adm_cfg *b)
 {
     return a->max_inflight == b->max_inflight &&

@@ -100,6 +100,9 @@ void gw_breaker_cfg_default(struct gw_breaker_cfg *cfg)
     cfg->half_open_timeout_us = 0;
 }
 
+/* A new field changes the size: compare it below too, then update this. */
+_Static_assert(sizeof(struct gw_breaker_cfg) == 56, "gw_breaker_cfg_equal() compares every field");
+
 bool gw_breaker_cfg_equal(const struct gw_breaker_cfg *a, const struct gw_breaker_cfg *b)
 {
     return a->consecutive_failures == b->consecutive_failures &&

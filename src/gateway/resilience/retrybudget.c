@@ -54,6 +54,9 @@ void gw_rb_cfg_default(struct gw_rb_cfg *cfg)
     cfg->buckets = 10;
 }
 
+/* A new field changes the size: compare it below too, then update this. */
+_Static_assert(sizeof(struct gw_rb_cfg) == 32, "gw_rb_cfg_equal() compares every field");
+
 bool gw_rb_cfg_equal(const struct gw_rb_cfg *a, const struct gw_rb_cfg *b)
 {
     return a->ratio == b->ratio &&
