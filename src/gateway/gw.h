@@ -169,7 +169,7 @@ struct gw_overrides {
 struct gw {
     _Atomic(struct gw_snapshot *) snap;  /* newest published snapshot: swapped under snap_lock,
                                           * compared by workers without it (gw_snapshot_newer) */
-    pthread_mutex_t snap_lock;           /* guards snap load+ref against swap+unref */
+    pthread_mutex_t snap_lock;           /* orders a load+ref of snap against its swap */
     pthread_mutex_t ctl_lock;            /* serializes snapshot builders */
     struct gw_svc_stats *svc_stats;      /* all services ever seen (ctl_lock; freed by gw_stop) */
     int nrts;                            /* resilience objects built: the next one's id (ctl_lock) */
