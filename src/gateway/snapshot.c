@@ -6,9 +6,12 @@
  *
  * Lifetime: the published pointer owns one reference; each worker owns
  * one on the snapshot it routes with; each request owns one while it
- * lives. Loading the published pointer and taking a reference happen
- * under snap_lock, as do swapping it and dropping the old reference, so a
- * snapshot is never freed between a reader's load and its ref. */
+ * lives. The published pointer (struct gw snap) is a C11 atomic and is
+ * only ever touched with atomic operations. Loading it and taking a
+ * reference happen under snap_lock, as does swapping it, so the old one
+ * loses the published reference only after no reader can be between its
+ * load and its ref. Workers compare it without the lock
+ * (gw_snapshot_newer) and take the lock only when it changed. */
 #include "gateway/gw.h"
 #include "core/log.h"
 
@@ -16,18 +19,19 @@
 #include <string.h>
 #include <strings.h>
 
-struct gw_svc_stats *gw_svc_stats_get(const char *name)
+/* The stats kept for a service name (created on first use; ctl_lock). */
+static struct gw_svc_stats *svc_stats_get(struct gw *g, const char *name)
 {
-    for (struct gw_svc_stats *s = gw_g->svc_stats; s; s = s->next)
+    for (struct gw_svc_stats *s = g->svc_stats; s; s = s->next)
         if (!strcmp(s->name, name))
             return s;
     struct gw_svc_stats *s = xcalloc(1, sizeof *s);
     s->name = xstrdup(name);
     metrics_hist_init(&s->latency);
-    s->nctr = gw_g->nworkers;
+    s->nctr = g->nworkers;
     s->ctr = gw_ctr_alloc((size_t)s->nctr, sizeof *s->ctr);
-    s->next = gw_g->svc_stats;
-    gw_g->svc_stats = s;
+    s->next = g->svc_stats;
+    g->svc_stats = s;
     return s;
 }
 
@@ -75,11 +79,12 @@ void gw_cfgref_put(struct gw_cfgref *r)
     }
 }
 
-void gw_service_free(struct gw_service *svc)
+void gw__service_free(struct gw_service *svc)
 {
     if (!svc)
         return;
     gw_lb_free(svc->lb);
+    gw_svc_rt_unref(svc->rt);
     for (size_t i = 0; i < svc->nservers; i++)
         gw_server_unref(svc->servers[i]);
     free(svc->servers);
@@ -92,12 +97,12 @@ void gw_service_free(struct gw_service *svc)
 
 static void snapshot_free(struct gw_snapshot *s)
 {
-    gw_guard_snapshot_free(s);
+    gw__guard_snapshot_free(s);
     for (size_t i = 0; i < s->nservices; i++)
-        gw_service_free(s->services[i]);
+        gw__service_free(s->services[i]);
     free(s->services);
     for (size_t i = 0; i < s->nroutes; i++)
-        gw_route_clear(&s->routes[i]);
+        gw__route_clear(&s->routes[i]);
     free(s->routes);
     gw_cfgref_put(s->cfgref);
     free(s);
@@ -109,28 +114,28 @@ void gw_snapshot_unref(struct gw_snapshot *s)
         snapshot_free(s);
 }
 
-struct gw_snapshot *gw_snapshot_get(void)
+struct gw_snapshot *gw_snapshot_get(struct gw *g)
 {
-    pthread_mutex_lock(&gw_g->snap_lock);
-    struct gw_snapshot *s = gw_g->snap;
+    pthread_mutex_lock(&g->snap_lock);
+    struct gw_snapshot *s = atomic_load_explicit(&g->snap, memory_order_relaxed);
     if (s)
         gw_snapshot_ref(s);
-    pthread_mutex_unlock(&gw_g->snap_lock);
+    pthread_mutex_unlock(&g->snap_lock);
     return s;
 }
 
-void gw_snapshot_publish(struct gw_snapshot *s)
+void gw_snapshot_publish(struct gw *g, struct gw_snapshot *s)
 {
-    pthread_mutex_lock(&gw_g->snap_lock);
-    struct gw_snapshot *old = gw_g->snap;
-    /* Workers compare this pointer without the lock (then take it). */
-    __atomic_store_n(&gw_g->snap, s, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&gw_g->snap_lock);
+    pthread_mutex_lock(&g->snap_lock);
+    /* Release: a worker that sees the new pointer (gw_snapshot_newer,
+     * without the lock) sees the snapshot built. */
+    struct gw_snapshot *old = atomic_exchange_explicit(&g->snap, s, memory_order_release);
+    pthread_mutex_unlock(&g->snap_lock);
     gw_snapshot_unref(old);
     /* Wake the workers so idle ones adopt it now, not at their next event. */
-    for (int i = 0; i < gw_g->nworkers; i++)
-        if (gw_g->workers[i] && gw_g->workers[i]->loop)
-            ev_async_send(gw_g->workers[i]->loop);
+    for (int i = 0; g->workers && i < g->nworkers; i++)
+        if (g->workers[i] && g->workers[i]->loop)
+            ev_async_send(g->workers[i]->loop);
 }
 
 struct gw_service *gw_snapshot_service(const struct gw_snapshot *s, const char *name)
@@ -144,7 +149,7 @@ struct gw_service *gw_snapshot_service(const struct gw_snapshot *s, const char *
 /* A server object for (svc, address): the previous snapshot's when it had
  * the same one with the same weight, else a new one. Returns a new
  * reference. */
-struct gw_server *gw_snapshot_server_for(struct gw_snapshot *prev, const char *svc,
+struct gw_server *gw__snapshot_server_for(struct gw *g, struct gw_snapshot *prev, const char *svc,
                                          const struct net_addr *addr, int weight)
 {
     struct gw_service *ps = prev ? gw_snapshot_service(prev, svc) : NULL;
@@ -157,36 +162,31 @@ struct gw_server *gw_snapshot_server_for(struct gw_snapshot *prev, const char *s
             }
         }
     }
-    struct gw_server *s = gw_server_new(svc, addr, weight);
-    gw_server_alloc_counters(s, gw_g->nworkers);
+    struct gw_server *s = gw_server_new(&g->servers, svc, addr, weight);
+    gw_server_alloc_counters(s, g->nworkers);
     return s;
 }
 
-struct gw_service *gw_service_new(const char *name, const char *balance)
+struct gw_service *gw__service_new(struct gw *g, const char *name, const char *balance)
 {
     struct gw_service *svc = xcalloc(1, sizeof *svc);
     svc->name = xstrdup(name);
     svc->balance = xstrdup(balance ? balance : "round_robin");
-    svc->stats = gw_svc_stats_get(name);
+    svc->stats = svc_stats_get(g, name);
     return svc;
 }
 
-void gw_service_add_server(struct gw_service *svc, struct gw_server *srv)
+void gw__service_add_server(struct gw_service *svc, struct gw_server *srv)
 {
     svc->servers = xrealloc(svc->servers, (svc->nservers + 1) * sizeof *svc->servers);
     svc->servers[svc->nservers++] = srv;
 }
 
-static int service_from_cfg(struct gw_snapshot *s, struct gw_snapshot *prev,
+static int service_from_cfg(struct gw *g, struct gw_snapshot *s, struct gw_snapshot *prev,
                             const struct gw_cfg_service *cs)
 {
-    struct gw_service *svc = gw_service_new(cs->name, cs->balance);
-    switch (cs->hash_by) {
-    case GW_CFG_HASH_CLIENT_IP: svc->hash_key = GW_HASH_CLIENT_IP; break;
-    case GW_CFG_HASH_PATH: svc->hash_key = GW_HASH_PATH; break;
-    case GW_CFG_HASH_HEADER: svc->hash_key = GW_HASH_HEADER; break;
-    case GW_CFG_HASH_COOKIE: svc->hash_key = GW_HASH_COOKIE; break;
-    }
+    struct gw_service *svc = gw__service_new(g, cs->name, cs->balance);
+    svc->hash_key = cs->hash_by;
     if (cs->hash_name) {
         svc->hash_name = xstrdup(cs->hash_name);
         svc->hash_name_len = strlen(cs->hash_name);
@@ -199,8 +199,8 @@ static int service_from_cfg(struct gw_snapshot *s, struct gw_snapshot *prev,
         svc->health.path = svc->health_path;
     }
     for (size_t i = 0; i < cs->nservers; i++)
-        gw_service_add_server(svc, gw_snapshot_server_for(prev, cs->name, &cs->servers[i].addr, cs->servers[i].weight));
-    svc->rt = gw_svc_rt_for(svc->stats, &cs->resil);
+        gw__service_add_server(svc, gw__snapshot_server_for(g, prev, cs->name, &cs->servers[i].addr, cs->servers[i].weight));
+    svc->rt = gw__svc_rt_for(g, svc->stats, &cs->resil);
     svc->resil = &cs->resil;
     s->services = xrealloc(s->services, (s->nservices + 1) * sizeof *s->services);
     s->services[s->nservices++] = svc;
@@ -216,7 +216,7 @@ static int route_cmp(const void *a, const void *b)
     return (y->host != NULL) - (x->host != NULL);
 }
 
-void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *prefix, bool strip,
+void gw__snapshot_add_route(struct gw_snapshot *s, const char *host, const char *prefix, bool strip,
                            struct gw_service *svc)
 {
     s->routes = xrealloc(s->routes, (s->nroutes + 1) * sizeof *s->routes);
@@ -233,7 +233,7 @@ void gw_snapshot_add_route(struct gw_snapshot *s, const char *host, const char *
     r->prio = GW_PRIO_NORMAL;
 }
 
-void gw_route_clear(struct gw_route *r)
+void gw__route_clear(struct gw_route *r)
 {
     cidr_set_free(&r->allow);
     cidr_set_free(&r->deny);
@@ -274,7 +274,7 @@ static char **copy_list(char *const *v, size_t n)
     return out;
 }
 
-static int finish_services(struct gw_snapshot *s, char **err)
+static int finish_services(struct gw *g, struct gw_snapshot *s, char **err)
 {
     for (size_t i = 0; i < s->nservices; i++) {
         struct gw_service *svc = s->services[i];
@@ -305,20 +305,20 @@ static int finish_services(struct gw_snapshot *s, char **err)
     }
     qsort(s->routes, s->nroutes, sizeof *s->routes, route_cmp);
     for (size_t i = 0; i < s->nroutes; i++)
-        s->routes[i].stats = gw_route_stats_get(&s->routes[i]);
+        s->routes[i].stats = gw__route_stats_get(g, &s->routes[i]);
     return 0;
 }
 
-struct gw_snapshot *gw_snapshot_build(struct gw_cfgref *cr, struct gw_snapshot *prev, char **err)
+struct gw_snapshot *gw_snapshot_build(struct gw *g, struct gw_cfgref *cr, struct gw_snapshot *prev, char **err)
 {
     struct gw_snapshot *s = xcalloc(1, sizeof *s);
     atomic_init(&s->refcnt, 1);
     s->cfgref = cr;
     s->cfg = cr->cfg;
     struct gw_config *cfg = cr->cfg;
-    s->generation = ++gw_g->generation;
+    s->generation = ++g->generation;
     for (size_t i = 0; i < cfg->nservices; i++)
-        service_from_cfg(s, prev, &cfg->services[i]);
+        service_from_cfg(g, s, prev, &cfg->services[i]);
     /* Global CIDR lists start from the config; admin changes follow. */
     s->allow_txt = xcalloc(cfg->guard.nallow + 1, sizeof *s->allow_txt);
     for (size_t i = 0; i < cfg->guard.nallow; i++)
@@ -328,7 +328,7 @@ struct gw_snapshot *gw_snapshot_build(struct gw_cfgref *cr, struct gw_snapshot *
         s->deny_txt[s->ndeny_txt++] = xstrdup(cfg->guard.deny[i]);
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const struct gw_cfg_route *rt = &cfg->routes[i];
-        gw_snapshot_add_route(s, rt->host, rt->prefix, rt->strip_prefix,
+        gw__snapshot_add_route(s, rt->host, rt->prefix, rt->strip_prefix,
                               gw_snapshot_service(s, rt->service));
         struct gw_route *r = &s->routes[s->nroutes - 1];
         r->prio = rt->priority;
@@ -339,8 +339,8 @@ struct gw_snapshot *gw_snapshot_build(struct gw_cfgref *cr, struct gw_snapshot *
         r->deny_txt = copy_list(rt->deny, rt->ndeny);
         r->ndeny_txt = rt->ndeny;
     }
-    if (gw_members_apply(s, prev, err) != 0 || finish_services(s, err) != 0 ||
-        gw_guard_snapshot(s, err) != 0) {
+    if (gw__members_apply(g, s, prev, err) != 0 || finish_services(g, s, err) != 0 ||
+        gw__guard_snapshot(s, err) != 0) {
         snapshot_free(s);
         return NULL;
     }

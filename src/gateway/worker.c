@@ -60,6 +60,7 @@ void gw_buf_release(struct gw_worker *w, struct buf *b)
  * queue is empty. */
 static bool accept_batch(struct gw_worker *w, int lfd, int max)
 {
+    struct gw *g = w->gw;
     int maxc = WCFG(w)->limits.max_connections;
     for (int i = 0; i < max; i++) {
         struct net_addr peer;
@@ -69,9 +70,9 @@ static bool accept_batch(struct gw_worker *w, int lfd, int max)
                 log_warn("accept: %s", strerror(-fd));
             return false;
         }
-        if (atomic_fetch_add_explicit(&gw_g->conns, 1, memory_order_relaxed) >= maxc) {
+        if (atomic_fetch_add_explicit(&g->conns, 1, memory_order_relaxed) >= maxc) {
             /* Over the process limit: refuse at the cost of accept+close. */
-            atomic_fetch_sub_explicit(&gw_g->conns, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&g->conns, 1, memory_order_relaxed);
             gw_ctr_inc(&w->st.refused);
             close(fd);
             continue;
@@ -79,11 +80,11 @@ static bool accept_batch(struct gw_worker *w, int lfd, int max)
         /* An allow/deny change acknowledged by the admin API applies to
          * the very next connection, even one accepted in the same loop
          * iteration as the wakeup that announces it. */
-        if (__atomic_load_n(&gw_g->snap, __ATOMIC_ACQUIRE) != w->snap)
+        if (gw_snapshot_newer(w))
             gw_worker_refresh_snapshot(w);
         bool counted;
         if (!gw_guard_accept(w, &peer, &counted)) {
-            atomic_fetch_sub_explicit(&gw_g->conns, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&g->conns, 1, memory_order_relaxed);
             gw_ctr_inc(&w->st.refused);
             close(fd);
             continue;
@@ -125,7 +126,7 @@ static void begin_drain(struct gw_worker *w)
             for (int k = 0; k < 256 && accept_batch(w, w->lfds[i], 64); k++)
                 ;
     gw_worker_close_listeners(w);
-    atomic_fetch_add(&gw_g->drained_workers, 1);
+    atomic_fetch_add(&w->gw->drained_workers, 1);
     struct gw_conn *c = w->conns;
     while (c) {
         struct gw_conn *next = c->next;
@@ -154,7 +155,7 @@ static void sync_rl_redis(struct gw_worker *w)
 
 void gw_worker_refresh_snapshot(struct gw_worker *w)
 {
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_snapshot *s = gw_snapshot_get(w->gw);
     gw_snapshot_unref(w->snap);
     w->snap = s;
     sync_rl_redis(w);
@@ -165,15 +166,15 @@ static void before_poll(struct ev_loop *loop, void *ud)
     struct gw_worker *w = ud;
     gw_worker_free_closed(w);
     /* Adopt the newest snapshot (cheap pointer compare when unchanged). */
-    if (__atomic_load_n(&gw_g->snap, __ATOMIC_ACQUIRE) != w->snap)
+    if (gw_snapshot_newer(w))
         gw_worker_refresh_snapshot(w);
     if (w->nadmq)
         gw_worker_poll_admission(w);
-    if (atomic_load_explicit(&gw_g->force_stop, memory_order_relaxed)) {
+    if (atomic_load_explicit(&w->gw->force_stop, memory_order_relaxed)) {
         ev_break(loop);
         return;
     }
-    if (atomic_load_explicit(&gw_g->stopping, memory_order_relaxed)) {
+    if (atomic_load_explicit(&w->gw->stopping, memory_order_relaxed)) {
         if (!w->draining)
             begin_drain(w);
         if (!w->conns)
@@ -207,7 +208,7 @@ static void *worker_main(void *arg)
 
 int gw_workers_start(struct gw *g, char **err)
 {
-    struct gw_config *cfg = g->snap->cfg;
+    struct gw_config *cfg = atomic_load(&g->snap)->cfg;
     g->workers = xcalloc((size_t)g->nworkers, sizeof *g->workers);
     for (int i = 0; i < g->nworkers; i++) {
         struct gw_worker *w = xcalloc(1, sizeof *w);
@@ -222,7 +223,7 @@ int gw_workers_start(struct gw *g, char **err)
         ev_set_data(w->loop, w);
         ev_set_before_poll(w->loop, before_poll, w);
         ev_set_async(w->loop, on_async, w);
-        w->snap = gw_snapshot_get();
+        w->snap = gw_snapshot_get(g);
         w->lfds = xcalloc(cfg->nlisten, sizeof *w->lfds);
     }
     /* One listener per worker and address; only these share an address

@@ -1,7 +1,7 @@
 /* The gateway's admin API and /metrics, on the core admin framework
  * (core/admin.h): JSON endpoints to inspect services and change their
  * membership at run time, a reload trigger, a liveness probe and the
- * Prometheus scrape.
+ * Prometheus scrape (rendered by admin/metrics.c).
  *
  *   GET    /health                                      {"status":"ok"}
  *   GET    /metrics                                     Prometheus text
@@ -26,7 +26,8 @@
  * handler and read the servers' counters with relaxed loads. Changes go
  * through the gw_members_* functions, which validate them, record them
  * (so they survive reloads), publish a new snapshot before returning, and
- * say which status a refusal deserves (400, 404, 409). Values go through
+ * say why they refuse (-EINVAL, -ENOENT, -EEXIST), which gw_admin_status()
+ * turns into 400, 404, 409. Values go through
  * the config loader's own checks (gw_check_* in config.h), so the API
  * refuses what a config file refuses, in the same words, with the JSON
  * member's name where the file's errors have the key path. Handlers here
@@ -34,13 +35,13 @@
  * config refuses unknown keys.
  *
  * Thread context: handlers run on the admin thread, one at a time.
- * gw_admin_start() and gw_admin_stop() are called by the main thread;
- * gw_metrics_render() from any thread. */
+ * gw_admin_start() and gw_admin_stop() are called by the main thread. */
 #include "gateway/gw.h"
 
 #include "core/admin.h"
 #include "core/log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +49,7 @@
 #define ADM_MAX_SEGS 5      /* segments after /services/ that any endpoint uses */
 #define ADM_SEG_MAX 256     /* decoded length of one segment, NUL included */
 
-static struct admin *adm;
-
 static uint64_t now_ms(void) { return ev_clock_ns() / 1000000ull; }
-
-static uint64_t ld(atomic_uint_fast64_t *v)
-{
-    return atomic_load_explicit(v, memory_order_relaxed);
-}
 
 /* ---- lookups ---- */
 
@@ -104,7 +98,7 @@ static const char *srv_state(struct gw_server *s, uint64_t now)
     return "up";
 }
 
-static cJSON *srv_json(const char *svc, struct gw_server *s, uint64_t now)
+static cJSON *srv_json(struct gw *g, const char *svc, struct gw_server *s, uint64_t now)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "address", s->addr_str);
@@ -118,7 +112,7 @@ static cJSON *srv_json(const char *svc, struct gw_server *s, uint64_t now)
     cJSON_AddNumberToObject(o, "failures", (double)n.failures);
     cJSON_AddBoolToObject(o, "dynamic", atomic_load_explicit(&s->dynamic, memory_order_relaxed));
     uint64_t ttl, left;
-    if (svc && gw_members_lease(svc, &s->addr, &ttl, &left)) {
+    if (svc && gw_members_lease(g, svc, &s->addr, &ttl, &left)) {
         cJSON *l = cJSON_AddObjectToObject(o, "lease");
         cJSON_AddNumberToObject(l, "ttl_ms", (double)ttl);
         cJSON_AddNumberToObject(l, "expires_in_ms", (double)left);
@@ -129,15 +123,15 @@ static cJSON *srv_json(const char *svc, struct gw_server *s, uint64_t now)
     return o;
 }
 
-static cJSON *servers_json(const struct gw_service *svc, uint64_t now)
+static cJSON *servers_json(struct gw *g, const struct gw_service *svc, uint64_t now)
 {
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < svc->nservers; i++)
-        cJSON_AddItemToArray(a, srv_json(svc->name, svc->servers[i], now));
+        cJSON_AddItemToArray(a, srv_json(g, svc->name, svc->servers[i], now));
     return a;
 }
 
-static cJSON *svc_json(const struct gw_snapshot *snap, const struct gw_service *svc, uint64_t now)
+static cJSON *svc_json(struct gw *g, const struct gw_snapshot *snap, const struct gw_service *svc, uint64_t now)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", svc->name);
@@ -147,7 +141,7 @@ static cJSON *svc_json(const struct gw_snapshot *snap, const struct gw_service *
     if (svc->stats)
         gw_svc_counts(svc->stats, &requests, classes, NULL);
     cJSON_AddNumberToObject(o, "requests", (double)requests);
-    cJSON_AddItemToObject(o, "servers", servers_json(svc, now));
+    cJSON_AddItemToObject(o, "servers", servers_json(g, svc, now));
 
     const struct gw_cfg_health *hc = &svc->health;
     cJSON *h = cJSON_AddObjectToObject(o, "health");
@@ -205,12 +199,21 @@ static int split_rest(const struct admin_req *req, char segs[ADM_MAX_SEGS][ADM_S
     }
 }
 
-/* Answers a refusal from the members code: rc is the negative HTTP
- * status it chose (-400, -404, -409), err its message (freed here). */
+int gw_admin_status(int rc)
+{
+    switch (rc) {
+    case -ENOENT: return 404;
+    case -EEXIST: return 409;
+    case -EIO: return 500;
+    default: return 400;
+    }
+}
+
+/* Answers a refusal from the members code: rc its -errno, err its
+ * message (freed here). */
 static void fail_members(struct admin_resp *resp, int rc, char *err)
 {
-    int status = rc <= -400 && rc >= -599 ? -rc : 400;
-    admin_resp_error(resp, status, "%s", err ? err : "refused");
+    admin_resp_error(resp, gw_admin_status(rc), "%s", err ? err : "refused");
     free(err);
 }
 
@@ -262,7 +265,8 @@ static bool json_weight(const cJSON *w, int *out, struct admin_resp *resp)
 
 static void h_health(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
-    bool stopping = gw_g && atomic_load_explicit(&gw_g->stopping, memory_order_relaxed);
+    struct gw *g = ud;
+    bool stopping = atomic_load_explicit(&g->stopping, memory_order_relaxed);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", stopping ? "draining" : "ok");
     admin_resp_json(resp, stopping ? 503 : 200, o);
@@ -270,21 +274,23 @@ static void h_health(const struct admin_req *req, struct admin_resp *resp, void 
 
 static void h_metrics(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
+    struct gw *g = ud;
     resp->content_type = METRICS_CONTENT_TYPE;
-    gw_metrics_render(&resp->body);
+    gw_metrics_render(g, &resp->body);
 }
 
 static void h_reload(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
+    struct gw *g = ud;
     char *err = NULL;
-    if (gw_reload(&err) != 0) {
+    if (gw_reload(g, &err) != 0) {
         admin_resp_error(resp, 400, "%s", err ? err : "reload failed");
         free(err);
         return;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "status", "ok");
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_snapshot *s = gw_snapshot_get(g);
     if (s) {
         cJSON_AddNumberToObject(o, "generation", (double)s->generation);
         gw_snapshot_unref(s);
@@ -292,13 +298,13 @@ static void h_reload(const struct admin_req *req, struct admin_resp *resp, void 
     admin_resp_json(resp, 200, o);
 }
 
-static void list_services(struct admin_resp *resp)
+static void list_services(struct gw *g, struct admin_resp *resp)
 {
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_snapshot *s = gw_snapshot_get(g);
     uint64_t now = now_ms();
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; s && i < s->nservices; i++)
-        cJSON_AddItemToArray(a, svc_json(s, s->services[i], now));
+        cJSON_AddItemToArray(a, svc_json(g, s, s->services[i], now));
     if (s)
         gw_snapshot_unref(s);
     admin_resp_json(resp, 200, a);
@@ -306,11 +312,12 @@ static void list_services(struct admin_resp *resp)
 
 static void h_services_get(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
-    list_services(resp);
+    struct gw *g = ud;
+    list_services(g, resp);
 }
 
 /* POST /services {"name","balance","prefix","strip_prefix"} */
-static void create_service(const struct admin_req *req, struct admin_resp *resp)
+static void create_service(struct gw *g, const struct admin_req *req, struct admin_resp *resp)
 {
     cJSON *in = admin_req_json(req);
     if (!cJSON_IsObject(in)) {
@@ -338,15 +345,15 @@ static void create_service(const struct admin_req *req, struct admin_resp *resp)
     }
 
     char *err = NULL;
-    int rc = gw_members_add_service(name, balance, prefix, strip, &err);
+    int rc = gw_members_add_service(g, name, balance, prefix, strip, &err);
     if (rc != 0) {
         fail_members(resp, rc, err);
         goto out;
     }
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_snapshot *s = gw_snapshot_get(g);
     struct gw_service *svc = svc_find(s, name);
     if (svc) {
-        admin_resp_json(resp, 201, svc_json(s, svc, now_ms()));
+        admin_resp_json(resp, 201, svc_json(g, s, svc, now_ms()));
     } else {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", name);
@@ -360,21 +367,22 @@ out:
 
 static void h_services_post(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
-    create_service(req, resp);
+    struct gw *g = ud;
+    create_service(g, req, resp);
 }
 
 /* Answers with the server at addr in service name of the newest
  * snapshot, or with fallback when it is not there (deleted, or changed
  * again meanwhile). Takes ownership of fallback. */
-static void answer_server(struct admin_resp *resp, int status, const char *name, const char *addr,
+static void answer_server(struct gw *g, struct admin_resp *resp, int status, const char *name, const char *addr,
                           cJSON *fallback)
 {
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_snapshot *s = gw_snapshot_get(g);
     struct gw_service *svc = svc_find(s, name);
     struct gw_server *srv = svc ? srv_find(svc, addr) : NULL;
     if (srv) {
         cJSON_Delete(fallback);
-        admin_resp_json(resp, status, srv_json(name, srv, now_ms()));
+        admin_resp_json(resp, status, srv_json(g, name, srv, now_ms()));
     } else {
         admin_resp_json(resp, status, fallback);
     }
@@ -383,7 +391,7 @@ static void answer_server(struct admin_resp *resp, int status, const char *name,
 }
 
 /* POST /services/{name}/servers {"address","weight"} */
-static void add_server(const struct admin_req *req, struct admin_resp *resp, const char *name)
+static void add_server(struct gw *g, const struct admin_req *req, struct admin_resp *resp, const char *name)
 {
     cJSON *in = admin_req_json(req);
     if (!cJSON_IsObject(in)) {
@@ -413,7 +421,7 @@ static void add_server(const struct admin_req *req, struct admin_resp *resp, con
         goto out;
 
     char *err = NULL;
-    int rc = gw_members_add_server(name, addr, weight, ttl_ms, &err);
+    int rc = gw_members_add_server(g, name, addr, weight, ttl_ms, &err);
     if (rc < 0) {
         fail_members(resp, rc, err);
         goto out;
@@ -421,16 +429,16 @@ static void add_server(const struct admin_req *req, struct admin_resp *resp, con
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "address", addr);
     cJSON_AddNumberToObject(o, "weight", weight);
-    answer_server(resp, rc == 1 ? 200 : 201, name, addr, o); /* 200: a lease renewed */
+    answer_server(g, resp, rc == 1 ? 200 : 201, name, addr, o); /* 200: a lease renewed */
 out:
     cJSON_Delete(in);
 }
 
 /* DELETE /services/{name}/servers/{address}: in-flight requests finish. */
-static void remove_server(struct admin_resp *resp, const char *name, const char *addr)
+static void remove_server(struct gw *g, struct admin_resp *resp, const char *name, const char *addr)
 {
     char *err = NULL;
-    int rc = gw_members_remove_server(name, addr, &err);
+    int rc = gw_members_remove_server(g, name, addr, &err);
     if (rc != 0) {
         fail_members(resp, rc, err);
         return;
@@ -443,10 +451,10 @@ static void remove_server(struct admin_resp *resp, const char *name, const char 
 }
 
 /* POST /services/{name}/servers/{address}/drain (or undrain). */
-static void drain_server(struct admin_resp *resp, const char *name, const char *addr, bool drain)
+static void drain_server(struct gw *g, struct admin_resp *resp, const char *name, const char *addr, bool drain)
 {
     char *err = NULL;
-    int rc = gw_members_drain_server(name, addr, drain, &err);
+    int rc = gw_members_drain_server(g, name, addr, drain, &err);
     if (rc != 0) {
         fail_members(resp, rc, err);
         return;
@@ -454,14 +462,14 @@ static void drain_server(struct admin_resp *resp, const char *name, const char *
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "address", addr);
     cJSON_AddBoolToObject(o, "draining", drain);
-    answer_server(resp, 200, name, addr, o);
+    answer_server(g, resp, 200, name, addr, o);
 }
 
 /* DELETE /services/{name} */
-static void remove_service(struct admin_resp *resp, const char *name)
+static void remove_service(struct gw *g, struct admin_resp *resp, const char *name)
 {
     char *err = NULL;
-    int rc = gw_members_remove_service(name, &err);
+    int rc = gw_members_remove_service(g, name, &err);
     if (rc != 0) {
         fail_members(resp, rc, err);
         return;
@@ -473,21 +481,21 @@ static void remove_service(struct admin_resp *resp, const char *name)
 }
 
 /* GET /services/{name}[/servers[/{address}]] */
-static void get_service(struct admin_resp *resp, char segs[ADM_MAX_SEGS][ADM_SEG_MAX], int n)
+static void get_service(struct gw *g, struct admin_resp *resp, char segs[ADM_MAX_SEGS][ADM_SEG_MAX], int n)
 {
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_snapshot *s = gw_snapshot_get(g);
     struct gw_service *svc = svc_find(s, segs[0]);
     uint64_t now = now_ms();
     if (!svc) {
         admin_resp_error(resp, 404, "no such service '%s'", segs[0]);
     } else if (n == 1) {
-        admin_resp_json(resp, 200, svc_json(s, svc, now));
+        admin_resp_json(resp, 200, svc_json(g, s, svc, now));
     } else if (n == 2) {
-        admin_resp_json(resp, 200, servers_json(svc, now));
+        admin_resp_json(resp, 200, servers_json(g, svc, now));
     } else {
         struct gw_server *srv = srv_find(svc, segs[2]);
         if (srv)
-            admin_resp_json(resp, 200, srv_json(segs[0], srv, now));
+            admin_resp_json(resp, 200, srv_json(g, segs[0], srv, now));
         else
             admin_resp_error(resp, 404, "no such server '%s' in service '%s'", segs[2], segs[0]);
     }
@@ -520,46 +528,49 @@ static int parse_service_path(const struct admin_req *req, struct admin_resp *re
 
 static void h_service_get(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
+    struct gw *g = ud;
     char segs[ADM_MAX_SEGS][ADM_SEG_MAX];
     int n = parse_service_path(req, resp, segs);
     if (n < 0)
         return;
     if (n == 0)
-        list_services(resp);
+        list_services(g, resp);
     else if (n <= 3)
-        get_service(resp, segs, n);
+        get_service(g, resp, segs, n);
     else
         not_found(req, resp);
 }
 
 static void h_service_post(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
+    struct gw *g = ud;
     char segs[ADM_MAX_SEGS][ADM_SEG_MAX];
     int n = parse_service_path(req, resp, segs);
     if (n < 0)
         return;
     if (n == 0)
-        create_service(req, resp);
+        create_service(g, req, resp);
     else if (n == 2)
-        add_server(req, resp, segs[0]);
+        add_server(g, req, resp, segs[0]);
     else if (n == 4 && strcmp(segs[3], "drain") == 0)
-        drain_server(resp, segs[0], segs[2], true);
+        drain_server(g, resp, segs[0], segs[2], true);
     else if (n == 4 && strcmp(segs[3], "undrain") == 0)
-        drain_server(resp, segs[0], segs[2], false);
+        drain_server(g, resp, segs[0], segs[2], false);
     else
         not_found(req, resp);
 }
 
 static void h_service_delete(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
+    struct gw *g = ud;
     char segs[ADM_MAX_SEGS][ADM_SEG_MAX];
     int n = parse_service_path(req, resp, segs);
     if (n < 0)
         return;
     if (n == 1)
-        remove_service(resp, segs[0]);
+        remove_service(g, resp, segs[0]);
     else if (n == 3)
-        remove_server(resp, segs[0], segs[2]);
+        remove_server(g, resp, segs[0], segs[2]);
     else
         not_found(req, resp);
 }
@@ -571,224 +582,55 @@ static void set_access(struct admin *a, const struct gw_config *c)
     admin_set_access(a, c->admin_access.hosts, c->admin_access.nhosts, c->admin_access.token);
 }
 
+/* What register_routes needs, for the length of gw_admin_start. */
+struct setup_arg {
+    struct gw *g;
+    const struct gw_config *c;
+};
+
 static void register_routes(struct admin *a, void *ud)
 {
-    set_access(a, ud);
-    admin_route(a, "GET", "/health", h_health, NULL);
-    admin_route(a, "GET", "/metrics", h_metrics, NULL);
-    admin_route(a, "POST", "/reload", h_reload, NULL);
-    admin_route(a, "GET", "/services", h_services_get, NULL);
-    admin_route(a, "POST", "/services", h_services_post, NULL);
-    admin_route(a, "GET", "/services/*", h_service_get, NULL);
-    admin_route(a, "POST", "/services/*", h_service_post, NULL);
-    admin_route(a, "DELETE", "/services/*", h_service_delete, NULL);
-    gw_admin_guard_routes(a);
-    gw_admin_route_routes(a);
+    const struct setup_arg *arg = ud;
+    struct gw *g = arg->g;
+    set_access(a, arg->c);
+    admin_route(a, "GET", "/health", h_health, g);
+    admin_route(a, "GET", "/metrics", h_metrics, g);
+    admin_route(a, "POST", "/reload", h_reload, g);
+    admin_route(a, "GET", "/services", h_services_get, g);
+    admin_route(a, "POST", "/services", h_services_post, g);
+    admin_route(a, "GET", "/services/*", h_service_get, g);
+    admin_route(a, "POST", "/services/*", h_service_post, g);
+    admin_route(a, "DELETE", "/services/*", h_service_delete, g);
+    gw_admin_guard_routes(a, g);
+    gw_admin_route_routes(a, g);
 }
 
-int gw_admin_start(const struct gw_config *c, char **err)
+int gw_admin_start(struct gw *g, const struct gw_config *c, char **err)
 {
-    ASSERT(!adm);
+    ASSERT(!g->admin);
     if (!c->admin)
         return 0;
     /* Routes and access settings go in before the admin thread serves:
      * no 404 window, no window without the token. */
-    adm = admin_start_with(c->admin, register_routes, (void *)c, err);
-    if (!adm)
+    struct setup_arg arg = {g, c};
+    g->admin = admin_start_with(c->admin, register_routes, &arg, err);
+    if (!g->admin)
         return -1;
-    log_debug("admin API listening on %s (port %d)", c->admin, admin_port(adm));
+    log_debug("admin API listening on %s (port %d)", c->admin, admin_port(g->admin));
     if (!c->admin_access.token && !net_addr_is_loopback(&c->admin_addr))
         log_warn("admin API on %s is reachable beyond this machine without a token: set admin.token_file "
                  "(docs/security.md)", c->admin);
     return 0;
 }
 
-void gw_admin_set_access(const struct gw_config *c)
+void gw_admin_set_access(struct gw *g, const struct gw_config *c)
 {
-    if (adm)
-        set_access(adm, c);
+    if (g->admin)
+        set_access(g->admin, c);
 }
 
-void gw_admin_stop(void)
+void gw_admin_stop(struct gw *g)
 {
-    admin_stop(adm);
-    adm = NULL;
-}
-
-/* ---- /metrics ---- */
-
-#define GW_METRIC(name) "floodgate_gateway_" name
-
-static const char *const code_class[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-
-static const char *const err_kind[8] = {
-    [GW_ERR_BAD_REQUEST] = "bad_request",
-    [GW_ERR_TIMEOUT_CLIENT] = "client_timeout",
-    [GW_ERR_UP_CONNECT] = "upstream_connect",
-    [GW_ERR_UP_TIMEOUT] = "upstream_timeout",
-    [GW_ERR_UP_RESET] = "upstream_reset",
-    [GW_ERR_UP_BAD_RESPONSE] = "upstream_bad_response",
-    [GW_ERR_NO_ROUTE] = "no_route",
-    [GW_ERR_NO_SERVER] = "no_server",
-};
-
-/* Sum of one per-worker counter over every worker. */
-static uint64_t workers_sum(size_t off)
-{
-    uint64_t sum = 0;
-    for (int i = 0; gw_g && gw_g->workers && i < gw_g->nworkers; i++) {
-        struct gw_worker *w = gw_g->workers[i];
-        if (w)
-            sum += ld((atomic_uint_fast64_t *)((char *)&w->st + off));
-    }
-    return sum;
-}
-
-/* The value of one per-server metric. */
-typedef uint64_t (*srv_value_fn)(struct gw_server *s, uint64_t now);
-
-/* Writes one sample of name per server of every service in s. */
-static void per_server(struct buf *b, const struct gw_snapshot *s, const char *name,
-                       srv_value_fn fn, uint64_t now)
-{
-    for (size_t i = 0; s && i < s->nservices; i++) {
-        const struct gw_service *svc = s->services[i];
-        for (size_t j = 0; j < svc->nservers; j++) {
-            struct gw_server *srv = svc->servers[j];
-            metrics_sample_u64(b, name,
-                               (const char *const[]){"service", svc->name, "server",
-                                                     srv->addr_str, NULL},
-                               fn(srv, now));
-        }
-    }
-}
-
-static struct gw_srv_counts counts(const struct gw_server *s)
-{
-    struct gw_srv_counts n;
-    gw_server_counts(s, &n);
-    return n;
-}
-
-static uint64_t v_opened(struct gw_server *s, uint64_t now) { return counts(s).conns_opened; }
-static uint64_t v_reused(struct gw_server *s, uint64_t now) { return counts(s).conns_reused; }
-static uint64_t v_failures(struct gw_server *s, uint64_t now) { return counts(s).failures; }
-static uint64_t v_up(struct gw_server *s, uint64_t now) { return gw_server_usable(s, now); }
-static uint64_t v_weight(struct gw_server *s, uint64_t now) { return (uint64_t)s->weight; }
-static uint64_t v_inflight(struct gw_server *s, uint64_t now)
-{
-    int n = atomic_load_explicit(&s->inflight, memory_order_relaxed);
-    return n > 0 ? (uint64_t)n : 0;
-}
-
-void gw_metrics_render(struct buf *b)
-{
-    struct gw_snapshot *s = gw_snapshot_get();
-    uint64_t now = now_ms();
-
-    metrics_family(b, GW_METRIC("requests_total"), "counter",
-                   "Requests routed to a service, by response status class (none: no response).");
-    for (size_t i = 0; s && i < s->nservices; i++) {
-        const struct gw_service *svc = s->services[i];
-        if (!svc->stats)
-            continue;
-        uint64_t requests, classes[6];
-        gw_svc_counts(svc->stats, &requests, classes, NULL);
-        for (int c = 0; c < 6; c++)
-            metrics_sample_u64(b, GW_METRIC("requests_total"),
-                               (const char *const[]){"service", svc->name, "code_class",
-                                                     code_class[c], NULL},
-                               classes[c]);
-    }
-
-    metrics_family(b, GW_METRIC("server_requests_total"), "counter",
-                   "Requests sent to a server, by response status class.");
-    for (size_t i = 0; s && i < s->nservices; i++) {
-        const struct gw_service *svc = s->services[i];
-        for (size_t j = 0; j < svc->nservers; j++) {
-            struct gw_server *srv = svc->servers[j];
-            struct gw_srv_counts n;
-            gw_server_counts(srv, &n);
-            for (int c = 0; c < 6; c++)
-                metrics_sample_u64(b, GW_METRIC("server_requests_total"),
-                                   (const char *const[]){"service", svc->name, "server",
-                                                         srv->addr_str, "code_class",
-                                                         code_class[c], NULL},
-                                   n.resp_class[c]);
-        }
-    }
-
-    metrics_family(b, GW_METRIC("request_duration_seconds"), "histogram",
-                   "Time from a request's first byte to the end of its response; per service, "
-                   "and without labels for every request.");
-    for (size_t i = 0; s && i < s->nservices; i++) {
-        const struct gw_service *svc = s->services[i];
-        if (!svc->stats)
-            continue;
-        uint64_t requests, classes[6];
-        struct metrics_hist_snap h;
-        gw_svc_counts(svc->stats, &requests, classes, &h);
-        metrics_hist_write_snap(b, GW_METRIC("request_duration_seconds"),
-                                (const char *const[]){"service", svc->name, NULL}, &h);
-    }
-    if (gw_g) {
-        struct metrics_hist_snap h = {0};
-        metrics_hist_snapshot(&gw_g->latency, &h);
-        for (int i = 0; gw_g->workers && i < gw_g->nworkers; i++)
-            if (gw_g->workers[i])
-                metrics_hist_snapshot(&gw_g->workers[i]->latency, &h);
-        metrics_hist_write_snap(b, GW_METRIC("request_duration_seconds"), NULL, &h);
-    }
-
-    metrics_family(b, GW_METRIC("active_connections"), "gauge", "Open client connections.");
-    metrics_sample_u64(b, GW_METRIC("active_connections"), NULL,
-                       workers_sum(offsetof(struct gw_worker_stats, active)));
-    metrics_family(b, GW_METRIC("connections_accepted_total"), "counter",
-                   "Client connections accepted.");
-    metrics_sample_u64(b, GW_METRIC("connections_accepted_total"), NULL,
-                       workers_sum(offsetof(struct gw_worker_stats, accepted)));
-
-    metrics_family(b, GW_METRIC("upstream_connections_opened_total"), "counter",
-                   "New TCP connections to a server.");
-    per_server(b, s, GW_METRIC("upstream_connections_opened_total"), v_opened, now);
-    metrics_family(b, GW_METRIC("upstream_connections_reused_total"), "counter",
-                   "Requests sent to a server on a pooled keep-alive connection.");
-    per_server(b, s, GW_METRIC("upstream_connections_reused_total"), v_reused, now);
-    metrics_family(b, GW_METRIC("upstream_idle_connections"), "gauge",
-                   "Idle keep-alive connections pooled for reuse, all servers.");
-    metrics_sample_u64(b, GW_METRIC("upstream_idle_connections"), NULL,
-                       workers_sum(offsetof(struct gw_worker_stats, up_idle)));
-
-    metrics_family(b, GW_METRIC("server_up"), "gauge",
-                   "1 when a server takes new requests (healthy, not draining, not ejected, its breaker admitting).");
-    per_server(b, s, GW_METRIC("server_up"), v_up, now);
-    metrics_family(b, GW_METRIC("server_inflight"), "gauge", "Requests in flight to a server.");
-    per_server(b, s, GW_METRIC("server_inflight"), v_inflight, now);
-    metrics_family(b, GW_METRIC("server_weight"), "gauge", "Configured weight of a server.");
-    per_server(b, s, GW_METRIC("server_weight"), v_weight, now);
-    metrics_family(b, GW_METRIC("server_failures_total"), "counter",
-                   "Connect errors, resets and timeouts talking to a server.");
-    per_server(b, s, GW_METRIC("server_failures_total"), v_failures, now);
-
-    gw_server_breaker_metrics_render(b, s);
-
-    metrics_family(b, GW_METRIC("errors_total"), "counter", "Requests that failed, by cause.");
-    for (size_t k = 0; k < ARRAY_SIZE(err_kind); k++)
-        metrics_sample_u64(b, GW_METRIC("errors_total"),
-                           (const char *const[]){"kind", err_kind[k], NULL},
-                           workers_sum(offsetof(struct gw_worker_stats, errors) +
-                                       k * sizeof(atomic_uint_fast64_t)));
-
-    metrics_family(b, GW_METRIC("config_generation"), "gauge",
-                   "Generation of the configuration in use; grows with each reload or change.");
-    metrics_sample_u64(b, GW_METRIC("config_generation"), NULL, s ? s->generation : 0);
-
-    if (gw_g && gw_g->workers) {
-        gw_members_metrics_render(b);
-        gw_guard_metrics_render(b);
-        gw_route_metrics_render(b);
-        gw_resil_metrics_render(b);
-    }
-    if (s)
-        gw_snapshot_unref(s);
+    admin_stop(g->admin);
+    g->admin = NULL;
 }

@@ -27,7 +27,7 @@ static cJSON *str_array(char **v, size_t n)
 
 static void h_guard_get(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_snapshot *s = gw_snapshot_get(ud);
     const struct gw_cfg_guard *g = &s->cfg->guard;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "allow", str_array(s->allow_txt, s->nallow_txt));
@@ -80,7 +80,7 @@ bool gw_admin_cidr_arg(const struct admin_req *req, struct admin_resp *resp, boo
     return ok;
 }
 
-static void change(const struct admin_req *req, struct admin_resp *resp, bool deny, bool add)
+static void change(struct gw *g, const struct admin_req *req, struct admin_resp *resp, bool deny, bool add)
 {
     char cidr[128] = "";
     if (!admin_query_ok(req)) {
@@ -90,51 +90,50 @@ static void change(const struct admin_req *req, struct admin_resp *resp, bool de
     if (!gw_admin_cidr_arg(req, resp, add, cidr, sizeof cidr))
         return;
     char *err = NULL;
-    int rc = gw_members_cidr(deny, add, cidr, &err);
+    int rc = gw_members_cidr(g, deny, add, cidr, &err);
     if (rc != 0) {
-        int status = rc <= -400 && rc >= -599 ? -rc : 400;
-        admin_resp_error(resp, status, "%s", err ? err : "refused");
+        admin_resp_error(resp, gw_admin_status(rc), "%s", err ? err : "refused");
         free(err);
         return;
     }
-    h_guard_get(req, resp, NULL);
+    h_guard_get(req, resp, g);
     resp->status = add ? 201 : 200;
 }
 
-static void h_deny_post(const struct admin_req *q, struct admin_resp *r, void *ud) { change(q, r, true, true); }
-static void h_deny_delete(const struct admin_req *q, struct admin_resp *r, void *ud) { change(q, r, true, false); }
-static void h_allow_post(const struct admin_req *q, struct admin_resp *r, void *ud) { change(q, r, false, true); }
-static void h_allow_delete(const struct admin_req *q, struct admin_resp *r, void *ud) { change(q, r, false, false); }
+static void h_deny_post(const struct admin_req *q, struct admin_resp *r, void *ud) { change(ud, q, r, true, true); }
+static void h_deny_delete(const struct admin_req *q, struct admin_resp *r, void *ud) { change(ud, q, r, true, false); }
+static void h_allow_post(const struct admin_req *q, struct admin_resp *r, void *ud) { change(ud, q, r, false, true); }
+static void h_allow_delete(const struct admin_req *q, struct admin_resp *r, void *ud) { change(ud, q, r, false, false); }
 
-void gw_admin_guard_routes(struct admin *adm)
+void gw_admin_guard_routes(struct admin *adm, struct gw *g)
 {
-    admin_route(adm, "GET", "/guard", h_guard_get, NULL);
-    admin_route(adm, "POST", "/guard/deny", h_deny_post, NULL);
-    admin_route(adm, "DELETE", "/guard/deny", h_deny_delete, NULL);
-    admin_route(adm, "POST", "/guard/allow", h_allow_post, NULL);
-    admin_route(adm, "DELETE", "/guard/allow", h_allow_delete, NULL);
+    admin_route(adm, "GET", "/guard", h_guard_get, g);
+    admin_route(adm, "POST", "/guard/deny", h_deny_post, g);
+    admin_route(adm, "DELETE", "/guard/deny", h_deny_delete, g);
+    admin_route(adm, "POST", "/guard/allow", h_allow_post, g);
+    admin_route(adm, "DELETE", "/guard/allow", h_allow_delete, g);
 }
 
-void gw_guard_metrics_render(struct buf *b)
+void gw_guard_metrics_render(struct gw *g, struct buf *b)
 {
     static const char *const why[4] = {"deny_list", "max_conns_per_ip", "max_conn_rate_per_ip", "route_list"};
     metrics_family(b, GW_METRIC("connections_refused_total"), "counter",
                    "Client connections or requests refused by gatekeeping, by reason.");
     for (int i = 0; i < 4; i++)
         metrics_sample_u64(b, GW_METRIC("connections_refused_total"), (const char *const[]){"reason", why[i], NULL},
-                           atomic_load_explicit(&gw_g->refused_ip[i], memory_order_relaxed));
+                           atomic_load_explicit(&g->refused_ip[i], memory_order_relaxed));
     uint64_t limited = 0, delayed = 0;
-    for (int i = 0; i < gw_g->nworkers; i++) {
-        limited += atomic_load_explicit(&gw_g->workers[i]->st.limited, memory_order_relaxed);
-        delayed += atomic_load_explicit(&gw_g->workers[i]->st.delayed, memory_order_relaxed);
+    for (int i = 0; i < g->nworkers; i++) {
+        limited += atomic_load_explicit(&g->workers[i]->st.limited, memory_order_relaxed);
+        delayed += atomic_load_explicit(&g->workers[i]->st.delayed, memory_order_relaxed);
     }
     metrics_family(b, GW_METRIC("rate_limited_total"), "counter", "Requests answered 429 by a rate limit.");
     metrics_sample_u64(b, GW_METRIC("rate_limited_total"), NULL, limited);
     metrics_family(b, GW_METRIC("rate_delayed_total"), "counter", "Requests held back by a rate limit.");
     metrics_sample_u64(b, GW_METRIC("rate_delayed_total"), NULL, delayed);
-    if (gw_g->rl) {
+    if (g->rl) {
         struct rl_store_stats st;
-        rl_store_stats(gw_g->rl, &st);
+        rl_store_stats(g->rl, &st);
         metrics_family(b, GW_METRIC("rate_limit_keys"), "gauge", "Keys held by the local rate-limit store.");
         metrics_sample_u64(b, GW_METRIC("rate_limit_keys"), NULL, st.keys);
         metrics_family(b, GW_METRIC("rate_limit_evictions_total"), "counter",

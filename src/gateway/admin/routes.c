@@ -28,8 +28,6 @@
 #define RT_HOST_MAX 256 /* ?host= value */
 #define RT_ID_MAX 640   /* gw_route_id() text */
 
-static struct gw_route_stats *route_stats;
-
 const char *gw_route_id(const struct gw_route *r, char *buf, size_t n)
 {
     if (r->name)
@@ -39,25 +37,25 @@ const char *gw_route_id(const struct gw_route *r, char *buf, size_t n)
     return buf;
 }
 
-struct gw_route_stats *gw_route_stats_get(const struct gw_route *r)
+struct gw_route_stats *gw__route_stats_get(struct gw *g, const struct gw_route *r)
 {
     char id[RT_ID_MAX];
     gw_route_id(r, id, sizeof id);
-    for (struct gw_route_stats *s = route_stats; s; s = s->next)
+    for (struct gw_route_stats *s = g->route_stats; s; s = s->next)
         if (!strcmp(s->id, id))
             return s;
     struct gw_route_stats *s = xcalloc(1, sizeof *s);
     s->id = xstrdup(id);
-    s->next = route_stats;
-    route_stats = s;
+    s->next = g->route_stats;
+    g->route_stats = s;
     return s;
 }
 
-void gw_route_stats_free_all(void)
+void gw__route_stats_free_all(struct gw *g)
 {
-    while (route_stats) {
-        struct gw_route_stats *s = route_stats;
-        route_stats = s->next;
+    while (g->route_stats) {
+        struct gw_route_stats *s = g->route_stats;
+        g->route_stats = s->next;
         free(s->id);
         free(s);
     }
@@ -170,12 +168,12 @@ static int query_host(const struct admin_req *req, struct admin_resp *resp, char
 
 /* The route a request names, with a reference on the snapshot it lives
  * in (*snap, which the caller unrefs), or NULL with a 404 (or 400) answered. */
-static struct gw_route *find(const struct admin_req *req, struct admin_resp *resp, const char *id,
+static struct gw_route *find(struct gw *g, const struct admin_req *req, struct admin_resp *resp, const char *id,
                              struct gw_snapshot **snap)
 {
     char host[RT_HOST_MAX];
     int has_host = query_host(req, resp, host);
-    *snap = gw_snapshot_get();
+    *snap = gw_snapshot_get(g);
     if (has_host < 0)
         return NULL;
     struct gw_route *r = gw_snapshot_route(*snap, id, has_host ? host : NULL);
@@ -192,7 +190,8 @@ static struct gw_route *find(const struct admin_req *req, struct admin_resp *res
 
 static void h_routes(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw *g = ud;
+    struct gw_snapshot *s = gw_snapshot_get(g);
     cJSON *a = cJSON_CreateArray();
     for (size_t i = 0; i < s->nroutes; i++)
         cJSON_AddItemToArray(a, route_json(&s->routes[i]));
@@ -202,6 +201,7 @@ static void h_routes(const struct admin_req *req, struct admin_resp *resp, void 
 
 static void h_route_get(const struct admin_req *req, struct admin_resp *resp, void *ud)
 {
+    struct gw *g = ud;
     char id[RT_SEG_MAX];
     int list;
     if (req->rest_len == 0) {
@@ -212,7 +212,7 @@ static void h_route_get(const struct admin_req *req, struct admin_resp *resp, vo
     if (query_host(req, resp, host) < 0 || !parse_rest(req, resp, id, &list))
         return;
     struct gw_snapshot *s;
-    struct gw_route *r = find(req, resp, id, &s);
+    struct gw_route *r = find(g, req, resp, id, &s);
     if (r && list < 0) {
         admin_resp_json(resp, 200, route_json(r));
     } else if (r) {
@@ -229,7 +229,7 @@ static void h_route_get(const struct admin_req *req, struct admin_resp *resp, vo
 }
 
 /* POST (add) or DELETE (remove) on /routes/{route}/allow or /deny. */
-static void change(const struct admin_req *req, struct admin_resp *resp, bool add)
+static void change(struct gw *g, const struct admin_req *req, struct admin_resp *resp, bool add)
 {
     char id[RT_SEG_MAX], host[RT_HOST_MAX], cidr[128] = "";
     int list;
@@ -244,36 +244,35 @@ static void change(const struct admin_req *req, struct admin_resp *resp, bool ad
     if (!gw_admin_cidr_arg(req, resp, add, cidr, sizeof cidr))
         return;
     char *err = NULL;
-    int rc = gw_members_route_cidr(id, has_host > 0 ? host : NULL, list == 1, add, cidr, &err);
+    int rc = gw_members_route_cidr(g, id, has_host > 0 ? host : NULL, list == 1, add, cidr, &err);
     if (rc != 0) {
-        int status = rc <= -400 && rc >= -599 ? -rc : 400;
-        admin_resp_error(resp, status, "%s", err ? err : "refused");
+        admin_resp_error(resp, gw_admin_status(rc), "%s", err ? err : "refused");
         free(err);
         return;
     }
     struct gw_snapshot *s;
-    struct gw_route *r = find(req, resp, id, &s);
+    struct gw_route *r = find(g, req, resp, id, &s);
     if (r)
         admin_resp_json(resp, add ? 201 : 200, route_json(r));
     gw_snapshot_unref(s);
 }
 
-static void h_route_post(const struct admin_req *q, struct admin_resp *r, void *ud) { change(q, r, true); }
-static void h_route_delete(const struct admin_req *q, struct admin_resp *r, void *ud) { change(q, r, false); }
+static void h_route_post(const struct admin_req *q, struct admin_resp *r, void *ud) { change(ud, q, r, true); }
+static void h_route_delete(const struct admin_req *q, struct admin_resp *r, void *ud) { change(ud, q, r, false); }
 
-void gw_admin_route_routes(struct admin *adm)
+void gw_admin_route_routes(struct admin *adm, struct gw *g)
 {
-    admin_route(adm, "GET", "/routes", h_routes, NULL);
-    admin_route(adm, "GET", "/routes/*", h_route_get, NULL);
-    admin_route(adm, "POST", "/routes/*", h_route_post, NULL);
-    admin_route(adm, "DELETE", "/routes/*", h_route_delete, NULL);
+    admin_route(adm, "GET", "/routes", h_routes, g);
+    admin_route(adm, "GET", "/routes/*", h_route_get, g);
+    admin_route(adm, "POST", "/routes/*", h_route_post, g);
+    admin_route(adm, "DELETE", "/routes/*", h_route_delete, g);
 }
 
 /* ---- /metrics ---- */
 
-void gw_route_metrics_render(struct buf *b)
+void gw_route_metrics_render(struct gw *g, struct buf *b)
 {
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_snapshot *s = gw_snapshot_get(g);
     if (!s)
         return;
     static const char *const lists[2] = {"allow", "deny"};

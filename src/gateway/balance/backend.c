@@ -8,16 +8,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-static atomic_size_t next_slot;
+void gw_servers_init(struct gw_servers *p)
+{
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->retired_lock, NULL);
+}
 
-struct gw_server *gw_server_new(const char *service, const struct net_addr *addr, int weight)
+void gw_servers_free(struct gw_servers *p)
+{
+    pthread_mutex_lock(&p->retired_lock);
+    for (size_t i = 0; i < p->nretired; i++)
+        gw_breaker_free(p->retired[i]);
+    free(p->retired);
+    p->retired = NULL;
+    p->nretired = 0;
+    pthread_mutex_unlock(&p->retired_lock);
+    pthread_mutex_destroy(&p->retired_lock);
+}
+
+struct gw_server *gw_server_new(struct gw_servers *owner, const char *service, const struct net_addr *addr,
+                                int weight)
 {
     struct gw_server *s = xcalloc(1, sizeof *s);
+    s->owner = owner;
     s->service = xstrdup(service);
     s->addr = *addr;
     net_addr_str(addr, s->addr_str, sizeof s->addr_str);
     s->weight = weight > 0 ? weight : 1;
-    s->slot = atomic_fetch_add(&next_slot, 1);
+    s->slot = atomic_fetch_add(&owner->next_slot, 1);
     atomic_init(&s->refcnt, 1);
     atomic_init(&s->health, GW_UP);
     return s;
@@ -77,10 +95,6 @@ void gw_server_counts(const struct gw_server *s, struct gw_srv_counts *out)
 
 /* ---- circuit breaker ---- */
 
-static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct gw_breaker **retired; /* replaced breakers, freed at exit */
-static size_t nretired;
-
 static void on_transition(void *data, struct gw_breaker *b, enum gw_breaker_state from,
                           enum gw_breaker_state to, enum gw_breaker_reason why, uint64_t now_us)
 {
@@ -95,23 +109,14 @@ static void on_transition(void *data, struct gw_breaker *b, enum gw_breaker_stat
              gw_breaker_state_name(from), gw_breaker_state_name(to), gw_breaker_reason_name(why));
 }
 
-static bool same_breaker_cfg(const struct gw_breaker_cfg *a, const struct gw_breaker_cfg *b)
-{
-    return a->consecutive_failures == b->consecutive_failures && a->window_type == b->window_type &&
-           a->window_size == b->window_size && a->min_calls == b->min_calls &&
-           a->failure_rate_pct == b->failure_rate_pct && a->slow_rate_pct == b->slow_rate_pct &&
-           a->slow_call_us == b->slow_call_us && a->open_wait_us == b->open_wait_us &&
-           a->half_open_probes == b->half_open_probes && a->half_open_timeout_us == b->half_open_timeout_us;
-}
-
-static void retire(struct gw_breaker *b)
+static void retire(struct gw_servers *p, struct gw_breaker *b)
 {
     if (!b)
         return;
-    pthread_mutex_lock(&retired_lock);
-    retired = xrealloc(retired, (nretired + 1) * sizeof *retired);
-    retired[nretired++] = b;
-    pthread_mutex_unlock(&retired_lock);
+    pthread_mutex_lock(&p->retired_lock);
+    p->retired = xrealloc(p->retired, (p->nretired + 1) * sizeof *p->retired);
+    p->retired[p->nretired++] = b;
+    pthread_mutex_unlock(&p->retired_lock);
 }
 
 void gw_server_breaker_config(struct gw_server *s, const struct gw_breaker_cfg *cfg, uint64_t now_us)
@@ -120,27 +125,16 @@ void gw_server_breaker_config(struct gw_server *s, const struct gw_breaker_cfg *
     if (!cfg) {
         if (cur) {
             atomic_store_explicit(&s->breaker, NULL, memory_order_release);
-            retire(cur);
+            retire(s->owner, cur);
         }
         return;
     }
-    if (cur && same_breaker_cfg(&s->brk_cfg, cfg))
+    if (cur && gw_breaker_cfg_equal(&s->brk_cfg, cfg))
         return;
     struct gw_breaker *b = gw_breaker_new(cfg, now_us);
     gw_breaker_set_listener(b, on_transition, s);
     s->brk_cfg = *cfg;
     /* Release: a worker that loads the pointer sees the breaker built. */
     atomic_store_explicit(&s->breaker, b, memory_order_release);
-    retire(cur);
-}
-
-void gw_server_breakers_free_retired(void)
-{
-    pthread_mutex_lock(&retired_lock);
-    for (size_t i = 0; i < nretired; i++)
-        gw_breaker_free(retired[i]);
-    free(retired);
-    retired = NULL;
-    nretired = 0;
-    pthread_mutex_unlock(&retired_lock);
+    retire(s->owner, cur);
 }

@@ -9,8 +9,22 @@
 #include "core/common.h"
 #include "core/net.h"
 #include "gateway/resilience/breaker.h"
-#include "gateway/counters.h"
+#include "gateway/balance/counters.h"
+#include <pthread.h>
 #include <stdatomic.h>
+
+/* What the servers of one process share (struct gw embeds it): the slot
+ * numbering and the breakers that gw_server_breaker_config() replaced. */
+struct gw_servers {
+    atomic_size_t next_slot;       /* the next server's slot (any thread) */
+    pthread_mutex_t retired_lock;  /* guards retired, nretired */
+    struct gw_breaker **retired;   /* replaced breakers, freed by gw_servers_free() */
+    size_t nretired;
+};
+
+void gw_servers_init(struct gw_servers *p);
+/* Frees the retired breakers (at exit, no request left). */
+void gw_servers_free(struct gw_servers *p);
 
 enum gw_health_state { GW_UP = 0, GW_DOWN = 1 };
 
@@ -19,7 +33,8 @@ struct gw_server {
     char addr_str[64];        /* "127.0.0.1:9001": identity within a service */
     struct net_addr addr;
     int weight;               /* configured weight, >= 1 */
-    size_t slot;              /* small unique integer: index of per-thread pools */
+    size_t slot;              /* small integer unique in owner: index of per-thread pools */
+    struct gw_servers *owner; /* the process's servers (slots, retired breakers) */
     atomic_int refcnt;
 
     atomic_int health;        /* GW_UP or GW_DOWN (active + passive checks) */
@@ -32,7 +47,7 @@ struct gw_server {
     atomic_uint_fast64_t down_until_ms; /* passive ejection end (0: none) */
     /* Circuit breaker of this server (the service's server_breaker:), or
      * NULL. Set and replaced under ctl_lock by gw_server_breaker_config(); a
-     * replaced one stays allocated until the process exits, so requests
+     * replaced one stays allocated until gw_servers_free() (at exit), so requests
      * that were admitted by it can still record into it. */
     _Atomic(struct gw_breaker *) breaker;
     struct gw_breaker_cfg brk_cfg;        /* what breaker was built from (ctl_lock) */
@@ -61,7 +76,7 @@ struct gw_srv_counts {
     uint64_t conns_opened, conns_reused, failures;
 };
 
-struct gw_server *gw_server_new(const char *service, const struct net_addr *addr, int weight);
+struct gw_server *gw_server_new(struct gw_servers *owner, const char *service, const struct net_addr *addr, int weight);
 static inline void gw_server_ref(struct gw_server *s) { atomic_fetch_add_explicit(&s->refcnt, 1, memory_order_relaxed); }
 void gw_server_unref(struct gw_server *s);
 /* Gives s one counter entry per worker (nworkers of them); called once,
@@ -138,7 +153,5 @@ static inline bool gw_server_acquire(struct gw_server *s)
  * restarts slow start (up_since_ms). Called by the snapshot builder
  * (ctl_lock held). */
 void gw_server_breaker_config(struct gw_server *s, const struct gw_breaker_cfg *cfg, uint64_t now_us);
-/* Frees the breakers replaced by gw_server_breaker_config() (at exit). */
-void gw_server_breakers_free_retired(void);
 
 #endif

@@ -5,11 +5,10 @@
  * defaults first and lets the file override them. Errors stop at the first
  * problem and name FILE:LINE and the key path. */
 #include "gateway/config/config.h"
+#include "gateway/config/config_int.h"
 
 #include "core/config.h"
 #include "core/log.h"
-
-#include "core/cidr.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -57,9 +56,6 @@ static const char *const route_keys[] = {"name", "prefix", "host", "service", "s
                                          "allow", "deny", "priority", NULL};
 /* Same order as enum log_level in core/log.h. */
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
-static const char *const lb_names[] = {"round_robin", "weighted", "least_conn", "two_random", "consistent_hash",
-                                       NULL};
-#define LB_CONSISTENT_HASH 4
 
 /* ---- freeing ---------------------------------------------------------- */
 
@@ -161,170 +157,6 @@ static bool token_ok(const char *s)
         if (!isalnum(*p) && !strchr("!#$%&'*+-.^_`|~", *p))
             return false;
     return true;
-}
-
-/* ---- checks shared with the admin API ----------------------------------
- * The config loader and the admin API (members.c, admin_*.c) refuse the
- * same values with the same words: each check returns NULL when the value
- * is acceptable, else the message (caller frees); the loader puts the
- * file, line and key in front, the admin API the JSON member's name. */
-
-/* s bounded to 64 characters with control characters shown as '?', like
- * the YAML loader shows scalars. out holds at least 72 bytes. */
-static const char *shown(const char *s, char *out)
-{
-    size_t j = 0;
-    for (; s[j] && j < 64; j++)
-        out[j] = ((unsigned char)s[j] >= 0x20 && s[j] != 0x7f) ? s[j] : '?';
-    if (s[j]) {
-        memcpy(out + j, "...", 3);
-        j += 3;
-    }
-    out[j] = '\0';
-    return out;
-}
-
-static bool name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    return n >= 1 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
-}
-
-char *gw_check_service_name(const char *s)
-{
-    if (name_ok(s))
-        return NULL;
-    char v[72];
-    return xasprintf("'%s' is not a valid service name: use 1 to 64 of a-z, 0-9, '_' and '-'", shown(s, v));
-}
-
-char *gw_check_balance(const char *s, int *algo)
-{
-    for (int i = 0; lb_names[i]; i++)
-        if (strcasecmp(s, lb_names[i]) == 0) {
-            if (algo)
-                *algo = i;
-            return NULL;
-        }
-    char valid[256] = "", v[72];
-    for (int i = 0; lb_names[i]; i++)
-        snprintf(valid + strlen(valid), sizeof valid - strlen(valid), "%s%s", i ? ", " : "", lb_names[i]);
-    const char *sug = cfg_suggest(s, lb_names, ARRAY_SIZE(lb_names) - 1);
-    if (sug)
-        return xasprintf("unknown value '%s'; did you mean '%s'? (expected one of: %s)", shown(s, v), sug, valid);
-    return xasprintf("unknown value '%s' (expected one of: %s)", shown(s, v), valid);
-}
-
-char *gw_check_weight(const char *s, int *out)
-{
-    const char *d = (*s == '-' || *s == '+') ? s + 1 : s;
-    char v[72];
-    if (!*d || strspn(d, "0123456789") != strlen(d))
-        return xasprintf("expected an integer, not '%s'", shown(s, v));
-    errno = 0;
-    long long w = strtoll(s, NULL, 10);
-    if (errno == ERANGE || w < GW_WEIGHT_MIN || w > GW_WEIGHT_MAX)
-        return xasprintf("'%s' is out of range: must be between %d and %d", shown(s, v), GW_WEIGHT_MIN,
-                         GW_WEIGHT_MAX);
-    if (out)
-        *out = (int)w;
-    return NULL;
-}
-
-char *gw_check_server_address(const char *s, struct net_addr *a)
-{
-    char v[72];
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s || s[0] == ':')
-        return xasprintf("bad address '%s': expected host:port", shown(s, v));
-    char *e = NULL;
-    if (net_parse_addr(s, a, &e) != 0)
-        return e;
-    if (net_addr_port(a) == 0)
-        return xasprintf("bad address '%s': port 0 cannot be connected to", shown(s, v));
-    return NULL;
-}
-
-/* Characters allowed in a URL path we put in a config: visible ASCII
- * without the query/fragment delimiters. */
-static bool path_ok(const char *s)
-{
-    if (s[0] != '/')
-        return false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p <= 0x20 || *p >= 0x7f || *p == '?' || *p == '#')
-            return false;
-    return true;
-}
-
-char *gw_check_path(const char *s)
-{
-    return path_ok(s) ? NULL : xstrdup("must start with '/' and hold no spaces, control characters, '?' or '#'");
-}
-
-/* Lowercases host in place and checks it: a name, "*.suffix", or a
- * bracketed IPv6 literal; no port (the request's port is ignored when
- * matching, so one here could never matter). */
-char *gw_check_host(char *host)
-{
-    for (char *p = host; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
-    const char *h = host;
-    if (h[0] == '[') {
-        size_t n = strlen(h);
-        if (n < 3 || h[n - 1] != ']' || strspn(h + 1, "0123456789abcdef:.") != n - 2)
-            return xstrdup("expected an IPv6 literal like [::1]");
-        return NULL;
-    }
-    if (strncmp(h, "*.", 2) == 0)
-        h += 2;
-    if (!*h)
-        return xstrdup("expected a host name like api.example.com or *.example.com");
-    if (strchr(h, ':'))
-        return xstrdup("must not include a port (ports are ignored when matching)");
-    if (strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != strlen(h))
-        return xstrdup("expected a host name like api.example.com or *.example.com");
-    return NULL;
-}
-
-char *gw_check_cidr(const char *s)
-{
-    struct cidr_set probe;
-    cidr_set_init(&probe);
-    char *why = NULL;
-    int rc = cidr_set_add(&probe, s, &why);
-    cidr_set_free(&probe);
-    if (rc < 0 && !why)
-        why = xstrdup("bad CIDR");
-    return rc < 0 ? why : NULL;
-}
-
-char *gw_check_key(const char *key, const char *const *allowed)
-{
-    size_t n = 0;
-    char valid[512] = "";
-    for (; allowed[n]; n++) {
-        if (strcmp(key, allowed[n]) == 0)
-            return NULL;
-        snprintf(valid + strlen(valid), sizeof valid - strlen(valid), "%s%s", n ? ", " : "", allowed[n]);
-    }
-    const char *sug = cfg_suggest(key, allowed, n);
-    if (sug)
-        return xasprintf("unknown key; did you mean '%s'? (valid keys: %s)", sug, valid);
-    return xasprintf("unknown key (valid keys: %s)", valid);
-}
-
-char *gw_check_ttl(const char *s, uint64_t *ms)
-{
-    char v[72];
-    uint64_t t;
-    if (cfg_parse_duration(s, &t) < 0)
-        return xasprintf("expected a duration like 500ms, 2s or 1m, not '%s'", shown(s, v));
-    if (t < GW_TTL_MIN_MS || t > GW_TTL_MAX_MS)
-        return xasprintf("'%s' is out of range: must be between 1s and 1h", shown(s, v));
-    if (ms)
-        *ms = t;
-    return NULL;
 }
 
 /* Puts the location of node n in front of msg (freed) into *err. */
@@ -575,14 +407,14 @@ static int load_hash_key(struct gw_cfg_service *s, const struct cfg_node *n, cha
         return -1;
     const char *k = s->hash_key;
     if (strcmp(k, "client_ip") == 0) {
-        s->hash_by = GW_CFG_HASH_CLIENT_IP;
+        s->hash_by = GW_HASH_CLIENT_IP;
     } else if (strcmp(k, "path") == 0) {
-        s->hash_by = GW_CFG_HASH_PATH;
+        s->hash_by = GW_HASH_PATH;
     } else if (strncmp(k, "header:", 7) == 0 && token_ok(k + 7)) {
-        s->hash_by = GW_CFG_HASH_HEADER;
+        s->hash_by = GW_HASH_HEADER;
         s->hash_name = xstrdup(k + 7);
     } else if (strncmp(k, "cookie:", 7) == 0 && token_ok(k + 7)) {
-        s->hash_by = GW_CFG_HASH_COOKIE;
+        s->hash_by = GW_HASH_COOKIE;
         s->hash_name = xstrdup(k + 7);
     } else {
         *err = cfg_errorf(n, "expected client_ip, path, header:NAME or cookie:NAME, not '%.64s'", k);
@@ -637,8 +469,8 @@ static int consistent_only(const struct cfg_node *svc, int algo, char **err)
     static const char *const keys[] = {"hash_key", "vnodes", "bound_load"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
         const struct cfg_node *k = cfg_get(svc, keys[i]);
-        if (k && algo != LB_CONSISTENT_HASH) {
-            *err = cfg_errorf(k, "only applies to balance: consistent_hash (this service uses %s)", lb_names[algo]);
+        if (k && algo != GW__CFG_LB_CONSISTENT_HASH) {
+            *err = cfg_errorf(k, "only applies to balance: consistent_hash (this service uses %s)", gw__cfg_lb_names[algo]);
             return -1;
         }
     }
@@ -653,7 +485,7 @@ static int load_service(struct gw_config *c, const struct cfg_node *n, char **er
     memset(s, 0, sizeof *s);
     s->line = n->line;
     s->vnodes = 100;
-    s->hash_by = GW_CFG_HASH_CLIENT_IP;
+    s->hash_by = GW_HASH_CLIENT_IP;
 
     const struct cfg_node *name = cfg_require(n, "name", err);
     if (!name || cfg_string(name, &s->name, err) < 0)
@@ -672,13 +504,13 @@ static int load_service(struct gw_config *c, const struct cfg_node *n, char **er
     int algo = 0;
     const struct cfg_node *bn = cfg_get(n, "balance");
     if (bn && (bn->type != CFG_SCALAR || cfg_is_null(bn)))
-        return cfg_enum(bn, lb_names, &algo, err); /* its message for a missing or non-scalar value */
+        return cfg_enum(bn, gw__cfg_lb_names, &algo, err); /* its message for a missing or non-scalar value */
     if (bn && (why = gw_check_balance(bn->str, &algo)) != NULL)
         return fail_at(bn, why, err);
     if (consistent_only(n, algo, err) < 0)
         return -1;
-    s->balance = xstrdup(lb_names[algo]);
-    if (algo == LB_CONSISTENT_HASH) {
+    s->balance = xstrdup(gw__cfg_lb_names[algo]);
+    if (algo == GW__CFG_LB_CONSISTENT_HASH) {
         const struct cfg_node *hk = cfg_get(n, "hash_key");
         if (hk) {
             if (load_hash_key(s, hk, err) < 0)
@@ -731,6 +563,52 @@ static int load_services(struct gw_config *c, const struct cfg_node *root, char 
 
 /* ---- routes ----------------------------------------------------------- */
 
+/* The route's service: it must name one of the services (loaded before
+ * the routes). */
+static int load_route_service(struct gw_config *c, struct gw_cfg_route *r, const struct cfg_node *n, char **err)
+{
+    const struct cfg_node *sn = cfg_require(n, "service", err);
+    if (!sn || cfg_string(sn, &r->service, err) < 0)
+        return -1;
+    const struct gw_cfg_service *svc = gw_config_find_service(c, r->service);
+    if (svc) {
+        r->service_idx = (size_t)(svc - c->services);
+        return 0;
+    }
+    const char **names = xcalloc(c->nservices + 1, sizeof *names);
+    char list[512];
+    size_t len = 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < c->nservices; i++) {
+        names[i] = c->services[i].name;
+        if (len < sizeof list)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
+    }
+    const char *s = cfg_suggest(r->service, names, c->nservices);
+    if (s)
+        *err = cfg_errorf(sn, "unknown service '%.64s'; did you mean '%s'? (services: %s)", r->service, s, list);
+    else
+        *err = cfg_errorf(sn, "unknown service '%.64s' (services: %s)", r->service, list);
+    free(names);
+    return -1;
+}
+
+/* Refuses r (the last route loaded) when an earlier one has the same
+ * host and prefix; the error points at r's prefix node pn. */
+static int unique_route(const struct gw_config *c, const struct gw_cfg_route *r, const struct cfg_node *pn,
+                        char **err)
+{
+    for (size_t i = 0; i + 1 < c->nroutes; i++) {
+        const struct gw_cfg_route *o = &c->routes[i];
+        bool same_host = (!o->host && !r->host) || (o->host && r->host && strcmp(o->host, r->host) == 0);
+        if (same_host && strcmp(o->prefix, r->prefix) == 0) {
+            *err = cfg_errorf(pn, "duplicate route: same host and prefix as the route at line %d", o->line);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int load_route(struct gw_config *c, const struct cfg_node *n, char **err)
 {
     if (cfg_expect(n, CFG_MAP, err) < 0 || cfg_check_keys(n, route_keys, err) < 0)
@@ -770,29 +648,8 @@ static int load_route(struct gw_config *c, const struct cfg_node *n, char **err)
     if (why)
         return fail_at(hn, why, err);
 
-    const struct cfg_node *sn = cfg_require(n, "service", err);
-    if (!sn || cfg_string(sn, &r->service, err) < 0)
+    if (load_route_service(c, r, n, err) < 0)
         return -1;
-    const struct gw_cfg_service *svc = gw_config_find_service(c, r->service);
-    if (!svc) {
-        const char **names = xcalloc(c->nservices + 1, sizeof *names);
-        char list[512];
-        size_t len = 0;
-        list[0] = '\0';
-        for (size_t i = 0; i < c->nservices; i++) {
-            names[i] = c->services[i].name;
-            if (len < sizeof list)
-                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
-        }
-        const char *s = cfg_suggest(r->service, names, c->nservices);
-        if (s)
-            *err = cfg_errorf(sn, "unknown service '%.64s'; did you mean '%s'? (services: %s)", r->service, s, list);
-        else
-            *err = cfg_errorf(sn, "unknown service '%.64s' (services: %s)", r->service, list);
-        free(names);
-        return -1;
-    }
-    r->service_idx = (size_t)(svc - c->services);
 
     if (cfg_bool(cfg_get(n, "strip_prefix"), &r->strip_prefix, err) < 0)
         return -1;
@@ -805,16 +662,7 @@ static int load_route(struct gw_config *c, const struct cfg_node *n, char **err)
         if (cfg_enum(prn, prio_names, &r->priority, err) < 0)
             return -1;
     }
-
-    for (size_t i = 0; i + 1 < c->nroutes; i++) {
-        const struct gw_cfg_route *o = &c->routes[i];
-        bool same_host = (!o->host && !r->host) || (o->host && r->host && strcmp(o->host, r->host) == 0);
-        if (same_host && strcmp(o->prefix, r->prefix) == 0) {
-            *err = cfg_errorf(pn, "duplicate route: same host and prefix as the route at line %d", o->line);
-            return -1;
-        }
-    }
-    return 0;
+    return unique_route(c, r, pn, err);
 }
 
 static int load_routes(struct gw_config *c, const struct cfg_node *root, char **err)

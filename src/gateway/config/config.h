@@ -19,11 +19,11 @@
 #include "gateway/limit/key.h"
 
 /* What a consistent_hash service hashes on. */
-enum gw_cfg_hash_by {
-    GW_CFG_HASH_CLIENT_IP = 0, /* the client's address */
-    GW_CFG_HASH_PATH,          /* the request path, without the query */
-    GW_CFG_HASH_HEADER,        /* a request header's value (hash_name) */
-    GW_CFG_HASH_COOKIE,        /* a cookie's value (hash_name) */
+enum gw_hash_key {
+    GW_HASH_CLIENT_IP = 0, /* the client's address */
+    GW_HASH_PATH,          /* the request path, without the query */
+    GW_HASH_HEADER,        /* a request header's value (hash_name) */
+    GW_HASH_COOKIE,        /* a cookie's value (hash_name) */
 };
 
 struct gw_cfg_server {
@@ -73,8 +73,8 @@ struct gw_cfg_service {
     char *name;               /* unique, [a-z0-9_-]{1,64} */
     char *balance;            /* round_robin (default), weighted, least_conn, two_random, consistent_hash */
     char *hash_key;           /* consistent_hash only: as written, default "client_ip" */
-    enum gw_cfg_hash_by hash_by; /* hash_key parsed */
-    char *hash_name;          /* header or cookie name for GW_CFG_HASH_HEADER/COOKIE, else NULL */
+    enum gw_hash_key hash_by; /* hash_key parsed */
+    char *hash_name;          /* header or cookie name for GW_HASH_HEADER/COOKIE, else NULL */
     int vnodes;               /* consistent_hash points per server, default 100 */
     double bound_load;        /* consistent_hash load bound: 0 = off, else 1..100 (e.g. 1.25) */
     uint64_t slow_start_ms;   /* ramp a recovered server's share over this long, 0 = off */

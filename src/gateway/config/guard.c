@@ -77,13 +77,9 @@ static int load_cidrs(const struct cfg_node *n, char ***out, size_t *nout, char 
     return 0;
 }
 
-static int load_rule(struct gw_config *c, const struct cfg_node *n, char **err)
+/* The rule's name: [a-z0-9_-]{1,64}, unique among the rules. */
+static int load_rule_name(struct gw_config *c, struct gw_cfg_ratelimit *r, const struct cfg_node *n, char **err)
 {
-    if (cfg_expect(n, CFG_MAP, err) < 0 || cfg_check_keys(n, rl_keys, err) < 0)
-        return -1;
-    struct gw_cfg_ratelimit *r = &c->rate_limits[c->nrate_limits++];
-    memset(r, 0, sizeof *r);
-    r->line = n->line;
     const struct cfg_node *nn = cfg_require(n, "name", err);
     if (!nn || cfg_string(nn, &r->name, err) < 0)
         return -1;
@@ -98,6 +94,12 @@ static int load_rule(struct gw_config *c, const struct cfg_node *n, char **err)
                               c->rate_limits[i].line);
             return -1;
         }
+    return 0;
+}
+
+/* The rule's numbers and choices into r->rule, checked by the limiter. */
+static int load_rule_limits(struct gw_config *c, struct gw_cfg_ratelimit *r, const struct cfg_node *n, char **err)
+{
     struct rl_rule *rule = &r->rule;
     int algo = RL_TOKEN_BUCKET, full = RL_FULL_EVICT, store = 0;
     int64_t limit = 0;
@@ -135,6 +137,12 @@ static int load_rule(struct gw_config *c, const struct cfg_node *n, char **err)
         free(why);
         return -1;
     }
+    return 0;
+}
+
+/* The rule's key: its text as written (default client_ip) and parsed. */
+static int load_rule_key(struct gw_cfg_ratelimit *r, const struct cfg_node *n, char **err)
+{
     const struct cfg_node *kn = cfg_get(n, "key");
     r->key_text = xstrdup("client_ip");
     if (kn) {
@@ -154,6 +162,7 @@ static int load_rule(struct gw_config *c, const struct cfg_node *n, char **err)
             p += 9;
         }
     }
+    char *why = NULL;
     int prc = rl_key_spec_parse(&r->key, spec, &why);
     free(spec);
     if (prc < 0) {
@@ -161,6 +170,18 @@ static int load_rule(struct gw_config *c, const struct cfg_node *n, char **err)
         free(why);
         return -1;
     }
+    return 0;
+}
+
+static int load_rule(struct gw_config *c, const struct cfg_node *n, char **err)
+{
+    if (cfg_expect(n, CFG_MAP, err) < 0 || cfg_check_keys(n, rl_keys, err) < 0)
+        return -1;
+    struct gw_cfg_ratelimit *r = &c->rate_limits[c->nrate_limits++];
+    memset(r, 0, sizeof *r);
+    r->line = n->line;
+    if (load_rule_name(c, r, n, err) < 0 || load_rule_limits(c, r, n, err) < 0 || load_rule_key(r, n, err) < 0)
+        return -1;
     return 0;
 }
 

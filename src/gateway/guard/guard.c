@@ -11,7 +11,8 @@
  * disappear when their count drops to zero, so memory follows the number
  * of distinct clients connected. Rate-limit state lives in the shared
  * rl_store (ratelimit.c, limit/store.c), which outlives reloads. */
-#include "gateway/proxy/conn.h"
+#include "gateway/gw.h"
+#include "core/log.h"
 #include "gateway/limit/store.h"
 
 #include <stdlib.h>
@@ -40,7 +41,7 @@ struct gw_guard {
 
 int gw_guard_init(struct gw *g, char **err)
 {
-    const struct gw_config *cfg = g->snap->cfg;
+    const struct gw_config *cfg = atomic_load(&g->snap)->cfg;
     struct rl_store_opts o = {.max_keys = cfg->guard.rl_max_keys};
     g->rl = rl_store_new(&o);
     struct gw_guard *gd = xcalloc(1, sizeof *gd);
@@ -65,10 +66,10 @@ void gw_guard_free(struct gw *g)
     g->rl = NULL;
 }
 
-void gw_guard_sweep(void)
+void gw_guard_sweep(struct gw *g)
 {
-    if (gw_g->rl)
-        rl_store_sweep(gw_g->rl, ev_clock_ns() / 1000);
+    if (g->rl)
+        rl_store_sweep(g->rl, ev_clock_ns() / 1000);
 }
 
 /* ---- per-address connection counts ---- */
@@ -145,17 +146,18 @@ static bool count_conn(struct gw_guard *gd, const uint8_t a[16], int delta, int 
 bool gw_guard_accept(struct gw_worker *w, const struct net_addr *peer, bool *counted)
 {
     const struct gw_snapshot *s = w->snap;
+    struct gw *gw = w->gw;
     const struct gw_cfg_guard *g = &s->cfg->guard;
     *counted = false;
     uint8_t a[16];
     if (!cidr_sa16((const struct sockaddr *)&peer->ss, a))
         return true;
     if ((s->allow.n && !cidr_set_match16(&s->allow, a)) || (s->deny.n && cidr_set_match16(&s->deny, a))) {
-        atomic_fetch_add_explicit(&gw_g->refused_ip[GW_REFUSE_DENY], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&gw->refused_ip[GW_REFUSE_DENY], 1, memory_order_relaxed);
         return false;
     }
     if (g->max_conn_rate) {
-        struct gw_guard *gd = gw_g->guard;
+        struct gw_guard *gd = gw->guard;
         if (gd->conn_rate_per_s != g->max_conn_rate) {
             /* Built lazily from the current config; a benign race between
              * workers writes the same values. */
@@ -169,15 +171,15 @@ bool gw_guard_accept(struct gw_worker *w, const struct net_addr *peer, bool *cou
             free(err);
         }
         struct rl_decision d;
-        rl_store_check(gw_g->rl, &gd->conn_rate, a, 16, ev_now_ns(w->loop) / 1000, 1, &d);
+        rl_store_check(gw->rl, &gd->conn_rate, a, 16, ev_now_ns(w->loop) / 1000, 1, &d);
         if (!d.allowed) {
-            atomic_fetch_add_explicit(&gw_g->refused_ip[GW_REFUSE_RATE], 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&gw->refused_ip[GW_REFUSE_RATE], 1, memory_order_relaxed);
             return false;
         }
     }
     if (g->max_conns_per_ip) {
-        if (!count_conn(gw_g->guard, a, +1, g->max_conns_per_ip)) {
-            atomic_fetch_add_explicit(&gw_g->refused_ip[GW_REFUSE_CONNS], 1, memory_order_relaxed);
+        if (!count_conn(gw->guard, a, +1, g->max_conns_per_ip)) {
+            atomic_fetch_add_explicit(&gw->refused_ip[GW_REFUSE_CONNS], 1, memory_order_relaxed);
             return false;
         }
         *counted = true;
@@ -185,11 +187,11 @@ bool gw_guard_accept(struct gw_worker *w, const struct net_addr *peer, bool *cou
     return true;
 }
 
-void gw_guard_release(const struct net_addr *peer)
+void gw_guard_conn_closed(struct gw *g, const struct net_addr *peer)
 {
     uint8_t a[16];
     if (cidr_sa16((const struct sockaddr *)&peer->ss, a))
-        count_conn(gw_g->guard, a, -1, 0);
+        count_conn(g->guard, a, -1, 0);
 }
 
 /* ---- snapshot: CIDR sets and route rules ---- */
@@ -217,7 +219,7 @@ static uint32_t rule_id(const struct gw_cfg_ratelimit *r)
     return (uint32_t)(h % RULE_ID_CONN_RATE);
 }
 
-int gw_guard_snapshot(struct gw_snapshot *s, char **err)
+int gw__guard_snapshot(struct gw_snapshot *s, char **err)
 {
     struct gw_config *cfg = s->cfg;
     for (size_t i = 0; i < cfg->nrate_limits; i++)
@@ -249,7 +251,7 @@ int gw_guard_snapshot(struct gw_snapshot *s, char **err)
     return 0;
 }
 
-void gw_guard_snapshot_free(struct gw_snapshot *s)
+void gw__guard_snapshot_free(struct gw_snapshot *s)
 {
     cidr_set_free(&s->allow);
     cidr_set_free(&s->deny);

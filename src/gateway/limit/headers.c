@@ -11,12 +11,12 @@
 
 #include "core/buf.h"
 
-static uint64_t rl__secs_ceil(uint64_t us) { return us / 1000000 + (us % 1000000 != 0); }
+static uint64_t secs_ceil(uint64_t us) { return us / 1000000 + (us % 1000000 != 0); }
 
 /* sf-string: DQUOTE, printable ASCII with '"' and '\' escaped, DQUOTE.
  * rl_rule_prepare() admits only printable names; anything else is left
  * out here rather than emitting an invalid field. */
-static void rl__put_sf_string(struct buf *b, const char *s)
+static void put_sf_string(struct buf *b, const char *s)
 {
     buf_append(b, "\"", 1);
     for (; *s; s++) {
@@ -30,7 +30,7 @@ static void rl__put_sf_string(struct buf *b, const char *s)
     buf_append(b, "\"", 1);
 }
 
-static const char *rl__name(const struct rl_rule *r) { return r->name ? r->name : "default"; }
+static const char *rule_name(const struct rl_rule *r) { return r->name ? r->name : "default"; }
 
 void rl_format_policy(struct buf *b, const struct rl_rule *const *rules, size_t n)
 {
@@ -38,11 +38,11 @@ void rl_format_policy(struct buf *b, const struct rl_rule *const *rules, size_t 
     for (size_t i = 0; i < n; i++) {
         if (i)
             buf_append(b, ", ", 2);
-        rl__put_sf_string(b, rl__name(rules[i]));
+        put_sf_string(b, rule_name(rules[i]));
         buf_append(b, ";q=", 3);
         buf_append_u64(b, rules[i]->limit);
         buf_append(b, ";w=", 3);
-        buf_append_u64(b, FG_MAX(rl__secs_ceil(rules[i]->window_us), 1));
+        buf_append_u64(b, FG_MAX(secs_ceil(rules[i]->window_us), 1));
     }
     buf_append(b, "\r\n", 2);
 }
@@ -50,18 +50,18 @@ void rl_format_policy(struct buf *b, const struct rl_rule *const *rules, size_t 
 void rl_format_ratelimit(struct buf *b, const struct rl_rule *r, const struct rl_decision *d)
 {
     buf_append_str(b, "RateLimit: ");
-    rl__put_sf_string(b, rl__name(r));
+    put_sf_string(b, rule_name(r));
     buf_append(b, ";r=", 3);
     buf_append_u64(b, d->remaining);
     buf_append(b, ";t=", 3);
-    buf_append_u64(b, rl__secs_ceil(d->reset_us));
+    buf_append_u64(b, secs_ceil(d->reset_us));
     buf_append(b, "\r\n", 2);
 }
 
 void rl_format_retry_after(struct buf *b, const struct rl_decision *d)
 {
     buf_append_str(b, "Retry-After: ");
-    buf_append_u64(b, FG_MAX(rl__secs_ceil(d->retry_after_us), 1));
+    buf_append_u64(b, FG_MAX(secs_ceil(d->retry_after_us), 1));
     buf_append(b, "\r\n", 2);
 }
 

@@ -12,11 +12,11 @@
 
 /* ---- values --------------------------------------------------------- */
 
-static const char rl__v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (char)0xff, (char)0xff };
+static const char v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (char)0xff, (char)0xff };
 
 /* The client address as 4 or 16 bytes; IPv4-mapped IPv6 folds to IPv4.
  * Returns 4, 16 or 0 when there is no usable address. */
-static int rl__addr(const struct rl_key_input *in, unsigned char a[16])
+static int addr(const struct rl_key_input *in, unsigned char a[16])
 {
     if (in->peer) {
         if (in->peer->sa_family == AF_INET) {
@@ -47,14 +47,14 @@ static int rl__addr(const struct rl_key_input *in, unsigned char a[16])
         if (inet_pton(AF_INET6, tmp, a) != 1)
             return 0;
     }
-    if (memcmp(a, rl__v4mapped, sizeof rl__v4mapped) == 0) {
+    if (memcmp(a, v4mapped, sizeof v4mapped) == 0) {
         memmove(a, a + 12, 4);
         return 4;
     }
     return 16;
 }
 
-static const struct http_header *rl__header(const struct rl_key_input *in, const char *name,
+static const struct http_header *find_header(const struct rl_key_input *in, const char *name,
                                             size_t len)
 {
     for (size_t i = 0; i < in->nheaders; i++) {
@@ -65,12 +65,12 @@ static const struct http_header *rl__header(const struct rl_key_input *in, const
     return NULL;
 }
 
-static inline bool rl__ows(char c) { return c == ' ' || c == '\t'; }
+static inline bool ows(char c) { return c == ' ' || c == '\t'; }
 
 /* Finds cookie `name` in the Cookie headers ("a=1; b=2", RFC 6265 5.4);
  * the first match wins. The value loses surrounding whitespace and one
  * pair of DQUOTEs. */
-static bool rl__cookie(const struct rl_key_input *in, const char *name, size_t len,
+static bool find_cookie(const struct rl_key_input *in, const char *name, size_t len,
                        const char **val, size_t *vlen)
 {
     for (size_t i = 0; i < in->nheaders; i++) {
@@ -84,15 +84,15 @@ static bool rl__cookie(const struct rl_key_input *in, const char *name, size_t l
             const char *eq = memchr(p, '=', (size_t)(pe - p));
             if (eq) {
                 const char *ns = p, *ne = eq;
-                while (ns < ne && rl__ows(*ns))
+                while (ns < ne && ows(*ns))
                     ns++;
-                while (ne > ns && rl__ows(ne[-1]))
+                while (ne > ns && ows(ne[-1]))
                     ne--;
                 if ((size_t)(ne - ns) == len && memcmp(ns, name, len) == 0) {
                     const char *vs = eq + 1, *ve = pe;
-                    while (vs < ve && rl__ows(*vs))
+                    while (vs < ve && ows(*vs))
                         vs++;
-                    while (ve > vs && rl__ows(ve[-1]))
+                    while (ve > vs && ows(ve[-1]))
                         ve--;
                     if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"')
                         vs++, ve--;
@@ -110,7 +110,7 @@ static bool rl__cookie(const struct rl_key_input *in, const char *name, size_t l
 /* ---- encoding ------------------------------------------------------- */
 
 /* <tag><len>:<bytes>, or <TAG>#<digest> for long values. */
-static size_t rl__put_text(char *o, char tag, const char *v, size_t n)
+static size_t put_text(char *o, char tag, const char *v, size_t n)
 {
     size_t k = 0;
     if (n > RL_KEY_VALUE_MAX) {
@@ -128,7 +128,7 @@ static size_t rl__put_text(char *o, char tag, const char *v, size_t n)
     return k + n;
 }
 
-static size_t rl__put_ip(char *o, const unsigned char a[16], int alen, unsigned prefix)
+static size_t put_ip(char *o, const unsigned char a[16], int alen, unsigned prefix)
 {
     size_t k = 0;
     o[k++] = 'i';
@@ -141,14 +141,14 @@ static size_t rl__put_ip(char *o, const unsigned char a[16], int alen, unsigned 
     return k + nb;
 }
 
-static const char rl__tags[] = { [RL_KEY_IP] = 'i', [RL_KEY_HEADER] = 'h', [RL_KEY_COOKIE] = 'c',
+static const char tags[] = { [RL_KEY_IP] = 'i', [RL_KEY_HEADER] = 'h', [RL_KEY_COOKIE] = 'c',
                                  [RL_KEY_ROUTE] = 'r', [RL_KEY_LITERAL] = 'l' };
 
 /* The tag of a part kind; bounded so the compiler sees no way past the
  * table (kinds come from rl_key_spec_add, which validates them). */
-static char rl__tag(enum rl_key_kind kind)
+static char kind_tag(enum rl_key_kind kind)
 {
-    return (unsigned)kind < sizeof rl__tags ? rl__tags[kind] : '?';
+    return (unsigned)kind < sizeof tags ? tags[kind] : '?';
 }
 
 int rl_key_build(const struct rl_key_spec *spec, const struct rl_key_input *in, char *out)
@@ -163,17 +163,17 @@ int rl_key_build(const struct rl_key_spec *spec, const struct rl_key_input *in, 
         switch (p->kind) {
         case RL_KEY_IP: {
             unsigned char a[16];
-            int alen = rl__addr(in, a);
+            int alen = addr(in, a);
             if (alen) {
                 unsigned prefix = alen == 4 ? p->v4_prefix : p->v6_prefix;
-                k += rl__put_ip(out + k, a, alen, FG_MIN(prefix, (unsigned)alen * 8));
+                k += put_ip(out + k, a, alen, FG_MIN(prefix, (unsigned)alen * 8));
                 continue;
             }
             present = false;
             break;
         }
         case RL_KEY_HEADER: {
-            const struct http_header *h = rl__header(in, p->name, p->name_len);
+            const struct http_header *h = find_header(in, p->name, p->name_len);
             if (h) {
                 v = h->value;
                 n = h->value_len;
@@ -182,7 +182,7 @@ int rl_key_build(const struct rl_key_spec *spec, const struct rl_key_input *in, 
             break;
         }
         case RL_KEY_COOKIE:
-            present = rl__cookie(in, p->name, p->name_len, &v, &n);
+            present = find_cookie(in, p->name, p->name_len, &v, &n);
             break;
         case RL_KEY_ROUTE:
             v = in->route;
@@ -197,11 +197,11 @@ int rl_key_build(const struct rl_key_spec *spec, const struct rl_key_input *in, 
         if (!present) {
             if (!p->optional)
                 return RL_KEY_ABSENT;
-            out[k++] = rl__tag(p->kind);
+            out[k++] = kind_tag(p->kind);
             out[k++] = '-';
             continue;
         }
-        k += rl__put_text(out + k, rl__tag(p->kind), v, n);
+        k += put_text(out + k, kind_tag(p->kind), v, n);
     }
     ASSERT(k <= RL_KEY_MAX);
     if (k == 0) /* an empty spec: one key for every request */
@@ -230,14 +230,14 @@ int rl_key_spec_add(struct rl_key_spec *spec, enum rl_key_kind kind, const char 
     return 0;
 }
 
-static bool rl__tchar(char c)
+static bool tchar(char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 /* Parses a decimal prefix length at *p up to max; advances *p. */
-static int rl__prefix(const char **p, const char *end, unsigned max)
+static int parse_prefix(const char **p, const char *end, unsigned max)
 {
     unsigned v = 0;
     const char *s = *p;
@@ -253,24 +253,24 @@ static int rl__prefix(const char **p, const char *end, unsigned max)
     return (int)v;
 }
 
-static int rl__part_err(char **err, const char *s, size_t n, const char *msg)
+static int part_err(char **err, const char *s, size_t n, const char *msg)
 {
     *err = xasprintf("rate-limit key part '%.*s': %s", (int)n, s, msg);
     return -1;
 }
 
-static int rl__parse_part(struct rl_key_spec *spec, const char *s, size_t n, char **err)
+static int parse_part(struct rl_key_spec *spec, const char *s, size_t n, char **err)
 {
-    while (n && rl__ows(*s))
+    while (n && ows(*s))
         s++, n--;
-    while (n && rl__ows(s[n - 1]))
+    while (n && ows(s[n - 1]))
         n--;
     const char *part = s;
     size_t plen = n;
     if (n == 0)
-        return rl__part_err(err, part, plen, "empty part");
+        return part_err(err, part, plen, "empty part");
     if (spec->nparts >= RL_KEY_MAX_PARTS)
-        return rl__part_err(err, part, plen, "more than 8 parts");
+        return part_err(err, part, plen, "more than 8 parts");
     bool optional = false;
     if (s[n - 1] == '?') {
         optional = true;
@@ -286,11 +286,11 @@ static int rl__parse_part(struct rl_key_spec *spec, const char *s, size_t n, cha
         const char *q = s + 2, *end = s + n;
         if (q < end) {
             q++;
-            if ((v4 = rl__prefix(&q, end, 32)) < 0)
-                return rl__part_err(err, part, plen, "IPv4 prefix must be 0..32");
+            if ((v4 = parse_prefix(&q, end, 32)) < 0)
+                return part_err(err, part, plen, "IPv4 prefix must be 0..32");
             if (q < end) {
-                if (*q++ != '/' || (v6 = rl__prefix(&q, end, 128)) < 0 || q != end)
-                    return rl__part_err(err, part, plen, "IPv6 prefix must be 0..128");
+                if (*q++ != '/' || (v6 = parse_prefix(&q, end, 128)) < 0 || q != end)
+                    return part_err(err, part, plen, "IPv6 prefix must be 0..128");
             }
         }
         rl_key_spec_add(spec, RL_KEY_IP, NULL, (uint8_t)v4, (uint8_t)v6, optional);
@@ -308,18 +308,18 @@ static int rl__parse_part(struct rl_key_spec *spec, const char *s, size_t n, cha
     else if (kw == 7 && strncmp(s, "literal", 7) == 0)
         kind = RL_KEY_LITERAL;
     else
-        return rl__part_err(err, part, plen,
+        return part_err(err, part, plen,
                             "expected ip[/N[/M]], header:NAME, cookie:NAME, route or literal:TEXT");
     if (!colon || alen == 0)
-        return rl__part_err(err, part, plen, "missing name after ':'");
+        return part_err(err, part, plen, "missing name after ':'");
     if (alen >= RL_KEY_NAME_MAX)
-        return rl__part_err(err, part, plen, "name longer than 63 bytes");
+        return part_err(err, part, plen, "name longer than 63 bytes");
     if (kind == RL_KEY_LITERAL && optional)
-        return rl__part_err(err, part, plen, "a literal is never missing");
+        return part_err(err, part, plen, "a literal is never missing");
     for (size_t i = 0; i < alen; i++) {
         char c = arg[i];
-        if (kind == RL_KEY_LITERAL ? (c < 0x20 || c > 0x7e) : !rl__tchar(c))
-            return rl__part_err(err, part, plen,
+        if (kind == RL_KEY_LITERAL ? (c < 0x20 || c > 0x7e) : !tchar(c))
+            return part_err(err, part, plen,
                                 kind == RL_KEY_LITERAL ? "literal must be printable ASCII"
                                                        : "name must be an HTTP token");
     }
@@ -338,7 +338,7 @@ int rl_key_spec_parse(struct rl_key_spec *spec, const char *text, char **err)
     for (;;) {
         const char *plus = strchr(p, '+');
         size_t n = plus ? (size_t)(plus - p) : strlen(p);
-        if (rl__parse_part(spec, p, n, err) < 0)
+        if (parse_part(spec, p, n, err) < 0)
             return -1;
         if (!plus)
             return 0;

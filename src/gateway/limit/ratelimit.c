@@ -16,18 +16,18 @@
 
 typedef unsigned __int128 rl_u128;
 
-static inline uint64_t rl__sat_sub(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
-static inline uint64_t rl__max(uint64_t a, uint64_t b) { return a > b ? a : b; }
-static inline uint64_t rl__ceil_us(uint64_t ns) { return ns / 1000 + (ns % 1000 != 0); }
+static inline uint64_t sat_sub(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+static inline uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+static inline uint64_t ceil_us(uint64_t ns) { return ns / 1000 + (ns % 1000 != 0); }
 
-static bool rl__is_gcra(enum rl_algo a)
+static bool is_gcra(enum rl_algo a)
 {
     return a == RL_TOKEN_BUCKET || a == RL_LEAKY_BUCKET || a == RL_LEAKY_QUEUE;
 }
 
 /* ---- rules ---------------------------------------------------------- */
 
-static int rl__fail(char **err, const char *name, const char *msg)
+static int fail(char **err, const char *name, const char *msg)
 {
     *err = xasprintf("rate limit%s%s: %s", name ? " " : "", name ? name : "", msg);
     return -1;
@@ -37,42 +37,42 @@ int rl_rule_prepare(struct rl_rule *r, char **err)
 {
     *err = NULL;
     if ((unsigned)r->algo >= RL_ALGO_COUNT)
-        return rl__fail(err, r->name, "unknown algorithm");
+        return fail(err, r->name, "unknown algorithm");
     if (r->name) {
         if (!r->name[0])
-            return rl__fail(err, r->name, "empty name");
+            return fail(err, r->name, "empty name");
         for (const char *p = r->name; *p; p++)
             if (*p < 0x20 || *p > 0x7e)
-                return rl__fail(err, r->name, "name must be printable ASCII");
+                return fail(err, r->name, "name must be printable ASCII");
     }
     if (r->limit == 0 || r->limit > RL_LIMIT_MAX)
-        return rl__fail(err, r->name, "limit must be between 1 and 2^40");
+        return fail(err, r->name, "limit must be between 1 and 2^40");
     if (r->window_us == 0 || r->window_us > RL_WINDOW_MAX_US)
-        return rl__fail(err, r->name, "window must be between 1us and 366 days");
+        return fail(err, r->name, "window must be between 1us and 366 days");
     if (r->max_delay_us > RL_WINDOW_MAX_US)
-        return rl__fail(err, r->name, "max_delay must be at most 366 days");
+        return fail(err, r->name, "max_delay must be at most 366 days");
     if ((unsigned)r->on_full > RL_FULL_DENY)
-        return rl__fail(err, r->name, "unknown full-store policy");
+        return fail(err, r->name, "unknown full-store policy");
 
     r->t_ns = r->dvt_ns = r->free_ns = 0;
-    if (rl__is_gcra(r->algo)) {
+    if (is_gcra(r->algo)) {
         if (r->burst > RL_BURST_MAX)
-            return rl__fail(err, r->name, "burst must be at most 2^32");
+            return fail(err, r->name, "burst must be at most 2^32");
         r->t_ns = r->window_us * 1000 / r->limit;
         if (r->t_ns == 0)
-            return rl__fail(err, r->name, "rate above one request per nanosecond");
+            return fail(err, r->name, "rate above one request per nanosecond");
         r->capacity = r->algo == RL_TOKEN_BUCKET ? r->limit + r->burst : 1 + r->burst;
         /* TAT values stay below now + 2^62 + max_delay: no overflow. */
         if (r->capacity > (UINT64_MAX >> 2) / r->t_ns)
-            return rl__fail(err, r->name, "capacity times emission interval overflows");
+            return fail(err, r->name, "capacity times emission interval overflows");
         r->dvt_ns = r->capacity * r->t_ns;
         if (r->algo == RL_LEAKY_QUEUE)
             r->free_ns = (r->nodelay ? r->burst : FG_MIN(r->delay, r->burst)) * r->t_ns;
     } else {
         if (r->burst)
-            return rl__fail(err, r->name, "burst applies to the bucket algorithms only");
+            return fail(err, r->name, "burst applies to the bucket algorithms only");
         if (r->algo == RL_SLIDING_LOG && r->limit > RL_LOG_LIMIT_MAX)
-            return rl__fail(err, r->name, "sliding_log limit must be at most 65536");
+            return fail(err, r->name, "sliding_log limit must be at most 65536");
         r->capacity = r->limit;
     }
     return 0;
@@ -89,7 +89,7 @@ size_t rl_state_size(const struct rl_rule *r)
 void rl_state_init(const struct rl_rule *r, struct rl_state *st)
 {
     memset(st, 0, rl_state_size(r));
-    if (rl__is_gcra(r->algo))
+    if (is_gcra(r->algo))
         atomic_init(&st->u.tat_ns, 0);
 }
 
@@ -102,7 +102,7 @@ static void gcra_window(const struct rl_rule *r, uint64_t x, struct rl_decision 
     const uint64_t T = r->t_ns, dvt = r->dvt_ns;
     uint64_t rem = x < dvt ? (dvt - x) / T : 0;
     d->remaining = rem;
-    d->reset_us = rl__ceil_us(rem >= r->capacity ? T : x + (rem + 1) * T - dvt);
+    d->reset_us = ceil_us(rem >= r->capacity ? T : x + (rem + 1) * T - dvt);
 }
 
 /* The virtual-scheduling GCRA: a request of `cost` units conforms when
@@ -120,13 +120,13 @@ static bool gcra_check(const struct rl_rule *r, struct rl_state *st, uint64_t no
     uint64_t base, ntat, over;
 
     for (;;) {
-        base = rl__max(tat, now);
+        base = max_u64(tat, now);
         ntat = base + inc;
-        over = rl__sat_sub(ntat - now, r->dvt_ns); /* wait until it conforms */
+        over = sat_sub(ntat - now, r->dvt_ns); /* wait until it conforms */
         if (over > max_delay) {
             d->allowed = false;
             d->delay_us = 0;
-            d->retry_after_us = rl__ceil_us(over);
+            d->retry_after_us = ceil_us(over);
             gcra_window(r, base - now, d);
             return false;
         }
@@ -139,9 +139,9 @@ static bool gcra_check(const struct rl_rule *r, struct rl_state *st, uint64_t no
     d->allowed = true;
     d->retry_after_us = 0;
     if (over)
-        d->delay_us = rl__ceil_us(over);
+        d->delay_us = ceil_us(over);
     else if (queue && cost)
-        d->delay_us = rl__ceil_us(rl__sat_sub(base - now, r->free_ns));
+        d->delay_us = ceil_us(sat_sub(base - now, r->free_ns));
     else
         d->delay_us = 0;
     gcra_window(r, ntat - now, d);
@@ -163,7 +163,7 @@ static uint64_t fw_roll(const struct rl_rule *r, struct rl_state *st, uint64_t n
         st->u.fw.count = k > st->u.fw.count / L ? 0 : st->u.fw.count - k * L;
         st->u.fw.start_us = ws;
     }
-    return rl__max(now, st->u.fw.start_us);
+    return max_u64(now, st->u.fw.start_us);
 }
 
 /* Wait until c more units fit: unit number i (0-based, counting every
@@ -232,9 +232,9 @@ static uint64_t log_start(const struct rl_rule *r, const struct rl_state *st, ui
     uint64_t s = now;
     if (n == 0)
         return s;
-    s = rl__max(s, log_at(st, L, n - 1));
+    s = max_u64(s, log_at(st, L, n - 1));
     if (n > m)
-        s = rl__max(s, log_at(st, L, n - 1 - m) + r->window_us);
+        s = max_u64(s, log_at(st, L, n - 1 - m) + r->window_us);
     return s;
 }
 
@@ -298,7 +298,7 @@ static uint64_t sc_roll(const struct rl_rule *r, struct rl_state *st, uint64_t n
         st->u.sc.next = 0;
         st->u.sc.start_us = ws;
     }
-    return rl__max(now, st->u.sc.start_us);
+    return max_u64(now, st->u.sc.start_us);
 }
 
 /* Smallest x with count * (end - x) <= room * W (x relative to the
@@ -326,11 +326,11 @@ static uint64_t sc_wait(const struct rl_rule *r, const struct rl_state *st, uint
             return x - e;
     }
     if (next + c <= L) {
-        x = rl__max(W, sc_x_min(cur, L - next - c, W, 2 * W));
+        x = max_u64(W, sc_x_min(cur, L - next - c, W, 2 * W));
         if (x < 2 * W)
             return x - e;
     }
-    x = rl__max(2 * W, sc_x_min(next, L - c, W, 3 * W));
+    x = max_u64(2 * W, sc_x_min(next, L - c, W, 3 * W));
     return x - e;
 }
 
@@ -364,7 +364,7 @@ static bool sc_check(const struct rl_rule *r, struct rl_state *st, uint64_t now,
 
 /* ---- dispatch ------------------------------------------------------- */
 
-static bool rl__dispatch(const struct rl_rule *r, struct rl_state *st, uint64_t now_us,
+static bool dispatch_algo(const struct rl_rule *r, struct rl_state *st, uint64_t now_us,
                          uint32_t cost, struct rl_decision *d)
 {
     switch (r->algo) {
@@ -387,13 +387,13 @@ bool rl_check(const struct rl_rule *r, struct rl_state *st, uint64_t now_us, uin
               struct rl_decision *d)
 {
     if (unlikely(cost > r->capacity)) {
-        rl__dispatch(r, st, now_us, 0, d);
+        dispatch_algo(r, st, now_us, 0, d);
         d->allowed = false;
         d->delay_us = 0;
         d->retry_after_us = r->window_us;
         return false;
     }
-    bool ok = rl__dispatch(r, st, now_us, cost, d);
+    bool ok = dispatch_algo(r, st, now_us, cost, d);
     if (cost == 0) {
         d->allowed = ok = true;
         d->delay_us = d->retry_after_us = 0;
@@ -408,7 +408,7 @@ uint64_t rl_state_expiry(const struct rl_rule *r, const struct rl_state *st)
     case RL_TOKEN_BUCKET:
     case RL_LEAKY_BUCKET:
     case RL_LEAKY_QUEUE:
-        return rl__ceil_us(atomic_load_explicit(&st->u.tat_ns, memory_order_relaxed));
+        return ceil_us(atomic_load_explicit(&st->u.tat_ns, memory_order_relaxed));
     case RL_FIXED_WINDOW:
         if (st->u.fw.count == 0)
             return 0;
@@ -427,7 +427,7 @@ uint64_t rl_state_expiry(const struct rl_rule *r, const struct rl_state *st)
 
 /* ---- several rules -------------------------------------------------- */
 
-static bool rl__more_restrictive(const struct rl_decision *a, const struct rl_decision *b)
+static bool more_restrictive(const struct rl_decision *a, const struct rl_decision *b)
 {
     if (a->allowed != b->allowed)
         return !a->allowed;
@@ -447,12 +447,12 @@ size_t rl_combine(const struct rl_decision *ds, size_t n, struct rl_decision *ou
         const struct rl_decision *d = &ds[i];
         if (!d->allowed) {
             c.allowed = false;
-            c.retry_after_us = rl__max(c.retry_after_us, d->retry_after_us);
+            c.retry_after_us = max_u64(c.retry_after_us, d->retry_after_us);
         }
-        c.delay_us = rl__max(c.delay_us, d->delay_us);
+        c.delay_us = max_u64(c.delay_us, d->delay_us);
         if (d->remaining < c.remaining)
             c.remaining = d->remaining;
-        if (i && rl__more_restrictive(d, &ds[worst]))
+        if (i && more_restrictive(d, &ds[worst]))
             worst = i;
     }
     if (!c.allowed)
@@ -464,7 +464,7 @@ size_t rl_combine(const struct rl_decision *ds, size_t n, struct rl_decision *ou
 
 /* ---- names ---------------------------------------------------------- */
 
-static const char *const rl__names[RL_ALGO_COUNT] = {
+static const char *const algo_names[RL_ALGO_COUNT] = {
     [RL_TOKEN_BUCKET] = "token_bucket",       [RL_LEAKY_BUCKET] = "leaky_bucket",
     [RL_LEAKY_QUEUE] = "leaky_queue",         [RL_FIXED_WINDOW] = "fixed_window",
     [RL_SLIDING_LOG] = "sliding_log",         [RL_SLIDING_COUNTER] = "sliding_counter",
@@ -475,7 +475,7 @@ int rl_parse_algo(const char *name)
     if (!name)
         return -1;
     for (int i = 0; i < RL_ALGO_COUNT; i++)
-        if (strcmp(name, rl__names[i]) == 0)
+        if (strcmp(name, algo_names[i]) == 0)
             return i;
     if (strcmp(name, "gcra") == 0)
         return RL_TOKEN_BUCKET;
@@ -484,5 +484,5 @@ int rl_parse_algo(const char *name)
 
 const char *rl_algo_name(enum rl_algo algo)
 {
-    return (unsigned)algo < RL_ALGO_COUNT ? rl__names[algo] : "unknown";
+    return (unsigned)algo < RL_ALGO_COUNT ? algo_names[algo] : "unknown";
 }

@@ -60,23 +60,23 @@ struct rl_store {
 
 #define RL_LRU_SCAN 8 /* expired candidates looked at before the policy applies */
 
-static inline size_t rl__align8(size_t n) { return (n + 7) & ~(size_t)7; }
+static inline size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
 
-static inline char *rl__key(struct rl_entry *e) { return (char *)e->data; }
+static inline char *entry_key(struct rl_entry *e) { return (char *)e->data; }
 
-static inline struct rl_state *rl__state(struct rl_entry *e)
+static inline struct rl_state *entry_state(struct rl_entry *e)
 {
-    return (struct rl_state *)((char *)e->data + rl__align8(e->key_len));
+    return (struct rl_state *)((char *)e->data + align8(e->key_len));
 }
 
 size_t rl_store_entry_bytes(const struct rl_rule *rule, size_t key_len)
 {
-    return sizeof(struct rl_entry) + rl__align8(key_len) + rl_state_size(rule);
+    return sizeof(struct rl_entry) + align8(key_len) + rl_state_size(rule);
 }
 
 /* ---- lock ----------------------------------------------------------- */
 
-static inline void rl__cpu_relax(void)
+static inline void cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -85,7 +85,7 @@ static inline void rl__cpu_relax(void)
 #endif
 }
 
-static void rl__lock(struct rl_shard *sh)
+static void shard_lock(struct rl_shard *sh)
 {
     for (;;) {
         if (!atomic_exchange_explicit(&sh->lock, true, memory_order_acquire))
@@ -93,7 +93,7 @@ static void rl__lock(struct rl_shard *sh)
         unsigned spins = 0;
         while (atomic_load_explicit(&sh->lock, memory_order_relaxed)) {
             if (++spins < 256) {
-                rl__cpu_relax();
+                cpu_relax();
             } else {
                 sched_yield();
                 spins = 0;
@@ -102,14 +102,14 @@ static void rl__lock(struct rl_shard *sh)
     }
 }
 
-static inline void rl__unlock(struct rl_shard *sh)
+static inline void shard_unlock(struct rl_shard *sh)
 {
     atomic_store_explicit(&sh->lock, false, memory_order_release);
 }
 
 /* ---- store ---------------------------------------------------------- */
 
-static size_t rl__pow2_at_least(size_t n)
+static size_t pow2_at_least(size_t n)
 {
     size_t p = 1;
     while (p < n)
@@ -140,7 +140,7 @@ struct rl_store *rl_store_new(const struct rl_store_opts *opts)
         atomic_init(&sh->lock, false);
         sh->max_count = o.max_keys / o.shards;
         sh->max_bytes = o.max_bytes ? FG_MAX(o.max_bytes / o.shards, 1) : 0;
-        sh->max_buckets = rl__pow2_at_least(FG_MAX(sh->max_count, 8));
+        sh->max_buckets = pow2_at_least(FG_MAX(sh->max_count, 8));
         sh->nbuckets = FG_MIN(sh->max_buckets, 16);
         sh->buckets = xcalloc(sh->nbuckets, sizeof *sh->buckets);
         sh->lru.prev = sh->lru.next = &sh->lru;
@@ -166,35 +166,35 @@ void rl_store_free(struct rl_store *s)
     free(s);
 }
 
-static inline struct rl_shard *rl__shard(struct rl_store *s, uint64_t h)
+static inline struct rl_shard *shard_of(struct rl_store *s, uint64_t h)
 {
     return &s->shards[(uint32_t)(h >> 32) & (s->nshards - 1)];
 }
 
-static inline uint64_t rl__hash(uint32_t rule_id, const void *key, size_t len)
+static inline uint64_t key_hash(uint32_t rule_id, const void *key, size_t len)
 {
     return XXH3_64bits_withSeed(key, len, rule_id);
 }
 
 /* ---- entries (shard locked) ----------------------------------------- */
 
-static struct rl_entry *rl__find(struct rl_shard *sh, uint64_t h, uint32_t rule_id,
+static struct rl_entry *entry_find(struct rl_shard *sh, uint64_t h, uint32_t rule_id,
                                  const void *key, size_t len)
 {
     for (struct rl_entry *e = sh->buckets[h & (sh->nbuckets - 1)]; e; e = e->hnext)
         if (e->hash == h && e->rule_id == rule_id && e->key_len == len &&
-            memcmp(rl__key(e), key, len) == 0)
+            memcmp(entry_key(e), key, len) == 0)
             return e;
     return NULL;
 }
 
-static inline void rl__lru_unlink(struct rl_entry *e)
+static inline void lru_unlink(struct rl_entry *e)
 {
     e->lru.prev->next = e->lru.next;
     e->lru.next->prev = e->lru.prev;
 }
 
-static inline void rl__lru_push(struct rl_shard *sh, struct rl_entry *e)
+static inline void lru_push(struct rl_shard *sh, struct rl_entry *e)
 {
     e->lru.next = sh->lru.next;
     e->lru.prev = &sh->lru;
@@ -205,18 +205,18 @@ static inline void rl__lru_push(struct rl_shard *sh, struct rl_entry *e)
 
 /* Unlinks e from its bucket and the LRU list; the caller frees it after
  * unlocking. */
-static void rl__remove(struct rl_shard *sh, struct rl_entry *e)
+static void entry_remove(struct rl_shard *sh, struct rl_entry *e)
 {
     struct rl_entry **pp = &sh->buckets[e->hash & (sh->nbuckets - 1)];
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
-    rl__lru_unlink(e);
+    lru_unlink(e);
     sh->count--;
     sh->bytes -= e->size;
 }
 
-static void rl__grow(struct rl_shard *sh)
+static void shard_grow(struct rl_shard *sh)
 {
     size_t n = sh->nbuckets * 2;
     struct rl_entry **b = xcalloc(n, sizeof *b);
@@ -235,32 +235,32 @@ static void rl__grow(struct rl_shard *sh)
     sh->nbuckets = n;
 }
 
-static void rl__insert(struct rl_shard *sh, struct rl_entry *e)
+static void entry_insert(struct rl_shard *sh, struct rl_entry *e)
 {
     size_t j = e->hash & (sh->nbuckets - 1);
     e->hnext = sh->buckets[j];
     sh->buckets[j] = e;
-    rl__lru_push(sh, e);
+    lru_push(sh, e);
     sh->count++;
     sh->bytes += e->size;
     sh->inserts++;
     if (sh->count > sh->nbuckets && sh->nbuckets < sh->max_buckets)
-        rl__grow(sh);
+        shard_grow(sh);
 }
 
-static bool rl__layout_ok(const struct rl_entry *e, const struct rl_rule *rule)
+static bool layout_ok(const struct rl_entry *e, const struct rl_rule *rule)
 {
     return e->algo == (uint8_t)rule->algo &&
            e->log_cap == (rule->algo == RL_SLIDING_LOG ? (uint32_t)rule->limit : 0);
 }
 
-static inline bool rl__over(const struct rl_shard *sh, size_t need)
+static inline bool shard_over(const struct rl_shard *sh, size_t need)
 {
     return sh->count >= sh->max_count || (sh->max_bytes && sh->bytes + need > sh->max_bytes);
 }
 
 /* Decision made by the full-store policy, with no state. */
-static void rl__full_decision(const struct rl_rule *rule, bool allow, uint64_t retry_us,
+static void full_decision(const struct rl_rule *rule, bool allow, uint64_t retry_us,
                               uint32_t cost, struct rl_decision *d)
 {
     memset(d, 0, sizeof *d);
@@ -277,20 +277,20 @@ static void rl__full_decision(const struct rl_rule *rule, bool allow, uint64_t r
 /* Makes room in sh for an entry of need bytes, moving evicted entries
  * onto *dead (freed by the caller after unlocking). Returns false when
  * the rule's policy refuses, with *d filled. */
-static bool rl__make_room(struct rl_shard *sh, const struct rl_rule *rule, size_t need,
+static bool make_room(struct rl_shard *sh, const struct rl_rule *rule, size_t need,
                           uint64_t now, uint32_t cost, struct rl_entry **dead,
                           struct rl_decision *d)
 {
     if (sh->max_bytes && need > sh->max_bytes) {
         bool allow = rule->on_full != RL_FULL_DENY;
-        rl__full_decision(rule, allow, rule->window_us, cost, d);
+        full_decision(rule, allow, rule->window_us, cost, d);
         if (allow)
             sh->full_allowed++;
         else
             sh->full_denied++;
         return false;
     }
-    while (rl__over(sh, need)) {
+    while (shard_over(sh, need)) {
         struct rl_link *l = sh->lru.prev;
         struct rl_entry *victim = NULL;
         for (int i = 0; i < RL_LRU_SCAN && l != &sh->lru; i++, l = l->prev) {
@@ -311,29 +311,29 @@ static bool rl__make_room(struct rl_shard *sh, const struct rl_rule *rule, size_
                 if (!victim->ref)
                     break;
                 victim->ref = 0;
-                rl__lru_unlink(victim);
-                rl__lru_push(sh, victim);
+                lru_unlink(victim);
+                lru_push(sh, victim);
             }
             sh->evicted_lru++;
         } else {
             struct rl_entry *tail = container_of(sh->lru.prev, struct rl_entry, lru);
             uint64_t retry = FG_MIN(tail->expires_us - now, rule->window_us);
             bool allow = rule->on_full == RL_FULL_ALLOW;
-            rl__full_decision(rule, allow, retry, cost, d);
+            full_decision(rule, allow, retry, cost, d);
             if (allow)
                 sh->full_allowed++;
             else
                 sh->full_denied++;
             return false;
         }
-        rl__remove(sh, victim);
+        entry_remove(sh, victim);
         victim->hnext = *dead;
         *dead = victim;
     }
     return true;
 }
 
-static struct rl_entry *rl__entry_new(const struct rl_rule *rule, uint64_t h, const void *key,
+static struct rl_entry *entry_new(const struct rl_rule *rule, uint64_t h, const void *key,
                                       size_t len)
 {
     size_t size = rl_store_entry_bytes(rule, len);
@@ -345,12 +345,12 @@ static struct rl_entry *rl__entry_new(const struct rl_rule *rule, uint64_t h, co
     e->size = (uint32_t)size;
     e->key_len = (uint16_t)len;
     e->algo = (uint8_t)rule->algo;
-    memcpy(rl__key(e), key, len);
-    rl_state_init(rule, rl__state(e));
+    memcpy(entry_key(e), key, len);
+    rl_state_init(rule, entry_state(e));
     return e;
 }
 
-static void rl__free_list(struct rl_entry *e)
+static void entry_free_list(struct rl_entry *e)
 {
     while (e) {
         struct rl_entry *next = e->hnext;
@@ -365,16 +365,16 @@ int rl_store_check(struct rl_store *s, const struct rl_rule *rule, const void *k
                    uint64_t now_us, uint32_t cost, struct rl_decision *d)
 {
     ASSERT(len <= RL_STORE_KEY_MAX);
-    const uint64_t h = rl__hash(rule->id, key, len);
-    struct rl_shard *sh = rl__shard(s, h);
+    const uint64_t h = key_hash(rule->id, key, len);
+    struct rl_shard *sh = shard_of(s, h);
     struct rl_entry *dead = NULL, *fresh = NULL;
     bool fresh_used = false;
     int rc = RL_STORE_OK;
 
-    rl__lock(sh);
-    struct rl_entry *e = rl__find(sh, h, rule->id, key, len);
-    if (e && !rl__layout_ok(e, rule)) {
-        rl__remove(sh, e);
+    shard_lock(sh);
+    struct rl_entry *e = entry_find(sh, h, rule->id, key, len);
+    if (e && !layout_ok(e, rule)) {
+        entry_remove(sh, e);
         e->hnext = dead;
         dead = e;
         e = NULL;
@@ -386,24 +386,24 @@ int rl_store_check(struct rl_store *s, const struct rl_rule *rule, const void *k
         struct rl_state tmp;
         memset(&tmp, 0, sizeof tmp);
         rl_check(rule, &tmp, now_us, 0, d);
-        rl__unlock(sh);
-        rl__free_list(dead);
+        shard_unlock(sh);
+        entry_free_list(dead);
         return RL_STORE_OK;
     }
     if (!e) {
-        rl__unlock(sh);
-        fresh = rl__entry_new(rule, h, key, len);
-        rl__lock(sh);
-        e = rl__find(sh, h, rule->id, key, len); /* inserted meanwhile? */
-        if (e && !rl__layout_ok(e, rule)) {
-            rl__remove(sh, e);
+        shard_unlock(sh);
+        fresh = entry_new(rule, h, key, len);
+        shard_lock(sh);
+        e = entry_find(sh, h, rule->id, key, len); /* inserted meanwhile? */
+        if (e && !layout_ok(e, rule)) {
+            entry_remove(sh, e);
             e->hnext = dead;
             dead = e;
             e = NULL;
         }
         if (!e) {
-            if (rl__make_room(sh, rule, fresh->size, now_us, cost, &dead, d)) {
-                rl__insert(sh, fresh);
+            if (make_room(sh, rule, fresh->size, now_us, cost, &dead, d)) {
+                entry_insert(sh, fresh);
                 e = fresh;
                 fresh = NULL;
                 fresh_used = true;
@@ -415,13 +415,13 @@ int rl_store_check(struct rl_store *s, const struct rl_rule *rule, const void *k
     if (e) {
         if (!fresh_used)
             e->ref = 1; /* a hit; a new entry starts unreferenced */
-        struct rl_state *st = rl__state(e);
+        struct rl_state *st = entry_state(e);
         rl_check(rule, st, now_us, cost, d);
         e->expires_us = rl_state_expiry(rule, st);
     }
-    rl__unlock(sh);
+    shard_unlock(sh);
     free(fresh);
-    rl__free_list(dead);
+    entry_free_list(dead);
     return rc;
 }
 
@@ -429,13 +429,13 @@ bool rl_store_forget(struct rl_store *s, uint32_t rule_id, const void *key, size
 {
     if (len > RL_STORE_KEY_MAX)
         return false;
-    const uint64_t h = rl__hash(rule_id, key, len);
-    struct rl_shard *sh = rl__shard(s, h);
-    rl__lock(sh);
-    struct rl_entry *e = rl__find(sh, h, rule_id, key, len);
+    const uint64_t h = key_hash(rule_id, key, len);
+    struct rl_shard *sh = shard_of(s, h);
+    shard_lock(sh);
+    struct rl_entry *e = entry_find(sh, h, rule_id, key, len);
     if (e)
-        rl__remove(sh, e);
-    rl__unlock(sh);
+        entry_remove(sh, e);
+    shard_unlock(sh);
     free(e);
     return e != NULL;
 }
@@ -446,13 +446,13 @@ size_t rl_store_sweep(struct rl_store *s, uint64_t now_us)
     for (unsigned i = 0; i < s->nshards; i++) {
         struct rl_shard *sh = &s->shards[i];
         struct rl_entry *dead = NULL;
-        rl__lock(sh);
+        shard_lock(sh);
         struct rl_link *l = sh->lru.prev;
         while (l != &sh->lru) {
             struct rl_link *prev = l->prev;
             struct rl_entry *e = container_of(l, struct rl_entry, lru);
             if (e->expires_us <= now_us) {
-                rl__remove(sh, e);
+                entry_remove(sh, e);
                 e->hnext = dead;
                 dead = e;
                 sh->swept++;
@@ -460,8 +460,8 @@ size_t rl_store_sweep(struct rl_store *s, uint64_t now_us)
             }
             l = prev;
         }
-        rl__unlock(sh);
-        rl__free_list(dead);
+        shard_unlock(sh);
+        entry_free_list(dead);
     }
     return removed;
 }
@@ -472,7 +472,7 @@ void rl_store_stats(struct rl_store *s, struct rl_store_stats *out)
     out->table_bytes = sizeof *s + s->nshards * sizeof(struct rl_shard);
     for (unsigned i = 0; i < s->nshards; i++) {
         struct rl_shard *sh = &s->shards[i];
-        rl__lock(sh);
+        shard_lock(sh);
         out->keys += sh->count;
         out->bytes += sh->bytes;
         out->table_bytes += sh->nbuckets * sizeof *sh->buckets;
@@ -483,6 +483,6 @@ void rl_store_stats(struct rl_store *s, struct rl_store_stats *out)
         out->swept += sh->swept;
         out->full_allowed += sh->full_allowed;
         out->full_denied += sh->full_denied;
-        rl__unlock(sh);
+        shard_unlock(sh);
     }
 }

@@ -50,7 +50,7 @@ struct gw_limit {
     uint64_t samples, drops, updates, measurements;
 };
 
-static inline void gw__lim_cpu_relax(void)
+static inline void lim_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -59,13 +59,13 @@ static inline void gw__lim_cpu_relax(void)
 #endif
 }
 
-static void gw__lim_lock(struct gw_limit *l)
+static void lim_lock(struct gw_limit *l)
 {
     while (atomic_flag_test_and_set_explicit(&l->lock, memory_order_acquire))
-        gw__lim_cpu_relax();
+        lim_cpu_relax();
 }
 
-static void gw__lim_unlock(struct gw_limit *l)
+static void lim_unlock(struct gw_limit *l)
 {
     atomic_flag_clear_explicit(&l->lock, memory_order_release);
 }
@@ -87,6 +87,27 @@ void gw_limit_cfg_default(struct gw_limit_cfg *cfg)
     cfg->smoothing = 0.5;
     cfg->tolerance = 1.2;
     cfg->increase = 1;
+}
+
+/* A new field changes the size: compare it below too, then update this. */
+_Static_assert(sizeof(struct gw_limit_cfg) == 96, "gw_limit_cfg_equal() compares every field");
+
+bool gw_limit_cfg_equal(const struct gw_limit_cfg *a, const struct gw_limit_cfg *b)
+{
+    return a->algo == b->algo &&
+           a->initial_limit == b->initial_limit &&
+           a->min_limit == b->min_limit &&
+           a->max_limit == b->max_limit &&
+           a->window_us == b->window_us &&
+           a->window_min_samples == b->window_min_samples &&
+           a->min_rtt_interval_us == b->min_rtt_interval_us &&
+           a->min_rtt_samples == b->min_rtt_samples &&
+           a->timeout_us == b->timeout_us &&
+           a->backoff == b->backoff &&
+           a->buffer == b->buffer &&
+           a->smoothing == b->smoothing &&
+           a->tolerance == b->tolerance &&
+           a->increase == b->increase;
 }
 
 int gw_limit_cfg_check(const struct gw_limit_cfg *cfg, char **err)
@@ -133,7 +154,7 @@ int gw_limit_cfg_check(const struct gw_limit_cfg *cfg, char **err)
     return 0;
 }
 
-static void gw__lim_publish(struct gw_limit *l, double v)
+static void lim_publish(struct gw_limit *l, double v)
 {
     double lo = l->cfg.min_limit, hi = l->cfg.max_limit;
     if (!(v >= lo)) /* also catches NaN */
@@ -145,14 +166,14 @@ static void gw__lim_publish(struct gw_limit *l, double v)
         atomic_store_explicit(&l->limit, (uint32_t)lround(v), memory_order_relaxed);
 }
 
-static void gw__lim_window_reset(struct gw_limit *l, uint64_t now_us)
+static void lim_window_reset(struct gw_limit *l, uint64_t now_us)
 {
     l->win_start_us = now_us;
     l->win_sum_rtt = 0;
     l->win_n = l->win_drops = l->win_max_inflight = 0;
 }
 
-static void gw__lim_measure_start(struct gw_limit *l, uint64_t now_us)
+static void lim_measure_start(struct gw_limit *l, uint64_t now_us)
 {
     l->measuring = true;
     l->measure_start_us = now_us;
@@ -161,22 +182,22 @@ static void gw__lim_measure_start(struct gw_limit *l, uint64_t now_us)
     atomic_store_explicit(&l->limit, l->cfg.min_limit, memory_order_relaxed);
 }
 
-static int gw__lim_cmp_u64(const void *a, const void *b)
+static int lim_cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-static void gw__lim_measure_end(struct gw_limit *l, uint64_t now_us)
+static void lim_measure_end(struct gw_limit *l, uint64_t now_us)
 {
-    qsort(l->probe_rtt, l->nprobe, sizeof(l->probe_rtt[0]), gw__lim_cmp_u64);
+    qsort(l->probe_rtt, l->nprobe, sizeof(l->probe_rtt[0]), lim_cmp_u64);
     l->min_rtt_us = l->probe_rtt[l->nprobe / 2];
     l->measuring = false;
     l->measurements++;
     l->next_measure_us =
         l->cfg.min_rtt_interval_us ? now_us + l->cfg.min_rtt_interval_us : UINT64_MAX;
-    gw__lim_window_reset(l, now_us);
-    gw__lim_publish(l, l->est);
+    lim_window_reset(l, now_us);
+    lim_publish(l, l->est);
 }
 
 struct gw_limit *gw_limit_new(const struct gw_limit_cfg *cfg, uint64_t now_us)
@@ -190,8 +211,8 @@ struct gw_limit *gw_limit_new(const struct gw_limit_cfg *cfg, uint64_t now_us)
     atomic_flag_clear(&l->lock);
     l->est = cfg->initial_limit;
     atomic_init(&l->limit, cfg->initial_limit);
-    gw__lim_window_reset(l, now_us);
-    gw__lim_measure_start(l, now_us);
+    lim_window_reset(l, now_us);
+    lim_measure_start(l, now_us);
     return l;
 }
 
@@ -205,7 +226,7 @@ void gw_limit_free(struct gw_limit *l)
  * n / est round trips), but no more than a tenth of the limit per window
  * so that a small limit with many round trips per window does not leap
  * past the knee. */
-static double gw__lim_aimd_step(const struct gw_limit_cfg *c, double est, uint32_t n)
+static double lim_aimd_step(const struct gw_limit_cfg *c, double est, uint32_t n)
 {
     double step = (double)c->increase * n / est;
     double cap = est * 0.1;
@@ -215,7 +236,7 @@ static double gw__lim_aimd_step(const struct gw_limit_cfg *c, double est, uint32
 }
 
 /* Computes the next estimate from a closed window (running phase). */
-static void gw__lim_update(struct gw_limit *l, uint64_t now_us)
+static void lim_update(struct gw_limit *l, uint64_t now_us)
 {
     const struct gw_limit_cfg *c = &l->cfg;
     double est = l->est;
@@ -243,7 +264,7 @@ static void gw__lim_update(struct gw_limit *l, uint64_t now_us)
         if (queueing)
             est *= c->backoff;
         else if (!app_limited)
-            est += gw__lim_aimd_step(c, est, l->win_n + l->win_drops);
+            est += lim_aimd_step(c, est, l->win_n + l->win_drops);
     } else {
         double g = (double)l->min_rtt_us * (1.0 + c->buffer) / (double)l->last_rtt_us;
         if (g < 0.5)
@@ -256,7 +277,7 @@ static void gw__lim_update(struct gw_limit *l, uint64_t now_us)
             est = est * (1.0 - c->smoothing) + target * c->smoothing;
         }
     }
-    gw__lim_publish(l, est);
+    lim_publish(l, est);
 
     /* Pinned at the floor and still queueing: either the service really
      * cannot take min_limit, or it got slower and min_rtt is stale. A new
@@ -268,7 +289,7 @@ static void gw__lim_update(struct gw_limit *l, uint64_t now_us)
         l->stale = 0;
     }
     if (faster)
-        gw__lim_measure_start(l, now_us);
+        lim_measure_start(l, now_us);
 }
 
 void gw_limit_on_sample(struct gw_limit *l, uint64_t now_us, uint64_t rtt_us, uint32_t inflight,
@@ -279,7 +300,7 @@ void gw_limit_on_sample(struct gw_limit *l, uint64_t now_us, uint64_t rtt_us, ui
     if (l->cfg.timeout_us && rtt_us >= l->cfg.timeout_us)
         dropped = true;
 
-    gw__lim_lock(l);
+    lim_lock(l);
     l->samples++;
     if (dropped)
         l->drops++;
@@ -290,15 +311,15 @@ void gw_limit_on_sample(struct gw_limit *l, uint64_t now_us, uint64_t rtt_us, ui
         if (!dropped && now_us >= rtt_us && now_us - rtt_us >= l->measure_start_us) {
             l->probe_rtt[l->nprobe++] = rtt_us;
             if (l->nprobe >= l->cfg.min_rtt_samples)
-                gw__lim_measure_end(l, now_us);
+                lim_measure_end(l, now_us);
         }
-        gw__lim_unlock(l);
+        lim_unlock(l);
         return;
     }
 
     if (now_us >= l->next_measure_us) {
-        gw__lim_measure_start(l, now_us);
-        gw__lim_unlock(l);
+        lim_measure_start(l, now_us);
+        lim_unlock(l);
         return;
     }
 
@@ -319,10 +340,10 @@ void gw_limit_on_sample(struct gw_limit *l, uint64_t now_us, uint64_t rtt_us, ui
     uint64_t age = now_us > l->win_start_us ? now_us - l->win_start_us : 0;
     if ((age >= l->cfg.window_us && l->win_n + l->win_drops >= l->cfg.window_min_samples) ||
         (l->win_drops && age >= l->min_rtt_us)) {
-        gw__lim_update(l, now_us);
-        gw__lim_window_reset(l, now_us);
+        lim_update(l, now_us);
+        lim_window_reset(l, now_us);
     }
-    gw__lim_unlock(l);
+    lim_unlock(l);
 }
 
 uint32_t gw_limit_get(const struct gw_limit *l)
@@ -333,7 +354,7 @@ uint32_t gw_limit_get(const struct gw_limit *l)
 void gw_limit_get_stats(struct gw_limit *l, struct gw_limit_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    gw__lim_lock(l);
+    lim_lock(l);
     out->limit = atomic_load_explicit(&l->limit, memory_order_relaxed);
     out->estimate = l->est;
     out->min_rtt_us = l->min_rtt_us;
@@ -343,7 +364,7 @@ void gw_limit_get_stats(struct gw_limit *l, struct gw_limit_stats *out)
     out->drops = l->drops;
     out->updates = l->updates;
     out->measurements = l->measurements;
-    gw__lim_unlock(l);
+    lim_unlock(l);
 }
 
 const char *gw_limit_algo_name(enum gw_limit_algo a)

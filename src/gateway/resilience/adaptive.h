@@ -77,6 +77,9 @@ struct gw_limit;
 
 /* Fills cfg with the defaults listed above. */
 void gw_limit_cfg_default(struct gw_limit_cfg *cfg);
+/* Whether a and b hold the same settings (field by field: padding and
+ * the order of the fields do not matter). */
+bool gw_limit_cfg_equal(const struct gw_limit_cfg *a, const struct gw_limit_cfg *b);
 
 /* Validates cfg. Returns 0, or -1 and *err (malloc'd, caller frees). */
 int gw_limit_cfg_check(const struct gw_limit_cfg *cfg, char **err);

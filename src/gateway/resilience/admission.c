@@ -33,6 +33,19 @@ void gw_adm_cfg_default(struct gw_adm_cfg *cfg)
     cfg->retry_after_s = 1;
 }
 
+/* A new field changes the size: compare it below too, then update this. */
+_Static_assert(sizeof(struct gw_adm_cfg) == 40, "gw_adm_cfg_equal() compares every field");
+
+bool gw_adm_cfg_equal(const struct gw_adm_cfg *a, const struct gw_adm_cfg *b)
+{
+    return a->max_inflight == b->max_inflight &&
+           a->queue_max == b->queue_max &&
+           a->max_wait_us == b->max_wait_us &&
+           a->codel_target_us == b->codel_target_us &&
+           a->codel_interval_us == b->codel_interval_us &&
+           a->retry_after_s == b->retry_after_s;
+}
+
 int gw_adm_cfg_check(const struct gw_adm_cfg *cfg, char **err)
 {
     if (cfg->queue_max > 1000000) {
@@ -50,7 +63,7 @@ int gw_adm_cfg_check(const struct gw_adm_cfg *cfg, char **err)
     return 0;
 }
 
-static inline void gw__adm_count(struct gw_adm *adm, enum gw_adm_stat s)
+static inline void adm_count(struct gw_adm *adm, enum gw_adm_stat s)
 {
     atomic_fetch_add_explicit(&adm->stat[s], 1, memory_order_relaxed);
 }
@@ -80,7 +93,7 @@ uint32_t gw_adm_limit(const struct gw_adm *adm)
 }
 
 /* Takes a slot if in-flight is below the limit. */
-static bool gw__adm_take(struct gw_adm *adm)
+static bool adm_take(struct gw_adm *adm)
 {
     uint32_t lim = gw_adm_limit(adm);
     uint32_t n = atomic_load_explicit(&adm->inflight, memory_order_relaxed);
@@ -93,7 +106,7 @@ static bool gw__adm_take(struct gw_adm *adm)
 }
 
 /* True when some queue holds an entry of class prio or higher. */
-static bool gw__adm_waiters(const struct gw_adm *adm, enum gw_prio prio)
+static bool adm_waiters(const struct gw_adm *adm, enum gw_prio prio)
 {
     for (int p = GW_PRIO_COUNT - 1; p >= (int)prio; p--)
         if (atomic_load_explicit(&adm->queued[p], memory_order_relaxed))
@@ -104,9 +117,9 @@ static bool gw__adm_waiters(const struct gw_adm *adm, enum gw_prio prio)
 bool gw_adm_try_acquire(struct gw_adm *adm, enum gw_prio prio)
 {
     ASSERT((unsigned)prio < GW_PRIO_COUNT);
-    if (gw__adm_waiters(adm, prio) || !gw__adm_take(adm))
+    if (adm_waiters(adm, prio) || !adm_take(adm))
         return false;
-    gw__adm_count(adm, GW_ADM_ST_ADMITTED);
+    adm_count(adm, GW_ADM_ST_ADMITTED);
     return true;
 }
 
@@ -136,7 +149,7 @@ void gw_adm_get_stats(const struct gw_adm *adm, struct gw_adm_stats *out)
 
 /* ---- lists ---- */
 
-static void gw__list_append(struct gw_adm_list *l, struct gw_adm_entry *e)
+static void list_append(struct gw_adm_list *l, struct gw_adm_entry *e)
 {
     e->next = NULL;
     e->prev = l->tail;
@@ -148,7 +161,7 @@ static void gw__list_append(struct gw_adm_list *l, struct gw_adm_entry *e)
     l->n++;
 }
 
-static void gw__list_unlink(struct gw_adm_list *l, struct gw_adm_entry *e)
+static void list_unlink(struct gw_adm_list *l, struct gw_adm_entry *e)
 {
     if (e->prev)
         e->prev->next = e->next;
@@ -166,7 +179,7 @@ struct gw_adm_entry *gw_adm_list_pop(struct gw_adm_list *l)
 {
     struct gw_adm_entry *e = l->head;
     if (e)
-        gw__list_unlink(l, e);
+        list_unlink(l, e);
     return e;
 }
 
@@ -181,25 +194,25 @@ void gw_adm_queue_init(struct gw_adm_queue *q, struct gw_adm *adm, uint64_t now_
 }
 
 /* Takes e out of its class list; the caller sets its outcome. */
-static void gw__q_unlink(struct gw_adm_queue *q, struct gw_adm_entry *e)
+static void q_unlink(struct gw_adm_queue *q, struct gw_adm_entry *e)
 {
     ASSERT(e->queued);
-    gw__list_unlink(&q->cls[e->prio], e);
+    list_unlink(&q->cls[e->prio], e);
     e->queued = false;
     q->n--;
     atomic_fetch_sub_explicit(&q->adm->queued[e->prio], 1, memory_order_relaxed);
 }
 
-static void gw__q_leave(struct gw_adm_queue *q, struct gw_adm_entry *e, enum gw_adm_outcome out,
+static void q_leave(struct gw_adm_queue *q, struct gw_adm_entry *e, enum gw_adm_outcome out,
                         struct gw_adm_list *to)
 {
-    gw__q_unlink(q, e);
+    q_unlink(q, e);
     e->outcome = (uint8_t)out;
-    gw__list_append(to, e);
+    list_append(to, e);
 }
 
 /* Enqueue time of the oldest entry; the queue must not be empty. */
-static uint64_t gw__q_oldest(const struct gw_adm_queue *q)
+static uint64_t q_oldest(const struct gw_adm_queue *q)
 {
     uint64_t t = UINT64_MAX;
     for (int p = 0; p < GW_PRIO_COUNT; p++)
@@ -208,7 +221,7 @@ static uint64_t gw__q_oldest(const struct gw_adm_queue *q)
     return t;
 }
 
-static void gw__q_drained(struct gw_adm_queue *q, uint64_t now_us);
+static void q_drained(struct gw_adm_queue *q, uint64_t now_us);
 
 /* CoDel's memory: a queue that left the overloaded state less than
  * GW_ADM_CODEL_MEMORY intervals ago goes back to it as soon as its oldest
@@ -216,33 +229,33 @@ static void gw__q_drained(struct gw_adm_queue *q, uint64_t now_us);
  * momentary drain in the middle of a flood (a burst of completions) would
  * otherwise let a fresh standing queue wait up to an interval, in FIFO
  * order, before shedding resumes. */
-static bool gw__q_recently(const struct gw_adm_queue *q, uint64_t now_us)
+static bool q_recently(const struct gw_adm_queue *q, uint64_t now_us)
 {
     return q->overload_end_us &&
            now_us - q->overload_end_us < GW_ADM_CODEL_MEMORY * q->adm->cfg.codel_interval_us;
 }
 
 /* The overload rule, evaluated at now_us. */
-static void gw__q_observe(struct gw_adm_queue *q, uint64_t now_us)
+static void q_observe(struct gw_adm_queue *q, uint64_t now_us)
 {
     const struct gw_adm_cfg *c = &q->adm->cfg;
     if (q->n == 0) {
-        gw__q_drained(q, now_us);
+        q_drained(q, now_us);
         return;
     }
     if (q->overloaded)
         return; /* until drained */
-    uint64_t oldest = gw__q_oldest(q);
+    uint64_t oldest = q_oldest(q);
     if (now_us <= oldest || now_us - oldest <= c->codel_target_us) {
         q->last_ok_us = now_us;
-    } else if (now_us - q->last_ok_us >= c->codel_interval_us || gw__q_recently(q, now_us)) {
+    } else if (now_us - q->last_ok_us >= c->codel_interval_us || q_recently(q, now_us)) {
         q->overloaded = true;
-        gw__adm_count(q->adm, GW_ADM_ST_OVERLOADS);
+        adm_count(q->adm, GW_ADM_ST_OVERLOADS);
     }
 }
 
 /* Leaves the overloaded state: the queue drained. */
-static void gw__q_drained(struct gw_adm_queue *q, uint64_t now_us)
+static void q_drained(struct gw_adm_queue *q, uint64_t now_us)
 {
     if (q->overloaded)
         q->overload_end_us = now_us;
@@ -262,9 +275,9 @@ enum gw_adm_result gw_adm_submit(struct gw_adm_queue *q, struct gw_adm_entry *e,
     if (gw_adm_try_acquire(adm, prio))
         return GW_ADM_ADMIT;
 
-    gw__q_observe(q, now_us);
+    q_observe(q, now_us);
     if (c->queue_max == 0 || (q->overloaded && prio == GW_PRIO_LOW)) {
-        gw__adm_count(adm, GW_ADM_ST_REJECTED);
+        adm_count(adm, GW_ADM_ST_REJECTED);
         return GW_ADM_REJECT;
     }
     if (q->n >= c->queue_max) {
@@ -272,12 +285,12 @@ enum gw_adm_result gw_adm_submit(struct gw_adm_queue *q, struct gw_adm_entry *e,
         for (int p = 0; p < (int)prio && !victim; p++)
             victim = q->cls[p].head;
         if (!victim) {
-            gw__adm_count(adm, GW_ADM_ST_REJECTED);
+            adm_count(adm, GW_ADM_ST_REJECTED);
             return GW_ADM_REJECT;
         }
-        gw__q_unlink(q, victim);
+        q_unlink(q, victim);
         victim->outcome = GW_ADM_OUT_DISPLACED;
-        gw__adm_count(adm, GW_ADM_ST_DISPLACED);
+        adm_count(adm, GW_ADM_ST_DISPLACED);
         *displaced = victim;
     }
 
@@ -287,12 +300,12 @@ enum gw_adm_result gw_adm_submit(struct gw_adm_queue *q, struct gw_adm_entry *e,
     e->prio = (uint8_t)prio;
     e->outcome = GW_ADM_OUT_NONE;
     e->queued = true;
-    gw__list_append(&q->cls[prio], e);
+    list_append(&q->cls[prio], e);
     q->n++;
     atomic_fetch_add_explicit(&adm->queued[prio], 1, memory_order_relaxed);
     if (e->deadline_us < q->next_deadline_us)
         q->next_deadline_us = e->deadline_us;
-    gw__adm_count(adm, GW_ADM_ST_QUEUED);
+    adm_count(adm, GW_ADM_ST_QUEUED);
     return GW_ADM_QUEUED;
 }
 
@@ -300,13 +313,13 @@ void gw_adm_queue_remove(struct gw_adm_queue *q, struct gw_adm_entry *e)
 {
     if (!e->queued)
         return;
-    gw__q_unlink(q, e);
-    gw__adm_count(q->adm, GW_ADM_ST_CANCELLED);
+    q_unlink(q, e);
+    adm_count(q->adm, GW_ADM_ST_CANCELLED);
 }
 
 /* Moves every entry whose deadline has come to *dropped and recomputes
  * the earliest remaining deadline. */
-static void gw__q_expire(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_list *dropped)
+static void q_expire(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_list *dropped)
 {
     uint64_t next = UINT64_MAX;
     for (int p = 0; p < GW_PRIO_COUNT; p++) {
@@ -314,8 +327,8 @@ static void gw__q_expire(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_
         while (e) {
             struct gw_adm_entry *nx = e->next;
             if (e->deadline_us <= now_us) {
-                gw__q_leave(q, e, GW_ADM_OUT_EXPIRED, dropped);
-                gw__adm_count(q->adm, GW_ADM_ST_EXPIRED);
+                q_leave(q, e, GW_ADM_OUT_EXPIRED, dropped);
+                adm_count(q->adm, GW_ADM_ST_EXPIRED);
             } else if (e->deadline_us < next) {
                 next = e->deadline_us;
             }
@@ -331,9 +344,9 @@ void gw_adm_queue_poll(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_li
     struct gw_adm *adm = q->adm;
     uint64_t target = adm->cfg.codel_target_us;
 
-    gw__q_observe(q, now_us);
+    q_observe(q, now_us);
     if (q->n && now_us >= q->next_deadline_us)
-        gw__q_expire(q, now_us, dropped);
+        q_expire(q, now_us, dropped);
 
     if (q->overloaded) {
         /* Entries waiting longer than the target are shed (CoDel), lowest
@@ -351,8 +364,8 @@ void gw_adm_queue_poll(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_li
             struct gw_adm_entry *e;
             while ((e = q->cls[p].head) && now_us > e->enqueued_us &&
                    now_us - e->enqueued_us > limit) {
-                gw__q_leave(q, e, GW_ADM_OUT_SHED, dropped);
-                gw__adm_count(adm, GW_ADM_ST_SHED);
+                q_leave(q, e, GW_ADM_OUT_SHED, dropped);
+                adm_count(adm, GW_ADM_ST_SHED);
             }
         }
     }
@@ -367,16 +380,16 @@ void gw_adm_queue_poll(struct gw_adm_queue *q, uint64_t now_us, struct gw_adm_li
          * another worker's queue gets the slot at that worker's next
          * poll. Without this, slots would stay with the worker that
          * frees them and a class could starve on another worker. */
-        if (p + 1 < GW_PRIO_COUNT && gw__adm_waiters(adm, (enum gw_prio)(p + 1)))
+        if (p + 1 < GW_PRIO_COUNT && adm_waiters(adm, (enum gw_prio)(p + 1)))
             break;
-        if (!gw__adm_take(adm))
+        if (!adm_take(adm))
             break;
-        gw__q_leave(q, q->overloaded ? l->tail : l->head, GW_ADM_OUT_READY, ready);
-        gw__adm_count(adm, GW_ADM_ST_DEQUEUED);
+        q_leave(q, q->overloaded ? l->tail : l->head, GW_ADM_OUT_READY, ready);
+        adm_count(adm, GW_ADM_ST_DEQUEUED);
     }
 
     if (q->n == 0) {
-        gw__q_drained(q, now_us);
+        q_drained(q, now_us);
         q->next_deadline_us = UINT64_MAX;
     }
 }
@@ -395,7 +408,7 @@ uint64_t gw_adm_queue_next_event_us(const struct gw_adm_queue *q)
     } else {
         /* The queue turns overloaded an interval after it was last fine,
          * if the oldest entry is then still older than the target. */
-        uint64_t t = gw__q_oldest(q) + c->codel_target_us + 1;
+        uint64_t t = q_oldest(q) + c->codel_target_us + 1;
         if (!q->overload_end_us ||
             t - q->overload_end_us >= GW_ADM_CODEL_MEMORY * c->codel_interval_us)
             t = FG_MAX(t, q->last_ok_us + c->codel_interval_us);
@@ -410,7 +423,7 @@ void gw_adm_queue_close(struct gw_adm_queue *q, struct gw_adm_list *out)
     for (int p = GW_PRIO_COUNT - 1; p >= 0; p--) {
         struct gw_adm_entry *e;
         while ((e = q->cls[p].head))
-            gw__q_leave(q, e, GW_ADM_OUT_CLOSED, out);
+            q_leave(q, e, GW_ADM_OUT_CLOSED, out);
     }
     q->overloaded = false;
     q->next_deadline_us = UINT64_MAX;

@@ -136,6 +136,9 @@ struct gw_adm_stats {
 
 /* Fills cfg with the defaults listed above. */
 void gw_adm_cfg_default(struct gw_adm_cfg *cfg);
+/* Whether a and b hold the same settings (field by field: padding and
+ * the order of the fields do not matter). */
+bool gw_adm_cfg_equal(const struct gw_adm_cfg *a, const struct gw_adm_cfg *b);
 
 /* Validates cfg. Returns 0, or -1 and *err (malloc'd, caller frees). */
 int gw_adm_cfg_check(const struct gw_adm_cfg *cfg, char **err);

@@ -59,13 +59,13 @@ struct gw_breaker {
 };
 
 /* A transition decided under the lock, reported after it is released. */
-struct gw__brk_event {
+struct brk_event {
     bool happened;
     enum gw_breaker_state from, to;
     enum gw_breaker_reason why;
 };
 
-static inline void gw__brk_cpu_relax(void)
+static inline void brk_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -74,13 +74,13 @@ static inline void gw__brk_cpu_relax(void)
 #endif
 }
 
-static void gw__brk_lock(struct gw_breaker *b)
+static void brk_lock(struct gw_breaker *b)
 {
     while (atomic_flag_test_and_set_explicit(&b->lock, memory_order_acquire))
-        gw__brk_cpu_relax();
+        brk_cpu_relax();
 }
 
-static void gw__brk_unlock(struct gw_breaker *b)
+static void brk_unlock(struct gw_breaker *b)
 {
     atomic_flag_clear_explicit(&b->lock, memory_order_release);
 }
@@ -98,6 +98,23 @@ void gw_breaker_cfg_default(struct gw_breaker_cfg *cfg)
     cfg->open_wait_us = 30 * 1000000ull;
     cfg->half_open_probes = 3;
     cfg->half_open_timeout_us = 0;
+}
+
+/* A new field changes the size: compare it below too, then update this. */
+_Static_assert(sizeof(struct gw_breaker_cfg) == 56, "gw_breaker_cfg_equal() compares every field");
+
+bool gw_breaker_cfg_equal(const struct gw_breaker_cfg *a, const struct gw_breaker_cfg *b)
+{
+    return a->consecutive_failures == b->consecutive_failures &&
+           a->window_type == b->window_type &&
+           a->window_size == b->window_size &&
+           a->min_calls == b->min_calls &&
+           a->failure_rate_pct == b->failure_rate_pct &&
+           a->slow_rate_pct == b->slow_rate_pct &&
+           a->slow_call_us == b->slow_call_us &&
+           a->open_wait_us == b->open_wait_us &&
+           a->half_open_probes == b->half_open_probes &&
+           a->half_open_timeout_us == b->half_open_timeout_us;
 }
 
 int gw_breaker_cfg_check(const struct gw_breaker_cfg *cfg, char **err)
@@ -165,7 +182,7 @@ void gw_breaker_set_listener(struct gw_breaker *b, gw_breaker_transition_cb *cb,
 
 /* ---- window (under lock) ---- */
 
-static void gw__brk_window_clear(struct gw_breaker *b)
+static void brk_window_clear(struct gw_breaker *b)
 {
     b->calls = b->fails = b->slows = 0;
     b->consec = 0;
@@ -180,7 +197,7 @@ static void gw__brk_window_clear(struct gw_breaker *b)
     }
 }
 
-static void gw__brk_bucket_drop(struct gw_breaker *b, struct gw_breaker_bucket *k)
+static void brk_bucket_drop(struct gw_breaker *b, struct gw_breaker_bucket *k)
 {
     b->calls -= k->calls;
     b->fails -= k->fails;
@@ -191,7 +208,7 @@ static void gw__brk_bucket_drop(struct gw_breaker *b, struct gw_breaker_bucket *
 
 /* Moves the time window so that it ends at second sec (never backwards)
  * and returns the bucket for the newest second. */
-static struct gw_breaker_bucket *gw__brk_advance(struct gw_breaker *b, uint64_t sec)
+static struct gw_breaker_bucket *brk_advance(struct gw_breaker *b, uint64_t sec)
 {
     uint32_t n = b->cfg.window_size;
     if (sec > b->head_sec) {
@@ -199,18 +216,18 @@ static struct gw_breaker_bucket *gw__brk_advance(struct gw_breaker *b, uint64_t 
         if (sec - b->head_sec > n)
             from = sec - n + 1;
         for (uint64_t s = from; s <= sec; s++)
-            gw__brk_bucket_drop(b, &b->buckets[s % n]);
+            brk_bucket_drop(b, &b->buckets[s % n]);
         b->head_sec = sec;
     }
     struct gw_breaker_bucket *k = &b->buckets[b->head_sec % n];
     if (k->sec != b->head_sec) {
-        gw__brk_bucket_drop(b, k);
+        brk_bucket_drop(b, k);
         k->sec = b->head_sec;
     }
     return k;
 }
 
-static void gw__brk_window_add(struct gw_breaker *b, uint64_t now_us, unsigned out)
+static void brk_window_add(struct gw_breaker *b, uint64_t now_us, unsigned out)
 {
     unsigned fail = out & OUT_FAIL ? 1 : 0;
     unsigned slow = out & OUT_SLOW ? 1 : 0;
@@ -226,7 +243,7 @@ static void gw__brk_window_add(struct gw_breaker *b, uint64_t now_us, unsigned o
         if (++b->ring_pos == b->cfg.window_size)
             b->ring_pos = 0;
     } else {
-        struct gw_breaker_bucket *k = gw__brk_advance(b, now_us / 1000000);
+        struct gw_breaker_bucket *k = brk_advance(b, now_us / 1000000);
         k->calls++;
         k->fails += fail;
         k->slows += slow;
@@ -238,8 +255,8 @@ static void gw__brk_window_add(struct gw_breaker *b, uint64_t now_us, unsigned o
 
 /* ---- transitions (under lock) ---- */
 
-static void gw__brk_set(struct gw_breaker *b, enum gw_breaker_state to, enum gw_breaker_reason why,
-                        uint64_t now_us, struct gw__brk_event *ev)
+static void brk_set(struct gw_breaker *b, enum gw_breaker_state to, enum gw_breaker_reason why,
+                        uint64_t now_us, struct brk_event *ev)
 {
     ev->happened = true;
     ev->from = (enum gw_breaker_state)atomic_load_explicit(&b->state, memory_order_relaxed);
@@ -253,19 +270,19 @@ static void gw__brk_set(struct gw_breaker *b, enum gw_breaker_state to, enum gw_
         atomic_store_explicit(&b->retry_at_us, now_us + b->cfg.open_wait_us, memory_order_relaxed);
     }
     if (to != GW_BREAKER_HALF_OPEN)
-        gw__brk_window_clear(b);
+        brk_window_clear(b);
     /* Release: a thread that sees the new state also sees retry_at. */
     atomic_store_explicit(&b->state, to, memory_order_release);
 }
 
-static void gw__brk_report(struct gw_breaker *b, const struct gw__brk_event *ev, uint64_t now_us)
+static void brk_report(struct gw_breaker *b, const struct brk_event *ev, uint64_t now_us)
 {
     if (ev->happened && b->cb)
         b->cb(b->cb_data, b, ev->from, ev->to, ev->why, now_us);
 }
 
 /* Judges the window after an outcome was added in CLOSED. */
-static enum gw_breaker_reason gw__brk_should_trip(const struct gw_breaker *b)
+static enum gw_breaker_reason brk_should_trip(const struct gw_breaker *b)
 {
     const struct gw_breaker_cfg *c = &b->cfg;
     if (c->consecutive_failures && b->consec >= c->consecutive_failures)
@@ -292,15 +309,15 @@ bool gw_breaker_allow(struct gw_breaker *b, uint64_t now_us)
         return false;
     }
 
-    struct gw__brk_event ev = {0};
+    struct brk_event ev = {0};
     bool ok = false;
-    gw__brk_lock(b);
+    brk_lock(b);
     st = atomic_load_explicit(&b->state, memory_order_relaxed);
     if (st == GW_BREAKER_CLOSED) {
         ok = true;
     } else if (st == GW_BREAKER_OPEN) {
         if (now_us >= atomic_load_explicit(&b->retry_at_us, memory_order_relaxed)) {
-            gw__brk_set(b, GW_BREAKER_HALF_OPEN, GW_BREAKER_R_WAIT_ELAPSED, now_us, &ev);
+            brk_set(b, GW_BREAKER_HALF_OPEN, GW_BREAKER_R_WAIT_ELAPSED, now_us, &ev);
             st = GW_BREAKER_HALF_OPEN;
         }
     }
@@ -313,14 +330,14 @@ bool gw_breaker_allow(struct gw_breaker *b, uint64_t now_us)
             ok = true;
         } else if (b->cfg.half_open_timeout_us && now_us >= since &&
                    now_us - since >= b->cfg.half_open_timeout_us) {
-            gw__brk_set(b, GW_BREAKER_OPEN, GW_BREAKER_R_PROBE_TIMEOUT, now_us, &ev);
+            brk_set(b, GW_BREAKER_OPEN, GW_BREAKER_R_PROBE_TIMEOUT, now_us, &ev);
         }
     }
-    gw__brk_unlock(b);
+    brk_unlock(b);
 
     if (!ok)
         atomic_fetch_add_explicit(&b->rejected, 1, memory_order_relaxed);
-    gw__brk_report(b, &ev, now_us);
+    brk_report(b, &ev, now_us);
     return ok;
 }
 
@@ -328,9 +345,9 @@ void gw_breaker_record(struct gw_breaker *b, uint64_t now_us, bool success, uint
 {
     bool slow = duration_us >= b->cfg.slow_call_us;
     unsigned out = (success ? 0 : OUT_FAIL) | (slow ? OUT_SLOW : 0);
-    struct gw__brk_event ev = {0};
+    struct brk_event ev = {0};
 
-    gw__brk_lock(b);
+    brk_lock(b);
     int st = atomic_load_explicit(&b->state, memory_order_relaxed);
     if (st == GW_BREAKER_CLOSED) {
         if (success) {
@@ -338,46 +355,46 @@ void gw_breaker_record(struct gw_breaker *b, uint64_t now_us, bool success, uint
         } else if (b->consec < UINT32_MAX) {
             b->consec++;
         }
-        gw__brk_window_add(b, now_us, out);
-        enum gw_breaker_reason why = gw__brk_should_trip(b);
+        brk_window_add(b, now_us, out);
+        enum gw_breaker_reason why = brk_should_trip(b);
         if (why)
-            gw__brk_set(b, GW_BREAKER_OPEN, why, now_us, &ev);
+            brk_set(b, GW_BREAKER_OPEN, why, now_us, &ev);
     } else if (st == GW_BREAKER_HALF_OPEN && b->probes_out > 0) {
         b->probes_out--;
         if (!success || (slow && b->cfg.slow_rate_pct)) {
-            gw__brk_set(b, GW_BREAKER_OPEN, GW_BREAKER_R_PROBE_FAILED, now_us, &ev);
+            brk_set(b, GW_BREAKER_OPEN, GW_BREAKER_R_PROBE_FAILED, now_us, &ev);
         } else if (++b->probes_ok >= b->cfg.half_open_probes) {
-            gw__brk_set(b, GW_BREAKER_CLOSED, GW_BREAKER_R_PROBES_OK, now_us, &ev);
+            brk_set(b, GW_BREAKER_CLOSED, GW_BREAKER_R_PROBES_OK, now_us, &ev);
         }
     }
-    gw__brk_unlock(b);
+    brk_unlock(b);
 
-    gw__brk_report(b, &ev, now_us);
+    brk_report(b, &ev, now_us);
 }
 
 void gw_breaker_release(struct gw_breaker *b)
 {
     if (atomic_load_explicit(&b->state, memory_order_acquire) != GW_BREAKER_HALF_OPEN)
         return;
-    gw__brk_lock(b);
+    brk_lock(b);
     if (atomic_load_explicit(&b->state, memory_order_relaxed) == GW_BREAKER_HALF_OPEN &&
         b->probes_out > 0) {
         b->probes_out--;
         atomic_fetch_sub_explicit(&b->probes_issued, 1, memory_order_relaxed);
     }
-    gw__brk_unlock(b);
+    brk_unlock(b);
 }
 
 void gw_breaker_reset(struct gw_breaker *b, uint64_t now_us)
 {
-    struct gw__brk_event ev = {0};
-    gw__brk_lock(b);
+    struct brk_event ev = {0};
+    brk_lock(b);
     if (atomic_load_explicit(&b->state, memory_order_relaxed) != GW_BREAKER_CLOSED)
-        gw__brk_set(b, GW_BREAKER_CLOSED, GW_BREAKER_R_RESET, now_us, &ev);
+        brk_set(b, GW_BREAKER_CLOSED, GW_BREAKER_R_RESET, now_us, &ev);
     else
-        gw__brk_window_clear(b);
-    gw__brk_unlock(b);
-    gw__brk_report(b, &ev, now_us);
+        brk_window_clear(b);
+    brk_unlock(b);
+    brk_report(b, &ev, now_us);
 }
 
 bool gw_breaker_admits(struct gw_breaker *b, uint64_t now_us)
@@ -403,9 +420,9 @@ enum gw_breaker_state gw_breaker_state(const struct gw_breaker *b)
 void gw_breaker_get_stats(struct gw_breaker *b, uint64_t now_us, struct gw_breaker_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    gw__brk_lock(b);
+    brk_lock(b);
     if (b->buckets && now_us / 1000000 > b->head_sec)
-        gw__brk_advance(b, now_us / 1000000);
+        brk_advance(b, now_us / 1000000);
     out->state = (enum gw_breaker_state)atomic_load_explicit(&b->state, memory_order_relaxed);
     out->since_us = atomic_load_explicit(&b->since_us, memory_order_relaxed);
     if (out->state == GW_BREAKER_OPEN)
@@ -417,7 +434,7 @@ void gw_breaker_get_stats(struct gw_breaker *b, uint64_t now_us, struct gw_break
     out->probes_admitted = atomic_load_explicit(&b->probes_issued, memory_order_relaxed);
     out->probes_succeeded = b->probes_ok;
     out->opened = b->opened;
-    gw__brk_unlock(b);
+    brk_unlock(b);
     out->rejected = atomic_load_explicit(&b->rejected, memory_order_relaxed);
 }
 

@@ -87,6 +87,9 @@ struct gw_breaker_stats {
 
 /* Fills cfg with the defaults listed above. */
 void gw_breaker_cfg_default(struct gw_breaker_cfg *cfg);
+/* Whether a and b hold the same settings (field by field: padding and
+ * the order of the fields do not matter). */
+bool gw_breaker_cfg_equal(const struct gw_breaker_cfg *a, const struct gw_breaker_cfg *b);
 
 /* Validates cfg (window within bounds, percentages <= 100, at least one
  * probe). Returns 0, or -1 and *err, a malloc'd message the caller frees. */

@@ -36,7 +36,7 @@ struct gw_rb {
     _Atomic uint64_t retry[GW_RB_MAX_BUCKETS]; /* tick << 32 | count, written under lock */
 };
 
-static inline void gw__rb_cpu_relax(void)
+static inline void rb_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -52,6 +52,17 @@ void gw_rb_cfg_default(struct gw_rb_cfg *cfg)
     cfg->min_per_sec = 10;
     cfg->window_us = 10 * 1000000ull;
     cfg->buckets = 10;
+}
+
+/* A new field changes the size: compare it below too, then update this. */
+_Static_assert(sizeof(struct gw_rb_cfg) == 32, "gw_rb_cfg_equal() compares every field");
+
+bool gw_rb_cfg_equal(const struct gw_rb_cfg *a, const struct gw_rb_cfg *b)
+{
+    return a->ratio == b->ratio &&
+           a->min_per_sec == b->min_per_sec &&
+           a->window_us == b->window_us &&
+           a->buckets == b->buckets;
 }
 
 int gw_rb_cfg_check(const struct gw_rb_cfg *cfg, char **err)
@@ -102,20 +113,20 @@ void gw_rb_free(struct gw_rb *rb)
     free(rb);
 }
 
-static inline uint32_t gw__rb_tick(const struct gw_rb *rb, uint64_t now_us)
+static inline uint32_t rb_tick(const struct gw_rb *rb, uint64_t now_us)
 {
     return (uint32_t)(now_us / rb->bucket_us);
 }
 
 /* True when tick t is one of the n ticks ending at cur. */
-static inline bool gw__rb_in_window(uint32_t t, uint32_t cur, uint32_t n)
+static inline bool rb_in_window(uint32_t t, uint32_t cur, uint32_t n)
 {
     return (uint32_t)(cur - t) < n;
 }
 
 /* Adds one to the word of tick t: counts in it when it already holds t or
  * a newer tick (a lagging clock), claims it when it holds an older one. */
-static void gw__rb_add(_Atomic uint64_t *w, uint32_t t)
+static void rb_add(_Atomic uint64_t *w, uint32_t t)
 {
     uint64_t cur = atomic_load_explicit(w, memory_order_relaxed);
     for (;;) {
@@ -133,18 +144,18 @@ static void gw__rb_add(_Atomic uint64_t *w, uint32_t t)
 }
 
 /* Sums the counts of the words in the window ending at cur. */
-static uint64_t gw__rb_sum(const struct gw_rb *rb, _Atomic uint64_t *words, uint32_t cur)
+static uint64_t rb_sum(const struct gw_rb *rb, _Atomic uint64_t *words, uint32_t cur)
 {
     uint64_t sum = 0;
     for (uint32_t i = 0; i < rb->n; i++) {
         uint64_t w = atomic_load_explicit(&words[i], memory_order_relaxed);
-        if (gw__rb_in_window((uint32_t)(w >> 32), cur, rb->n))
+        if (rb_in_window((uint32_t)(w >> 32), cur, rb->n))
             sum += (uint32_t)w;
     }
     return sum;
 }
 
-static uint64_t gw__rb_budget(const struct gw_rb *rb, uint64_t requests)
+static uint64_t rb_budget(const struct gw_rb *rb, uint64_t requests)
 {
     uint64_t by_ratio = requests * rb->ratio_ppm / 1000000;
     return by_ratio > rb->floor ? by_ratio : rb->floor;
@@ -152,27 +163,27 @@ static uint64_t gw__rb_budget(const struct gw_rb *rb, uint64_t requests)
 
 void gw_rb_request(struct gw_rb *rb, uint64_t now_us)
 {
-    uint32_t t = gw__rb_tick(rb, now_us);
-    gw__rb_add(&rb->req[t % rb->n], t);
+    uint32_t t = rb_tick(rb, now_us);
+    rb_add(&rb->req[t % rb->n], t);
     atomic_fetch_add_explicit(&rb->total_requests, 1, memory_order_relaxed);
 }
 
 bool gw_rb_try_retry(struct gw_rb *rb, uint64_t now_us)
 {
-    uint32_t t = gw__rb_tick(rb, now_us);
+    uint32_t t = rb_tick(rb, now_us);
     bool ok;
 
     while (atomic_flag_test_and_set_explicit(&rb->lock, memory_order_acquire))
-        gw__rb_cpu_relax();
+        rb_cpu_relax();
     if (rb->have_head && (int32_t)(rb->head_tick - t) > 0)
         t = rb->head_tick;
     rb->head_tick = t;
     rb->have_head = true;
-    uint64_t requests = gw__rb_sum(rb, rb->req, t);
-    uint64_t retries = gw__rb_sum(rb, rb->retry, t);
-    ok = retries < gw__rb_budget(rb, requests);
+    uint64_t requests = rb_sum(rb, rb->req, t);
+    uint64_t retries = rb_sum(rb, rb->retry, t);
+    ok = retries < rb_budget(rb, requests);
     if (ok)
-        gw__rb_add(&rb->retry[t % rb->n], t);
+        rb_add(&rb->retry[t % rb->n], t);
     atomic_flag_clear_explicit(&rb->lock, memory_order_release);
 
     atomic_fetch_add_explicit(ok ? &rb->total_retries : &rb->total_denied, 1,
@@ -182,14 +193,14 @@ bool gw_rb_try_retry(struct gw_rb *rb, uint64_t now_us)
 
 void gw_rb_get_stats(struct gw_rb *rb, uint64_t now_us, struct gw_rb_stats *out)
 {
-    uint32_t t = gw__rb_tick(rb, now_us);
+    uint32_t t = rb_tick(rb, now_us);
     memset(out, 0, sizeof(*out));
     out->requests = atomic_load_explicit(&rb->total_requests, memory_order_relaxed);
     out->retries = atomic_load_explicit(&rb->total_retries, memory_order_relaxed);
     out->denied = atomic_load_explicit(&rb->total_denied, memory_order_relaxed);
-    uint64_t req = gw__rb_sum(rb, rb->req, t);
-    uint64_t ret = gw__rb_sum(rb, rb->retry, t);
-    uint64_t budget = gw__rb_budget(rb, req);
+    uint64_t req = rb_sum(rb, rb->req, t);
+    uint64_t ret = rb_sum(rb, rb->retry, t);
+    uint64_t budget = rb_budget(rb, req);
     out->window_requests = (uint32_t)FG_MIN(req, UINT32_MAX);
     out->window_retries = (uint32_t)FG_MIN(ret, UINT32_MAX);
     out->budget = (uint32_t)FG_MIN(budget, UINT32_MAX);

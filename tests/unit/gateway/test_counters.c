@@ -1,4 +1,4 @@
-/* Tests for the per-worker counters (gateway/counters.h, server.c): each
+/* Tests for the per-worker counters (gateway/balance/counters.h, balance/backend.c): each
  * worker counts into its own cache-line-aligned entry, the shared part
  * takes the counts of other threads, and gw_server_counts() adds them up
  * exactly once writers are quiet and never goes backwards while they
@@ -11,6 +11,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
+/* The servers made here share one slot numbering (as a process's do). */
+static struct gw_servers servers = {.retired_lock = PTHREAD_MUTEX_INITIALIZER};
+
 #define NWORKERS 4
 #define PER_WORKER 200000
 
@@ -19,7 +22,7 @@ static struct gw_server *mk_server(int nworkers)
     struct net_addr a;
     char *err = NULL;
     cr_assert_eq(net_parse_addr("10.1.0.1:8080", &a, &err), 0);
-    struct gw_server *s = gw_server_new("svc", &a, 1);
+    struct gw_server *s = gw_server_new(&servers, "svc", &a, 1);
     gw_server_alloc_counters(s, nworkers);
     return s;
 }

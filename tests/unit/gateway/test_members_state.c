@@ -1,15 +1,19 @@
-/* Tests for the state file of gateway/members.c (state_file:): what
- * gw_members_restore() accepts and refuses, and that save_state() writes
- * back what it read (a round trip, atomically replaced). members.c is
- * included for its static save_state(). */
+/* Tests for the state file of the admin-made changes
+ * (gateway/members_state.c, state_file:): what gw_members_restore()
+ * accepts and refuses, and that gw__members_save() writes back what it
+ * read (a round trip, atomically replaced). */
 #include <criterion/criterion.h>
 
-#include "../../../src/gateway/members.c"
+#include "gateway/members_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char dir[64], path[128];
+static struct gw_members mem;
 
 static void setup(void)
 {
@@ -20,7 +24,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    gw_members_free();
+    gw_members_free(&mem);
     char tmp[160];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     unlink(tmp);
@@ -39,7 +43,7 @@ static void put(const char *text)
 static int count_ops(void)
 {
     int n = 0;
-    for (struct op *o = ops; o; o = o->next)
+    for (struct gw_member_op *o = mem.ops; o; o = o->next)
         n++;
     return n;
 }
@@ -49,17 +53,17 @@ TestSuite(members_state, .init = setup, .fini = teardown);
 Test(members_state, missing_file_is_empty_state)
 {
     char *err = NULL;
-    cr_assert_eq(gw_members_restore(path, &err), 0);
-    cr_assert_str_eq(state_path, path);
+    cr_assert_eq(gw_members_restore(&mem, path, &err), 0);
+    cr_assert_str_eq(mem.state_path, path);
     cr_assert_eq(count_ops(), 0);
     struct stat st;
     cr_assert_eq(stat(path, &st), 0); /* written at once: a bad path fails the start */
-    gw_members_free();
+    gw_members_free(&mem);
     char bad[200];
     snprintf(bad, sizeof bad, "%s/missing/state.json", dir);
-    cr_assert_eq(gw_members_restore(bad, &err), -1);
+    cr_assert_eq(gw_members_restore(&mem, bad, &err), -1);
     cr_assert_not_null(strstr(err, "missing/state.json.tmp"), "%s", err);
-    cr_assert_null(state_path);
+    cr_assert_null(mem.state_path);
     free(err);
 }
 
@@ -79,22 +83,22 @@ Test(members_state, round_trip)
 {
     put(every_kind);
     char *err = NULL;
-    cr_assert_eq(gw_members_restore(path, &err), 8, "%s", err ? err : "");
-    struct op *o = ops;
+    cr_assert_eq(gw_members_restore(&mem, path, &err), 8, "%s", err ? err : "");
+    struct gw_member_op *o = mem.ops;
     cr_assert_str_eq(o->balance, "least_conn"); /* canonical, as the admin API stores it */
     cr_assert(o->strip);
     o = o->next->next;
     cr_assert_eq(o->ttl_ms, 10000);
     cr_assert(o->expires_ms > 0);
-    /* save_state() writes what was read; reading that gives the same. */
-    cr_assert_eq(save_state(&err), 0, "%s", err ? err : "");
+    /* gw__members_save() writes what was read; reading that gives the same. */
+    cr_assert_eq(gw__members_save(&mem, &err), 0, "%s", err ? err : "");
     struct stat st;
     char tmp[160];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     cr_assert_neq(stat(tmp, &st), 0); /* renamed away */
-    gw_members_free();
-    cr_assert_eq(gw_members_restore(path, &err), 8, "%s", err ? err : "");
-    o = ops;
+    gw_members_free(&mem);
+    cr_assert_eq(gw_members_restore(&mem, path, &err), 8, "%s", err ? err : "");
+    o = mem.ops;
     for (int i = 0; i < 6; i++)
         o = o->next;
     cr_assert_eq(o->kind, OP_ROUTE_CIDR);
@@ -107,10 +111,10 @@ static void refused(const char *text, const char *words)
 {
     put(text);
     char *err = NULL;
-    cr_assert_eq(gw_members_restore(path, &err), -1, "accepted: %s", text);
+    cr_assert_eq(gw_members_restore(&mem, path, &err), -1, "accepted: %s", text);
     cr_assert_not_null(strstr(err, path), "%s", err);
     cr_assert_not_null(strstr(err, words), "'%s' lacks '%s'", err, words);
-    cr_assert_null(state_path);
+    cr_assert_null(mem.state_path);
     cr_assert_eq(count_ops(), 0);
     free(err);
 }

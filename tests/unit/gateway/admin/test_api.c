@@ -29,7 +29,7 @@ static struct gw_server *mk_server(const char *svc, const char *addr, int weight
     struct net_addr na;
     char *err = NULL;
     cr_assert_eq(net_parse_addr(addr, &na, &err), 0);
-    return gw_server_new(svc, &na, weight);
+    return gw_server_new(&g.servers, svc, &na, weight);
 }
 
 /* Service "api" (checked, four servers in four states, a route) and
@@ -39,7 +39,7 @@ static void build(void)
     memset(&g, 0, sizeof g);
     pthread_mutex_init(&g.snap_lock, NULL);
     pthread_mutex_init(&g.ctl_lock, NULL);
-    gw_g = &g;
+    gw_servers_init(&g.servers);
     log_level = LOG_ERROR;
 
     struct gw_service *api = calloc(1, sizeof *api);
@@ -116,12 +116,12 @@ static void setup(void)
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     char *hosts[] = {"t"};
     struct gw_config c = {.admin = addr, .admin_access = {.hosts = hosts, .nhosts = 1}};
-    cr_assert_eq(gw_admin_start(&c, &err), 0, "%s", err ? err : "");
+    cr_assert_eq(gw_admin_start(&g, &c, &err), 0, "%s", err ? err : "");
 }
 
 static void teardown(void)
 {
-    gw_admin_stop();
+    gw_admin_stop(&g);
     g.snap = NULL;
     for (size_t i = 0; i < snap->nservices; i++) {
         struct gw_service *svc = snap->services[i];
@@ -220,7 +220,7 @@ Test(admin_api, metrics_render)
 {
     struct buf b;
     buf_init(&b);
-    gw_metrics_render(&b);
+    gw_metrics_render(&g, &b);
     buf_append(&b, "", 1);
     char *t = buf_rptr(&b);
     has_line(t, "# TYPE floodgate_gateway_requests_total counter");

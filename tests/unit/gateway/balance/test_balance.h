@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The servers made here share one slot numbering (as a process's do). */
+static struct gw_servers servers = {.retired_lock = PTHREAD_MUTEX_INITIALIZER};
+
 #define NOW 1000000u /* an arbitrary "now" in ms, well past 0 */
 #define MAXS 16
 
@@ -25,7 +28,7 @@ static inline struct gw_server *mk_server(int idx, int weight)
     struct net_addr a;
     char *err = NULL;
     cr_assert_eq(net_parse_addr(addr, &a, &err), 0, "parse %s: %s", addr, err ? err : "");
-    struct gw_server *s = gw_server_new("svc", &a, weight);
+    struct gw_server *s = gw_server_new(&servers, "svc", &a, weight);
     cr_assert_not_null(s);
     return s;
 }

@@ -10,6 +10,9 @@
 #include <pthread.h>
 #include <stdio.h>
 
+/* The servers made here share one slot numbering (as a process's do). */
+static struct gw_servers servers = {.retired_lock = PTHREAD_MUTEX_INITIALIZER};
+
 #define NOW 5000000u
 
 static struct gw_server *mk_server(void)
@@ -17,7 +20,7 @@ static struct gw_server *mk_server(void)
     struct net_addr a;
     char *err = NULL;
     cr_assert_eq(net_parse_addr("10.1.0.1:8080", &a, &err), 0);
-    return gw_server_new("svc", &a, 1);
+    return gw_server_new(&servers, "svc", &a, 1);
 }
 
 /* Feeds a string of results ('+' ok, '-' failed) and checks the returned

@@ -252,7 +252,7 @@ Test(gwconfig_full, every_field)
     cr_assert_str_eq(o->name, "orders_v2");
     cr_assert_str_eq(o->balance, "consistent_hash");
     cr_assert_str_eq(o->hash_key, "cookie:session");
-    cr_assert_eq(o->hash_by, GW_CFG_HASH_COOKIE);
+    cr_assert_eq(o->hash_by, GW_HASH_COOKIE);
     cr_assert_str_eq(o->hash_name, "session");
     cr_assert_eq(o->vnodes, 200);
     cr_assert_float_eq(o->bound_load, 1.25, 1e-12);
@@ -311,12 +311,12 @@ Test(gwconfig_full, hash_keys_and_switches)
     cr_assert_eq(net_addr_port(&c->listen_addr[0]), 0);
     cr_assert_null(c->admin);
     cr_assert_str_eq(c->access_log, "stderr");
-    cr_assert_eq(c->services[0].hash_by, GW_CFG_HASH_HEADER);
+    cr_assert_eq(c->services[0].hash_by, GW_HASH_HEADER);
     cr_assert_str_eq(c->services[0].hash_name, "X-User-Id");
-    cr_assert_eq(c->services[1].hash_by, GW_CFG_HASH_PATH);
+    cr_assert_eq(c->services[1].hash_by, GW_HASH_PATH);
     cr_assert_null(c->services[1].hash_name);
     cr_assert_str_eq(c->services[2].hash_key, "client_ip");
-    cr_assert_eq(c->services[2].hash_by, GW_CFG_HASH_CLIENT_IP);
+    cr_assert_eq(c->services[2].hash_by, GW_HASH_CLIENT_IP);
     cr_assert(c->services[2].health.enabled);
     cr_assert_str_eq(c->services[2].health.path, "/health");
     cr_assert(!c->services[3].health.enabled);
@@ -348,7 +348,7 @@ Test(gwconfig_file, shipped_example_loads)
     cr_assert(auth->health.enabled);
     cr_assert(orders->health.enabled);
     cr_assert_str_eq(orders->balance, "consistent_hash");
-    cr_assert_eq(orders->hash_by, GW_CFG_HASH_HEADER);
+    cr_assert_eq(orders->hash_by, GW_HASH_HEADER);
     cr_assert_str_eq(orders->hash_name, "X-User-Id");
     cr_assert_geq(c->nroutes, 2);
     gw_config_free(c);

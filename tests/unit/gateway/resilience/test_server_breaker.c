@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The servers made here share one slot numbering (as a process's do). */
+static struct gw_servers servers = {.retired_lock = PTHREAD_MUTEX_INITIALIZER};
+
 #define T0_MS 1000000ull /* an arbitrary start, in ms */
 #define US(ms) ((ms) * 1000ull)
 
@@ -27,7 +30,7 @@ static struct gw_server *mk_server(int idx)
     struct net_addr a;
     char *err = NULL;
     cr_assert_eq(net_parse_addr(addr, &a, &err), 0);
-    return gw_server_new("svc", &a, 1);
+    return gw_server_new(&servers, "svc", &a, 1);
 }
 
 /* consecutive_failures 3, open 1 s, probes as given; rates off. */
@@ -249,7 +252,7 @@ Test(server_breaker, config_keeps_replaces_and_removes)
     cr_assert_null(brk(s));
     cr_assert(gw_server_usable(s, T0_MS + 4));
     gw_server_unref(s);
-    gw_server_breakers_free_retired();
+    gw_servers_free(&servers);
 }
 
 /* ---- one attempt's server: balance/pick.c, settling ---- */

@@ -1,4 +1,4 @@
-/* Tests for gateway/balance/hcheck.c: the real checker thread against a tiny
+/* Tests for gateway/hcheck.c: the real checker thread against a tiny
  * in-test HTTP server on a loopback port. The snapshot is built by hand
  * (services and servers only) and put in place under snap_lock; the test
  * keeps its own reference on every snapshot and server, so it frees them
@@ -160,7 +160,7 @@ static void setup(void)
     memset(&g, 0, sizeof g);
     pthread_mutex_init(&g.snap_lock, NULL);
     pthread_mutex_init(&g.ctl_lock, NULL);
-    gw_g = &g;
+    gw_servers_init(&g.servers);
     log_level = LOG_ERROR;
 }
 
@@ -171,7 +171,7 @@ static struct gw_server *mk_server(int port)
     struct net_addr na;
     char *err = NULL;
     cr_assert_eq(net_parse_addr(a, &na, &err), 0);
-    return gw_server_new("svc", &na, 1);
+    return gw_server_new(&g.servers, "svc", &na, 1);
 }
 
 static struct gw_cfg_health hcfg(void)
@@ -253,7 +253,7 @@ Test(hcheck, rises_on_200_with_the_expected_request)
     put_snap(s);
 
     char *err = NULL;
-    cr_assert_eq(gw_hcheck_start(&err), 0);
+    cr_assert_eq(gw_hcheck_start(&g, &err), 0);
     cr_assert_eq(wait_int(&srv->health, GW_UP, 3000), GW_UP);
     cr_assert_gt(atomic_load(&srv->up_since_ms), 0);
     cr_assert_geq(atomic_load(&ts.accepted), 2, "rise 2 needs two probes");
@@ -267,7 +267,7 @@ Test(hcheck, rises_on_200_with_the_expected_request)
     cr_assert_str_eq(ts.last, want);
     pthread_mutex_unlock(&ts.lock);
 
-    gw_hcheck_stop();
+    gw_hcheck_stop(&g);
     tsrv_stop();
     put_snap(NULL);
     free_snap(s);
@@ -282,9 +282,9 @@ Test(hcheck, falls_on_connection_refused)
     put_snap(s);
 
     char *err = NULL;
-    cr_assert_eq(gw_hcheck_start(&err), 0);
+    cr_assert_eq(gw_hcheck_start(&g, &err), 0);
     cr_assert_eq(wait_int(&srv->health, GW_DOWN, 3000), GW_DOWN);
-    gw_hcheck_stop();
+    gw_hcheck_stop(&g);
     put_snap(NULL);
     free_snap(s);
     gw_server_unref(srv);
@@ -299,9 +299,9 @@ static void falls_with_mode(int mode, struct gw_cfg_health h)
     put_snap(s);
 
     char *err = NULL;
-    cr_assert_eq(gw_hcheck_start(&err), 0);
+    cr_assert_eq(gw_hcheck_start(&g, &err), 0);
     cr_assert_eq(wait_int(&srv->health, GW_DOWN, 5000), GW_DOWN, "mode %d", mode);
-    gw_hcheck_stop();
+    gw_hcheck_stop(&g);
     tsrv_stop();
     put_snap(NULL);
     free_snap(s);
@@ -342,9 +342,9 @@ Test(hcheck, interim_response_then_200_is_healthy)
     put_snap(s);
 
     char *err = NULL;
-    cr_assert_eq(gw_hcheck_start(&err), 0);
+    cr_assert_eq(gw_hcheck_start(&g, &err), 0);
     cr_assert_eq(wait_int(&srv->health, GW_UP, 3000), GW_UP);
-    gw_hcheck_stop();
+    gw_hcheck_stop(&g);
     tsrv_stop();
     put_snap(NULL);
     free_snap(s);
@@ -360,7 +360,7 @@ Test(hcheck, drops_servers_that_left_and_restores_when_checks_stop)
     put_snap(s1);
 
     char *err = NULL;
-    cr_assert_eq(gw_hcheck_start(&err), 0);
+    cr_assert_eq(gw_hcheck_start(&g, &err), 0);
     cr_assert_eq(wait_int(&dead->health, GW_DOWN, 3000), GW_DOWN);
     cr_assert_eq(wait_int(&gone->health, GW_DOWN, 3000), GW_DOWN);
     cr_assert_eq(atomic_load(&gone->refcnt), 2, "the checker holds a reference");
@@ -381,7 +381,7 @@ Test(hcheck, drops_servers_that_left_and_restores_when_checks_stop)
     cr_assert_eq(wait_int(&dead->refcnt, 1, 2000), 1);
     cr_assert_eq(atomic_load(&gone->health), GW_DOWN);
 
-    gw_hcheck_stop();
+    gw_hcheck_stop(&g);
     put_snap(NULL);
     free_snap(s1);
     free_snap(s2);
@@ -404,13 +404,13 @@ Test(hcheck, stop_closes_every_socket)
     put_snap(s);
 
     char *err = NULL;
-    cr_assert_eq(gw_hcheck_start(&err), 0);
+    cr_assert_eq(gw_hcheck_start(&g, &err), 0);
     cr_assert_eq(wait_int(&ts.open, (int)ARRAY_SIZE(srv), 3000), (int)ARRAY_SIZE(srv),
                  "one probe in flight per server");
     usleep(100000);
     cr_assert_eq(atomic_load(&ts.accepted), (int)ARRAY_SIZE(srv),
                  "no second probe while one is in flight");
-    gw_hcheck_stop();
+    gw_hcheck_stop(&g);
     cr_assert_eq(wait_int(&ts.open, 0, 3000), 0, "the server saw every probe socket close");
     tsrv_stop();
     /* The test server's sockets are closed too: only the checker's
@@ -426,5 +426,5 @@ Test(hcheck, stop_closes_every_socket)
 
 Test(hcheck, stop_without_start_is_harmless)
 {
-    gw_hcheck_stop();
+    gw_hcheck_stop(&g);
 }

@@ -46,6 +46,7 @@
 #define HC_READ_CHUNK 4096u
 
 struct hc_rec {
+    struct ev_loop *loop;       /* the checker's */
     struct gw_server *srv;      /* reference held */
     struct hc_rec *next;        /* hash chain */
     struct gw_health h;         /* rise/fall machine, checker thread only */
@@ -65,7 +66,8 @@ struct hc_rec {
     struct buf in;              /* response bytes read so far */
 };
 
-struct hc {
+struct gw_hcheck {
+    struct gw *gw;              /* the process it checks for (snapshots) */
     pthread_t thread;
     struct ev_loop *loop;
     atomic_bool stopping;
@@ -76,11 +78,9 @@ struct hc {
     size_t n;
 };
 
-static struct hc *hc_g;
-
 /* ---- the record table ---- */
 
-static size_t hc_bucket(const struct hc *h, const struct gw_server *s)
+static size_t hc_bucket(const struct gw_hcheck *h, const struct gw_server *s)
 {
     uint64_t k = (uint64_t)(uintptr_t)s;
     k ^= k >> 33;
@@ -89,7 +89,7 @@ static size_t hc_bucket(const struct hc *h, const struct gw_server *s)
     return (size_t)k & (h->cap - 1);
 }
 
-static struct hc_rec *hc_find(const struct hc *h, const struct gw_server *s)
+static struct hc_rec *hc_find(const struct gw_hcheck *h, const struct gw_server *s)
 {
     for (struct hc_rec *r = h->tab[hc_bucket(h, s)]; r; r = r->next)
         if (r->srv == s)
@@ -97,7 +97,7 @@ static struct hc_rec *hc_find(const struct hc *h, const struct gw_server *s)
     return NULL;
 }
 
-static void hc_grow(struct hc *h)
+static void hc_grow(struct gw_hcheck *h)
 {
     struct hc_rec **old = h->tab;
     size_t oldcap = h->cap;
@@ -125,7 +125,7 @@ static void rec_timer_cb(struct ev_loop *loop, struct ev_timer *t);
 static void probe_close(struct hc_rec *r)
 {
     if (r->fd >= 0) {
-        ev_io_stop(hc_g->loop, r->fd);
+        ev_io_stop(r->loop, r->fd);
         close(r->fd);
         r->fd = -1;
     }
@@ -144,7 +144,7 @@ static void probe_done(struct hc_rec *r, bool ok, const char *fmt, ...)
 
 static void probe_done(struct hc_rec *r, bool ok, const char *fmt, ...)
 {
-    struct ev_loop *loop = hc_g->loop;
+    struct ev_loop *loop = r->loop;
     char why[160];
     va_list ap;
     va_start(ap, fmt);
@@ -185,7 +185,7 @@ static const char *errno_phrase(int e, char *out, size_t outlen)
  * The record's timer becomes the probe's deadline. */
 static void probe_start(struct hc_rec *r)
 {
-    struct ev_loop *loop = hc_g->loop;
+    struct ev_loop *loop = r->loop;
     char ebuf[64];
     r->started_ms = ev_now(loop);
 
@@ -351,15 +351,16 @@ static void rec_configure(struct hc_rec *r, const struct gw_service *svc)
     if (interval < r->interval_ms && r->fd < 0 && ev_timer_active(&r->timer)) {
         uint64_t next = r->started_ms + interval;
         if (next < r->timer.when)
-            ev_timer_start_at(hc_g->loop, &r->timer, FG_MAX(next, ev_now(hc_g->loop)));
+            ev_timer_start_at(r->loop, &r->timer, FG_MAX(next, ev_now(r->loop)));
     }
     r->interval_ms = interval;
 }
 
-static struct hc_rec *rec_new(struct hc *h, struct gw_server *s)
+static struct hc_rec *rec_new(struct gw_hcheck *h, struct gw_server *s)
 {
     struct hc_rec *r = xcalloc(1, sizeof *r);
     gw_server_ref(s);
+    r->loop = h->loop;
     r->srv = s;
     r->fd = -1;
     int state = atomic_load_explicit(&s->health, memory_order_acquire) == GW_DOWN ? GW_DOWN : GW_UP;
@@ -382,7 +383,7 @@ static struct hc_rec *rec_new(struct hc *h, struct gw_server *s)
 static void rec_free(struct hc_rec *r)
 {
     probe_close(r);
-    ev_timer_stop(hc_g->loop, &r->timer);
+    ev_timer_stop(r->loop, &r->timer);
     gw_server_unref(r->srv);
     free(r->path);
     free(r);
@@ -392,7 +393,7 @@ static void rec_free(struct hc_rec *r)
  * everything). New records probe at once. A server still in the snapshot
  * whose service stopped checking is set up again if the checker had put
  * it down, since nothing else would ever bring it back. */
-static void hc_sync(struct hc *h, struct gw_snapshot *s)
+static void hc_sync(struct gw_hcheck *h, struct gw_snapshot *s)
 {
     if (!s)
         return;
@@ -440,8 +441,8 @@ static void hc_sync(struct hc *h, struct gw_snapshot *s)
 
 static void tick_cb(struct ev_loop *loop, struct ev_timer *t)
 {
-    struct hc *h = t->ud;
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_hcheck *h = t->ud;
+    struct gw_snapshot *s = gw_snapshot_get(h->gw);
     hc_sync(h, s);
     if (s)
         gw_snapshot_unref(s);
@@ -452,14 +453,14 @@ static void tick_cb(struct ev_loop *loop, struct ev_timer *t)
 
 static void wake_cb(struct ev_loop *loop, void *ud)
 {
-    struct hc *h = ud;
+    struct gw_hcheck *h = ud;
     if (atomic_load(&h->stopping))
         ev_break(loop);
 }
 
 static void *hc_main(void *arg)
 {
-    struct hc *h = arg;
+    struct gw_hcheck *h = arg;
     snprintf(log_thread_name, sizeof log_thread_name, "hcheck");
     pthread_setname_np(pthread_self(), "fg-hcheck");
     ev_timer_start(h->loop, &h->tick, 0);
@@ -479,22 +480,23 @@ static void *hc_main(void *arg)
     return NULL;
 }
 
-int gw_hcheck_start(char **err)
+int gw_hcheck_start(struct gw *g, char **err)
 {
-    ASSERT(!hc_g);
+    ASSERT(!g->hcheck);
     struct ev_loop *loop = ev_loop_new();
     if (!loop) {
         *err = xasprintf("health checker: cannot create an event loop");
         return -1;
     }
-    struct hc *h = xcalloc(1, sizeof *h);
+    struct gw_hcheck *h = xcalloc(1, sizeof *h);
+    h->gw = g;
     h->loop = loop;
     atomic_init(&h->stopping, false);
     h->cap = 64;
     h->tab = xcalloc(h->cap, sizeof *h->tab);
     ev_timer_init(&h->tick, tick_cb, h);
     ev_set_async(loop, wake_cb, h);
-    hc_g = h;
+    g->hcheck = h;
 
     /* Signals are for the threads that handle them, not this one. */
     sigset_t all, old;
@@ -504,7 +506,7 @@ int gw_hcheck_start(char **err)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         *err = xasprintf("health checker: cannot start thread: %s", strerror(rc));
-        hc_g = NULL;
+        g->hcheck = NULL;
         ev_loop_free(loop);
         free(h->tab);
         free(h);
@@ -513,15 +515,15 @@ int gw_hcheck_start(char **err)
     return 0;
 }
 
-void gw_hcheck_stop(void)
+void gw_hcheck_stop(struct gw *g)
 {
-    struct hc *h = hc_g;
+    struct gw_hcheck *h = g->hcheck;
     if (!h)
         return;
     atomic_store(&h->stopping, true);
     ev_async_send(h->loop);
     pthread_join(h->thread, NULL);
-    hc_g = NULL;
+    g->hcheck = NULL;
     ev_loop_free(h->loop);
     free(h->tab);
     free(h);

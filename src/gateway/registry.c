@@ -11,12 +11,13 @@
 
 #define GW_METRIC(x) "floodgate_gateway_" x
 
+/* Field by field: the structs have padding, which a copy need not keep. */
 static bool same_cfg(const struct gw_cfg_resil *a, const struct gw_cfg_resil *b)
 {
-    return a->breaker_on == b->breaker_on && !memcmp(&a->breaker, &b->breaker, sizeof a->breaker) &&
-           !memcmp(&a->retry, &b->retry, sizeof a->retry) && a->adm_on == b->adm_on &&
-           !memcmp(&a->adm, &b->adm, sizeof a->adm) && a->adaptive == b->adaptive &&
-           !memcmp(&a->limit, &b->limit, sizeof a->limit);
+    return a->breaker_on == b->breaker_on && gw_breaker_cfg_equal(&a->breaker, &b->breaker) &&
+           gw_rb_cfg_equal(&a->retry, &b->retry) && a->adm_on == b->adm_on &&
+           gw_adm_cfg_equal(&a->adm, &b->adm) && a->adaptive == b->adaptive &&
+           gw_limit_cfg_equal(&a->limit, &b->limit);
 }
 
 static void on_breaker(void *data, struct gw_breaker *b, enum gw_breaker_state from, enum gw_breaker_state to,
@@ -27,7 +28,7 @@ static void on_breaker(void *data, struct gw_breaker *b, enum gw_breaker_state f
              gw_breaker_state_name(to), gw_breaker_reason_name(why));
 }
 
-struct gw_svc_rt *gw_svc_rt_for(struct gw_svc_stats *st, const struct gw_cfg_resil *cfg)
+struct gw_svc_rt *gw__svc_rt_for(struct gw *g, struct gw_svc_stats *st, const struct gw_cfg_resil *cfg)
 {
     struct gw_cfg_resil want;
     memset(&want, 0, sizeof want);
@@ -42,10 +43,13 @@ struct gw_svc_rt *gw_svc_rt_for(struct gw_svc_stats *st, const struct gw_cfg_res
     want.priority_header = want.fallback_body = want.fallback_type = want.fallback_service = NULL;
     want.fallback_status = 0;
     if (st->rt && same_cfg(&st->rt->cfg, &want))
-        return st->rt;
+        return gw_svc_rt_ref(st->rt);
     uint64_t now_us = ev_clock_ns() / 1000;
     struct gw_svc_rt *rt = xcalloc(1, sizeof *rt);
-    rt->id = gw_g->nrts++;
+    atomic_init(&rt->refcnt, 2); /* the caller's and st->rt */
+    rt->live = &g->rts_live;
+    atomic_fetch_add_explicit(rt->live, 1, memory_order_relaxed);
+    rt->id = g->nrts++;
     rt->cfg = want;
     rt->name = xstrdup(st->name);
     if (want.breaker_on) {
@@ -57,23 +61,21 @@ struct gw_svc_rt *gw_svc_rt_for(struct gw_svc_stats *st, const struct gw_cfg_res
         rt->limiter = gw_limit_new(&want.limit, now_us);
     gw_adm_init(&rt->adm, &want.adm, rt->limiter);
     rt->adm_on = want.adm_on;
-    rt->next = gw_g->rts;
-    gw_g->rts = rt;
+    gw_svc_rt_unref(st->rt);
     st->rt = rt;
     return rt;
 }
 
-void gw_svc_rt_free_all(struct gw *g)
+void gw_svc_rt_unref(struct gw_svc_rt *rt)
 {
-    while (g->rts) {
-        struct gw_svc_rt *rt = g->rts;
-        g->rts = rt->next;
-        gw_breaker_free(rt->breaker);
-        gw_rb_free(rt->rb);
-        gw_limit_free(rt->limiter);
-        free(rt->name);
-        free(rt);
-    }
+    if (!rt || atomic_fetch_sub_explicit(&rt->refcnt, 1, memory_order_acq_rel) != 1)
+        return;
+    atomic_fetch_sub_explicit(rt->live, 1, memory_order_relaxed);
+    gw_breaker_free(rt->breaker);
+    gw_rb_free(rt->rb);
+    gw_limit_free(rt->limiter);
+    free(rt->name);
+    free(rt);
 }
 
 static void admq_timer_cb(struct ev_loop *loop, struct ev_timer *t)
@@ -149,9 +151,9 @@ void gw_worker_free_admq(struct gw_worker *w)
     w->nadmq = 0;
 }
 
-void gw_resil_metrics_render(struct buf *b)
+void gw_resil_metrics_render(struct gw *g, struct buf *b)
 {
-    struct gw_snapshot *s = gw_snapshot_get();
+    struct gw_snapshot *s = gw_snapshot_get(g);
     if (!s)
         return;
     uint64_t now_us = ev_clock_ns() / 1000;
@@ -183,8 +185,8 @@ void gw_resil_metrics_render(struct buf *b)
     (void)now_us;
     gw_snapshot_unref(s);
     uint64_t v[5] = {0};
-    for (int i = 0; i < gw_g->nworkers; i++) {
-        struct gw_worker_stats *st = &gw_g->workers[i]->st;
+    for (int i = 0; i < g->nworkers; i++) {
+        struct gw_worker_stats *st = &g->workers[i]->st;
         v[0] += atomic_load_explicit(&st->shed, memory_order_relaxed);
         v[1] += atomic_load_explicit(&st->breaker_refused, memory_order_relaxed);
         v[2] += atomic_load_explicit(&st->fallbacks, memory_order_relaxed);
