@@ -16,13 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct gw *gw_g;
-
-void gw_guard_release(const struct net_addr *peer)
-{
-    gw_guard_conn_closed(gw_g, peer);
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -223,7 +216,6 @@ static int start_state(struct gw *g, struct gw_config *cfg, const char *path, co
 
 int gw_start(struct gw *g, struct gw_config *cfg, const char *path, const struct gw_overrides *ov, char **err)
 {
-    gw_g = g;
     int rc = start_state(g, cfg, path, ov, err);
     /* cfg belongs to the snapshot now; a reference keeps it while the
      * admin API (which may reload) starts. */
@@ -280,8 +272,6 @@ void gw_stop(struct gw *g)
     g->config_path = NULL;
     pthread_mutex_destroy(&g->ctl_lock);
     pthread_mutex_destroy(&g->snap_lock);
-    if (gw_g == g)
-        gw_g = NULL;
 }
 
 /* ---- the command line ---- */

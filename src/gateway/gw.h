@@ -197,10 +197,6 @@ struct gw {
 
 enum gw_refusal { GW_REFUSE_DENY, GW_REFUSE_CONNS, GW_REFUSE_RATE, GW_REFUSE_ROUTE };
 
-/* The process for code in proxy/ that does not yet reach it through its
- * worker (c->w->gw); set by gw_start(). Nothing else reads it. */
-extern struct gw *gw_g;
-
 /* The config a worker runs with: its current snapshot's, always alive. */
 #define WCFG(w) ((w)->snap->cfg)
 
@@ -379,11 +375,9 @@ int gw_guard_init(struct gw *g, char **err);
 void gw_guard_free(struct gw *g);
 /* At accept: deny/allow lists, per-client connection count and rate.
  * Returns true when the connection may proceed (then *counted tells
- * whether gw_guard_release must be called when it closes). */
+ * whether gw_guard_conn_closed must be called when it closes). */
 bool gw_guard_accept(struct gw_worker *w, const struct net_addr *peer, bool *counted);
 void gw_guard_conn_closed(struct gw *g, const struct net_addr *peer);
-/* gw_guard_conn_closed(gw_g, peer), for proxy/ until it passes c->w->gw. */
-void gw_guard_release(const struct net_addr *peer);
 /* Periodic upkeep (expired rate-limit keys); any one thread. */
 void gw_guard_sweep(struct gw *g);
 /* Builds the snapshot's CIDR sets and route rules (ctl_lock held). */

@@ -49,7 +49,7 @@ void gw_conn_accept(struct gw_worker *w, int fd, const struct net_addr *peer, bo
     if (ev_io_start(w->loop, fd, EV_READ, client_io, c) != 0) {
         close(fd);
         if (guard_counted)
-            gw_guard_release(peer);
+            gw_guard_conn_closed(w->gw, peer);
         free(c);
         atomic_fetch_sub(&w->gw->conns, 1);
         return;
@@ -117,7 +117,7 @@ void gw_conn_close(struct gw_conn *c)
     ev_timer_stop(w->loop, &c->timer);
     close(c->fd);
     if (c->guard_counted)
-        gw_guard_release(&c->peer);
+        gw_guard_conn_closed(w->gw, &c->peer);
     gw_worker_unlink_conn(w, c);
     gw_ctr_dec(&w->st.active);
     atomic_fetch_sub_explicit(&w->gw->conns, 1, memory_order_relaxed);
@@ -478,7 +478,7 @@ static void start_request(struct gw_conn *c, const struct http_request *req, int
     }
     /* A membership change acknowledged by the admin API applies to the
      * very next request, even one read in the same loop iteration. */
-    if (__atomic_load_n(&w->gw->snap, __ATOMIC_ACQUIRE) != w->snap)
+    if (gw_snapshot_newer(w))
         gw_worker_refresh_snapshot(w);
     r->snap = w->snap;
     gw_snapshot_ref(r->snap);
