@@ -442,6 +442,8 @@ static void conn_open(struct httpd *h, int fd)
     h->nconns++;
     h->st.accepted++;
     ev_timer_start(h->loop, &c->timer, h->lim.idle_ms);
+    if (h->hooks.on_open)
+        h->hooks.on_open(c);
 }
 
 static void accept_cb(struct ev_loop *loop, int lfd, void *ud, int events)

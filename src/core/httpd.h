@@ -100,6 +100,7 @@ struct httpd_hooks {
     size_t conn_size;             /* of the server's struct; >= sizeof(struct httpd_conn) */
     void (*on_request)(struct httpd_conn *c);
     void (*on_error)(struct httpd_conn *c, int status, const char *msg);
+    void (*on_open)(struct httpd_conn *c);  /* optional: accepted, before any request */
     void (*on_close)(struct httpd_conn *c); /* optional: killed; struct still valid */
     void (*on_free)(struct httpd_conn *c);  /* optional: before the struct is freed */
 };

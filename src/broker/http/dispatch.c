@@ -35,7 +35,7 @@
  * on its wake list (a message became receivable) and the orphans of
  * deleted queues; the connection's timer ends the wait with an empty
  * answer. */
-#include "broker/broker.h"
+#include "broker/http/http.h"
 #include "broker/topic/topic.h"
 
 #include "core/log.h"
@@ -55,11 +55,10 @@ void bk_respond(struct bk_conn *c, int status, const char *ctype, const char *bo
                 const char *extra, bool hold)
 {
     struct bk_server *s = c->srv;
-    struct buf *o = hold ? &c->held : &c->out;
-    bk_server_date(s);
+    struct buf *o = hold ? &c->held : &c->h.out;
     buf_printf(o, "HTTP/1.1 %d %s\r\nServer: floodgate\r\nDate: %s\r\nContent-Type: %s\r\n"
                   "Content-Length: %zu\r\nx-amzn-RequestId: %s\r\n",
-               status, http_reason(status), s->date, ctype, len, c->reqid[0] ? c->reqid : "-");
+               status, http_reason(status), httpd_date(s->httpd), ctype, len, c->reqid[0] ? c->reqid : "-");
     if (extra) {
         buf_append_str(o, extra);
         buf_append(o, "\r\n", 2);
@@ -72,15 +71,13 @@ void bk_respond(struct bk_conn *c, int status, const char *ctype, const char *bo
         buf_printf(o, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
                       "Access-Control-Expose-Headers: " BK_CORS_EXPOSE "\r\n",
                    c->cors_allow);
-    if (!c->keep_alive)
+    if (!c->h.keep_alive)
         buf_append_str(o, "Connection: close\r\n");
-    else if (c->req.minor == 0)
+    else if (c->h.req.minor == 0)
         buf_append_str(o, "Connection: keep-alive\r\n");
     buf_append(o, "\r\n", 2);
     if (!c->head_only)
         buf_append(o, body, len);
-    if (!c->keep_alive)
-        c->closing = true;
     if (status >= 500)
         s->st.errors_5xx++;
     else if (status >= 400)
@@ -98,7 +95,7 @@ void bk_respond_error(struct bk_conn *c, int status, const char *code, const cha
     free(t);
 }
 
-static void sqs_error_respond(struct bk_conn *c, const struct sqs_error *err, bool hold)
+void bk_sqs_error_respond(struct bk_conn *c, const struct sqs_error *err, bool hold)
 {
     struct buf b;
     buf_init(&b);
@@ -122,7 +119,7 @@ static void sqs_result_respond(struct bk_conn *c, const char *action, const cJSO
 }
 
 /* Renders an action's outcome in the API of the request. */
-static void render(struct bk_conn *c, const char *action, enum sqs_err rc, const cJSON *res,
+void bk_render(struct bk_conn *c, const char *action, enum sqs_err rc, const cJSON *res,
                    const struct sqs_error *err, bool hold)
 {
     if (c->api == BK_API_NATIVE) {
@@ -133,7 +130,7 @@ static void render(struct bk_conn *c, const char *action, enum sqs_err rc, const
     } else if (rc == SQS_OK) {
         sqs_result_respond(c, action, res, hold);
     } else {
-        sqs_error_respond(c, err, hold);
+        bk_sqs_error_respond(c, err, hold);
     }
 }
 
@@ -173,7 +170,7 @@ static bool cors_headers_ok(const char *v, size_t len)
 /* Answers a CORS preflight from an allowed origin. */
 static void cors_preflight(struct bk_conn *c)
 {
-    const struct http_request *h = &c->req;
+    const struct http_request *h = &c->h.req;
     const struct http_header *rh = http_find_header(h->headers, h->nheaders, "Access-Control-Request-Headers");
     char *allow;
     if (rh && rh->value_len <= 2048 && cors_headers_ok(rh->value, rh->value_len))
@@ -210,7 +207,7 @@ static void xsite_refuse(struct bk_conn *c, const char *path, size_t plen, const
         bk_respond(c, status, "text/xml", buf_rptr(&b), buf_len(&b), NULL, false);
         buf_free(&b);
     } else {
-        const struct http_request *h = &c->req;
+        const struct http_request *h = &c->h.req;
         const struct http_header *ct = http_find_header(h->headers, h->nheaders, "Content-Type");
         static const char amzjson[] = "application/x-amz-json-1.0";
         bool json = http_find_header(h->headers, h->nheaders, "X-Amz-Target") ||
@@ -219,7 +216,7 @@ static void xsite_refuse(struct bk_conn *c, const char *path, size_t plen, const
         c->proto = json ? SQS_PROTO_JSON : SQS_PROTO_QUERY;
         struct sqs_error e;
         sqs_fail(&e, SQS_E_ACCESS_DENIED, "%s", msg);
-        sqs_error_respond(c, &e, false);
+        bk_sqs_error_respond(c, &e, false);
     }
 }
 
@@ -229,12 +226,12 @@ static void xsite_refuse(struct bk_conn *c, const char *path, size_t plen, const
 static bool xsite_pass(struct bk_conn *c, const char *path, size_t plen)
 {
     const struct bk_config *cfg = c->srv->cfg;
-    const struct http_request *h = &c->req;
+    const struct http_request *h = &c->h.req;
     struct xsite_policy pol = {cfg->allowed_hosts, cfg->nallowed_hosts, cfg->cors_origins, cfg->ncors_origins};
     const struct http_header *origin = http_find_header(h->headers, h->nheaders, "Origin");
     bool preflight = h->m == HTTP_M_OPTIONS && origin &&
                      http_find_header(h->headers, h->nheaders, "Access-Control-Request-Method");
-    enum xsite_verdict v = xsite_check(&pol, h->headers, h->nheaders, buf_len(&c->body),
+    enum xsite_verdict v = xsite_check(&pol, h->headers, h->nheaders, buf_len(&c->h.body),
                                        preflight ? 0 : XSITE_CHECK_ORIGIN);
     const char *allow = origin ? xsite_origin_listed(&pol, origin->value, origin->value_len) : NULL;
     if (v == XSITE_OK && preflight && !allow)
@@ -273,8 +270,8 @@ static bool xsite_pass(struct bk_conn *c, const char *path, size_t plen)
 
 char *bk_base_url(const struct bk_conn *c)
 {
-    if (c->req.host && c->req.host_len)
-        return xasprintf("http://%.*s", (int)c->req.host_len, c->req.host);
+    if (c->h.req.host && c->h.req.host_len)
+        return xasprintf("http://%.*s", (int)c->h.req.host_len, c->h.req.host);
     return xasprintf("http://%s", c->srv->addr_str);
 }
 
@@ -340,8 +337,8 @@ void bk_commit_join(struct bk_conn *c)
     }
     struct bk_commit *b = s->batch;
     c->wait = BK_WAIT_COMMIT;
-    c->state = BK_CS_WAIT;
-    c->refs++;
+    httpd_hold(&c->h, false);
+    httpd_ref(&c->h);
     c->cnext = NULL;
     if (b->tail)
         b->tail->cnext = c;
@@ -349,6 +346,16 @@ void bk_commit_join(struct bk_conn *c)
         b->head = c;
     b->tail = c;
     b->n++;
+}
+
+void bk_commit_abandon(struct bk_server *s)
+{
+    if (!s->batch)
+        return;
+    for (struct bk_conn *c = s->batch->head; c; c = c->cnext)
+        httpd_unref(&c->h);
+    free(s->batch);
+    s->batch = NULL;
 }
 
 static void on_commit(void *ud, int err)
@@ -366,7 +373,7 @@ static void on_commit(void *ud, int err)
     for (; c; c = next) {
         next = c->cnext;
         c->cnext = NULL;
-        if (!c->dead) {
+        if (!c->h.dead) {
             if (err) {
                 /* Not acknowledged: the client retries (the records may
                  * still become durable when the store's retry succeeds,
@@ -376,17 +383,16 @@ static void on_commit(void *ud, int err)
                          strerror(-err));
                 buf_reset(&c->held);
                 c->retry_after = true;
-                render(c, "", SQS_E_SERVICE_UNAVAILABLE, NULL, &e, false);
+                bk_render(c, "", SQS_E_SERVICE_UNAVAILABLE, NULL, &e, false);
             } else {
-                buf_append(&c->out, buf_rptr(&c->held), buf_len(&c->held));
+                buf_append(&c->h.out, buf_rptr(&c->held), buf_len(&c->held));
             }
             buf_reset(&c->held);
             buf_shrink_if_empty(&c->held, 4096);
             c->wait = BK_WAIT_NONE;
-            c->state = BK_CS_HEAD;
-            bk_conn_resume(c);
+            httpd_release(&c->h);
         }
-        bk_conn_unref(c);
+        httpd_unref(&c->h);
     }
     free(b);
 }
@@ -398,12 +404,12 @@ void bk_poll_park(struct bk_conn *c, struct bk_ctx *ctx, const char *action, cJS
     snprintf(c->poll_action, sizeof c->poll_action, "%s", action);
     c->poll_base = base;
     c->wait = BK_WAIT_POLL;
-    c->state = BK_CS_WAIT;
+    httpd_hold(&c->h, true); /* a client that hangs up ends its poll */
     c->poll_deadline = ev_now(s->loop) + ctx->wait_ms;
     bk_waiter_add(ctx->wait_q, &c->waiter);
     s->nwaiters++;
     s->st.polls++;
-    ev_timer_start_at(s->loop, &c->timer, c->poll_deadline);
+    ev_timer_start_at(s->loop, &c->poll_timer, c->poll_deadline);
 }
 
 void bk_poll_cancel(struct bk_conn *c)
@@ -411,6 +417,7 @@ void bk_poll_cancel(struct bk_conn *c)
     if (c->wait != BK_WAIT_POLL)
         return;
     bk_waiter_remove(c->srv->engine, &c->waiter);
+    ev_timer_stop(c->srv->loop, &c->poll_timer);
     c->srv->nwaiters--;
     c->wait = BK_WAIT_NONE;
     cJSON_Delete(c->poll_params);
@@ -439,27 +446,30 @@ static void poll_run(struct bk_conn *c, bool no_wait)
         return;
     }
     s->nwaiters--;
+    ev_timer_stop(s->loop, &c->poll_timer);
     c->wait = BK_WAIT_NONE;
-    c->state = BK_CS_HEAD;
-    render(c, c->poll_action, rc, res, &err, false);
+    bk_render(c, c->poll_action, rc, res, &err, false);
     cJSON_Delete(res);
     cJSON_Delete(c->poll_params);
     c->poll_params = NULL;
     free(c->poll_base);
     c->poll_base = NULL;
-    bk_conn_resume(c);
+    httpd_release(&c->h);
 }
 
-void bk_poll_timeout(struct bk_conn *c)
+void bk_poll_timer_cb(struct ev_loop *loop, struct ev_timer *t)
 {
+    struct bk_conn *c = t->ud;
+    FG_UNUSED(loop);
     c->srv->st.polls_timed_out++;
     poll_run(c, true);
 }
 
 void bk_polls_finish(struct bk_server *s)
 {
-    for (struct bk_conn *c = s->conns, *next; c; c = next) {
-        next = c->next;
+    for (struct httpd_conn *hc = httpd_conns(s->httpd), *next; hc; hc = next) {
+        next = hc->next;
+        struct bk_conn *c = (struct bk_conn *)hc;
         if (c->wait == BK_WAIT_POLL)
             poll_run(c, true);
     }
@@ -505,7 +515,7 @@ void bk_before_poll(struct bk_server *s)
         if (!s->batch && !s->engine->wake_head && !s->engine->orphans)
             break;
     }
-    bk_server_free_dead(s);
+    httpd_free_dead(s->httpd);
 }
 
 /* ---- routing ---- */
@@ -513,12 +523,12 @@ void bk_before_poll(struct bk_server *s)
 static void dispatch_sqs(struct bk_conn *c)
 {
     struct bk_server *s = c->srv;
-    const char *body = buf_len(&c->body) ? buf_rptr(&c->body) : "";
-    size_t blen = buf_len(&c->body);
+    const char *body = buf_len(&c->h.body) ? buf_rptr(&c->h.body) : "";
+    size_t blen = buf_len(&c->h.body);
     c->api = BK_API_SQS;
     c->proto = SQS_PROTO_QUERY;
-    if (!sqs_is_sqs_request(&c->req, body, blen)) {
-        if (c->req.m == HTTP_M_GET || c->req.m == HTTP_M_HEAD)
+    if (!sqs_is_sqs_request(&c->h.req, body, blen)) {
+        if (c->h.req.m == HTTP_M_GET || c->h.req.m == HTTP_M_HEAD)
             bk_respond_error(c, 404, "NotFound", "no such resource: try /v1/queues, /metrics or the SQS API");
         else
             bk_respond_error(c, 400, "MissingAction",
@@ -530,15 +540,15 @@ static void dispatch_sqs(struct bk_conn *c)
     char action[64] = "";
     cJSON *params = NULL;
     struct sqs_error err = {SQS_OK, ""};
-    enum sqs_err rc = sqs_decode(&c->req, body, blen, &proto, action, &params, &err);
+    enum sqs_err rc = sqs_decode(&c->h.req, body, blen, &proto, action, &params, &err);
     if (proto)
         c->proto = proto;
     if (rc == SQS_OK && s->cfg->access_key)
-        rc = sqs_sigv4_check(&c->req, body, blen, s->cfg->access_key, s->cfg->secret_key,
+        rc = sqs_sigv4_check(&c->h.req, body, blen, s->cfg->access_key, s->cfg->secret_key,
                              (int64_t)(ev_wall_ms() / 1000), &err);
     if (rc != SQS_OK) {
         cJSON_Delete(params);
-        sqs_error_respond(c, &err, false);
+        bk_sqs_error_respond(c, &err, false);
         return;
     }
     char *base = bk_base_url(c);
@@ -552,7 +562,7 @@ static void dispatch_sqs(struct bk_conn *c)
         }
         rc = bk_run_action(c, action, params, base, true, &res, &err, &ctx);
     }
-    render(c, action, rc, res, &err, ctx.need_sync);
+    bk_render(c, action, rc, res, &err, ctx.need_sync);
     if (ctx.need_sync)
         bk_commit_join(c);
     cJSON_Delete(res);
@@ -574,17 +584,12 @@ static void dispatch_health(struct bk_conn *c)
     bk_respond(c, err ? 503 : 200, "application/json", body, (size_t)n, NULL, false);
 }
 
-void bk_dispatch(struct bk_conn *c)
+void bk_dispatch(struct httpd_conn *hc)
 {
+    struct bk_conn *c = (struct bk_conn *)hc;
     struct bk_server *s = c->srv;
-    const struct http_request *h = &c->req;
+    const struct http_request *h = &c->h.req;
     c->head_only = h->m == HTTP_M_HEAD;
-    if (h->minor == 0)
-        c->keep_alive = (h->flags & HTTP_F_CONN_KEEPALIVE) && !(h->flags & HTTP_F_CONN_CLOSE);
-    else
-        c->keep_alive = !(h->flags & HTTP_F_CONN_CLOSE);
-    if (s->stopping)
-        c->keep_alive = false;
     bk_request_id(++s->req_seq, c->reqid);
     c->cors_allow = NULL;
 
