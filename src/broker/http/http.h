@@ -4,8 +4,12 @@
  *   server.c  the broker's hooks on the core connection layer
  *             (core/httpd.h): its limits, its error answers, the
  *             listener, stopping;
- *   dispatch.c which handler a complete request goes to, after the
- *             browser checks; answers, group commits, long polls;
+ *   router.c  which handler a complete request goes to (health, metrics,
+ *             topics, the native API, the SQS API) after the browser
+ *             checks (core/xsite.h) and CORS preflights;
+ *   reply.c   the services handlers call: answers in the API of the
+ *             request, actions, group commits that hold answers until
+ *             they are durable, long polls parked and woken;
  *   native.c  the native HTTP/JSON API, mapped onto the same actions.
  *
  * A held answer (commit or long poll) uses the layer's hold/release
@@ -62,12 +66,12 @@ void bk_server_close_all(struct bk_server *s);
 void bk_server_free(struct bk_server *s);
 uint32_t bk_server_nconns(const struct bk_server *s);
 
-/* dispatch.c */
+/* router.c */
 /* Handles the complete request in c (head in c->h.req, body in c->h.body):
  * the layer's on_request hook. */
 void bk_dispatch(struct httpd_conn *hc);
 
-/* dispatch.c: services for handlers */
+/* reply.c */
 /* Appends a response: status, content type, body, optional extra header
  * line ("Name: value", no CRLF). To c->held when hold, else c->h.out. */
 void bk_respond(struct bk_conn *c, int status, const char *ctype, const char *body, size_t len,
