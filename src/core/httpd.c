@@ -182,31 +182,43 @@ static bool begin_request(struct httpd_conn *c, size_t n)
     return true;
 }
 
+ssize_t httpd_body_feed(enum http_body kind, uint64_t *left, struct http_chunked *ch, const char *p, size_t n,
+                        http_data_cb cb, void *ud, bool *done)
+{
+    if (kind == HTTP_BODY_LENGTH) {
+        size_t take = (size_t)FG_MIN((uint64_t)n, *left);
+        if (take)
+            cb(ud, p, take);
+        *left -= take;
+        *done = *left == 0;
+        return (ssize_t)take;
+    }
+    if (kind == HTTP_BODY_CHUNKED) {
+        ssize_t r = http_chunked_feed(ch, p, n, cb, ud);
+        *done = r >= 0 && ch->done;
+        return r;
+    }
+    *done = true;
+    return 0;
+}
+
 /* Moves body bytes from c->in to c->body: 1 complete, 0 more needed,
  * -1 the connection must stop. */
 static int read_body(struct httpd_conn *c)
 {
-    if (c->body_kind == HTTP_BODY_LENGTH) {
-        size_t take = (size_t)FG_MIN((uint64_t)buf_len(&c->in), c->body_left);
-        buf_append(&c->body, buf_rptr(&c->in), take);
-        buf_consume(&c->in, take);
-        c->body_left -= take;
-        return c->body_left == 0;
+    bool done;
+    ssize_t n = httpd_body_feed(c->body_kind, &c->body_left, &c->chunked, buf_rptr(&c->in), buf_len(&c->in),
+                                body_chunk, c, &done);
+    if (n < 0) {
+        httpd_fail(c, 400, "bad chunked encoding");
+        return -1;
     }
-    if (c->body_kind == HTTP_BODY_CHUNKED) {
-        ssize_t n = http_chunked_feed(&c->chunked, buf_rptr(&c->in), buf_len(&c->in), body_chunk, c);
-        if (n < 0) {
-            httpd_fail(c, 400, "bad chunked encoding");
-            return -1;
-        }
-        buf_consume(&c->in, (size_t)n);
-        if (c->body_too_big) {
-            httpd_fail(c, 413, "request body too large");
-            return -1;
-        }
-        return c->chunked.done;
+    buf_consume(&c->in, (size_t)n);
+    if (c->body_too_big) {
+        httpd_fail(c, 413, "request body too large");
+        return -1;
     }
-    return 1;
+    return done;
 }
 
 /* A request is answered (now, or released after a hold): close after it

@@ -158,4 +158,13 @@ void httpd_kill(struct httpd_conn *c);
 void httpd_ref(struct httpd_conn *c);
 void httpd_unref(struct httpd_conn *c);
 
+/* Request body framing, shared with a server that runs its own
+ * connection engine (echo, which counts bodies instead of keeping them):
+ * feeds p[0..n) to a body of kind (HTTP_BODY_LENGTH with *left bytes to
+ * go, or HTTP_BODY_CHUNKED decoded by ch) and hands the payload to cb.
+ * Returns the bytes consumed, with *done set once the body is complete,
+ * or -1 for bad chunked encoding. Any other kind is complete at once. */
+ssize_t httpd_body_feed(enum http_body kind, uint64_t *left, struct http_chunked *ch, const char *p, size_t n,
+                        http_data_cb cb, void *ud, bool *done);
+
 #endif
