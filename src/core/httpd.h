@@ -148,7 +148,9 @@ const char *httpd_date(struct httpd *h);
  * connection when the peer hangs up meanwhile. */
 void httpd_hold(struct httpd_conn *c, bool drop_on_eof);
 /* The held answer is in c->out: write it and go on with the next
- * request. Any time on the loop's thread; a no-op on a dead connection. */
+ * request. Any time on the loop's thread, but not from the connection's
+ * own on_request (answer at once there instead); a no-op on a dead
+ * connection. */
 void httpd_release(struct httpd_conn *c);
 /* Answers status with msg through hooks.on_error and closes afterwards:
  * the request stream can no longer be trusted. */

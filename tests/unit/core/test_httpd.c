@@ -19,6 +19,7 @@
 struct tconn {
     struct httpd_conn h;
     struct ev_timer release; /* answers a held request */
+    bool parked;             /* held with no release: only a hang-up ends it */
 };
 
 static struct ev_loop *loop;
@@ -58,6 +59,11 @@ static void on_request(struct httpd_conn *c)
     char path[64], body[64];
     snprintf(path, sizeof path, "%.*s;", (int)FG_MIN(c->req.target_len, 40), c->req.target);
     note(path);
+    if (c->req.target_len == 5 && !memcmp(c->req.target, "/park", 5)) {
+        t->parked = true;
+        httpd_hold(c, true);
+        return;
+    }
     if (c->req.target_len == 5 && !memcmp(c->req.target, "/hold", 5)) {
         httpd_hold(c, false);
         ev_timer_init(&t->release, on_release, t);
@@ -79,6 +85,8 @@ static void on_close(struct httpd_conn *c)
     struct tconn *t = (struct tconn *)c;
     if (t->release.cb)
         ev_timer_stop(httpd_loop(c->srv), &t->release);
+    if (t->parked)
+        note("closed;");
 }
 
 static void wake(struct ev_loop *l, void *ud)
@@ -268,5 +276,26 @@ Test(httpd, http10_closes_and_keep_alive_honoured)
     char *r = read_answers(fd, 0); /* reads to EOF: the server closed */
     cr_assert(strstr(r, "Connection: close"), "%s", r);
     cr_assert(strstr(r, "/x 0"), "%s", r);
+    close(fd);
+}
+
+Test(httpd, held_dropped_on_hang_up)
+{
+    int fd = dial();
+    send_str(fd, "GET /park HTTP/1.1\r\nHost: x\r\n\r\nGET /never HTTP/1.1\r\nHost: x\r\n\r\n");
+    shutdown(fd, SHUT_WR);
+    char *r = read_answers(fd, 0); /* EOF: the server closed without answering */
+    cr_assert_str_eq(r, "");
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&events_lock);
+        bool seen = strstr(events, "closed;") != NULL;
+        pthread_mutex_unlock(&events_lock);
+        if (seen)
+            break;
+        usleep(10000);
+    }
+    pthread_mutex_lock(&events_lock);
+    cr_assert_str_eq(events, "/park;closed;"); /* nothing behind the held request ran */
+    pthread_mutex_unlock(&events_lock);
     close(fd);
 }
