@@ -299,3 +299,38 @@ Test(httpd, held_dropped_on_hang_up)
     pthread_mutex_unlock(&events_lock);
     close(fd);
 }
+
+/* ---- the body framing step on its own (no server needed) ---- */
+
+static void count_cb(void *ud, const char *p, size_t n)
+{
+    FG_UNUSED(p);
+    *(size_t *)ud += n;
+}
+
+Test(httpd_body_feed, length_and_chunked_in_pieces)
+{
+    size_t got = 0;
+    bool done;
+    uint64_t left = 5;
+    struct http_chunked ch;
+    cr_assert_eq(httpd_body_feed(HTTP_BODY_LENGTH, &left, &ch, "abc", 3, count_cb, &got, &done), 3);
+    cr_assert(!done);
+    cr_assert_eq(httpd_body_feed(HTTP_BODY_LENGTH, &left, &ch, "deGET", 5, count_cb, &got, &done), 2);
+    cr_assert(done && got == 5 && left == 0);
+
+    got = 0;
+    http_chunked_init(&ch, 64);
+    const char *body = "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nNEXT";
+    ssize_t a = httpd_body_feed(HTTP_BODY_CHUNKED, &left, &ch, body, 6, count_cb, &got, &done);
+    cr_assert(a >= 0 && !done);
+    ssize_t b = httpd_body_feed(HTTP_BODY_CHUNKED, &left, &ch, body + a, strlen(body) - (size_t)a, count_cb, &got,
+                                &done);
+    cr_assert(done && got == 5);
+    cr_assert_str_eq(body + a + b, "NEXT"); /* the next message is left alone */
+
+    http_chunked_init(&ch, 64);
+    cr_assert_lt(httpd_body_feed(HTTP_BODY_CHUNKED, &left, &ch, "zz\r\n", 4, count_cb, &got, &done), 0);
+    cr_assert_eq(httpd_body_feed(HTTP_BODY_NONE, &left, &ch, "x", 1, count_cb, &got, &done), 0);
+    cr_assert(done);
+}
