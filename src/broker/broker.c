@@ -22,7 +22,7 @@
  * SIGTERM/SIGINT (read from a signalfd in the loop): stop accepting,
  * answer waiting long polls, let requests in progress finish (2 s at
  * most), wait for the last commits, then close the store (a final sync). */
-#include "broker/broker.h"
+#include "broker/http/http.h"
 #include "broker/topic/topic.h"
 
 #include "core/admin.h"
@@ -218,7 +218,7 @@ static void before_poll(struct ev_loop *loop, void *ud)
             ev_timer_start(loop, &s->tick_timer, due > now ? due - now : 0);
         }
     }
-    if (s->stopping && !s->commits_pending && !s->batch && !s->compacting && !s->nconns)
+    if (s->stopping && !s->commits_pending && !s->batch && !s->compacting && !bk_server_nconns(s))
         ev_break(loop);
 }
 
@@ -228,22 +228,7 @@ static void begin_stop(struct bk_server *s)
         return;
     s->stopping = true;
     log_at(LOG_INFO, "broker: stopping");
-    if (s->lfd >= 0) {
-        ev_io_stop(s->loop, s->lfd);
-        close(s->lfd);
-        s->lfd = -1;
-    }
-    /* Every answer from now on closes its connection; waiting long polls
-     * are answered now; idle connections go at once, busy ones once
-     * their answer is out. */
-    for (struct bk_conn *c = s->conns; c; c = c->next)
-        c->keep_alive = false;
-    bk_polls_finish(s);
-    for (struct bk_conn *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        if (c->state == BK_CS_HEAD && !buf_len(&c->in) && !buf_len(&c->out))
-            bk_conn_kill(c);
-    }
+    bk_server_begin_stop(s);
     ev_timer_start(s->loop, &s->stop_timer, STOP_GRACE_MS);
 }
 
@@ -319,7 +304,7 @@ static int run(struct bk_config *cfg)
     struct bk_server s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
-    s.lfd = s.sigfd = -1;
+    s.sigfd = -1;
     s.tick_at = UINT64_MAX;
     pthread_mutex_init(&s.xlock, NULL);
     pthread_cond_init(&s.xcond, NULL);
@@ -391,10 +376,6 @@ out:
         free(err);
     }
     admin_stop(adm);
-    if (s.lfd >= 0) {
-        ev_io_stop(s.loop, s.lfd);
-        close(s.lfd);
-    }
     if (s.sigfd >= 0) {
         ev_io_stop(s.loop, s.sigfd);
         close(s.sigfd);
@@ -408,12 +389,8 @@ out:
         store_flush(s.store);
         store_close(s.store); /* a final sync; runs the callbacks still waiting */
     }
-    if (s.batch) {
-        for (struct bk_conn *c = s.batch->head; c; c = c->cnext)
-            bk_conn_unref(c);
-        free(s.batch);
-    }
-    bk_server_free_dead(&s);
+    bk_commit_abandon(&s);
+    bk_server_free(&s);
     ev_timer_stop(s.loop, &s.tick_timer);
     ev_timer_stop(s.loop, &s.house_timer);
     ev_timer_stop(s.loop, &s.stop_timer);

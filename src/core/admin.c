@@ -1,18 +1,8 @@
-/* Implementation of admin.h.
- *
- * One thread runs one event loop with the listener and every admin
- * connection. A connection reads into c->in, parses a request head with
- * http_parse_request(), copies the head into c->head (so the parsed views
- * stay valid while more bytes arrive) and collects the body, decoded, into
- * c->body. A complete request is dispatched at once and its response
- * appended to c->out; pipelined requests are answered in order, and
- * parsing pauses while c->out is above OUT_HIGH. A connection that is to
- * close flushes c->out, shuts down its write side and drains what the peer
- * still sends for a short while (a lingering close), so that a response
- * sent before the request body was read (413) is not destroyed by a reset.
- * Connections are never freed inside their own callbacks: conn_kill()
- * closes the socket and queues the struct, which the before-poll hook
- * frees.
+/* Implementation of admin.h: routes, access checks and the thread, on
+ * top of the HTTP/1 connection layer (core/httpd.h), which reads whole
+ * requests with the limits admin.h lists, keeps connections alive,
+ * writes, lingers on close and frees dead connections before each poll.
+ * A complete request is answered at once, in order, never held.
  *
  * The route table is the only state shared with other threads; a mutex
  * guards it, held only to copy out the chosen handler, never across a
@@ -21,6 +11,7 @@
 #include "core/admin.h"
 
 #include "core/ev.h"
+#include "core/httpd.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "core/strutil.h"
@@ -34,20 +25,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#define ADMIN_MAX_HEADERS 64
-#define ADMIN_MAX_HEAD (16u * 1024)     /* request head limit: 431 above */
-#define ADMIN_MAX_TRAILER 4096u         /* chunked trailer section limit */
-#define ADMIN_READ_CHUNK (16u * 1024)   /* bytes asked of each read(2) */
-#define ADMIN_IN_MAX (64u * 1024)       /* stop reading while c->in holds this much */
-#define ADMIN_OUT_HIGH (256u * 1024)    /* stop answering while c->out holds this much */
-#define ADMIN_MAX_CONNS 256             /* more are accepted and closed at once */
-#define ADMIN_IDLE_MS 60000             /* keep-alive connection with nothing pending */
-#define ADMIN_IO_MS 10000               /* partial request or unsent response, no progress */
-#define ADMIN_LINGER_MS 2000            /* draining the peer after our last response */
+/* The connection layer's limits for the admin listener. */
+static const struct httpd_limits admin_limits = {
+    .max_conns = 256,          /* more are accepted and closed at once */
+    .max_head = 16u * 1024,    /* request head limit: 431 above */
+    .max_headers = 64,
+    .max_body = ADMIN_MAX_BODY,
+    .max_trailer = 4096u,      /* chunked trailer section limit */
+    .header_ms = 10000,        /* partial request, no progress */
+    .body_ms = 10000,
+    .idle_ms = 60000,          /* keep-alive connection with nothing pending */
+    .write_ms = 10000,         /* unsent response, no progress */
+    .linger_ms = 2000,         /* draining the peer after our last response */
+    .read_chunk = 16u * 1024,  /* bytes asked of each read(2) */
+    .in_max = 64u * 1024,      /* stop reading while the input holds this much */
+    .held_in_max = 64u * 1024,
+    .out_high = 256u * 1024,   /* stop answering while the output holds this much */
+};
 
 struct admin_route {
     char *method;
@@ -64,31 +60,10 @@ enum conn_state {
     CS_LINGER, /* write side shut down, discarding input until EOF */
 };
 
-struct admin_conn {
-    struct admin *adm;
-    struct admin_conn *prev, *next; /* adm->conns, or adm->dead once killed */
-    int fd;
-    uint8_t state;                  /* enum conn_state */
-    bool closing;                   /* answer no more; close once out is flushed */
-    bool peer_eof;                  /* read returned 0 */
-    bool dead;                      /* killed, waiting to be freed */
-    bool body_too_big;              /* chunked body went over ADMIN_MAX_BODY */
-    enum http_body body_kind;
-    uint64_t body_left;             /* Content-Length bytes still to read */
-    struct http_chunked chunked;
-    struct buf in;                  /* bytes read, not yet parsed */
-    struct buf out;                 /* responses, not yet written */
-    struct buf head;                /* the current request's head, as sent */
-    struct buf body;                /* the current request's decoded body */
-    struct http_request req;        /* views into head */
-    struct http_header hdrs[ADMIN_MAX_HEADERS];
-    struct ev_timer timer;
-};
-
 struct admin {
     pthread_t thread;
     struct ev_loop *loop;
-    int lfd;
+    struct httpd *httpd;            /* listener and connections (admin thread only) */
     int port;
     atomic_bool stopping;
     pthread_mutex_t lock;           /* guards routes..caproutes, hosts..token */
@@ -98,9 +73,6 @@ struct admin {
     size_t nhosts;
     char *token;                    /* bearer token every request but health needs; NULL: none */
     struct xsite_loglimit refusals; /* log lines for refused requests (admin thread only) */
-    struct admin_conn *conns;       /* open connections (admin thread only) */
-    struct admin_conn *dead;        /* killed, freed before the next poll */
-    size_t nconns;
 };
 
 /* ---- routes ---- */
@@ -233,34 +205,24 @@ static int route_find(struct admin *a, const char *m, size_t mlen, const char *p
 
 /* ---- responses ---- */
 
-static void append_date(struct buf *b)
-{
-    char date[HTTP_DATE_SIZE];
-    size_t n = http_date(date, time(NULL));
-    buf_append_str(b, "Date: ");
-    buf_append(b, date, n);
-    buf_append_str(b, "\r\n");
-}
-
 /* Appends a complete response to c->out. head_only: HEAD, headers as for
- * GET but no body. keep_alive10: an HTTP/1.0 client asked to keep the
- * connection, which must be confirmed. */
-static void write_response(struct admin_conn *c, const struct admin_resp *resp, bool head_only,
-                           bool keep_alive10)
+ * GET but no body. Connection: close when the connection is to close; an
+ * HTTP/1.0 client that asked to keep it gets that confirmed. */
+static void write_response(struct httpd_conn *c, const struct admin_resp *resp, bool head_only)
 {
     ASSERT(resp->status >= 200 && resp->status <= 599);
     struct buf *o = &c->out;
     bool no_body = resp->status == 204 || resp->status == 304;
-    buf_printf(o, "HTTP/1.1 %d %s\r\n", resp->status, http_reason(resp->status));
-    append_date(o);
+    buf_printf(o, "HTTP/1.1 %d %s\r\nDate: %s\r\n", resp->status, http_reason(resp->status),
+               httpd_date(c->srv));
     if (!no_body) {
         buf_printf(o, "Content-Type: %s\r\nContent-Length: %zu\r\n",
                    resp->content_type ? resp->content_type : "application/json",
                    buf_len(&resp->body));
     }
-    if (c->closing)
+    if (!c->keep_alive)
         buf_append_str(o, "Connection: close\r\n");
-    else if (keep_alive10)
+    else if (c->req.minor == 0)
         buf_append_str(o, "Connection: keep-alive\r\n");
     buf_append(o, buf_rptr(&resp->headers), buf_len(&resp->headers));
     buf_append(o, "\r\n", 2);
@@ -283,18 +245,18 @@ static void resp_free(struct admin_resp *resp)
     buf_free(&resp->body);
 }
 
-/* Answers with a JSON error and closes the connection afterwards: used
- * when the request stream can no longer be trusted (bad framing, limits). */
-static void conn_fail(struct admin_conn *c, int status, const char *msg)
+/* The connection layer's error answers (bad framing, limits, timeouts),
+ * and a bad request target: a JSON error, then the connection closes. */
+static void conn_error(struct httpd_conn *c, int status, const char *msg)
 {
     struct admin_resp resp;
     resp_init(&resp);
     admin_resp_error(&resp, status, "%s", msg);
-    c->closing = true;
-    write_response(c, &resp, false, false);
+    c->keep_alive = false;
+    write_response(c, &resp, false);
     resp_free(&resp);
-    buf_reset(&c->in);
 }
+
 
 /* ---- requests ---- */
 
@@ -389,10 +351,36 @@ static bool access_ok(struct admin *a, const struct admin_req *r, struct admin_r
     return true;
 }
 
+
+/* Runs the route for r and fills resp (hooks.on_request's core). */
+static void route_request(struct admin *a, struct admin_req *r, struct admin_resp *resp)
+{
+    struct route_hit hit;
+    struct buf allow;
+    buf_init(&allow);
+    int st = access_ok(a, r, resp) ? route_find(a, r->method, r->method_len, r->path, r->path_len, &hit, &allow)
+                                   : 0;
+    if (st == 0) {
+        /* refused: resp holds the answer */
+    } else if (st == 200) {
+        r->rest = r->path + hit.prefix_len;
+        r->rest_len = r->path_len - hit.prefix_len;
+        hit.cb(r, resp, hit.ud);
+    } else if (st == 405) {
+        buf_append(&allow, "", 1);
+        admin_resp_header(resp, "Allow", buf_rptr(&allow));
+        admin_resp_error(resp, 405, "method not allowed");
+    } else {
+        admin_resp_error(resp, 404, "not found");
+    }
+    buf_free(&allow);
+}
+
 /* Runs the handler for the complete request in c->req / c->body and
  * appends its response to c->out. */
-static void dispatch(struct admin_conn *c)
+static void on_request(struct httpd_conn *c)
 {
+    struct admin *a = httpd_ud(c->srv);
     const struct http_request *h = &c->req;
     struct admin_req r;
     memset(&r, 0, sizeof r);
@@ -402,354 +390,21 @@ static void dispatch(struct admin_conn *c)
     r.headers = h->headers;
     r.nheaders = h->nheaders;
     r.minor = h->minor;
-    if (buf_len(&c->body)) {
-        /* NUL after the body, outside its length, for handlers that use
-         * C string functions on it. */
-        buf_reserve(&c->body, 1)[0] = '\0';
-        r.body = buf_rptr(&c->body);
-        r.body_len = buf_len(&c->body);
-    } else {
-        r.body = "";
-    }
+    r.body = buf_rptr(&c->body); /* NUL-terminated by the layer; "" when empty */
+    r.body_len = buf_len(&c->body);
     if (!split_target(h->target, h->target_len, &r)) {
-        conn_fail(c, 400, "bad request target");
+        httpd_fail(c, 400, "bad request target");
         return;
     }
-
-    bool keep;
-    if (h->minor == 0)
-        keep = (h->flags & HTTP_F_CONN_KEEPALIVE) && !(h->flags & HTTP_F_CONN_CLOSE);
-    else
-        keep = !(h->flags & HTTP_F_CONN_CLOSE);
-    if (atomic_load_explicit(&c->adm->stopping, memory_order_relaxed))
-        keep = false;
-
+    if (atomic_load_explicit(&a->stopping, memory_order_relaxed))
+        c->keep_alive = false;
     struct admin_resp resp;
     resp_init(&resp);
-    struct route_hit hit;
-    struct buf allow;
-    buf_init(&allow);
-    int st = access_ok(c->adm, &r, &resp)
-                 ? route_find(c->adm, r.method, r.method_len, r.path, r.path_len, &hit, &allow)
-                 : 0;
-    if (st == 0) {
-        /* refused: resp holds the answer */
-    } else if (st == 200) {
-        r.rest = r.path + hit.prefix_len;
-        r.rest_len = r.path_len - hit.prefix_len;
-        hit.cb(&r, &resp, hit.ud);
-    } else if (st == 405) {
-        buf_append(&allow, "", 1);
-        admin_resp_header(&resp, "Allow", buf_rptr(&allow));
-        admin_resp_error(&resp, 405, "method not allowed");
-    } else {
-        admin_resp_error(&resp, 404, "not found");
-    }
-    buf_free(&allow);
+    route_request(a, &r, &resp);
     if (resp.close)
-        keep = false;
-    if (!keep)
-        c->closing = true;
-    write_response(c, &resp, h->m == HTTP_M_HEAD, keep && h->minor == 0);
+        c->keep_alive = false;
+    write_response(c, &resp, h->m == HTTP_M_HEAD);
     resp_free(&resp);
-}
-
-static void body_chunk(void *ud, const char *p, size_t n)
-{
-    struct admin_conn *c = ud;
-    if (c->body_too_big || buf_len(&c->body) + n > ADMIN_MAX_BODY) {
-        c->body_too_big = true;
-        return;
-    }
-    buf_append(&c->body, p, n);
-}
-
-/* Starts a request whose head is the first n bytes of c->in. Returns
- * false when the connection must stop (an error response was queued). */
-static bool begin_request(struct admin_conn *c, size_t n)
-{
-    buf_reset(&c->head);
-    buf_reset(&c->body);
-    buf_append(&c->head, buf_rptr(&c->in), n);
-    buf_consume(&c->in, n);
-    int rc = http_parse_request(buf_rptr(&c->head), buf_len(&c->head), &c->req, c->hdrs,
-                                ADMIN_MAX_HEADERS, ADMIN_MAX_HEAD);
-    ASSERT(rc == (int)n);
-
-    const struct http_request *h = &c->req;
-    c->body_kind = http_request_body(h);
-    c->body_left = 0;
-    c->body_too_big = false;
-    if (c->body_kind == HTTP_BODY_LENGTH) {
-        if (h->content_length > (int64_t)ADMIN_MAX_BODY) {
-            conn_fail(c, 413, "request body too large");
-            return false;
-        }
-        c->body_left = (uint64_t)h->content_length;
-    } else if (c->body_kind == HTTP_BODY_CHUNKED) {
-        http_chunked_init(&c->chunked, ADMIN_MAX_TRAILER);
-    } else if (c->body_kind != HTTP_BODY_NONE) {
-        conn_fail(c, 400, "request body without length");
-        return false;
-    }
-    bool has_body = c->body_kind == HTTP_BODY_CHUNKED || c->body_left > 0;
-    if ((h->flags & HTTP_F_EXPECT_CONTINUE) && h->minor == 1 && has_body && !buf_len(&c->in))
-        buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
-    c->state = CS_BODY;
-    return true;
-}
-
-/* Moves body bytes from c->in to c->body. Returns 1 when the body is
- * complete, 0 when more is needed, -1 when the connection must stop. */
-static int read_body(struct admin_conn *c)
-{
-    if (c->body_kind == HTTP_BODY_LENGTH) {
-        size_t take = (size_t)FG_MIN((uint64_t)buf_len(&c->in), c->body_left);
-        buf_append(&c->body, buf_rptr(&c->in), take);
-        buf_consume(&c->in, take);
-        c->body_left -= take;
-        return c->body_left == 0;
-    }
-    if (c->body_kind == HTTP_BODY_CHUNKED) {
-        ssize_t n = http_chunked_feed(&c->chunked, buf_rptr(&c->in), buf_len(&c->in),
-                                      body_chunk, c);
-        if (n < 0) {
-            conn_fail(c, 400, "bad chunked encoding");
-            return -1;
-        }
-        buf_consume(&c->in, (size_t)n);
-        if (c->body_too_big) {
-            conn_fail(c, 413, "request body too large");
-            return -1;
-        }
-        return c->chunked.done;
-    }
-    return 1;
-}
-
-/* Answers every complete request in c->in, in order, while c->out has
- * room. Returns true when it paused because c->out is full, with requests
- * possibly still waiting in c->in. */
-static bool conn_process(struct admin_conn *c)
-{
-    while (!c->closing && buf_len(&c->out) < ADMIN_OUT_HIGH) {
-        if (c->state == CS_HEAD) {
-            if (!buf_len(&c->in))
-                break;
-            struct http_request req;
-            int n = http_parse_request(buf_rptr(&c->in), buf_len(&c->in), &req, c->hdrs,
-                                       ADMIN_MAX_HEADERS, ADMIN_MAX_HEAD);
-            if (n == HTTP_INCOMPLETE)
-                break;
-            if (n < 0) {
-                conn_fail(c, http_error_status(n), http_error_text(n));
-                break;
-            }
-            if (!begin_request(c, (size_t)n))
-                break;
-        }
-        int rc = read_body(c);
-        if (rc <= 0)
-            break;
-        dispatch(c);
-        c->state = CS_HEAD;
-        buf_shrink_if_empty(&c->head, 4096);
-        buf_shrink_if_empty(&c->body, 4096);
-    }
-    /* A peer that has finished sending gets answers to what it sent in
-     * full; a request cut off by EOF is dropped. */
-    bool paused = !c->closing && buf_len(&c->out) >= ADMIN_OUT_HIGH;
-    if (c->peer_eof && !paused)
-        c->closing = true;
-    return paused;
-}
-
-/* ---- connections ---- */
-
-static void conn_kill(struct admin_conn *c)
-{
-    if (c->dead)
-        return;
-    struct admin *a = c->adm;
-    c->dead = true;
-    ev_io_stop(a->loop, c->fd);
-    ev_timer_stop(a->loop, &c->timer);
-    close(c->fd);
-    c->fd = -1;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        a->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    a->nconns--;
-    c->prev = NULL;
-    c->next = a->dead;
-    a->dead = c;
-}
-
-static void conn_free(struct admin_conn *c)
-{
-    buf_free(&c->in);
-    buf_free(&c->out);
-    buf_free(&c->head);
-    buf_free(&c->body);
-    free(c);
-}
-
-static void free_dead(struct ev_loop *loop, void *ud)
-{
-    struct admin *a = ud;
-    while (a->dead) {
-        struct admin_conn *c = a->dead;
-        a->dead = c->next;
-        conn_free(c);
-    }
-}
-
-/* Writes what c->out holds. Once everything is written on a closing
- * connection, shuts down the write side and starts lingering. */
-static void conn_flush(struct admin_conn *c)
-{
-    while (buf_len(&c->out)) {
-        ssize_t n = send(c->fd, buf_rptr(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            conn_kill(c);
-            return;
-        }
-        buf_consume(&c->out, (size_t)n);
-    }
-    buf_shrink_if_empty(&c->out, 64 * 1024);
-    if (c->closing && c->state != CS_LINGER) {
-        if (c->peer_eof) {
-            conn_kill(c);
-            return;
-        }
-        shutdown(c->fd, SHUT_WR);
-        c->state = CS_LINGER;
-        buf_free(&c->in);
-        ev_timer_start(c->adm->loop, &c->timer, ADMIN_LINGER_MS);
-    }
-}
-
-/* Reads once. Returns false when the connection was killed. */
-static bool conn_read(struct admin_conn *c)
-{
-    if (c->state == CS_LINGER) {
-        char sink[4096];
-        ssize_t n = read(c->fd, sink, sizeof sink);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-            conn_kill(c);
-            return false;
-        }
-        return true;
-    }
-    ssize_t n = read(c->fd, buf_reserve(&c->in, ADMIN_READ_CHUNK), ADMIN_READ_CHUNK);
-    if (n > 0) {
-        buf_commit(&c->in, (size_t)n);
-    } else if (n == 0) {
-        c->peer_eof = true;
-    } else if (errno != EAGAIN && errno != EINTR) {
-        conn_kill(c);
-        return false;
-    }
-    return true;
-}
-
-/* Sets the watcher's mask and the timer from the connection's state. */
-static void conn_update(struct admin_conn *c)
-{
-    struct ev_loop *loop = c->adm->loop;
-    int mask = 0;
-    if (c->state == CS_LINGER) {
-        mask = EV_READ;
-    } else {
-        if (!c->closing && !c->peer_eof && buf_len(&c->in) < ADMIN_IN_MAX)
-            mask |= EV_READ;
-        if (buf_len(&c->out))
-            mask |= EV_WRITE;
-    }
-    if (ev_io_set(loop, c->fd, mask) != 0) {
-        conn_kill(c);
-        return;
-    }
-    if (c->state == CS_LINGER)
-        return; /* the linger deadline is fixed when lingering starts */
-    bool idle = c->state == CS_HEAD && !buf_len(&c->in) && !buf_len(&c->out);
-    ev_timer_start(loop, &c->timer, idle ? ADMIN_IDLE_MS : ADMIN_IO_MS);
-}
-
-static void conn_run(struct admin_conn *c)
-{
-    bool paused;
-    do {
-        paused = conn_process(c);
-        conn_flush(c);
-        if (c->dead)
-            return;
-        /* Parsing paused for a full c->out that the socket then took in
-         * whole: answer the requests still waiting. */
-    } while (paused && !buf_len(&c->out));
-    conn_update(c);
-}
-
-static void conn_io(struct ev_loop *loop, int fd, void *ud, int events)
-{
-    struct admin_conn *c = ud;
-    if ((events & (EV_READ | EV_ERROR)) && !conn_read(c))
-        return;
-    if (c->state == CS_LINGER) {
-        conn_update(c);
-        return;
-    }
-    conn_run(c);
-}
-
-static void conn_timeout(struct ev_loop *loop, struct ev_timer *t)
-{
-    struct admin_conn *c = t->ud;
-    conn_kill(c);
-}
-
-static void accept_cb(struct ev_loop *loop, int lfd, void *ud, int events)
-{
-    struct admin *a = ud;
-    for (;;) {
-        int fd = net_accept(lfd, NULL);
-        if (fd == -EAGAIN)
-            return;
-        if (fd < 0) {
-            if (fd != -EINTR && fd != -ECONNABORTED)
-                log_warn("admin: accept: %s", strerror(-fd));
-            return;
-        }
-        if (a->nconns >= ADMIN_MAX_CONNS) {
-            log_warn("admin: %d connections open, refusing another", ADMIN_MAX_CONNS);
-            close(fd);
-            continue;
-        }
-        net_set_nodelay(fd);
-        struct admin_conn *c = xcalloc(1, sizeof *c);
-        c->adm = a;
-        c->fd = fd;
-        c->state = CS_HEAD;
-        ev_timer_init(&c->timer, conn_timeout, c);
-        if (ev_io_start(loop, fd, EV_READ, conn_io, c) != 0) {
-            close(fd);
-            free(c);
-            continue;
-        }
-        c->next = a->conns;
-        if (a->conns)
-            a->conns->prev = c;
-        a->conns = c;
-        a->nconns++;
-        ev_timer_start(loop, &c->timer, ADMIN_IDLE_MS);
-    }
 }
 
 /* ---- the thread ---- */
@@ -761,6 +416,12 @@ static void wake_cb(struct ev_loop *loop, void *ud)
         ev_break(loop);
 }
 
+static void free_dead(struct ev_loop *loop, void *ud)
+{
+    FG_UNUSED(loop);
+    httpd_free_dead(ud);
+}
+
 static void *admin_main(void *arg)
 {
     struct admin *a = arg;
@@ -769,11 +430,7 @@ static void *admin_main(void *arg)
     int rc = ev_run(a->loop);
     if (rc != 0)
         log_error("admin: event loop failed: %s", strerror(-rc));
-    while (a->conns)
-        conn_kill(a->conns);
-    free_dead(a->loop, a);
-    ev_io_stop(a->loop, a->lfd);
-    close(a->lfd);
+    httpd_free(a->httpd);
     ev_loop_free(a->loop);
     return NULL;
 }
@@ -783,55 +440,51 @@ struct admin *admin_start(const char *addr, char **err)
     return admin_start_with(addr, NULL, NULL, err);
 }
 
+/* Starts the thread with every signal blocked, so that signals meant for
+ * the process (SIGTERM, SIGHUP) go to the threads that handle them. */
+static int start_thread(struct admin *a)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = -pthread_create(&a->thread, NULL, admin_main, a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
 struct admin *admin_start_with(const char *addr, void (*setup)(struct admin *, void *), void *ud,
                                char **err)
 {
-    struct net_addr na;
+    struct net_addr na, bound;
     if (net_parse_addr(addr, &na, err) != 0)
         return NULL;
-    int lfd = net_listen(&na, false, 128);
-    if (lfd < 0) {
-        *err = xasprintf("admin: cannot listen on %s: %s", addr, strerror(-lfd));
-        return NULL;
-    }
-    struct net_addr bound;
-    int rc = net_local_addr(lfd, &bound);
-    if (rc != 0) {
-        close(lfd);
-        *err = xasprintf("admin: getsockname: %s", strerror(-rc));
-        return NULL;
-    }
     struct ev_loop *loop = ev_loop_new();
     if (!loop) {
-        close(lfd);
         *err = xasprintf("admin: cannot create an event loop");
         return NULL;
     }
     struct admin *a = xcalloc(1, sizeof *a);
+    static const struct httpd_hooks hooks = {
+        .conn_size = sizeof(struct httpd_conn), .on_request = on_request, .on_error = conn_error};
     a->loop = loop;
-    a->lfd = lfd;
-    a->port = net_addr_port(&bound);
+    a->httpd = httpd_new(loop, &admin_limits, &hooks, a);
     atomic_init(&a->stopping, false);
     pthread_mutex_init(&a->lock, NULL);
-    ev_set_before_poll(loop, free_dead, a);
-    ev_set_async(loop, wake_cb, a);
-    rc = ev_io_start(loop, lfd, EV_READ, accept_cb, a);
-    if (rc == 0 && setup)
-        setup(a, ud); /* routes in place before the first request is read */
-    if (rc == 0) {
-        /* The thread starts with every signal blocked, so that signals
-         * meant for the process (SIGTERM, SIGHUP) go to the threads that
-         * handle them. */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        rc = -pthread_create(&a->thread, NULL, admin_main, a);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = httpd_listen(a->httpd, &na, 128, &bound);
+    if (rc != 0) {
+        *err = xasprintf("admin: cannot listen on %s: %s", addr, strerror(-rc));
+    } else {
+        a->port = net_addr_port(&bound);
+        ev_set_before_poll(loop, free_dead, a->httpd);
+        ev_set_async(loop, wake_cb, a);
+        if (setup)
+            setup(a, ud); /* routes in place before the first request is read */
+        rc = start_thread(a);
+        if (rc != 0)
+            *err = xasprintf("admin: cannot start: %s", strerror(-rc));
     }
     if (rc != 0) {
-        *err = xasprintf("admin: cannot start: %s", strerror(-rc));
-        ev_io_stop(loop, lfd);
-        close(lfd);
+        httpd_free(a->httpd);
         ev_loop_free(loop);
         pthread_mutex_destroy(&a->lock);
         free(a);
@@ -839,6 +492,7 @@ struct admin *admin_start_with(const char *addr, void (*setup)(struct admin *, v
     }
     return a;
 }
+
 
 int admin_port(const struct admin *a) { return a->port; }
 

@@ -35,6 +35,7 @@
  * do not relieve an overloaded server, they waste its work. */
 #include "echo/echo.h"
 
+#include "core/httpd.h"
 #include "core/log.h"
 
 #include <errno.h>
@@ -203,28 +204,22 @@ static size_t conn_process(struct echo_conn *c, const char *p, size_t len)
             }
             break;
         }
-        case ECHO_BODY:
+        case ECHO_BODY: {
             if (off == len)
                 return off;
-            if (c->body_mode == HTTP_BODY_CHUNKED) {
-                ssize_t r = http_chunked_feed(&c->chunked, p + off, len - off, count_payload, c);
-                if (r < 0) {
-                    conn_fail(c, HTTP_EBAD);
-                    return len;
-                }
-                off += (size_t)r;
-                if (!c->chunked.done)
-                    return off;
-            } else {
-                uint64_t take = FG_MIN(c->body_left, (uint64_t)(len - off));
-                c->body_left -= take;
-                c->received += take;
-                off += (size_t)take;
-                if (c->body_left)
-                    return off;
+            bool done;
+            ssize_t r = httpd_body_feed((enum http_body)c->body_mode, &c->body_left, &c->chunked, p + off,
+                                        len - off, count_payload, c, &done);
+            if (r < 0) {
+                conn_fail(c, HTTP_EBAD);
+                return len;
             }
+            off += (size_t)r;
+            if (!done)
+                return off;
             conn_request_done(c);
             break;
+        }
         case ECHO_DONE:
             if (off < len)
                 c->linger = true; /* pipelined requests after the last one */

@@ -119,12 +119,12 @@ void bk_metrics_render(struct bk_server *s, struct buf *b)
     write_u64(b, "floodgate_broker_queues", "Queues.", "gauge", e->nqueues);
     write_u64(b, "floodgate_broker_messages", "Messages in all queues.", "gauge", e->nmsgs);
     write_u64(b, "floodgate_broker_body_cache_bytes", "Message bytes kept in memory.", "gauge", e->cache_bytes);
-    write_u64(b, "floodgate_broker_connections", "Open client connections.", "gauge", s->nconns);
-    write_u64(b, "floodgate_broker_connections_total", "Client connections accepted.", "counter",
-              s->st.connections_total);
+    const struct httpd_stats *hs = httpd_stats(s->httpd);
+    write_u64(b, "floodgate_broker_connections", "Open client connections.", "gauge", httpd_nconns(s->httpd));
+    write_u64(b, "floodgate_broker_connections_total", "Client connections accepted.", "counter", hs->accepted);
     write_u64(b, "floodgate_broker_connections_refused_total", "Connections closed at once (limit, stopping).",
-              "counter", s->st.connections_refused);
-    write_u64(b, "floodgate_broker_requests_total", "HTTP requests.", "counter", s->st.requests);
+              "counter", hs->refused);
+    write_u64(b, "floodgate_broker_requests_total", "HTTP requests.", "counter", hs->requests);
     metrics_family(b, "floodgate_broker_api_requests_total", "counter", "Requests by API.");
     metrics_sample_u64(b, "floodgate_broker_api_requests_total", (const char *const[]){"api", "sqs", NULL},
                        s->st.sqs_requests);

@@ -22,7 +22,7 @@
  * Errors are {"error": message, "code": SQS error name} with the SQS
  * status, except that a missing queue is 404. With an auth key pair set,
  * requests must be signed with SigV4 (curl --aws-sigv4). */
-#include "broker/broker.h"
+#include "broker/http/http.h"
 
 #include "core/admin.h"
 #include "core/json.h"
@@ -244,16 +244,16 @@ static bool query_str(const struct admin_req *ar, const char *key, cJSON *p, con
 
 bool bk_native_json_body(const struct bk_conn *c)
 {
-    const struct http_header *ct = http_find_header(c->req.headers, c->req.nheaders, "content-type");
+    const struct http_header *ct = http_find_header(c->h.req.headers, c->h.req.nheaders, "content-type");
     return ct && ct->value_len >= 16 && fg_strieq(ct->value, 16, "application/json");
 }
 
 cJSON *bk_native_body_object(struct bk_conn *c, bool *bad)
 {
     *bad = false;
-    if (!buf_len(&c->body))
+    if (!buf_len(&c->h.body))
         return NULL;
-    cJSON *j = json_parse_strict(buf_rptr(&c->body), buf_len(&c->body));
+    cJSON *j = json_parse_strict(buf_rptr(&c->h.body), buf_len(&c->h.body));
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         *bad = true;
@@ -306,13 +306,13 @@ static void send_messages(struct bk_conn *c, const char *name, const struct admi
 {
     cJSON *p = queue_params(c, name);
     if (!bk_native_json_body(c)) {
-        if (!buf_len(&c->body)) {
+        if (!buf_len(&c->h.body)) {
             cJSON_Delete(p);
             fail(c, SQS_E_MISSING_PARAMETER, "empty message: send a body");
             return;
         }
-        cJSON_AddItemToObject(p, "MessageBody", cJSON_CreateString(buf_rptr(&c->body)));
-        if (strlen(buf_rptr(&c->body)) != buf_len(&c->body)) {
+        cJSON_AddItemToObject(p, "MessageBody", cJSON_CreateString(buf_rptr(&c->h.body)));
+        if (strlen(buf_rptr(&c->h.body)) != buf_len(&c->h.body)) {
             cJSON_Delete(p);
             fail(c, SQS_E_INVALID_MESSAGE_CONTENTS, "message bodies cannot hold NUL bytes");
             return;
@@ -559,8 +559,8 @@ void bk_native(struct bk_conn *c, const char *path, size_t plen, const char *que
     struct bk_server *s = c->srv;
     if (s->cfg->access_key) {
         struct sqs_error err;
-        const char *body = buf_len(&c->body) ? buf_rptr(&c->body) : "";
-        if (sqs_sigv4_check(&c->req, body, buf_len(&c->body), s->cfg->access_key, s->cfg->secret_key,
+        const char *body = buf_len(&c->h.body) ? buf_rptr(&c->h.body) : "";
+        if (sqs_sigv4_check(&c->h.req, body, buf_len(&c->h.body), s->cfg->access_key, s->cfg->secret_key,
                             (int64_t)(ev_wall_ms() / 1000), &err) != SQS_OK) {
             bk_native_error(c, &err, false);
             return;
@@ -572,7 +572,7 @@ void bk_native(struct bk_conn *c, const char *path, size_t plen, const char *que
     ar.query_len = qlen;
     const char *p = path + 3, *end = path + plen; /* after "/v1" */
     char seg[MAX_NAME], name[MAX_NAME], sub[MAX_NAME], receipt[128], tail[MAX_NAME];
-    enum http_method m = c->req.m;
+    enum http_method m = c->h.req.m;
     if (!segment(&p, end, seg, sizeof seg) || strcmp(seg, "queues") != 0) {
         bk_respond_error(c, 404, "NotFound", "no such resource: see /v1/queues");
         return;

@@ -22,7 +22,7 @@
  * Message attributes: "v" is a String, 5 a Number, ["a", 1] a String.Array,
  * {"DataType": .., "StringValue"|"BinaryValue": ..} any type. Errors are
  * {"error": message, "code": SNS error code} with the SNS status. */
-#include "broker/broker.h"
+#include "broker/http/http.h"
 #include "broker/topic/topic.h"
 
 #include "core/admin.h"
@@ -372,7 +372,7 @@ static void publish(struct tp_engine *t, struct bk_conn *c, const char *name, co
     } else {
         cJSON *m = cJSON_CreateString("");
         free(m->valuestring);
-        m->valuestring = xstrndup(buf_rptr(&c->body), buf_len(&c->body));
+        m->valuestring = xstrndup(buf_rptr(&c->h.body), buf_len(&c->h.body));
         cJSON_AddItemToObject(p, "Message", m);
         struct admin_req ar = {0};
         ar.query = query;
@@ -438,7 +438,7 @@ static void subscription(struct tp_engine *t, struct bk_conn *c, const char *id)
     snprintf(arn, sizeof arn, "%s", s->arn);
     cJSON *p = cJSON_CreateObject();
     cJSON_AddStringToObject(p, "SubscriptionArn", arn);
-    switch (c->req.m) {
+    switch (c->h.req.m) {
     case HTTP_M_GET:
     case HTTP_M_HEAD:
         run(t, c, "GetSubscriptionAttributes", p, shape_attrs);
@@ -474,7 +474,7 @@ static bool segment(const char **p, const char *end, char *out, size_t cap)
 static void topic_route(struct tp_engine *t, struct bk_conn *c, const char *name, const char *sub,
                         const char *query, size_t qlen)
 {
-    enum http_method m = c->req.m;
+    enum http_method m = c->h.req.m;
     bool get = m == HTTP_M_GET || m == HTTP_M_HEAD;
     if (!sub) {
         if (m == HTTP_M_PUT)
@@ -512,8 +512,8 @@ void tp_native(struct tp_engine *t, struct bk_conn *c, const char *path, size_t 
     struct bk_server *s = c->srv;
     if (s->cfg->access_key) {
         struct sqs_error err;
-        const char *body = buf_len(&c->body) ? buf_rptr(&c->body) : "";
-        if (sqs_sigv4_check(&c->req, body, buf_len(&c->body), s->cfg->access_key, s->cfg->secret_key,
+        const char *body = buf_len(&c->h.body) ? buf_rptr(&c->h.body) : "";
+        if (sqs_sigv4_check(&c->h.req, body, buf_len(&c->h.body), s->cfg->access_key, s->cfg->secret_key,
                             (int64_t)(ev_wall_ms() / 1000), &err) != SQS_OK) {
             fail(c, SNS_E_AUTHORIZATION, err.message);
             return;
@@ -527,7 +527,7 @@ void tp_native(struct tp_engine *t, struct bk_conn *c, const char *path, size_t 
     }
     bool topics = !strcmp(kind, "topics");
     if (p == end || (p + 1 == end && *p == '/')) {
-        if (topics && (c->req.m == HTTP_M_GET || c->req.m == HTTP_M_HEAD))
+        if (topics && (c->h.req.m == HTTP_M_GET || c->h.req.m == HTTP_M_HEAD))
             list_topics(t, c);
         else if (topics)
             bk_respond_error(c, 405, "MethodNotAllowed", "use GET /v1/topics");

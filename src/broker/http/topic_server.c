@@ -12,7 +12,7 @@
  * An answer to an action that wrote queue records (a publish, a
  * subscription's confirmation message) is held until its group commit,
  * as the server holds SQS answers. */
-#include "broker/broker.h"
+#include "broker/http/http.h"
 #include "broker/sns/sns_sign.h"
 #include "broker/topic/topic.h"
 
@@ -36,8 +36,8 @@ bool tp_server_wants(const struct bk_conn *c, const char *path, size_t plen)
         return true;
     if (plen > sizeof CERT_PREFIX - 1 && memcmp(path, CERT_PREFIX, sizeof CERT_PREFIX - 1) == 0)
         return true;
-    const char *body = buf_len(&c->body) ? buf_rptr(&c->body) : "";
-    return sns_is_sns_request(&c->req, body, buf_len(&c->body));
+    const char *body = buf_len(&c->h.body) ? buf_rptr(&c->h.body) : "";
+    return sns_is_sns_request(&c->h.req, body, buf_len(&c->h.body));
 }
 
 /* Deletes push queues no subscription owns any more (an unsubscribe whose
@@ -147,15 +147,15 @@ enum sns_err tp_server_run(struct tp_engine *t, struct bk_conn *c, const char *a
 static void dispatch_query(struct tp_engine *t, struct bk_conn *c)
 {
     struct bk_server *s = c->srv;
-    const char *body = buf_len(&c->body) ? buf_rptr(&c->body) : "";
-    size_t blen = buf_len(&c->body);
+    const char *body = buf_len(&c->h.body) ? buf_rptr(&c->h.body) : "";
+    size_t blen = buf_len(&c->h.body);
     c->api = BK_API_SQS;
     c->proto = SQS_PROTO_QUERY;
     struct sns_error err = {SNS_OK, ""};
     if (s->cfg->access_key) {
         /* The SQS layer checks SigV4 for the sqs service only. */
         struct sqs_error qe;
-        if (sqs_sigv4_check(&c->req, body, blen, s->cfg->access_key, s->cfg->secret_key,
+        if (sqs_sigv4_check(&c->h.req, body, blen, s->cfg->access_key, s->cfg->secret_key,
                             (int64_t)(ev_wall_ms() / 1000), &qe) != SQS_OK) {
             sns_fail(&err, SNS_E_AUTHORIZATION, "%s", qe.message);
             respond_error(c, &err);
@@ -164,7 +164,7 @@ static void dispatch_query(struct tp_engine *t, struct bk_conn *c)
     }
     char action[64];
     cJSON *params = NULL, *res = NULL;
-    enum sns_err rc = sns_decode(&c->req, body, blen, action, &params, &err);
+    enum sns_err rc = sns_decode(&c->h.req, body, blen, action, &params, &err);
     bool hold = false;
     if (rc == SNS_OK)
         rc = tp_server_run(t, c, action, params, &res, &err, &hold);
@@ -185,7 +185,7 @@ static void serve_cert(struct tp_engine *t, struct bk_conn *c, const char *path,
 {
     const char *name = t->signer ? sns_signer_cert_name(t->signer) : "";
     if (plen != strlen(name) + 1 || memcmp(path + 1, name, plen - 1) != 0 ||
-        (c->req.m != HTTP_M_GET && c->req.m != HTTP_M_HEAD)) {
+        (c->h.req.m != HTTP_M_GET && c->h.req.m != HTTP_M_HEAD)) {
         bk_respond_error(c, 404, "NotFound", "no such certificate");
         return;
     }
