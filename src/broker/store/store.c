@@ -141,7 +141,7 @@ static void handoff(struct store *s, struct store_batch *b)
         s->q_head = b;
     s->q_tail = b;
     s->q_recs += b->nrec;
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv); /* one thread may wait for its turn, another for work */
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -168,8 +168,11 @@ static void run_commits(struct store *s)
 /* Retires batches the sync thread is done with and runs due callbacks. */
 static void reap(struct store *s)
 {
-    uint64_t done = atomic_load_explicit(&s->done_total, memory_order_acquire);
+    /* The error first: rounds publish in order, so done_total read after
+     * it covers every round before the one that failed, whose commits
+     * must not fail. */
     int terr = atomic_load_explicit(&s->thr_err, memory_order_acquire);
+    uint64_t done = atomic_load_explicit(&s->done_total, memory_order_acquire);
     if (terr && !s->err) {
         s->err = terr;
         s->write_errors++;
@@ -503,7 +506,7 @@ int store_error(const struct store *s)
 
 int store_start(struct store *s, struct ev_loop *loop)
 {
-    ASSERT(!s->thread_running);
+    ASSERT(!s->nthr);
     if (!s->replayed && store__implicit_replay(s) != 0)
         return -EIO;
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -539,7 +542,7 @@ void store_close(struct store *s)
         handoff(s, s->fill);
         s->fill = NULL;
     }
-    bool threaded = s->thread_running;
+    bool threaded = s->nthr > 0;
     store__sync_stop(s); /* the final sync */
     if (threaded) {
         ev_io_stop(s->loop, s->efd);
