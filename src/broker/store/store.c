@@ -141,7 +141,13 @@ static void handoff(struct store *s, struct store_batch *b)
         s->q_head = b;
     s->q_tail = b;
     s->q_recs += b->nrec;
-    pthread_cond_broadcast(&s->cv); /* one thread may wait for its turn, another for work */
+    /* One idle thread is enough, unless a round is being written: it may
+     * be gathering more (BATCH), and it and the threads waiting for their
+     * turn to publish share the condition variable. */
+    if (s->writing || s->next_pub != s->next_group)
+        pthread_cond_broadcast(&s->cv);
+    else
+        pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -55,6 +55,7 @@
 
 #define ZERO_CHUNK (1u << 20) /* zeros written ahead of the log at a time */
 #define ZERO_LOW (256u << 10) /* ... when fewer than this are left */
+#define SYNCER_IDLE_MS 1000   /* an idle thread closes its segment file after this */
 
 /* One round: the batches it took and what it must sync. */
 struct round {
@@ -387,9 +388,12 @@ static void idle(struct store *s, struct syncer *me)
             s->next_sync_ns = 0;
             pthread_mutex_lock(&s->mu);
         }
+    } else if (me->seq && !s->q_head) {
+        /* Idle for a while: let the segment file go, not to hold one that
+         * compaction removes (a busy thread moves on with its next round). */
+        if (wait_until(s, ev_clock_ns() + SYNCER_IDLE_MS * 1000000ull))
+            syncer_close(me);
     } else {
-        if (!s->q_head)
-            syncer_close(me); /* not to hold a segment compaction removes */
         pthread_cond_wait(&s->cv, &s->mu);
     }
 }
