@@ -80,8 +80,9 @@ int store__manifest_write(int dirfd, uint64_t first, uint64_t last)
     return rc;
 }
 
-int store__manifest_roll(struct store *s, uint64_t seq)
+int store__manifest_roll(struct store *s)
 {
+    uint64_t seq = s->new_seq;
     pthread_mutex_lock(&s->man_mu);
     int rc = 0;
     if (seq > s->man_last) {
@@ -90,5 +91,7 @@ int store__manifest_roll(struct store *s, uint64_t seq)
             s->man_last = seq;
     }
     pthread_mutex_unlock(&s->man_mu);
-    return rc; /* a failed write is retried with the round (store/sync.c) */
+    if (!rc) /* a failed write is retried with the round (store.c) */
+        s->new_seq = 0;
+    return rc;
 }

@@ -233,7 +233,6 @@ struct store *store_open(const struct store_opts *opts, char *err, size_t errlen
     s->dir = xstrdup(s->o.dir);
     s->o.dir = s->dir;
     s->dirfd = s->efd = s->cur_fd = -1;
-    s->datasync = fdatasync;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->man_mu, NULL);
     pthread_condattr_t ca;

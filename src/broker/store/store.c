@@ -141,13 +141,7 @@ static void handoff(struct store *s, struct store_batch *b)
         s->q_head = b;
     s->q_tail = b;
     s->q_recs += b->nrec;
-    /* One idle thread is enough, unless a round is being written: it may
-     * be gathering more (BATCH), and it and the threads waiting for their
-     * turn to publish share the condition variable. */
-    if (s->writing || s->next_pub != s->next_group)
-        pthread_cond_broadcast(&s->cv);
-    else
-        pthread_cond_signal(&s->cv);
+    pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -174,9 +168,9 @@ static void run_commits(struct store *s)
 /* Retires batches the sync thread is done with and runs due callbacks. */
 static void reap(struct store *s)
 {
-    /* The error first: rounds publish in order, so done_total read after
-     * it covers every round before the one that failed, whose commits
-     * must not fail. */
+    /* The error first: the thread publishes a round's error after the
+     * done_total of the rounds before it, so done_total read after the
+     * error covers them, and their commits, durable, do not fail. */
     int terr = atomic_load_explicit(&s->thr_err, memory_order_acquire);
     uint64_t done = atomic_load_explicit(&s->done_total, memory_order_acquire);
     if (terr && !s->err) {
@@ -512,7 +506,7 @@ int store_error(const struct store *s)
 
 int store_start(struct store *s, struct ev_loop *loop)
 {
-    ASSERT(!s->nthr);
+    ASSERT(!s->thread_running);
     if (!s->replayed && store__implicit_replay(s) != 0)
         return -EIO;
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -548,7 +542,7 @@ void store_close(struct store *s)
         handoff(s, s->fill);
         s->fill = NULL;
     }
-    bool threaded = s->nthr > 0;
+    bool threaded = s->thread_running;
     store__sync_stop(s); /* the final sync */
     if (threaded) {
         ev_io_stop(s->loop, s->efd);

@@ -91,9 +91,8 @@ typedef int (*store_replay_fn)(void *ud, uint8_t type, const void *payload, uint
                                struct store_pos pos);
 int store_replay(struct store *s, store_replay_fn fn, void *ud, char *err, size_t errlen);
 
-/* Starts the sync threads (store/sync.c: consecutive groups overlap, one
- * written and synced while the previous one's fdatasync runs), waking loop
- * (through a store-owned eventfd watcher) when a group is durable. */
+/* Starts the sync thread, waking loop (through a store-owned eventfd
+ * watcher) when a group is durable. */
 int store_start(struct store *s, struct ev_loop *loop);
 
 /* Appends a record (type 1..255, payload of len bytes). Returns its

@@ -18,7 +18,6 @@
 #define STORE_REPLAY_MAX (1u << 30) /* largest record length replay accepts */
 #define STORE_MANIFEST "MANIFEST"   /* the live segment range (store/manifest.c) */
 #define STORE_SECTOR 512u           /* the unit a torn write loses (store__looks_torn) */
-#define STORE_SYNCERS 2             /* sync threads: rounds in flight at once (store/sync.c) */
 
 struct store_seg {
     uint64_t seq;
@@ -75,32 +74,30 @@ struct store {
     struct store_commit *cq;   /* ring of waiting commits */
     size_t cq_head, cq_len, cq_cap;
 
-    /* The sync threads and what they share with the loop (store/sync.c). */
+    /* The sync thread and what it shares with the loop. */
     struct ev_loop *loop;
-    int efd;                   /* eventfd: a thread wakes the loop */
-    pthread_t thr[STORE_SYNCERS];
-    int nthr;                  /* running (set under mu) */
+    int efd;                   /* eventfd: the thread wakes the loop */
+    pthread_t thr;
+    bool thread_running;
     pthread_mutex_t mu;
-    pthread_cond_t cv;         /* CLOCK_MONOTONIC; every change under mu is broadcast */
+    pthread_cond_t cv;         /* CLOCK_MONOTONIC */
     struct store_batch *q_head, *q_tail; /* under mu */
     uint64_t q_recs;           /* records in the queue (under mu) */
     bool stop;                 /* under mu */
-    bool writing;              /* a round is in its write phase (under mu) */
-    uint64_t next_group;       /* the number the next round takes (under mu) */
-    uint64_t next_pub;         /* the round whose turn it is to publish (under mu) */
-    struct store_batch *retry_head, *retry_tail; /* failed rounds and those after them (under mu) */
     _Atomic uint64_t done_total; /* durable under the policy (release/acquire) */
     _Atomic int thr_err;
     _Atomic uint64_t syncs, sync_ns;
-    int (*datasync)(int fd);   /* fdatasync; tests put faults and delays in */
 
-    /* The round in its write phase only (or the loop when no thread runs). */
+    /* Sync thread only (or the loop when no thread runs). */
     int cur_fd;                /* segment last written */
     uint64_t cur_end;          /* its last written byte + 1 */
     uint64_t zero_end;         /* its file size: zeros from cur_end on */
-    bool cur_dirty;            /* written since its last fdatasync through cur_fd */
+    bool cur_dirty;            /* written since its last fdatasync */
+    bool dir_dirty;            /* a segment was created: fsync the directory */
     uint64_t next_sync_ns;     /* INTERVAL: when to sync cur_fd */
     uint64_t last_round_recs;  /* BATCH: records the previous round made durable */
+    struct store_batch *retry_head, *retry_tail; /* failed round: rewritten whole */
+    uint64_t new_seq;          /* a segment this round created (manifest) */
 
     /* The manifest: written by the sync thread when a segment becomes
      * durable and by the loop when the oldest one is dropped. */
@@ -173,10 +170,10 @@ int store__manifest_read(int dirfd, uint64_t *first, uint64_t *last);
 /* Replaces MANIFEST atomically (temporary file, fsync, rename, directory
  * fsync). 0 or -errno. */
 int store__manifest_write(int dirfd, uint64_t first, uint64_t last);
-/* Records seq as the last segment (sync thread, after the segment and the
- * directory were synced). 0 or -errno. */
-int store__manifest_roll(struct store *s, uint64_t seq);
-/* Starts the sync threads (signals blocked in them). 0 or -errno. */
+/* Records s->new_seq as the last segment (sync thread, after the segment
+ * and the directory were synced). 0 or -errno. */
+int store__manifest_roll(struct store *s);
+/* Starts the sync thread (signals blocked in it). 0 or -errno. */
 int store__sync_start(struct store *s);
 /* The final sync: stops the sync thread once it has written what was
  * handed off (or, when none runs, writes and syncs it here), retries a

@@ -1,52 +1,30 @@
-/* The store's sync threads (see store.c for how batches reach them):
- * they write the batches handed off by store_flush() at their offsets,
- * make them durable under the policy and publish the new done_total,
- * waking the loop through the store's eventfd.
+/* The store's sync thread (see store.c for how batches reach it): it
+ * writes the batches handed off by store_flush() at their offsets, makes
+ * them durable under the policy and publishes the new done_total, waking
+ * the loop through the store's eventfd.
  *
- * Rounds overlap. A round takes every queued batch at once and has two
- * phases. The write phase (one round at a time, the `writing` flag under
- * mu) writes the batches with pwrite, zeros ahead of the log and seals a
- * segment the round leaves (cut at its last record and fdatasync'ed before
- * the next segment gets a byte). The sync phase fdatasyncs the segment the
- * round wrote last (ALWAYS and BATCH; BATCH first waits batch_us for more
- * batches, in the write phase), fsyncs the directory after a new segment
- * and records it in MANIFEST (store/manifest.c). Several threads
- * (STORE_SYNCERS) run rounds: while round N is in its fdatasync, round N+1
- * is written and synced by another thread, so a commit that arrives during
- * an fdatasync waits for its own, not for the end of that one first. The
- * rounds are numbered as they are taken and published strictly in that
- * order: a round that finishes early waits for its turn, so done_total
- * only covers bytes of which every earlier byte is durable too (an
- * fdatasync started after round N's writes covers them, but round N's own
- * may fail). Under INTERVAL one thread runs: it publishes after the
- * writes and fdatasyncs every interval_ms; a segment it leaves for a newer
- * one is synced at once.
- *
- * Each thread fdatasyncs through its own open file of the segment, opened
- * before the round writes to it: Linux reports a writeback error to every
- * open file once, so an fdatasync of another round (or the seal) that saw
- * the error first cannot hide it from this round's.
+ * The thread takes every queued batch at once, writes them with pwrite at
+ * their offsets, fdatasyncs each segment it wrote (ALWAYS and BATCH; BATCH
+ * first waits batch_us for more batches), fsyncs the directory after a new
+ * segment and records it in MANIFEST (store/manifest.c), then publishes.
+ * Under INTERVAL it publishes after the writes and fdatasyncs every
+ * interval_ms; a segment it leaves for a newer one is synced at once.
  *
  * Write errors (ENOSPC, EIO) are not sticky. A round that fails publishes
  * nothing: the loop fails the commits waiting on it and refuses appends
- * while the error stands. Its batches (the loop cannot retire them,
- * done_total did not cover them) go to the retry list, and so do those of
- * the rounds after it, which depend on its bytes, whether they succeeded
- * or not. No round starts while the error stands and a round is in flight;
- * then one round takes the whole retry list (and whatever is queued) and
- * writes all of it again at its offsets and syncs, at once when new
- * batches come, else every STORE_RETRY_MS: rewriting from our own
- * buffers, not re-syncing, because after a failed fsync Linux may have
- * dropped the dirty pages. pwrite at a fixed offset is idempotent, so a
- * partial earlier write is simply overwritten, and nothing acknowledged
- * before lies in those bytes. When the rewrite is durable the error clears
- * and appends resume, without a restart. */
+ * while the error stands. The thread keeps the round's batches (the loop
+ * cannot retire them, done_total did not cover them) and every
+ * STORE_RETRY_MS writes all of them again at their offsets and syncs:
+ * rewriting from our own buffers, not re-syncing, because after a failed
+ * fsync Linux may have dropped the dirty pages. pwrite at a fixed offset
+ * is idempotent, so a partial earlier write is simply overwritten, and
+ * nothing acknowledged before lies in those bytes. When the rewrite is
+ * durable the error clears and appends resume, without a restart. */
 #include "broker/store/store_int.h"
 
 #include "core/log.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -55,25 +33,6 @@
 
 #define ZERO_CHUNK (1u << 20) /* zeros written ahead of the log at a time */
 #define ZERO_LOW (256u << 10) /* ... when fewer than this are left */
-#define SYNCER_IDLE_MS 1000   /* an idle thread closes its segment file after this */
-
-/* One round: the batches it took and what it must sync. */
-struct round {
-    struct store_batch *list, *last;
-    uint64_t nrec;    /* records in list (BATCH: its gather target) */
-    uint64_t id;      /* its place in the publication order */
-    uint64_t end;     /* end_total of its last batch (0: none) */
-    uint64_t new_seq; /* a segment it starts: directory fsync, MANIFEST */
-    bool retry;       /* an error stood when it began: it carries the retry list */
-    bool final;       /* the store is closing: INTERVAL syncs too */
-    int err;
-};
-
-/* A thread's own open file of the segment it writes (see above). */
-struct syncer {
-    uint64_t seq; /* 0: none open */
-    int fd;
-};
 
 static int write_full(int fd, const uint8_t *p, size_t n, uint64_t off)
 {
@@ -96,7 +55,7 @@ static int write_full(int fd, const uint8_t *p, size_t n, uint64_t off)
 static int sync_fd(struct store *s, int fd)
 {
     uint64_t t0 = ev_clock_ns();
-    int rc = s->datasync(fd) == 0 ? 0 : -errno;
+    int rc = fdatasync(fd) == 0 ? 0 : -errno;
     atomic_fetch_add_explicit(&s->syncs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->sync_ns, ev_clock_ns() - t0, memory_order_relaxed);
     return rc;
@@ -158,32 +117,7 @@ static void zero_ahead(struct store *s)
     }
 }
 
-
-static void syncer_close(struct syncer *me)
-{
-    if (me->seq)
-        close(me->fd);
-    me->seq = 0;
-    me->fd = -1;
-}
-
-static int syncer_open(struct store *s, struct syncer *me, uint64_t seq)
-{
-    if (me->seq == seq)
-        return 0;
-    syncer_close(me);
-    char name[32];
-    store__seg_name(name, sizeof name, seq);
-    int fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    me->seq = seq;
-    me->fd = fd;
-    return 0;
-}
-
-/* Write phase: batch b at its offset. */
-static int write_batch(struct store *s, struct syncer *me, struct round *r, struct store_batch *b)
+static int write_batch(struct store *s, struct store_batch *b)
 {
     if (b->fd != s->cur_fd) {
         int rc = leave_cur(s); /* the segment being left is sealed */
@@ -196,36 +130,19 @@ static int write_batch(struct store *s, struct syncer *me, struct round *r, stru
         s->cur_end = b->off;
         s->zero_end = (uint64_t)st.st_size;
     }
-    int rc = syncer_open(s, me, b->seq); /* before the bytes: see above */
-    if (rc)
-        return rc;
     s->cur_dirty = true;
-    if (b->new_seg)
-        r->new_seq = b->seq;
+    if (b->new_seg) {
+        s->dir_dirty = true;
+        s->new_seq = b->seq;
+    }
     if (s->o.fsync == STORE_FSYNC_INTERVAL && !s->next_sync_ns)
         s->next_sync_ns = ev_clock_ns() + (uint64_t)s->o.interval_ms * 1000000ull;
-    rc = write_full(b->fd, b->data, b->len, b->off);
+    int rc = write_full(b->fd, b->data, b->len, b->off);
     if (rc)
         return rc;
     s->cur_end = FG_MAX(s->cur_end, b->off + b->len);
     zero_ahead(s);
     return 0;
-}
-
-/* Write phase: appends list to the round and writes it (after an error,
- * the rest is only kept for the retry). */
-static void write_list(struct store *s, struct syncer *me, struct round *r, struct store_batch *list)
-{
-    if (r->last)
-        r->last->qnext = list;
-    else
-        r->list = list;
-    for (struct store_batch *b = list; b; b = b->qnext) {
-        if (!r->err)
-            r->err = write_batch(s, me, r, b);
-        r->end = b->end_total;
-        r->last = b;
-    }
 }
 
 static struct store_batch *take_queue(struct store *s, uint64_t *nrec)
@@ -263,64 +180,65 @@ static struct store_batch *gather(struct store *s, uint64_t *nrec)
     return list;
 }
 
-/* The write phase of r, whose batches were taken (mu not held). */
-static void write_round(struct store *s, struct syncer *me, struct round *r)
+/* Writes list (nrec records; under BATCH, also whatever gather() adds),
+ * makes it durable under the policy and publishes the new done_total.
+ * The batches of a round that failed before go first and are written
+ * again whole; a round that fails keeps all of its batches for the next
+ * try and publishes nothing but the error. Runs on the sync thread, or
+ * on the loop thread when no thread was started. */
+static void sync_round(struct store *s, struct store_batch *list, uint64_t nrec, bool final)
 {
-    struct store_batch *list = r->list;
-    r->list = NULL;
-    write_list(s, me, r, list);
-    if (!r->err && s->o.fsync == STORE_FSYNC_BATCH && s->o.batch_us && !r->final) {
-        write_list(s, me, r, gather(s, &r->nrec));
-        s->last_round_recs = r->nrec;
+    int prev = atomic_load_explicit(&s->thr_err, memory_order_relaxed);
+    if (s->retry_head) {
+        s->retry_tail->qnext = list;
+        list = s->retry_head;
+        s->retry_head = s->retry_tail = NULL;
     }
-    /* INTERVAL retries a failed timed sync, whose data is already
-     * reported done, with a round that may hold no batch. */
-    if (!r->err && !r->list && r->retry)
-        r->err = sync_cur(s);
-}
-
-/* The sync phase of r (mu not held; other rounds may be writing). */
-static int sync_round(struct store *s, struct syncer *me, struct round *r)
-{
-    if (r->err || !r->list)
-        return r->err;
     int err = 0;
-    if (s->o.fsync != STORE_FSYNC_INTERVAL || r->final || r->retry)
-        err = sync_fd(s, me->fd);
-    if (!err && r->new_seq) {
+    uint64_t end = 0;
+    struct store_batch *last = NULL;
+    for (struct store_batch *b = list; b; b = b->qnext) {
+        if (!err)
+            err = write_batch(s, b);
+        end = b->end_total;
+        last = b;
+    }
+    if (!err && s->o.fsync == STORE_FSYNC_BATCH && s->o.batch_us && s->thread_running) {
+        struct store_batch *more = gather(s, &nrec);
+        if (last)
+            last->qnext = more;
+        else
+            list = more;
+        for (struct store_batch *b = more; b; b = b->qnext) {
+            if (!err)
+                err = write_batch(s, b);
+            end = b->end_total;
+            last = b;
+        }
+        s->last_round_recs = nrec;
+    }
+    /* INTERVAL syncs here too when recovering: the failure may have been
+     * the timed sync, whose data is already reported done. */
+    if (!err && (s->o.fsync != STORE_FSYNC_INTERVAL || final || prev))
+        err = sync_cur(s);
+    if (!err && s->dir_dirty) {
         if (fsync(s->dirfd) != 0)
             err = -errno;
-        else
-            err = store__manifest_roll(s, r->new_seq); /* before any record in it is acknowledged */
+        else if (s->new_seq)
+            err = store__manifest_roll(s); /* before any record in it is acknowledged */
+        if (!err)
+            s->dir_dirty = false; /* else the retry fsyncs (and records) again */
     }
-    return err;
-}
-
-/* Publishes r in its turn (mu held): its end becomes done_total, or its
- * batches join the retry list when it or an earlier round failed. */
-static void publish(struct store *s, struct round *r)
-{
-    while (s->next_pub != r->id)
-        pthread_cond_wait(&s->cv, &s->mu);
-    int prev = atomic_load_explicit(&s->thr_err, memory_order_relaxed);
-    if (r->err || (prev && !r->retry)) {
-        if (r->list) {
-            if (s->retry_tail)
-                s->retry_tail->qnext = r->list;
-            else
-                s->retry_head = r->list;
-            s->retry_tail = r->last;
-        }
-        if (r->err)
-            atomic_store_explicit(&s->thr_err, r->err, memory_order_release);
+    if (err) {
+        s->retry_head = list;
+        s->retry_tail = list ? last : NULL;
+        atomic_store_explicit(&s->thr_err, err, memory_order_release);
     } else {
-        if (r->end)
-            atomic_store_explicit(&s->done_total, r->end, memory_order_release);
+        if (end)
+            atomic_store_explicit(&s->done_total, end, memory_order_release);
         if (prev) /* after done_total: the loop must not fail what is now durable */
             atomic_store_explicit(&s->thr_err, 0, memory_order_release);
     }
-    s->next_pub++;
-    pthread_cond_broadcast(&s->cv);
     if (s->efd >= 0) {
         uint64_t one = 1;
         ssize_t w = write(s->efd, &one, sizeof one);
@@ -328,138 +246,94 @@ static void publish(struct store *s, struct round *r)
     }
 }
 
-/* Takes the queue (after an error, with the retry list in front) and runs
- * a round through both phases. mu held on entry and on return; released
- * while writing and syncing. Runs on a sync thread, or on the loop thread
- * when none runs. */
-static void run_round(struct store *s, struct syncer *me, bool final)
-{
-    struct round r = { .id = s->next_group++, .final = final };
-    r.retry = atomic_load_explicit(&s->thr_err, memory_order_relaxed) != 0;
-    if (r.retry && s->retry_head) {
-        s->retry_tail->qnext = s->q_head;
-        s->q_head = s->retry_head;
-        if (!s->q_tail)
-            s->q_tail = s->retry_tail;
-        s->retry_head = s->retry_tail = NULL;
-    }
-    r.list = take_queue(s, &r.nrec);
-    s->writing = true;
-    pthread_mutex_unlock(&s->mu);
-    write_round(s, me, &r);
-    pthread_mutex_lock(&s->mu);
-    s->writing = false;
-    pthread_cond_broadcast(&s->cv); /* the next round may be written */
-    pthread_mutex_unlock(&s->mu);
-    r.err = sync_round(s, me, &r);
-    pthread_mutex_lock(&s->mu);
-    publish(s, &r);
-}
-
-/* Waits on cv (mu held) for at most until `at` (CLOCK_MONOTONIC ns);
- * true when it timed out. */
-static bool wait_until(struct store *s, uint64_t at)
-{
-    struct timespec dl = { .tv_sec = (time_t)(at / 1000000000ull),
-                           .tv_nsec = (long)(at % 1000000000ull) };
-    return pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT;
-}
-
-/* A thread with no round to run waits (mu held): for a retry every
- * STORE_RETRY_MS while an error stands, for the next timed sync under
- * INTERVAL, else for batches. */
-static void idle(struct store *s, struct syncer *me)
-{
-    bool busy = s->writing || s->next_pub != s->next_group;
-    if (atomic_load_explicit(&s->thr_err, memory_order_relaxed) && !busy) {
-        /* The last round failed: try it again (new batches join the
-         * retry at once). */
-        if (wait_until(s, ev_clock_ns() + STORE_RETRY_MS * 1000000ull) && !s->q_head && !s->stop &&
-            !s->writing && s->next_pub == s->next_group)
-            run_round(s, me, false);
-    } else if (s->o.fsync == STORE_FSYNC_INTERVAL && s->cur_dirty && !busy) {
-        if (wait_until(s, s->next_sync_ns) && !s->writing) {
-            pthread_mutex_unlock(&s->mu); /* the only thread under INTERVAL */
-            if (!atomic_load_explicit(&s->thr_err, memory_order_relaxed)) {
-                int rc = sync_cur(s);
-                if (rc)
-                    atomic_store_explicit(&s->thr_err, rc, memory_order_release);
-            }
-            s->next_sync_ns = 0;
-            pthread_mutex_lock(&s->mu);
-        }
-    } else if (me->seq && !s->q_head) {
-        /* Idle for a while: let the segment file go, not to hold one that
-         * compaction removes (a busy thread moves on with its next round). */
-        if (wait_until(s, ev_clock_ns() + SYNCER_IDLE_MS * 1000000ull))
-            syncer_close(me);
-    } else {
-        pthread_cond_wait(&s->cv, &s->mu);
-    }
-}
-
 static void *sync_main(void *arg)
 {
     struct store *s = arg;
-    struct syncer me = { .fd = -1 };
     snprintf(log_thread_name, sizeof log_thread_name, "store");
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        /* While an error stands, the retry waits for every round in
-         * flight: their batches join the retry list in order. */
-        bool err = atomic_load_explicit(&s->thr_err, memory_order_relaxed);
-        bool ready = !s->writing && (!err || s->next_pub == s->next_group);
-        if (s->q_head && ready)
-            run_round(s, &me, s->stop);
-        else if (!s->q_head && s->stop)
-            break; /* a failed round is tried once more by store__sync_stop */
-        else
-            idle(s, &me);
+        if (!s->q_head && !s->stop) {
+            if (atomic_load_explicit(&s->thr_err, memory_order_relaxed)) {
+                /* The last round failed: try it again every STORE_RETRY_MS
+                 * (new batches join the retry at once). */
+                uint64_t at = ev_clock_ns() + STORE_RETRY_MS * 1000000ull;
+                struct timespec dl = { .tv_sec = (time_t)(at / 1000000000ull),
+                                       .tv_nsec = (long)(at % 1000000000ull) };
+                if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT && !s->q_head && !s->stop) {
+                    pthread_mutex_unlock(&s->mu);
+                    sync_round(s, NULL, 0, false);
+                    pthread_mutex_lock(&s->mu);
+                }
+            } else if (s->o.fsync == STORE_FSYNC_INTERVAL && s->cur_dirty) {
+                struct timespec dl = { .tv_sec = (time_t)(s->next_sync_ns / 1000000000ull),
+                                       .tv_nsec = (long)(s->next_sync_ns % 1000000000ull) };
+                if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT) {
+                    pthread_mutex_unlock(&s->mu);
+                    if (!atomic_load_explicit(&s->thr_err, memory_order_relaxed)) {
+                        int rc = sync_cur(s);
+                        if (rc)
+                            atomic_store_explicit(&s->thr_err, rc, memory_order_release);
+                    }
+                    s->next_sync_ns = 0;
+                    pthread_mutex_lock(&s->mu);
+                }
+            } else {
+                pthread_cond_wait(&s->cv, &s->mu);
+            }
+            continue;
+        }
+        if (!s->q_head)
+            break; /* stopping, nothing left */
+        uint64_t nrec = 0;
+        struct store_batch *list = take_queue(s, &nrec);
+        bool final = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        sync_round(s, list, nrec, final);
+        pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
-    syncer_close(&me);
+    if (atomic_load_explicit(&s->thr_err, memory_order_relaxed))
+        sync_round(s, NULL, 0, true); /* a last try for what failed */
+    if (!atomic_load_explicit(&s->thr_err, memory_order_relaxed)) {
+        int rc = leave_cur(s); /* the active segment ends at its last record */
+        if (rc)
+            atomic_store_explicit(&s->thr_err, rc, memory_order_release);
+    }
     return NULL;
 }
 
 int store__sync_start(struct store *s)
 {
-    int n = s->o.fsync == STORE_FSYNC_INTERVAL ? 1 : STORE_SYNCERS;
-    /* The sync threads take no signals: they stay with the loop threads. */
+    /* The sync thread takes no signals: they stay with the loop threads. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = 0;
-    pthread_mutex_lock(&s->mu); /* nthr is read by a running thread (gather) */
-    while (s->nthr < n && !(rc = pthread_create(&s->thr[s->nthr], NULL, sync_main, s)))
-        s->nthr++;
-    pthread_mutex_unlock(&s->mu);
+    s->thread_running = true;
+    int rc = pthread_create(&s->thr, NULL, sync_main, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc && !s->nthr)
-        return -rc;
-    return 0; /* fewer threads only overlap less */
+    if (rc)
+        s->thread_running = false;
+    return -rc;
 }
 
 void store__sync_stop(struct store *s)
 {
-    pthread_mutex_lock(&s->mu);
-    if (s->nthr) {
-        s->stop = true;
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        for (int i = 0; i < s->nthr; i++)
-            pthread_join(s->thr[i], NULL);
+    if (s->thread_running) {
         pthread_mutex_lock(&s->mu);
-        s->nthr = 0;
+        s->stop = true;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thr, NULL);
+        s->thread_running = false;
+        return;
     }
-    /* What is left: the batches of a round that failed, or everything
-     * when no thread ran. */
-    struct syncer me = { .fd = -1 };
-    if (s->q_head || s->retry_head)
-        run_round(s, &me, true);
-    pthread_mutex_unlock(&s->mu);
-    syncer_close(&me);
+    if (s->q_head || s->retry_head) {
+        uint64_t nrec = 0;
+        struct store_batch *list = take_queue(s, &nrec);
+        sync_round(s, list, nrec, true);
+    }
     if (!atomic_load_explicit(&s->thr_err, memory_order_relaxed)) {
-        int rc = leave_cur(s); /* the active segment ends at its last record */
+        int rc = leave_cur(s);
         if (rc)
             atomic_store_explicit(&s->thr_err, rc, memory_order_release);
     }
