@@ -4,7 +4,7 @@
 #   make test   deps + normal and ASan+UBSan builds, unit + fuzz replay + e2e
 #   make demo   deps + build + run the gateway demo on its embedded defaults
 #   make bench  deps + build + side-by-side benchmarks (bench/); BASE_BIN=an
-#               earlier floodgate binary runs beside the new one (gateway bench)
+#               earlier floodgate binary runs beside the new one (gateway, broker)
 #   make fuzz   clang libFuzzer builds, each target run for FUZZ_SECONDS
 JOBS ?= $(shell nproc)
 BUILD ?= build

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # bench/broker.sh FLOODGATE_BIN
+# BASE_BIN=OLD_FLOODGATE_BIN bench/broker.sh FLOODGATE_BIN
 #
 # Durable queues side by side: floodgate broker (SQS AWS JSON 1.0 API,
 # --fsync always), RabbitMQ (durable classic queue, persistent messages,
@@ -21,6 +22,9 @@
 #   latency   LAT_RATE messages/s in total, single sends, consumers long-poll
 #             (WaitTimeSeconds=1, basic.consume, BLMOVE 1 s); p50/p99/max of
 #             receive time - send time (the send time is in the body)
+# With BASE_BIN, an earlier floodgate build runs as a fourth system,
+# "floodgate-base", in the same rounds (its own data directory), and the
+# tables add floodgate / floodgate-base.
 # Runs are interleaved: round 1 (every scenario x every system), round 2, ...
 # The tables show medians over the rounds and floodgate's ratios.
 #
@@ -33,6 +37,7 @@
 #   BENCH_PRODUCERS=4 BENCH_CONSUMERS=8 BENCH_BODY=128 (bytes)
 #   BENCH_LAT_RATE=200 (messages/s) BENCH_SCENARIOS="single batch10 latency"
 #   BENCH_SYSTEMS="floodgate rabbitmq redis" BENCH_FSYNC=always (floodgate)
+#   BASE_BIN= an earlier floodgate binary to compare with (optional)
 #
 # Raw results go to bench/out/broker/ (one JSON per run under runs/, the
 # servers' logs, floodgate's /metrics at the end, disk use of each data
@@ -47,6 +52,11 @@ if [ $# -ne 1 ] || [ ! -x "$1" ]; then
     exit 2
 fi
 FG=$(realpath "$1")
+BASE=${BASE_BIN:-}
+if [ -n "$BASE" ]; then
+    [ -x "$BASE" ] || { echo "$0: BASE_BIN '$BASE' is not an executable" >&2; exit 2; }
+    BASE=$(realpath "$BASE")
+fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 OUT=$HERE/out/broker
 DURATION=${BENCH_DURATION:-5}
@@ -58,6 +68,7 @@ BODY=${BENCH_BODY:-128}
 LAT_RATE=${BENCH_LAT_RATE:-200}
 SCENARIOS=${BENCH_SCENARIOS:-single batch10 latency}
 SYSTEMS=${BENCH_SYSTEMS:-floodgate rabbitmq redis}
+[ -n "$BASE" ] && SYSTEMS="$SYSTEMS floodgate-base"
 FSYNC=${BENCH_FSYNC:-always}
 NCPU=$(nproc)
 RABBIT_SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
@@ -92,15 +103,22 @@ cc -O2 -Wall -o "$OUT/brokerbench" "$HERE/brokerbench.c" -lhiredis -lrabbitmq -l
 declare -A PID PORT VERSION
 FAILED=()
 
-start_floodgate() {
-    local dir=$OUT/floodgate
+# start_fg NAME BIN: a floodgate broker as system NAME
+start_fg() {
+    local name=$1 bin=$2 dir=$OUT/$1
     mkdir -p "$dir"
-    PORT[floodgate]=$(free_ports 1)
-    start_bg $SERVER_PIN "$FG" broker --listen "127.0.0.1:${PORT[floodgate]}" \
-        --data "$OUT/data/floodgate" --fsync "$FSYNC" >"$dir/log" 2>&1
-    PID[floodgate]=$BG_PID
-    wait_http "http://127.0.0.1:${PORT[floodgate]}/healthz" "$BG_PID" "$dir/log" || return 1
-    VERSION[floodgate]="floodgate broker (--fsync $FSYNC)"
+    PORT[$name]=$(free_ports 1)
+    start_bg $SERVER_PIN "$bin" broker --listen "127.0.0.1:${PORT[$name]}" \
+        --data "$OUT/data/$name" --fsync "$FSYNC" >"$dir/log" 2>&1
+    PID[$name]=$BG_PID
+    wait_http "http://127.0.0.1:${PORT[$name]}/healthz" "$BG_PID" "$dir/log" || return 1
+    VERSION[$name]="floodgate broker (--fsync $FSYNC)"
+}
+
+start_floodgate() { start_fg floodgate "$FG"; }
+start_floodgate-base() {
+    start_fg floodgate-base "$BASE" || return 1
+    VERSION[floodgate-base]="floodgate broker, earlier build $BASE (--fsync $FSYNC)"
 }
 
 start_redis() {
@@ -127,7 +145,7 @@ say "data on $FS ($OUT/data)"
 
 UP=()
 for s in $SYSTEMS; do
-    case $s in floodgate | rabbitmq | redis) ;; *) die "unknown system '$s' in BENCH_SYSTEMS" ;; esac
+    case $s in floodgate | floodgate-base | rabbitmq | redis) ;; *) die "unknown system '$s' in BENCH_SYSTEMS" ;; esac
     say "starting $s"
     if "start_$s"; then
         UP+=("$s")
@@ -155,7 +173,7 @@ for round in $(seq "$ROUNDS"); do
             *) die "unknown scenario '$sc' in BENCH_SCENARIOS" ;;
             esac
             sys=$s
-            [ "$s" = floodgate ] && sys=sqs
+            case $s in floodgate | floodgate-base) sys=sqs ;; esac
             c0=$(cpu_ticks "${PID[$s]}")
             w0=$(date +%s.%N)
             $CLIENT_PIN "$OUT/brokerbench" --system "$sys" --port "${PORT[$s]}" \
@@ -194,7 +212,7 @@ for s in "${UP[@]}"; do stop_pid "${PID[$s]}"; done
 [ -n "${PID[epmd]:-}" ] && stop_pid "${PID[epmd]}"
 du -sk "$OUT/data"/* >"$OUT/data-usage.txt" 2>/dev/null || true
 
-VFG="${VERSION[floodgate]:-}" VRMQ="${VERSION[rabbitmq]:-}" VREDIS="${VERSION[redis]:-}" \
+VFG="${VERSION[floodgate]:-}" VBASE="${VERSION[floodgate-base]:-}" VRMQ="${VERSION[rabbitmq]:-}" VREDIS="${VERSION[redis]:-}" \
     python3 - "$OUT" "$HERE/out/broker.json" "$DURATION" "$WARMUP" "$ROUNDS" "$PRODUCERS" \
     "$CONSUMERS" "$BODY" "$LAT_RATE" "$NCPU" "$FS" "$SERVER_CPUS" "$CLIENT_CPUS" \
     "${FAILED[*]:-}" <<'EOF'
@@ -217,8 +235,10 @@ def med(vals):
     vals = [v for v in vals if v is not None]
     return statistics.median(vals) if vals else None
 
-systems = [s for s in ("floodgate", "rabbitmq", "redis") if any(k[1] == s for k in runs)]
-labels = {"floodgate": os.environ.get("VFG"), "rabbitmq": os.environ.get("VRMQ"),
+systems = [s for s in ("floodgate", "floodgate-base", "rabbitmq", "redis")
+           if any(k[1] == s for k in runs)]
+labels = {"floodgate": os.environ.get("VFG"), "floodgate-base": os.environ.get("VBASE"),
+          "rabbitmq": os.environ.get("VRMQ"),
           "redis": os.environ.get("VREDIS")}
 scen = []
 for sc in ("single", "batch10", "latency"):
@@ -254,7 +274,7 @@ print("Durable queues, end to end: %s producers + %s consumers (a thread and con
       " servers on CPUs %s, client on %s (%s CPUs); data on %s" %
       (prod, cons, body, dur, warm, rounds, scpu, ccpu, ncpu, fs))
 for s in systems:
-    print("  %-9s %s" % (s, labels.get(s) or "-"))
+    print("  %-14s %s" % (s, labels.get(s) or "-"))
 print("msgs/s: messages received and deleted (acknowledged) per second, each one sent durably"
       " (confirmed) first; server CPU: cores busy on average during the run")
 print()

@@ -2,7 +2,7 @@
 # bench/run.sh FLOODGATE_BIN [BASE_BIN]: runs every bench/<component>.sh
 # there is, one after another, each printing its own table. BASE_BIN (or
 # the BASE_BIN environment variable), an earlier floodgate build, runs
-# beside FLOODGATE_BIN in the gateway bench's rounds. Raw results go to
+# beside FLOODGATE_BIN in the gateway and broker benches' rounds. Raw results go to
 # bench/out/ (not tracked). Exits non-zero only if a bench could not run
 # (a proxy or backend that does not start), never because of speed; a
 # bench whose tool is not installed (locks.sh without gdb) is skipped with

@@ -369,90 +369,118 @@ static int set_aside(struct ck *c, int ddfd, const char *name)
     return 0;
 }
 
-static int repair(struct ck *c)
+/* Creates <dir>/damaged-<UTC time>[-k]/ (its name in dname) and returns
+ * an fd on it, or -1 (reported). */
+static int damaged_dir(struct ck *c, char *dname, size_t cap)
 {
-    FILE *o = c->out;
-    char dname[64];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    size_t dl = strftime(dname, sizeof dname, "damaged-%Y%m%dT%H%M%SZ", &tm);
+    size_t dl = strftime(dname, cap, "damaged-%Y%m%dT%H%M%SZ", &tm);
     for (int k = 2; mkdirat(c->dirfd, dname, 0755) != 0; k++) {
         if (errno != EEXIST || k > 99) {
-            fprintf(o, "cannot create %s/%s: %s\n", c->dir, dname, strerror(errno));
+            fprintf(c->out, "cannot create %s/%s: %s\n", c->dir, dname, strerror(errno));
             return -1;
         }
-        snprintf(dname + dl, sizeof dname - dl, "-%d", k);
+        snprintf(dname + dl, cap - dl, "-%d", k);
     }
     int ddfd = openat(c->dirfd, dname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (ddfd < 0) {
-        fprintf(o, "cannot open %s/%s: %s\n", c->dir, dname, strerror(errno));
-        return -1;
+    if (ddfd < 0)
+        fprintf(c->out, "cannot open %s/%s: %s\n", c->dir, dname, strerror(errno));
+    return ddfd;
+}
+
+/* Repairs segment i: a missing one inside the range [lo, hi] of present
+ * segments is replaced by an empty one (outside it, the range shrinks);
+ * a damaged one is set aside in ddfd and rewritten with what verifies.
+ * Reports what it did. 0 or -errno. */
+static int repair_seg(struct ck *c, size_t i, size_t lo, size_t hi, int ddfd, const char *dname)
+{
+    FILE *o = c->out;
+    struct ck_seg *g = &c->segs[i];
+    char name[32];
+    store__seg_name(name, sizeof name, g->seq);
+    if (g->fd < 0) {
+        if (i < lo || i > hi) {
+            fprintf(o, "%s: missing, its records are lost; the log now %s without it\n", name,
+                    i < lo ? "starts" : "ends");
+            return 0;
+        }
+        int rc = rewrite(c, g->seq, -1, NULL, 0);
+        if (!rc)
+            fprintf(o, "%s: missing, its records are lost; replaced by an empty segment\n", name);
+        return rc;
     }
+    if (!g->bad_header && (!g->nbad || g->torn))
+        return 0;
+    int rc = set_aside(c, ddfd, name);
+    if (!rc)
+        rc = rewrite(c, g->seq, g->fd, g->keep, g->nkeep);
+    if (rc)
+        return rc;
+    if (g->bad_header)
+        fprintf(o, "%s: dropped the damaged segment header (rewritten)\n", name);
+    uint64_t dropped = 0;
+    for (size_t k = 0; k < g->nbad; k++) {
+        struct ck_range *b = &g->bad[k];
+        dropped += b->end - b->off;
+        fprintf(o, "%s: dropped bytes %llu to %llu (%llu bytes: %s)\n", name,
+                (unsigned long long)b->off, (unsigned long long)b->end,
+                (unsigned long long)(b->end - b->off), b->why);
+    }
+    fprintf(o, "%s: kept %llu records (%llu bytes), dropped %llu bytes; the original is in "
+            "%s/%s/\n", name, (unsigned long long)g->nrec, (unsigned long long)g->bytes,
+            (unsigned long long)dropped, c->dir, dname);
+    return 0;
+}
+
+/* Rewrites MANIFEST for the present range [lo, hi] (a damaged one is set
+ * aside first), or removes it when no segment is left. 0 or -errno. */
+static int repair_manifest(struct ck *c, size_t lo, size_t hi, int ddfd, const char *dname)
+{
+    FILE *o = c->out;
     int rc = 0;
+    if (c->man == -EINVAL) {
+        rc = set_aside(c, ddfd, STORE_MANIFEST);
+        if (rc)
+            return rc;
+        fprintf(o, "%s: damaged, set aside in %s/%s/ and rewritten\n", STORE_MANIFEST, c->dir, dname);
+    }
+    if (lo < c->nsegs) {
+        rc = store__manifest_write(c->dirfd, c->segs[lo].seq, c->segs[hi].seq);
+        if (!rc)
+            fprintf(o, "%s: segments %016llx to %016llx\n", STORE_MANIFEST,
+                    (unsigned long long)c->segs[lo].seq, (unsigned long long)c->segs[hi].seq);
+        return rc;
+    }
+    if (unlinkat(c->dirfd, STORE_MANIFEST, 0) != 0 && errno != ENOENT)
+        return -errno;
+    fprintf(o, "no segment is left: the log starts empty\n");
+    return 0;
+}
+
+static int repair(struct ck *c)
+{
+    char dname[64];
+    int ddfd = damaged_dir(c, dname, sizeof dname);
+    if (ddfd < 0)
+        return -1;
     size_t lo = c->nsegs, hi = 0; /* indexes of the first and last present segment */
     for (size_t i = 0; i < c->nsegs; i++)
         if (c->segs[i].fd >= 0) {
             lo = FG_MIN(lo, i);
             hi = i;
         }
-    for (size_t i = 0; i < c->nsegs && !rc; i++) {
-        struct ck_seg *g = &c->segs[i];
-        char name[32];
-        store__seg_name(name, sizeof name, g->seq);
-        if (g->fd < 0) {
-            if (i < lo || i > hi) {
-                fprintf(o, "%s: missing, its records are lost; the log now %s without it\n", name,
-                        i < lo ? "starts" : "ends");
-                continue;
-            }
-            rc = rewrite(c, g->seq, -1, NULL, 0);
-            if (!rc)
-                fprintf(o, "%s: missing, its records are lost; replaced by an empty segment\n", name);
-            continue;
-        }
-        if (!g->bad_header && (!g->nbad || g->torn))
-            continue;
-        rc = set_aside(c, ddfd, name);
-        if (!rc)
-            rc = rewrite(c, g->seq, g->fd, g->keep, g->nkeep);
-        if (rc)
-            break;
-        if (g->bad_header)
-            fprintf(o, "%s: dropped the damaged segment header (rewritten)\n", name);
-        uint64_t dropped = 0;
-        for (size_t k = 0; k < g->nbad; k++) {
-            struct ck_range *b = &g->bad[k];
-            dropped += b->end - b->off;
-            fprintf(o, "%s: dropped bytes %llu to %llu (%llu bytes: %s)\n", name,
-                    (unsigned long long)b->off, (unsigned long long)b->end,
-                    (unsigned long long)(b->end - b->off), b->why);
-        }
-        fprintf(o, "%s: kept %llu records (%llu bytes), dropped %llu bytes; the original is in "
-                "%s/%s/\n", name, (unsigned long long)g->nrec, (unsigned long long)g->bytes,
-                (unsigned long long)dropped, c->dir, dname);
-    }
-    if (!rc && c->man == -EINVAL) {
-        rc = set_aside(c, ddfd, STORE_MANIFEST);
-        if (!rc)
-            fprintf(o, "%s: damaged, set aside in %s/%s/ and rewritten\n", STORE_MANIFEST, c->dir, dname);
-    }
-    if (!rc && lo < c->nsegs) {
-        rc = store__manifest_write(c->dirfd, c->segs[lo].seq, c->segs[hi].seq);
-        if (!rc)
-            fprintf(o, "%s: segments %016llx to %016llx\n", STORE_MANIFEST,
-                    (unsigned long long)c->segs[lo].seq, (unsigned long long)c->segs[hi].seq);
-    } else if (!rc) {
-        if (unlinkat(c->dirfd, STORE_MANIFEST, 0) != 0 && errno != ENOENT)
-            rc = -errno;
-        else
-            fprintf(o, "no segment is left: the log starts empty\n");
-    }
+    int rc = 0;
+    for (size_t i = 0; i < c->nsegs && !rc; i++)
+        rc = repair_seg(c, i, lo, hi, ddfd, dname);
+    if (!rc)
+        rc = repair_manifest(c, lo, hi, ddfd, dname);
     if (!rc && (fsync(c->dirfd) != 0 || fsync(ddfd) != 0))
         rc = -errno;
     close(ddfd);
     if (rc)
-        fprintf(o, "repair failed: %s\n", strerror(-rc));
+        fprintf(c->out, "repair failed: %s\n", strerror(-rc));
     return rc ? -1 : 0;
 }
 

@@ -519,29 +519,19 @@ static int read_failed(struct store *s, const char *name, uint64_t off, char *er
     return -1;
 }
 
-/* Replays one segment. Returns 0, fn's non-zero result (with *stopped
- * set), or -1 with a message.
- *
- * A torn write can only damage the end of the log: the last segment, or
- * the one before it when the last holds no record yet (a crash just after
- * a roll). There, an invalid record that looks torn (store__looks_torn)
- * and is followed by no valid record is cut off. Anything else (a valid
- * record after the damage, a complete record that fails its checksum, any
- * damage in an older segment) is corruption: replay fails, naming the
- * file, the offset and what cutting there would lose, and leaves the
- * decision to the operator (`floodgate broker --check`, `--repair`). */
-static int replay_seg(struct store *s, size_t idx, struct store_reader *r, store_replay_fn fn,
-                      void *ud, bool *stopped, char *err, size_t errlen)
+/* Opens segment idx for replay: its size, the reader on it, and in *tail
+ * whether a torn write may have reached it (below). 0, or -1 with a
+ * message. */
+static int replay_open(struct store *s, size_t idx, struct store_reader *r, bool *tail,
+                       const char *name, char *err, size_t errlen)
 {
     struct store_seg *g = &s->segs[idx];
-    bool last = idx + 1 == s->nsegs, tail = last;
-    char name[32];
-    store__seg_name(name, sizeof name, g->seq);
+    *tail = idx + 1 == s->nsegs;
     if (idx + 2 == s->nsegs) {
         int e = seg_empty(&s->segs[idx + 1]);
         if (e < 0)
             return read_failed(s, name, 0, err, errlen);
-        tail = e;
+        *tail = e;
     }
     struct stat st;
     if (fstat(g->fd, &st) != 0) {
@@ -553,60 +543,84 @@ static int replay_seg(struct store *s, size_t idx, struct store_reader *r, store
     r->fsize = g->size;
     r->blen = 0;
     r->boff = 0;
-    uint64_t n, bytes, end;
+    return 0;
+}
 
+/* Checks g's header. 0 when it is good; 1 when the segment is done with
+ * (a torn header of the last segment, with nothing after it, was reset:
+ * its result in *rc); -1 with a message. */
+static int replay_header(struct store *s, struct store_seg *g, struct store_reader *r, bool last,
+                         const char *name, int *rc, char *err, size_t errlen)
+{
     uint8_t want[STORE_SEG_HDR];
     store__seg_header(want, g->seq);
     size_t hn = (size_t)FG_MIN(g->size, (uint64_t)STORE_SEG_HDR);
     const uint8_t *h = hn ? store__reader_get(r, 0, hn) : want;
     if (!h)
         return read_failed(s, name, 0, err, errlen);
-    if (hn < STORE_SEG_HDR || memcmp(h, want, STORE_SEG_HDR) != 0) {
-        if (last && header_torn(h, hn, want)) {
-            /* Only when nothing follows it: a header byte flipped to zero
-             * in front of records is damage. */
-            int z = hn < STORE_SEG_HDR ? 1 : store__zero_tail(g->fd, STORE_SEG_HDR, g->size);
-            if (z < 0)
-                return read_failed(s, name, STORE_SEG_HDR, err, errlen);
-            if (z)
-                return reset_segment(s, g, want, name, err, errlen);
-        }
-        if (count_after(s, r, STORE_SEG_HDR, g->size, &n, &bytes, &end) != 0)
+    if (hn == STORE_SEG_HDR && memcmp(h, want, STORE_SEG_HDR) == 0)
+        return 0;
+    if (last && header_torn(h, hn, want)) {
+        /* Only when nothing follows it: a header byte flipped to zero in
+         * front of records is damage. */
+        int z = hn < STORE_SEG_HDR ? 1 : store__zero_tail(g->fd, STORE_SEG_HDR, g->size);
+        if (z < 0)
             return read_failed(s, name, STORE_SEG_HDR, err, errlen);
-        seterr(err, errlen, "%s/%s: bad segment header at offset 0, in front of %llu intact records "
-               "(%llu bytes)", s->dir, name, (unsigned long long)n, (unsigned long long)bytes);
-        return -1;
+        if (z) {
+            *rc = reset_segment(s, g, want, name, err, errlen);
+            return 1;
+        }
     }
+    uint64_t n, bytes, end;
+    if (count_after(s, r, STORE_SEG_HDR, g->size, &n, &bytes, &end) != 0)
+        return read_failed(s, name, STORE_SEG_HDR, err, errlen);
+    seterr(err, errlen, "%s/%s: bad segment header at offset 0, in front of %llu intact records "
+           "(%llu bytes)", s->dir, name, (unsigned long long)n, (unsigned long long)bytes);
+    return -1;
+}
 
-    uint64_t off = STORE_SEG_HDR;
-    const char *why = NULL;
-    while (off < g->size) {
+/* Calls fn for g's valid records from the header on; *off ends at the
+ * first byte that is not one (why says what is wrong there). Returns 0,
+ * fn's non-zero result (with *stopped set), or -1 with a message. */
+static int replay_records(struct store *s, struct store_seg *g, struct store_reader *r,
+                          store_replay_fn fn, void *ud, bool *stopped, uint64_t *off,
+                          const char **why, const char *name, char *err, size_t errlen)
+{
+    *off = STORE_SEG_HDR;
+    while (*off < g->size) {
         uint32_t len;
-        int v = store__rec_at(r, off, g->size, STORE_REPLAY_MAX, &len, &why);
+        int v = store__rec_at(r, *off, g->size, STORE_REPLAY_MAX, &len, why);
         if (v < 0)
-            return read_failed(s, name, off, err, errlen);
+            return read_failed(s, name, *off, err, errlen);
         if (!v)
             break;
-        const uint8_t *p = store__reader_get(r, off, 8 + (size_t)len);
+        const uint8_t *p = store__reader_get(r, *off, 8 + (size_t)len);
         if (!p)
-            return read_failed(s, name, off, err, errlen);
+            return read_failed(s, name, *off, err, errlen);
         s->max_len_seen = FG_MAX(s->max_len_seen, len);
-        int rc = fn ? fn(ud, p[8], p + STORE_REC_HDR, len - 1, (struct store_pos){ g->seq, off })
+        int rc = fn ? fn(ud, p[8], p + STORE_REC_HDR, len - 1, (struct store_pos){ g->seq, *off })
                     : 0;
         if (rc) {
             *stopped = true;
             return rc;
         }
-        off += 8 + (uint64_t)len;
+        *off += 8 + (uint64_t)len;
     }
-    if (off >= g->size)
-        return 0;
+    return 0;
+}
+
+/* What follows g's last valid record, at off (before its end): zeros
+ * written ahead (the end), a torn write at the tail (cut off), or
+ * corruption (-1, with a message naming what cutting would lose). */
+static int replay_end(struct store *s, struct store_seg *g, struct store_reader *r, uint64_t off,
+                      const char *why, bool tail, const char *name, char *err, size_t errlen)
+{
     int z = store__zero_tail(g->fd, off, g->size);
     if (z < 0)
         return read_failed(s, name, off, err, errlen);
     if (z) {
-        /* Zeros written ahead of the log (store.c, zero_ahead): the end of
-         * the records, not damage. The last segment keeps them to
+        /* Zeros written ahead of the log (store/sync.c, zero_ahead): the
+         * end of the records, not damage. The last segment keeps them to
          * overwrite. */
         g->size = off;
         return 0;
@@ -628,6 +642,7 @@ static int replay_seg(struct store *s, size_t idx, struct store_reader *r, store
                (unsigned long long)(g->size - off));
         return -1;
     }
+    uint64_t n, bytes, end;
     if (count_after(s, r, at, g->size, &n, &bytes, &end) != 0)
         return read_failed(s, name, at, err, errlen);
     seterr(err, errlen, "%s/%s: corrupt record at offset %llu (%s) in %s segment, followed by %llu "
@@ -636,6 +651,38 @@ static int replay_seg(struct store *s, size_t idx, struct store_reader *r, store
            (unsigned long long)n, (unsigned long long)bytes, (unsigned long long)at,
            (unsigned long long)end);
     return -1;
+}
+
+/* Replays one segment. Returns 0, fn's non-zero result (with *stopped
+ * set), or -1 with a message.
+ *
+ * A torn write can only damage the end of the log: the last segment, or
+ * the one before it when the last holds no record yet (a crash just after
+ * a roll). There, an invalid record that looks torn (store__looks_torn)
+ * and is followed by no valid record is cut off. Anything else (a valid
+ * record after the damage, a complete record that fails its checksum, any
+ * damage in an older segment) is corruption: replay fails, naming the
+ * file, the offset and what cutting there would lose, and leaves the
+ * decision to the operator (`floodgate broker --check`, `--repair`). */
+static int replay_seg(struct store *s, size_t idx, struct store_reader *r, store_replay_fn fn,
+                      void *ud, bool *stopped, char *err, size_t errlen)
+{
+    struct store_seg *g = &s->segs[idx];
+    char name[32];
+    store__seg_name(name, sizeof name, g->seq);
+    bool tail;
+    if (replay_open(s, idx, r, &tail, name, err, errlen) != 0)
+        return -1;
+    int rc = 0;
+    int h = replay_header(s, g, r, idx + 1 == s->nsegs, name, &rc, err, errlen);
+    if (h)
+        return h < 0 ? -1 : rc;
+    uint64_t off;
+    const char *why = NULL;
+    rc = replay_records(s, g, r, fn, ud, stopped, &off, &why, name, err, errlen);
+    if (rc || off >= g->size)
+        return rc;
+    return replay_end(s, g, r, off, why, tail, name, err, errlen);
 }
 
 int store_replay(struct store *s, store_replay_fn fn, void *ud, char *err, size_t errlen)

@@ -1,6 +1,6 @@
-/* The store's private parts, shared by store.c (appends, the sync thread,
- * reads, compaction) and store/replay.c (open, recovery, close). Nothing
- * outside src/broker/store*.c includes this. */
+/* The store's private parts, shared by store.c (appends, reads,
+ * compaction), store/sync.c (the sync thread) and store/replay.c (open,
+ * recovery, close). Nothing outside src/broker/store/ includes this. */
 #ifndef FG_BROKER_STORE_INT_H
 #define FG_BROKER_STORE_INT_H
 
@@ -173,6 +173,13 @@ int store__manifest_write(int dirfd, uint64_t first, uint64_t last);
 /* Records s->new_seq as the last segment (sync thread, after the segment
  * and the directory were synced). 0 or -errno. */
 int store__manifest_roll(struct store *s);
+/* Starts the sync thread (signals blocked in it). 0 or -errno. */
+int store__sync_start(struct store *s);
+/* The final sync: stops the sync thread once it has written what was
+ * handed off (or, when none runs, writes and syncs it here), retries a
+ * failed write once more and cuts the active segment at its last record.
+ * An error is left in thr_err. Loop thread. */
+void store__sync_stop(struct store *s);
 /* Frees everything (files closed, lock released); the thread is stopped. */
 void store__free(struct store *s);
 
