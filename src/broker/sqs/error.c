@@ -1,8 +1,10 @@
 /* The SQS API's errors (see sqs_proto.h): the table of each error's HTTP
  * status, fault, short name, query-protocol code and JSON 1.0 __type, and
- * the helpers that fill a struct sqs_error. Every SQS file reports through
- * here, so the codes live below the decoders and renderers that use them
- * rather than in the protocol front door. */
+ * the helpers that fill a struct sqs_error (and turn a signature check's
+ * outcome into one). Every SQS file reports through here, so the codes
+ * live below the decoders and renderers that use them rather than in the
+ * protocol front door. */
+#include "broker/aws/aws.h"
 #include "broker/sqs/sqs_int.h"
 
 #include <stdarg.h>
@@ -136,4 +138,23 @@ enum sqs_err sqs__bad_utf8(const char *name, enum sqs_err what, struct sqs_error
         return sqs_fail(err, SQS_E_INVALID_MESSAGE_CONTENTS,
                         "The message body is not valid UTF-8.");
     return sqs_fail(err, what, "Value for %.100s is not valid UTF-8.", name);
+}
+
+/* The signature check itself knows no service (aws/sigv4.c); here its
+ * outcome becomes the SQS error of the same name. */
+enum sqs_err sqs_sigv4_check(const struct http_request *req, const char *body, size_t len,
+                             const char *access_key, const char *secret_key, int64_t now,
+                             struct sqs_error *err)
+{
+    static const enum sqs_err code[] = {
+        [AWS_SIG_OK] = SQS_OK,
+        [AWS_SIG_ACCESS_DENIED] = SQS_E_ACCESS_DENIED,
+        [AWS_SIG_UNKNOWN_KEY] = SQS_E_INVALID_CLIENT_TOKEN,
+        [AWS_SIG_DOES_NOT_MATCH] = SQS_E_SIGNATURE_DOES_NOT_MATCH,
+    };
+    enum aws_sig_err rc = aws_sigv4_check(req, body, len, access_key, secret_key, now,
+                                          err->message, sizeof err->message);
+    if (rc != AWS_SIG_OK)
+        err->code = code[rc];
+    return code[rc];
 }
