@@ -48,6 +48,8 @@ void aws_query_init(struct aws_query *q, size_t max_params, size_t max_key, size
  * skipped and "k" alone has an empty value. Duplicates are kept: the
  * caller decides. AWS_Q_OK or the first problem met. */
 enum aws_qerr aws_query_split(struct aws_query *q, const char *s, size_t n);
+/* Says what rc (not AWS_Q_OK) found, in a sentence for an error reply. */
+void aws_query_why(const struct aws_query *q, enum aws_qerr rc, char *out, size_t cap);
 void aws_query_free(struct aws_query *q);
 
 /* ---- sigv4.c ---- */

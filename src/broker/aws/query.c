@@ -10,6 +10,7 @@
 #include "broker/aws/aws.h"
 #include "core/strutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,4 +82,26 @@ enum aws_qerr aws_query_split(struct aws_query *q, const char *s, size_t n)
         i = end + 1;
     }
     return AWS_Q_OK;
+}
+
+void aws_query_why(const struct aws_query *q, enum aws_qerr rc, char *out, size_t cap)
+{
+    switch (rc) {
+    case AWS_Q_TOO_MANY:
+        snprintf(out, cap, "More than %zu parameters in the request.", q->max_params);
+        break;
+    case AWS_Q_BAD_ESCAPE:
+        snprintf(out, cap, "The request holds a malformed percent-escape.");
+        break;
+    case AWS_Q_BAD_NAME:
+        snprintf(out, cap, "The request holds an empty, overlong or invalid parameter name.");
+        break;
+    case AWS_Q_NUL_VALUE:
+        snprintf(out, cap, "Invalid binary character '#x0' was found in parameter %.100s.",
+                 q->bad);
+        break;
+    case AWS_Q_OK:
+        snprintf(out, cap, "The request is well-formed.");
+        break;
+    }
 }

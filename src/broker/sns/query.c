@@ -93,21 +93,12 @@ struct qctx {
 /* Splits one form-encoded string into aq (aws/query.c). */
 static enum sns_err split(struct qctx *q, struct aws_query *aq, const char *s, size_t n)
 {
-    switch (aws_query_split(aq, s, n)) {
-    case AWS_Q_OK:
+    enum aws_qerr rc = aws_query_split(aq, s, n);
+    char why[160];
+    if (rc == AWS_Q_OK)
         return SNS_OK;
-    case AWS_Q_TOO_MANY:
-        return sns_fail(q->err, SNS_E_MALFORMED_QUERY, "More than %d parameters in the request.",
-                        SNS_MAX_PARAMS);
-    case AWS_Q_BAD_NAME:
-        return sns_fail(q->err, SNS_E_MALFORMED_QUERY,
-                        "The request holds an empty or overlong parameter name.");
-    case AWS_Q_BAD_ESCAPE:
-    case AWS_Q_NUL_VALUE:
-        break;
-    }
-    return sns_fail(q->err, SNS_E_MALFORMED_QUERY,
-                    "The request holds a malformed percent-escape or a NUL byte.");
+    aws_query_why(aq, rc, why, sizeof why);
+    return sns_fail(q->err, SNS_E_MALFORMED_QUERY, "%s", why);
 }
 
 /* Next dot-separated segment of *p (advanced past it and its dot). */

@@ -131,10 +131,15 @@ bool sqs__err_sender(enum sqs_err code)
     return info(code)->sender;
 }
 
-enum sqs_err sqs__bad_utf8(const char *name, enum sqs_err what, struct sqs_error *err)
+bool sqs__is_body(const char *name)
 {
     size_t n = strlen(name);
-    if (n >= 11 && strcmp(name + n - 11, "MessageBody") == 0)
+    return n >= 11 && strcmp(name + n - 11, "MessageBody") == 0;
+}
+
+enum sqs_err sqs__bad_utf8(const char *name, enum sqs_err what, struct sqs_error *err)
+{
+    if (sqs__is_body(name))
         return sqs_fail(err, SQS_E_INVALID_MESSAGE_CONTENTS,
                         "The message body is not valid UTF-8.");
     return sqs_fail(err, what, "Value for %.100s is not valid UTF-8.", name);

@@ -54,28 +54,19 @@ static void keyf(char *dst, size_t cap, const char *fmt, ...)
 }
 
 /* Splits one form-encoded string (aws/query.c) into aq, then appends
- * its parameters to q. */
+ * its parameters to q. A NUL in a value is refused as SQS refuses the
+ * character: InvalidMessageContents in a message body. */
 static enum sqs_err split(struct qctx *q, struct aws_query *aq, const char *s, size_t n)
 {
-    switch (aws_query_split(aq, s, n)) {
-    case AWS_Q_OK:
-        break;
-    case AWS_Q_TOO_MANY:
-        return sqs_fail(q->err, SQS_E_MALFORMED_QUERY, "More than %d parameters in the request.",
-                        SQS_MAX_PARAMS);
-    case AWS_Q_BAD_ESCAPE:
-        return sqs_fail(q->err, SQS_E_MALFORMED_QUERY,
-                        "The request holds a malformed percent-escape.");
-    case AWS_Q_BAD_NAME:
-        return sqs_fail(q->err, SQS_E_MALFORMED_QUERY,
-                        "The request holds an empty, overlong or invalid parameter name.");
-    case AWS_Q_NUL_VALUE: {
-        size_t kl = strlen(aq->bad);
-        bool body = kl >= 11 && strcmp(aq->bad + kl - 11, "MessageBody") == 0;
-        return sqs_fail(q->err,
-                        body ? SQS_E_INVALID_MESSAGE_CONTENTS : SQS_E_INVALID_PARAMETER_VALUE,
-                        "Invalid binary character '#x0' was found in parameter %.100s.", aq->bad);
-    }
+    enum aws_qerr rc = aws_query_split(aq, s, n);
+    if (rc != AWS_Q_OK) {
+        char why[160];
+        enum sqs_err code = SQS_E_MALFORMED_QUERY;
+        if (rc == AWS_Q_NUL_VALUE)
+            code = sqs__is_body(aq->bad) ? SQS_E_INVALID_MESSAGE_CONTENTS
+                                         : SQS_E_INVALID_PARAMETER_VALUE;
+        aws_query_why(aq, rc, why, sizeof why);
+        return sqs_fail(q->err, code, "%s", why);
     }
     for (; q->n < aq->n; q->n++) {
         const struct aws_qparam *a = &aq->p[q->n];

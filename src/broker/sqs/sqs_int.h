@@ -87,6 +87,9 @@ bool sqs__err_sender(enum sqs_err code);            /* Sender (true) or Receiver
  * for a message body, else what (MalformedQueryString or
  * InvalidParameterValue). See sqs/error.c. */
 enum sqs_err sqs__bad_utf8(const char *name, enum sqs_err what, struct sqs_error *err);
+/* True for a parameter holding a message body (MessageBody, or
+ * SendMessageBatchRequestEntry.N.MessageBody in the query protocol). */
+bool sqs__is_body(const char *name);
 
 /* The code point of the UTF-8 character at s[0..n) (n > 0), or -1 for an
  * invalid sequence; sets *used (1 for an invalid byte, so callers can skip

@@ -55,8 +55,13 @@ Test(aws_query, refuses_what_is_hostile)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         struct aws_query q;
         cr_expect_eq(split(&q, cases[i].s), cases[i].rc, "%s", cases[i].s);
-        if (cases[i].rc == AWS_Q_NUL_VALUE)
+        char why[160];
+        aws_query_why(&q, cases[i].rc, why, sizeof why);
+        cr_expect(why[0], "%s: a reason", cases[i].s);
+        if (cases[i].rc == AWS_Q_NUL_VALUE) {
             cr_expect_str_eq(q.bad, "b");
+            cr_expect(strstr(why, "parameter b."), "%s", why);
+        }
         aws_query_free(&q);
     }
 }
