@@ -299,29 +299,28 @@ static int recover(struct bk_server *s, char **err)
     return 0;
 }
 
-static int run(struct bk_config *cfg)
+/* ---- run: the steps in order ---- */
+
+static void server_init(struct bk_server *s, struct bk_config *cfg)
 {
-    struct bk_server s;
-    memset(&s, 0, sizeof s);
-    s.cfg = cfg;
-    s.sigfd = -1;
-    s.tick_at = UINT64_MAX;
-    pthread_mutex_init(&s.xlock, NULL);
-    pthread_cond_init(&s.xcond, NULL);
-    ev_timer_init(&s.tick_timer, on_tick, &s);
-    ev_timer_init(&s.house_timer, on_housekeep, &s);
-    ev_timer_init(&s.stop_timer, on_stop_timer, &s);
-    char *err = NULL;
-    int status = 1;
-    struct admin *adm = NULL;
-    s.loop = ev_loop_new();
-    if (!s.loop) {
-        fprintf(stderr, "floodgate broker: cannot create an event loop\n");
-        return 1;
-    }
-    s.store = open_store(cfg, &err);
-    if (!s.store)
-        goto out;
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->sigfd = -1;
+    s->tick_at = UINT64_MAX;
+    pthread_mutex_init(&s->xlock, NULL);
+    pthread_cond_init(&s->xcond, NULL);
+    ev_timer_init(&s->tick_timer, on_tick, s);
+    ev_timer_init(&s->house_timer, on_housekeep, s);
+    ev_timer_init(&s->stop_timer, on_stop_timer, s);
+}
+
+/* The log opened and replayed into a new engine, its sync thread running. */
+static int open_engine(struct bk_server *s, char **err)
+{
+    const struct bk_config *cfg = s->cfg;
+    s->store = open_store(cfg, err);
+    if (!s->store)
+        return -1;
     struct bk_engine_opts eo = {
         .max_message_bytes = cfg->max_message_bytes,
         .body_cache_bytes = cfg->body_cache_bytes,
@@ -329,74 +328,111 @@ static int run(struct bk_config *cfg)
         .max_messages = cfg->limits.max_messages,
         .max_inflight = cfg->limits.max_inflight,
     };
-    struct bk_journal j = {s.store, j_append, j_retain, j_release, j_read};
-    s.engine = bk_engine_new(&eo, &j);
-    if (recover(&s, &err) != 0)
-        goto out;
-    int rc = store_start(s.store, s.loop);
+    struct bk_journal j = {s->store, j_append, j_retain, j_release, j_read};
+    s->engine = bk_engine_new(&eo, &j);
+    if (recover(s, err) != 0)
+        return -1;
+    int rc = store_start(s->store, s->loop);
     if (rc != 0) {
-        err = xasprintf("cannot start the log's sync thread: %s", strerror(-rc));
-        goto out;
+        *err = xasprintf("cannot start the log's sync thread: %s", strerror(-rc));
+        return -1;
     }
-    s.topics = tp_server_start(&s, &err);
-    if (!s.topics)
-        goto out;
-    if (bk_server_listen(&s, &err) != 0)
-        goto out;
+    return 0;
+}
 
+/* SIGINT and SIGTERM arrive on a signalfd in the loop; SIGPIPE is ignored. */
+static int watch_signals(struct bk_server *s, char **err)
+{
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    s.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (s.sigfd < 0 || ev_io_start(s.loop, s.sigfd, EV_READ, on_signal, &s) != 0) {
-        err = xasprintf("cannot watch signals: %s", strerror(errno));
-        goto out;
+    cli_block_stop_signals(&set, NULL);
+    s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->sigfd < 0 || ev_io_start(s->loop, s->sigfd, EV_READ, on_signal, s) != 0) {
+        *err = xasprintf("cannot watch signals: %s", strerror(errno));
+        return -1;
     }
-    ev_set_data(s.loop, &s);
-    ev_set_before_poll(s.loop, before_poll, &s);
-    ev_set_async(s.loop, bk_admin_serve, &s);
-    ev_timer_start(s.loop, &s.house_timer, HOUSEKEEP_MS);
-    if (cfg->admin && !(adm = bk_admin_start(&s, cfg->admin, &err)))
-        goto out;
-    log_at(LOG_INFO, "broker listening on %s (data %s, fsync %s%s)", s.addr_str, cfg->data,
+    return 0;
+}
+
+/* Everything up to the loop: log, engine, topics, the API port, signals,
+ * the loop's hooks and timers, the admin listener. */
+static int start(struct bk_server *s, struct admin **adm, char **err)
+{
+    if (open_engine(s, err) != 0)
+        return -1;
+    s->topics = tp_server_start(s, err);
+    if (!s->topics || bk_server_listen(s, err) != 0 || watch_signals(s, err) != 0)
+        return -1;
+    ev_set_data(s->loop, s);
+    ev_set_before_poll(s->loop, before_poll, s);
+    ev_set_async(s->loop, bk_admin_serve, s);
+    ev_timer_start(s->loop, &s->house_timer, HOUSEKEEP_MS);
+    if (s->cfg->admin && !(*adm = bk_admin_start(s, s->cfg->admin, err)))
+        return -1;
+    return 0;
+}
+
+/* Runs the loop until a signal stops it; the exit status. */
+static int serve(struct bk_server *s)
+{
+    const struct bk_config *cfg = s->cfg;
+    log_at(LOG_INFO, "broker listening on %s (data %s, fsync %s%s)", s->addr_str, cfg->data,
            cfg->fsync == STORE_FSYNC_ALWAYS ? "always" : cfg->fsync == STORE_FSYNC_BATCH ? "batch" : "interval",
            cfg->access_key ? ", SigV4 required" : "");
-    rc = ev_run(s.loop);
-    status = 0;
+    int rc = ev_run(s->loop);
     if (rc < 0) {
         log_at(LOG_ERROR, "broker: event loop failed: %s", strerror(-rc));
-        status = 1;
+        return 1;
     }
-out:
+    return 0;
+}
+
+/* Undoes whatever start() got to, in the order the parts depend on each
+ * other. */
+static void teardown(struct bk_server *s, struct admin *adm)
+{
+    admin_stop(adm);
+    if (s->sigfd >= 0) {
+        ev_io_stop(s->loop, s->sigfd);
+        close(s->sigfd);
+    }
+    bk_server_close_all(s);
+    tp_server_stop(s->topics); /* push clients and topics, before the queues they use */
+    s->topics = NULL;
+    bk_engine_free(s->engine); /* releases its records in the store: first */
+    s->engine = NULL;
+    if (s->store) {
+        store_flush(s->store);
+        store_close(s->store); /* a final sync; runs the callbacks still waiting */
+    }
+    bk_commit_abandon(s);
+    bk_server_free(s);
+    ev_timer_stop(s->loop, &s->tick_timer);
+    ev_timer_stop(s->loop, &s->house_timer);
+    ev_timer_stop(s->loop, &s->stop_timer);
+    ev_loop_free(s->loop);
+    pthread_mutex_destroy(&s->xlock);
+    pthread_cond_destroy(&s->xcond);
+}
+
+static int run(struct bk_config *cfg)
+{
+    struct bk_server s;
+    struct admin *adm = NULL;
+    char *err = NULL;
+    int status = 1;
+    server_init(&s, cfg);
+    s.loop = ev_loop_new();
+    if (!s.loop) {
+        fprintf(stderr, "floodgate broker: cannot create an event loop\n");
+        return 1;
+    }
+    if (start(&s, &adm, &err) == 0)
+        status = serve(&s);
     if (err) {
         fprintf(stderr, "floodgate broker: %s\n", err);
         free(err);
     }
-    admin_stop(adm);
-    if (s.sigfd >= 0) {
-        ev_io_stop(s.loop, s.sigfd);
-        close(s.sigfd);
-    }
-    bk_server_close_all(&s);
-    tp_server_stop(s.topics); /* push clients and topics, before the queues they use */
-    s.topics = NULL;
-    bk_engine_free(s.engine); /* releases its records in the store: first */
-    s.engine = NULL;
-    if (s.store) {
-        store_flush(s.store);
-        store_close(s.store); /* a final sync; runs the callbacks still waiting */
-    }
-    bk_commit_abandon(&s);
-    bk_server_free(&s);
-    ev_timer_stop(s.loop, &s.tick_timer);
-    ev_timer_stop(s.loop, &s.house_timer);
-    ev_timer_stop(s.loop, &s.stop_timer);
-    ev_loop_free(s.loop);
-    pthread_mutex_destroy(&s.xlock);
-    pthread_cond_destroy(&s.xcond);
+    teardown(&s, adm);
     if (status == 0)
         log_at(LOG_INFO, "broker: stopped");
     return status;

@@ -86,15 +86,6 @@ static int get_u32(const struct cfg_node *n, int64_t min, int64_t max, uint32_t 
     return 0;
 }
 
-static int section(const struct cfg_node *n, const char *const *keys, char **err)
-{
-    if (!n)
-        return 0;
-    if (cfg_expect(n, CFG_MAP, err) < 0)
-        return -1;
-    return cfg_check_keys(n, keys, err);
-}
-
 static int load_addr(const struct cfg_node *n, char **out, char **err)
 {
     if (!n)
@@ -117,7 +108,7 @@ static int load_addr(const struct cfg_node *n, char **out, char **err)
 
 static int load_limits(struct bk_limits *l, const struct cfg_node *n, char **err)
 {
-    if (section(n, limit_keys, err) < 0)
+    if (cfg_section(n, limit_keys, err) < 0)
         return -1;
     if (!n)
         return 0;
@@ -146,7 +137,7 @@ static int load_limits(struct bk_limits *l, const struct cfg_node *n, char **err
 
 static int load_auth(struct bk_config *c, const struct cfg_node *n, char **err)
 {
-    if (section(n, auth_keys, err) < 0)
+    if (cfg_section(n, auth_keys, err) < 0)
         return -1;
     if (!n)
         return 0;
@@ -176,7 +167,7 @@ static int load_admin(struct bk_config *c, const struct cfg_node *n, char **err)
 
 static int load_cors(struct bk_config *c, const struct cfg_node *n, char **err)
 {
-    if (section(n, cors_keys, err) < 0)
+    if (cfg_section(n, cors_keys, err) < 0)
         return -1;
     if (!n)
         return 0;
@@ -186,7 +177,7 @@ static int load_cors(struct bk_config *c, const struct cfg_node *n, char **err)
 
 static int load_broker(struct bk_config *c, const struct cfg_node *b, char **err)
 {
-    if (section(b, broker_keys, err) < 0)
+    if (cfg_section(b, broker_keys, err) < 0)
         return -1;
     if (!b)
         return 0;

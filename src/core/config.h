@@ -91,6 +91,16 @@ int cfg_expect(const struct cfg_node *n, enum cfg_type t, char **err);
  * one that is not is reported at its own line, with the closest valid key
  * as a suggestion and the full list. A NULL map passes. */
 int cfg_check_keys(const struct cfg_node *map, const char *const *allowed, char **err);
+/* A section of a configuration: absent (NULL, every key keeps its
+ * default), or a mapping with only the keys allowed. */
+static inline int cfg_section(const struct cfg_node *n, const char *const *allowed, char **err)
+{
+    if (!n)
+        return 0;
+    if (cfg_expect(n, CFG_MAP, err) < 0)
+        return -1;
+    return cfg_check_keys(n, allowed, err);
+}
 /* The candidate closest to word by edit distance when close enough to be
  * a plausible typo, else the first candidate that word abbreviates (at
  * least 3 characters); NULL otherwise. */

@@ -19,3 +19,10 @@ cJSON *json_parse_strict(const char *s, size_t len)
     }
     return j;
 }
+
+void json_copy_str(cJSON *dst, const char *name, const cJSON *src, const char *from)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(src, from);
+    if (cJSON_IsString(v))
+        cJSON_AddStringToObject(dst, name, v->valuestring);
+}

@@ -1,5 +1,6 @@
 /* Strict JSON parsing over cJSON, for request bodies and stored
- * documents: one value and nothing after it but whitespace. */
+ * documents: one value and nothing after it but whitespace; and small
+ * helpers for building one JSON shape from another. */
 #ifndef FG_JSON_H
 #define FG_JSON_H
 
@@ -10,5 +11,9 @@
 /* Strict JSON parse of s[0..len): one value and nothing but whitespace
  * after it; NULL when invalid. Caller frees with cJSON_Delete. */
 cJSON *json_parse_strict(const char *s, size_t len);
+
+/* Copies src's string member from into dst under name; nothing when src
+ * has no such string (renaming fields between two JSON shapes). */
+void json_copy_str(cJSON *dst, const char *name, const cJSON *src, const char *from);
 
 #endif

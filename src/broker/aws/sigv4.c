@@ -1,5 +1,6 @@
-/* AWS Signature Version 4 checking for the SQS API (see sqs_proto.h), for
- * a broker configured with one access key pair. Both forms are accepted:
+/* AWS Signature Version 4 checking (see aws.h), for a broker configured
+ * with one access key pair: used by the SQS and SNS APIs and by the native
+ * ones. Both forms are accepted:
  *   - the Authorization header:
  *       AWS4-HMAC-SHA256 Credential=<key>/<yyyymmdd>/<region>/sqs/aws4_request,
  *       SignedHeaders=<h1;h2;...>, Signature=<64 hex>
@@ -11,17 +12,19 @@
  * collapsed, SHA-256 of the body or X-Amz-Content-Sha256: UNSIGNED-PAYLOAD),
  * signed with the key derived from the secret for the credential's date,
  * region and service, and compared in constant time. The region is taken
- * from the credential (any region is accepted); the service must be sqs;
- * host must be signed; the request time must be within 15 minutes of now
- * (and a presigned URL not expired). Errors: AccessDenied (no or
+ * from the credential (any region is accepted); the service must be sqs
+ * or sns (one port serves both); host must be signed; the request time
+ * must be within 15 minutes of now (and a presigned URL not expired). Errors: AccessDenied (no or
  * malformed signature), InvalidClientTokenId (another access key),
  * SignatureDoesNotMatch (wrong signature, expired or skewed time). */
-#include "broker/sqs/sqs_int.h"
+#include "broker/aws/aws.h"
+#include "core/buf.h"
 #include "core/strutil.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,20 +414,32 @@ out:
     return ok;
 }
 
-static enum sqs_err check(const struct http_request *req, const char *body, size_t len,
-                          const char *access_key, const char *secret_key, int64_t now,
-                          const struct qp *qp, size_t nqp, struct sqs_error *err)
+/* Sets msg to the printf-style reason; returns code. */
+static enum aws_sig_err fail(char *msg, size_t cap, enum aws_sig_err code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static enum aws_sig_err fail(char *msg, size_t cap, enum aws_sig_err code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, cap, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static enum aws_sig_err check(const struct http_request *req, const char *body, size_t len,
+                              const char *access_key, const char *secret_key, int64_t now,
+                              const struct qp *qp, size_t nqp, char *msg, size_t cap)
 {
     struct sig g = { .expires = -1 };
     const struct http_header *auth = http_find_header(req->headers, req->nheaders, "Authorization");
     if (auth) {
         const struct http_header *d = http_find_header(req->headers, req->nheaders, "X-Amz-Date");
         if (!parse_authorization(&g, auth->value, auth->value_len))
-            return sqs_fail(err, SQS_E_ACCESS_DENIED,
-                            "Authorization header requires AWS4-HMAC-SHA256 with Credential, "
-                            "SignedHeaders and Signature.");
+            return fail(msg, cap, AWS_SIG_ACCESS_DENIED,
+                        "Authorization header requires AWS4-HMAC-SHA256 with Credential, "
+                        "SignedHeaders and Signature.");
         if (!d || !copy_field(g.amz_date, sizeof g.amz_date, d->value, d->value_len))
-            return sqs_fail(err, SQS_E_ACCESS_DENIED, "The request lacks an X-Amz-Date header.");
+            return fail(msg, cap, AWS_SIG_ACCESS_DENIED, "The request lacks an X-Amz-Date header.");
     } else if (qp_get(qp, nqp, "X-Amz-Signature")) {
         char alg[32], cred[256], exp[16];
         if (!qp_value(qp, nqp, "X-Amz-Algorithm", alg, sizeof alg) ||
@@ -435,60 +450,60 @@ static enum sqs_err check(const struct http_request *req, const char *body, size
             !qp_value(qp, nqp, "X-Amz-SignedHeaders", g.signed_headers, sizeof g.signed_headers) ||
             !qp_value(qp, nqp, "X-Amz-Signature", g.signature, sizeof g.signature) ||
             strlen(g.signature) != 64)
-            return sqs_fail(err, SQS_E_ACCESS_DENIED,
-                            "The presigned request lacks or garbles an X-Amz-* parameter.");
+            return fail(msg, cap, AWS_SIG_ACCESS_DENIED,
+                        "The presigned request lacks or garbles an X-Amz-* parameter.");
         char *end = NULL;
         if (qp_value(qp, nqp, "X-Amz-Expires", exp, sizeof exp)) {
             g.expires = strtol(exp, &end, 10);
             if (!*exp || *end || g.expires < 1 || g.expires > MAX_EXPIRES)
-                return sqs_fail(err, SQS_E_ACCESS_DENIED, "X-Amz-Expires is invalid.");
+                return fail(msg, cap, AWS_SIG_ACCESS_DENIED, "X-Amz-Expires is invalid.");
         }
     } else {
-        return sqs_fail(err, SQS_E_ACCESS_DENIED,
-                        "The request is not signed (AWS Signature Version 4 is required).");
+        return fail(msg, cap, AWS_SIG_ACCESS_DENIED,
+                    "The request is not signed (AWS Signature Version 4 is required).");
     }
     if (strcmp(g.key, access_key) != 0)
-        return sqs_fail(err, SQS_E_INVALID_CLIENT_TOKEN,
-                        "The security token included in the request is invalid.");
+        return fail(msg, cap, AWS_SIG_UNKNOWN_KEY,
+                    "The security token included in the request is invalid.");
     /* One port serves both APIs: SNS clients scope their keys to "sns". */
     if (strcmp(g.service, "sqs") != 0 && strcmp(g.service, "sns") != 0)
-        return sqs_fail(err, SQS_E_SIGNATURE_DOES_NOT_MATCH,
-                        "Credential should be scoped to correct service: 'sqs' or 'sns'.");
+        return fail(msg, cap, AWS_SIG_DOES_NOT_MATCH,
+                    "Credential should be scoped to correct service: 'sqs' or 'sns'.");
     int64_t t;
     if (!parse_amz_date(g.amz_date, &t) || memcmp(g.amz_date, g.date, 8) != 0)
-        return sqs_fail(err, SQS_E_SIGNATURE_DOES_NOT_MATCH,
-                        "X-Amz-Date is malformed or does not match the credential's date.");
+        return fail(msg, cap, AWS_SIG_DOES_NOT_MATCH,
+                    "X-Amz-Date is malformed or does not match the credential's date.");
     if (g.expires >= 0 ? (now < t - MAX_SKEW || now > t + g.expires)
                        : (now < t - MAX_SKEW || now > t + MAX_SKEW))
-        return sqs_fail(err, SQS_E_SIGNATURE_DOES_NOT_MATCH,
-                        "Signature expired or not yet valid: %s is too far from now.", g.amz_date);
+        return fail(msg, cap, AWS_SIG_DOES_NOT_MATCH,
+                    "Signature expired or not yet valid: %s is too far from now.", g.amz_date);
     char want[65];
     if (!expected_signature(req, body, len, &g, qp, nqp, secret_key, want))
-        return sqs_fail(err, SQS_E_SIGNATURE_DOES_NOT_MATCH,
-                        "SignedHeaders must be lowercase, include host and name only headers "
-                        "the request has.");
+        return fail(msg, cap, AWS_SIG_DOES_NOT_MATCH,
+                    "SignedHeaders must be lowercase, include host and name only headers "
+                    "the request has.");
     for (char *c = g.signature; *c; c++)
         if (*c >= 'A' && *c <= 'F')
             *c = (char)(*c - 'A' + 'a');
     if (CRYPTO_memcmp(want, g.signature, 64) != 0)
-        return sqs_fail(err, SQS_E_SIGNATURE_DOES_NOT_MATCH,
-                        "The request signature we calculated does not match the signature you "
-                        "provided.");
-    return SQS_OK;
+        return fail(msg, cap, AWS_SIG_DOES_NOT_MATCH,
+                    "The request signature we calculated does not match the signature you "
+                    "provided.");
+    return AWS_SIG_OK;
 }
 
-enum sqs_err sqs_sigv4_check(const struct http_request *req, const char *body, size_t len,
-                             const char *access_key, const char *secret_key, int64_t now,
-                             struct sqs_error *err)
+enum aws_sig_err aws_sigv4_check(const struct http_request *req, const char *body, size_t len,
+                                 const char *access_key, const char *secret_key, int64_t now,
+                                 char *msg, size_t cap)
 {
     const char *q = memchr(req->target, '?', req->target_len);
     struct qp *qp = xcalloc(MAX_QUERY_PARAMS, sizeof *qp);
     ssize_t nqp = q ? split_query(q + 1, req->target_len - (size_t)(q + 1 - req->target), qp) : 0;
-    enum sqs_err rc;
+    enum aws_sig_err rc;
     if (nqp < 0)
-        rc = sqs_fail(err, SQS_E_ACCESS_DENIED, "The query string is malformed.");
+        rc = fail(msg, cap, AWS_SIG_ACCESS_DENIED, "The query string is malformed.");
     else
-        rc = check(req, body, len, access_key, secret_key, now, qp, (size_t)nqp, err);
+        rc = check(req, body, len, access_key, secret_key, now, qp, (size_t)nqp, msg, cap);
     for (ssize_t i = 0; i < nqp; i++) {
         free(qp[i].k);
         free(qp[i].v);

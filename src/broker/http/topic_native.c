@@ -26,6 +26,7 @@
 #include "broker/topic/topic.h"
 
 #include "core/admin.h"
+#include "core/json.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,13 +159,9 @@ static cJSON *shape_arn(const cJSON *r)
 static cJSON *shape_published(const cJSON *r)
 {
     cJSON *o = cJSON_CreateObject();
-    const char *v;
-    if ((v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "Id"))))
-        cJSON_AddStringToObject(o, "id", v);
-    if ((v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "MessageId"))))
-        cJSON_AddStringToObject(o, "message_id", v);
-    if ((v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "SequenceNumber"))))
-        cJSON_AddStringToObject(o, "sequence", v);
+    json_copy_str(o, "id", r, "Id");
+    json_copy_str(o, "message_id", r, "MessageId");
+    json_copy_str(o, "sequence", r, "SequenceNumber");
     return o;
 }
 
@@ -179,9 +176,9 @@ static cJSON *shape_batch(const cJSON *r)
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "Failed"))
     {
         cJSON *f = cJSON_CreateObject();
-        cJSON_AddStringToObject(f, "id", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "Id")));
-        cJSON_AddStringToObject(f, "code", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "Code")));
-        cJSON_AddStringToObject(f, "error", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "Message")));
+        json_copy_str(f, "id", it, "Id");
+        json_copy_str(f, "code", it, "Code");
+        json_copy_str(f, "error", it, "Message");
         cJSON_AddItemToArray(bad, f);
     }
     return o;
@@ -206,8 +203,8 @@ static cJSON *shape_subs(const cJSON *r)
         const char *arn = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "SubscriptionArn"));
         cJSON_AddStringToObject(s, "arn", arn ? arn : "");
         cJSON_AddBoolToObject(s, "confirmed", arn && strcmp(arn, "PendingConfirmation") != 0);
-        cJSON_AddStringToObject(s, "protocol", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "Protocol")));
-        cJSON_AddStringToObject(s, "endpoint", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "Endpoint")));
+        json_copy_str(s, "protocol", it, "Protocol");
+        json_copy_str(s, "endpoint", it, "Endpoint");
         cJSON_AddItemToArray(arr, s);
     }
     return o;

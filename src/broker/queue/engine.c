@@ -64,6 +64,24 @@ void bk_engine_free(struct bk_engine *e)
     free(e);
 }
 
+/* ---- ids ---- */
+
+/* Ids come from the engine's counters; a META record (record.c) reserves
+ * a range ahead of them, so no id repeats after a restart. */
+uint64_t bk__next_mid(struct bk_engine *e)
+{
+    if (e->next_mid >= e->reserved_mid)
+        bk__log_meta(e);
+    return e->next_mid++;
+}
+
+uint32_t bk__next_qid(struct bk_engine *e)
+{
+    if (e->next_qid >= e->reserved_qid && !e->replaying)
+        bk__log_meta(e);
+    return e->next_qid++;
+}
+
 /* ---- registry ---- */
 
 static inline size_t qid_slot(uint32_t qid, size_t nb)

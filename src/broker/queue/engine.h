@@ -13,8 +13,9 @@
  *              (ready, delayed, in flight), receive, delete, visibility;
  *   fifo.c     FIFO queues: message groups and deduplication;
  *   redrive.c  dead-letter moves and message move tasks;
- *   journal.c  log records: encoding, replay, live-record accounting and
+ *   record.c   log records: encoding, decoding, live-record accounting and
  *              compaction;
+ *   replay.c   the engine rebuilt from its records at start;
  *   qattrs.c   queue attributes: validation, defaults, rendering;
  *   actions.c, act_msg.c, act_batch.c   the actions of the API, over the
  *              canonical form of sqs_proto.h;
@@ -323,6 +324,10 @@ void bk_waiter_remove(struct bk_engine *e, struct bk_waiter *w);
 struct bk_waiter *bk_engine_pop_orphan(struct bk_engine *e);
 /* Puts q on the wake list when it has waiters and something to receive. */
 void bk__wake(struct bk_engine *e, struct bk_queue *q);
+/* Allocates a message id, writing a META record when the reserved range
+ * runs out. */
+uint64_t bk__next_mid(struct bk_engine *e);
+uint32_t bk__next_qid(struct bk_engine *e);
 
 /* ---- queue.c ---- */
 
@@ -388,7 +393,7 @@ struct bk_move_task *bk__task_start(struct bk_engine *e, struct bk_queue *src, s
 struct bk_move_task *bk__task_find(struct bk_engine *e, const char *handle);
 void bk__tasks_drop_queue(struct bk_engine *e, uint32_t qid);
 
-/* ---- journal.c ---- */
+/* ---- record.c ---- */
 
 /* Payload of a decoded SEND record (views into the payload). */
 struct bk_send_rec {
@@ -425,10 +430,6 @@ void bk__msg_cache(struct bk_engine *e, struct bk_msg *m, const char *data);
 /* Re-appends the live records held in segment seg (compaction); the
  * caller drops the segment once they are durable. */
 void bk_engine_compact(struct bk_engine *e, uint64_t seg, uint64_t now);
-/* Allocates a message id, writing a META record when the reserved range
- * runs out. */
-uint64_t bk__next_mid(struct bk_engine *e);
-uint32_t bk__next_qid(struct bk_engine *e);
 
 /* ---- qattrs.c ---- */
 

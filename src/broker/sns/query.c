@@ -1,9 +1,10 @@
 /* SNS query-protocol requests: form-urlencoded parameters (a POST body
  * and/or the URL's query string) rebuilt into the canonical JSON shape.
  *
- * Decoding is strict about bytes and bounded: percent-escapes must be two
- * hex digits, '+' is a space, at most SNS_MAX_PARAMS parameters, names of
- * at most SNS_MAX_KEY bytes, no NUL in names or values. Each parameter
+ * Decoding is strict about bytes and bounded (aws/query.c, shared with
+ * SQS): percent-escapes must be two hex digits, '+' is a space, at most
+ * SNS_MAX_PARAMS parameters, names of at most SNS_MAX_KEY bytes, no NUL
+ * in names or values. Each parameter
  * name is walked down the action's input shape (sns/model.c): struct
  * members by name, lists as Name.member.N, maps as Name.entry.N.key and
  * Name.entry.N.value (message attributes: .Name and .Value.<member>), N a
@@ -12,9 +13,9 @@
  * ignores them (Version, AWSAccessKeyId, X-Amz-*...); a malformed index
  * under a known list or map is an error. botocore sends an empty list or
  * map as the bare name with an empty value. */
+#include "broker/aws/aws.h"
 #include "broker/sns/sns_int.h"
 #include "core/base64.h"
-#include "core/strutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,59 +85,20 @@ static struct qent *entry(struct qn *n, unsigned idx)
 /* ---- decoding parameters ---- */
 
 struct qctx {
-    char *arena;            /* decoded names and values, NUL-terminated */
-    size_t alen;
     const char *action;
     struct qn *root;        /* built once the action is known */
     struct sns_error *err;
 };
 
-struct qparam {
-    const char *k, *v;
-    size_t vn;
-};
-
-/* Percent-decodes s[0..n) into the arena; NULL on a bad escape or a NUL
- * (every SNS parameter is used as a C string). */
-static const char *query_decode(struct qctx *q, const char *s, size_t n, size_t *out_n)
+/* Splits one form-encoded string into aq (aws/query.c). */
+static enum sns_err split(struct qctx *q, struct aws_query *aq, const char *s, size_t n)
 {
-    char *o = q->arena + q->alen;
-    ssize_t j = pct_decode(s, n, o, n, PCT_PLUS_SPACE | PCT_NO_NUL);
-    if (j < 0)
-        return NULL;
-    o[j] = '\0';
-    q->alen += (size_t)j + 1;
-    *out_n = (size_t)j;
-    return o;
-}
-
-static enum sns_err split(struct qctx *q, const char *s, size_t n, struct qparam *p, size_t *np)
-{
-    size_t i = 0;
-    while (i < n) {
-        const char *amp = memchr(s + i, '&', n - i);
-        size_t end = amp ? (size_t)(amp - s) : n;
-        if (end > i) {
-            const char *eq = memchr(s + i, '=', end - i);
-            size_t kend = eq ? (size_t)(eq - s) : end;
-            size_t kn, vn = 0;
-            if (*np >= SNS_MAX_PARAMS)
-                return sns_fail(q->err, SNS_E_MALFORMED_QUERY,
-                                "More than %d parameters in the request.", SNS_MAX_PARAMS);
-            const char *k = query_decode(q, s + i, kend - i, &kn);
-            const char *v = k ? query_decode(q, eq ? eq + 1 : s + end, eq ? end - kend - 1 : 0, &vn)
-                              : NULL;
-            if (!k || !v)
-                return sns_fail(q->err, SNS_E_MALFORMED_QUERY,
-                                "The request holds a malformed percent-escape or a NUL byte.");
-            if (kn == 0 || kn > SNS_MAX_KEY)
-                return sns_fail(q->err, SNS_E_MALFORMED_QUERY,
-                                "The request holds an empty or overlong parameter name.");
-            p[(*np)++] = (struct qparam){ .k = k, .v = v, .vn = vn };
-        }
-        i = end + 1;
-    }
-    return SNS_OK;
+    enum aws_qerr rc = aws_query_split(aq, s, n);
+    char why[160];
+    if (rc == AWS_Q_OK)
+        return SNS_OK;
+    aws_query_why(aq, rc, why, sizeof why);
+    return sns_fail(q->err, SNS_E_MALFORMED_QUERY, "%s", why);
 }
 
 /* Next dot-separated segment of *p (advanced past it and its dot). */
@@ -365,17 +327,13 @@ enum sns_err sns_decode_form(const char *qs, size_t qslen, const char *form, siz
     *params = NULL;
     action[0] = '\0';
     struct qctx q = { .err = err };
-    /* Decoding never grows the text: one arena of the inputs' size (plus a
-     * NUL per name and value) holds every decoded string. */
-    size_t cap = qslen + flen + 2 * SNS_MAX_PARAMS + 16;
-    q.arena = xmalloc(cap);
-    struct qparam *p = xmalloc(SNS_MAX_PARAMS * sizeof *p);
-    size_t np = 0;
-    enum sns_err e = SNS_OK;
-    if (qs && qslen)
-        e = split(&q, qs, qslen, p, &np);
-    if (e == SNS_OK && form && flen)
-        e = split(&q, form, flen, p, &np);
+    struct aws_query aq;
+    aws_query_init(&aq, SNS_MAX_PARAMS, SNS_MAX_KEY, qslen + flen);
+    enum sns_err e = split(&q, &aq, qs, qslen);
+    if (e == SNS_OK)
+        e = split(&q, &aq, form, flen);
+    const struct aws_qparam *p = aq.p;
+    size_t np = aq.n;
     const struct sns_action *a = NULL;
     if (e == SNS_OK) {
         for (size_t i = 0; i < np; i++)
@@ -403,8 +361,7 @@ enum sns_err sns_decode_form(const char *qs, size_t qslen, const char *form, siz
             *params = NULL;
         }
     }
-    free(p);
-    free(q.arena);
+    aws_query_free(&aq);
     return e;
 }
 

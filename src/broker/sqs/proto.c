@@ -1,146 +1,15 @@
 /* The SQS wire protocols' front door (see sqs_proto.h): which protocol a
  * request speaks, decoding into the canonical form, rendering results and
- * errors back, and the error table with each error's HTTP status, query
- * code, JSON 1.0 __type and fault.
+ * errors back.
  *
  * The JSON 1.0 protocol is handled here (it is the canonical form, checked
- * against the model); the query protocol's decoding lives in sqs/query.c
- * and the XML rendering in sqs/xml.c. */
+ * against the model); the query protocol's decoding lives in sqs/query.c,
+ * the XML rendering in sqs/xml.c and the error table in sqs/error.c. */
 #include "broker/sqs/sqs_int.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct err_info {
-    int status;
-    bool sender;
-    const char *name;  /* short name (the model's shape name) */
-    const char *qcode; /* query protocol <Code> and x-amzn-query-error code */
-    const char *jtype; /* JSON 1.0 __type */
-};
-
-#define SQS_NS "com.amazonaws.sqs#"
-#define CORAL_NS "com.amazon.coral.service#"
-
-/* Codes as the SQS model declares them (awsQueryError / error traits) and
- * as the SQS API reference lists the common errors. */
-static const struct err_info ERRS[SQS_E__COUNT] = {
-    [SQS_OK] = { 200, true, "OK", "OK", SQS_NS "OK" },
-    [SQS_E_INVALID_ACTION] = { 400, true, "InvalidAction", "InvalidAction",
-                               CORAL_NS "UnknownOperationException" },
-    [SQS_E_MISSING_PARAMETER] = { 400, true, "MissingParameter", "MissingParameter",
-                                  SQS_NS "MissingParameter" },
-    [SQS_E_INVALID_PARAMETER_VALUE] = { 400, true, "InvalidParameterValue", "InvalidParameterValue",
-                                        SQS_NS "InvalidParameterValue" },
-    [SQS_E_INVALID_ATTRIBUTE_NAME] = { 400, true, "InvalidAttributeName", "InvalidAttributeName",
-                                       SQS_NS "InvalidAttributeName" },
-    [SQS_E_INVALID_ATTRIBUTE_VALUE] = { 400, true, "InvalidAttributeValue", "InvalidAttributeValue",
-                                        SQS_NS "InvalidAttributeValue" },
-    [SQS_E_MALFORMED_QUERY] = { 400, true, "MalformedQueryString", "MalformedQueryString",
-                                CORAL_NS "SerializationException" },
-    [SQS_E_NONEXISTENT_QUEUE] = { 400, true, "QueueDoesNotExist",
-                                  "AWS.SimpleQueueService.NonExistentQueue",
-                                  SQS_NS "QueueDoesNotExist" },
-    [SQS_E_QUEUE_NAME_EXISTS] = { 400, true, "QueueNameExists", "QueueAlreadyExists",
-                                  SQS_NS "QueueNameExists" },
-    [SQS_E_QUEUE_DELETED_RECENTLY] = { 400, true, "QueueDeletedRecently",
-                                       "AWS.SimpleQueueService.QueueDeletedRecently",
-                                       SQS_NS "QueueDeletedRecently" },
-    [SQS_E_PURGE_IN_PROGRESS] = { 403, true, "PurgeQueueInProgress",
-                                  "AWS.SimpleQueueService.PurgeQueueInProgress",
-                                  SQS_NS "PurgeQueueInProgress" },
-    [SQS_E_RECEIPT_HANDLE_INVALID] = { 404, true, "ReceiptHandleIsInvalid",
-                                       "ReceiptHandleIsInvalid", SQS_NS "ReceiptHandleIsInvalid" },
-    [SQS_E_MESSAGE_NOT_INFLIGHT] = { 400, true, "MessageNotInflight",
-                                     "AWS.SimpleQueueService.MessageNotInflight",
-                                     SQS_NS "MessageNotInflight" },
-    [SQS_E_EMPTY_BATCH] = { 400, true, "EmptyBatchRequest",
-                            "AWS.SimpleQueueService.EmptyBatchRequest",
-                            SQS_NS "EmptyBatchRequest" },
-    [SQS_E_TOO_MANY_ENTRIES] = { 400, true, "TooManyEntriesInBatchRequest",
-                                 "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
-                                 SQS_NS "TooManyEntriesInBatchRequest" },
-    [SQS_E_BATCH_IDS_NOT_DISTINCT] = { 400, true, "BatchEntryIdsNotDistinct",
-                                       "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
-                                       SQS_NS "BatchEntryIdsNotDistinct" },
-    [SQS_E_INVALID_BATCH_ENTRY_ID] = { 400, true, "InvalidBatchEntryId",
-                                       "AWS.SimpleQueueService.InvalidBatchEntryId",
-                                       SQS_NS "InvalidBatchEntryId" },
-    [SQS_E_BATCH_TOO_LONG] = { 400, true, "BatchRequestTooLong",
-                               "AWS.SimpleQueueService.BatchRequestTooLong",
-                               SQS_NS "BatchRequestTooLong" },
-    [SQS_E_INVALID_MESSAGE_CONTENTS] = { 400, true, "InvalidMessageContents",
-                                         "InvalidMessageContents",
-                                         SQS_NS "InvalidMessageContents" },
-    [SQS_E_UNSUPPORTED_OPERATION] = { 400, true, "UnsupportedOperation",
-                                      "AWS.SimpleQueueService.UnsupportedOperation",
-                                      SQS_NS "UnsupportedOperation" },
-    [SQS_E_OVER_LIMIT] = { 403, true, "OverLimit", "OverLimit", SQS_NS "OverLimit" },
-    [SQS_E_RESOURCE_NOT_FOUND] = { 404, true, "ResourceNotFoundException",
-                                   "ResourceNotFoundException",
-                                   SQS_NS "ResourceNotFoundException" },
-    [SQS_E_ACCESS_DENIED] = { 403, true, "AccessDenied", "AccessDenied",
-                              CORAL_NS "AccessDeniedException" },
-    [SQS_E_SIGNATURE_DOES_NOT_MATCH] = { 403, true, "SignatureDoesNotMatch",
-                                         "SignatureDoesNotMatch",
-                                         CORAL_NS "InvalidSignatureException" },
-    [SQS_E_INVALID_CLIENT_TOKEN] = { 403, true, "InvalidClientTokenId", "InvalidClientTokenId",
-                                     CORAL_NS "UnrecognizedClientException" },
-    [SQS_E_THROTTLED] = { 400, true, "RequestThrottled", "RequestThrottled",
-                          SQS_NS "RequestThrottled" },
-    [SQS_E_INTERNAL] = { 500, false, "InternalError", "InternalError", CORAL_NS "InternalFailure" },
-    [SQS_E_SERVICE_UNAVAILABLE] = { 503, false, "ServiceUnavailable", "ServiceUnavailable",
-                                    CORAL_NS "ServiceUnavailableException" },
-};
-
-static const struct err_info *info(enum sqs_err code)
-{
-    if ((unsigned)code >= SQS_E__COUNT || !ERRS[code].name)
-        code = SQS_E_INTERNAL;
-    return &ERRS[code];
-}
-
-enum sqs_err sqs_fail(struct sqs_error *e, enum sqs_err code, const char *fmt, ...)
-{
-    va_list ap;
-    e->code = code;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-int sqs_err_status(enum sqs_err code)
-{
-    return info(code)->status;
-}
-const char *sqs_err_name(enum sqs_err code)
-{
-    return info(code)->name;
-}
-const char *sqs__err_query_code(enum sqs_err code)
-{
-    return info(code)->qcode;
-}
-const char *sqs__err_json_type(enum sqs_err code)
-{
-    return info(code)->jtype;
-}
-bool sqs__err_sender(enum sqs_err code)
-{
-    return info(code)->sender;
-}
-
-enum sqs_err sqs__bad_utf8(const char *name, enum sqs_err what, struct sqs_error *err)
-{
-    size_t n = strlen(name);
-    if (n >= 11 && strcmp(name + n - 11, "MessageBody") == 0)
-        return sqs_fail(err, SQS_E_INVALID_MESSAGE_CONTENTS,
-                        "The message body is not valid UTF-8.");
-    return sqs_fail(err, what, "Value for %.100s is not valid UTF-8.", name);
-}
 
 /* ---- detection ---- */
 
@@ -376,8 +245,7 @@ void sqs_encode_error(enum sqs_proto proto, const struct sqs_error *err, const c
                       struct buf *out, const char **content_type, int *status,
                       const char **extra_header)
 {
-    const struct err_info *e = info(err->code);
-    *status = e->status;
+    *status = sqs_err_status(err->code);
     if (proto == SQS_PROTO_QUERY) {
         sqs__xml_error(err, request_id, out);
         *content_type = "text/xml";
@@ -400,7 +268,7 @@ void sqs_encode_error(enum sqs_proto proto, const struct sqs_error *err, const c
     }
     buf_append(&msg, "", 1);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "__type", e->jtype);
+    cJSON_AddStringToObject(o, "__type", sqs__err_json_type(err->code));
     cJSON_AddStringToObject(o, "message", buf_rptr(&msg));
     buf_free(&msg);
     char *s = cJSON_PrintUnformatted(o);

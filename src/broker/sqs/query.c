@@ -1,9 +1,10 @@
 /* The AWS query protocol's requests: form-urlencoded parameters (a POST
  * body and/or the URL's query string) turned into the canonical JSON form.
  *
- * Decoding is strict and bounded: percent-escapes must be two hex digits,
- * '+' is a space, at most SQS_MAX_PARAMS parameters with names of at most
- * SQS_MAX_KEY bytes, no parameter twice, no NUL bytes. The parameters are
+ * Decoding is strict and bounded (aws/query.c, shared with SNS):
+ * percent-escapes must be two hex digits, '+' is a space, at most
+ * SQS_MAX_PARAMS parameters with names of at most SQS_MAX_KEY bytes, no
+ * NUL bytes; here also no parameter twice. The parameters are
  * sorted by name once, so every lookup is a binary search and every
  * flattened list or map (Name.N...) is one contiguous run.
  *
@@ -16,9 +17,9 @@
  * does not know are ignored (Version, AWSAccessKeyId, X-Amz-*), except
  * under a known list or map, where they are an error. An empty list is
  * sent by botocore as the bare member name with an empty value. */
+#include "broker/aws/aws.h"
 #include "broker/sqs/sqs_int.h"
 #include "core/base64.h"
-#include "core/strutil.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,16 +28,14 @@
 
 struct qparam {
     const char *k; /* decoded name, NUL-terminated */
-    const char *v; /* decoded value, NUL-terminated */
-    size_t vn;     /* value length (a NUL inside is refused when used) */
+    const char *v; /* decoded value, NUL-terminated (no NUL inside) */
+    size_t vn;     /* value length */
     bool used;
 };
 
 struct qctx {
-    struct qparam *p;
+    struct qparam *p; /* sorted by name */
     size_t n;
-    char *arena; /* decoded names and values */
-    size_t alen;
     struct sqs_error *err;
 };
 
@@ -54,48 +53,24 @@ static void keyf(char *dst, size_t cap, const char *fmt, ...)
         dst[0] = '\0';
 }
 
-/* Percent-decodes s[0..n) into the arena (NUL-terminated); returns the
- * start and sets *out_n, or NULL on a bad escape. Unlike SNS, a decoded
- * NUL is kept: split() refuses one in a name (its strlen check), and
- * values carry their length. */
-static const char *query_decode(struct qctx *q, const char *s, size_t n, size_t *out_n)
+/* Splits one form-encoded string (aws/query.c) into aq, then appends
+ * its parameters to q. A NUL in a value is refused as SQS refuses the
+ * character: InvalidMessageContents in a message body. */
+static enum sqs_err split(struct qctx *q, struct aws_query *aq, const char *s, size_t n)
 {
-    char *o = q->arena + q->alen;
-    ssize_t j = pct_decode(s, n, o, n, PCT_PLUS_SPACE);
-    if (j < 0)
-        return NULL;
-    o[j] = '\0';
-    q->alen += (size_t)j + 1;
-    *out_n = (size_t)j;
-    return o;
-}
-
-/* Splits one form-encoded string into parameters. */
-static enum sqs_err split(struct qctx *q, const char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        const char *amp = memchr(s + i, '&', n - i);
-        size_t end = amp ? (size_t)(amp - s) : n;
-        if (end > i) {
-            const char *eq = memchr(s + i, '=', end - i);
-            size_t kend = eq ? (size_t)(eq - s) : end;
-            size_t kn, vn;
-            if (q->n >= SQS_MAX_PARAMS)
-                return sqs_fail(q->err, SQS_E_MALFORMED_QUERY,
-                                "More than %d parameters in the request.", SQS_MAX_PARAMS);
-            const char *k = query_decode(q, s + i, kend - i, &kn);
-            const char *v =
-                k ? query_decode(q, eq ? eq + 1 : s + end, eq ? end - kend - 1 : 0, &vn) : NULL;
-            if (!k || !v)
-                return sqs_fail(q->err, SQS_E_MALFORMED_QUERY,
-                                "The request holds a malformed percent-escape.");
-            if (kn == 0 || kn > SQS_MAX_KEY || strlen(k) != kn)
-                return sqs_fail(q->err, SQS_E_MALFORMED_QUERY,
-                                "The request holds an empty, overlong or invalid parameter name.");
-            q->p[q->n++] = (struct qparam){ .k = k, .v = v, .vn = vn };
-        }
-        i = end + 1;
+    enum aws_qerr rc = aws_query_split(aq, s, n);
+    if (rc != AWS_Q_OK) {
+        char why[160];
+        enum sqs_err code = SQS_E_MALFORMED_QUERY;
+        if (rc == AWS_Q_NUL_VALUE)
+            code = sqs__is_body(aq->bad) ? SQS_E_INVALID_MESSAGE_CONTENTS
+                                         : SQS_E_INVALID_PARAMETER_VALUE;
+        aws_query_why(aq, rc, why, sizeof why);
+        return sqs_fail(q->err, code, "%s", why);
+    }
+    for (; q->n < aq->n; q->n++) {
+        const struct aws_qparam *a = &aq->p[q->n];
+        q->p[q->n] = (struct qparam){ .k = a->k, .v = a->v, .vn = a->vn };
     }
     return SQS_OK;
 }
@@ -154,12 +129,6 @@ static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 static cJSON *scalar(struct qctx *q, struct qparam *p, const struct sqs_shape *s)
 {
     p->used = true;
-    if (strlen(p->v) != p->vn) {
-        size_t kl = strlen(p->k);
-        bool body = kl >= 11 && strcmp(p->k + kl - 11, "MessageBody") == 0;
-        return fail_null(q, body ? SQS_E_INVALID_MESSAGE_CONTENTS : SQS_E_INVALID_PARAMETER_VALUE,
-                         "Invalid binary character '#x0' was found in parameter %.100s.", p->k);
-    }
     int64_t v;
     switch (s->kind) {
     case SQS_K_STR:
@@ -367,14 +336,13 @@ enum sqs_err sqs__query_decode(const char *qs, size_t qslen, const char *form, s
                                char action[64], cJSON **params, struct sqs_error *err)
 {
     struct qctx q = { .err = err };
+    struct aws_query aq;
     enum sqs_err rc;
     *params = NULL;
     action[0] = '\0';
-    /* Decoding never grows: raw bytes plus a NUL per name and value. */
-    q.arena = xmalloc(qslen + flen + 2 * (SQS_MAX_PARAMS + 1));
+    aws_query_init(&aq, SQS_MAX_PARAMS, SQS_MAX_KEY, qslen + flen);
     q.p = xmalloc((SQS_MAX_PARAMS + 1) * sizeof *q.p);
-    if ((rc = split(&q, qs ? qs : "", qs ? qslen : 0)) != SQS_OK ||
-        (rc = split(&q, form ? form : "", form ? flen : 0)) != SQS_OK)
+    if ((rc = split(&q, &aq, qs, qslen)) != SQS_OK || (rc = split(&q, &aq, form, flen)) != SQS_OK)
         goto out;
     qsort(q.p, q.n, sizeof *q.p, by_key);
     for (size_t i = 1; i < q.n; i++)
@@ -407,7 +375,7 @@ out:
         cJSON_Delete(*params);
         *params = NULL;
     }
-    free(q.arena);
+    aws_query_free(&aq);
     free(q.p);
     return rc;
 }

@@ -79,11 +79,17 @@ void sqs__xml_error(const struct sqs_error *err, const char *request_id, struct 
  * (other control characters, invalid UTF-8, U+FFFE/U+FFFF) as U+FFFD. */
 void sqs__xml_escape(struct buf *out, const char *s, size_t n);
 
-/* Error table lookups (sqs/proto.c). */
+/* Error table lookups (sqs/error.c). */
 const char *sqs__err_query_code(enum sqs_err code); /* AWS.SimpleQueueService.NonExistentQueue */
 const char *sqs__err_json_type(enum sqs_err code);  /* com.amazonaws.sqs#QueueDoesNotExist */
 bool sqs__err_sender(enum sqs_err code);            /* Sender (true) or Receiver fault */
-
+/* The error for a decoded string that is not UTF-8: InvalidMessageContents
+ * for a message body, else what (MalformedQueryString or
+ * InvalidParameterValue). See sqs/error.c. */
+enum sqs_err sqs__bad_utf8(const char *name, enum sqs_err what, struct sqs_error *err);
+/* True for a parameter holding a message body (MessageBody, or
+ * SendMessageBatchRequestEntry.N.MessageBody in the query protocol). */
+bool sqs__is_body(const char *name);
 
 /* The code point of the UTF-8 character at s[0..n) (n > 0), or -1 for an
  * invalid sequence; sets *used (1 for an invalid byte, so callers can skip
@@ -92,10 +98,6 @@ int32_t sqs__utf8_char(const char *s, size_t n, size_t *used);
 /* True when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates
  * or code points above U+10FFFF). Every decoded string must be. */
 bool sqs__utf8_valid(const char *s, size_t n);
-/* The error for a decoded string that is not UTF-8: InvalidMessageContents
- * for a message body, else what (MalformedQueryString or
- * InvalidParameterValue). */
-enum sqs_err sqs__bad_utf8(const char *name, enum sqs_err what, struct sqs_error *err);
 /* True when s[0..n) is UTF-8 whose every character XML 1.0 allows (#x9,
  * #xA, #xD, #x20-#xD7FF, #xE000-#xFFFD, #x10000-#x10FFFF): the characters
  * SQS accepts in message bodies and attribute values. */

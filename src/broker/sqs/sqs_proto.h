@@ -132,7 +132,8 @@ enum sqs_err sqs_check_attributes(const cJSON *attrs, size_t *bytes, struct sqs_
  * both APIs on one port). SQS_OK, or
  * SQS_E_INVALID_CLIENT_TOKEN (unknown key) / SQS_E_SIGNATURE_DOES_NOT_MATCH
  * / SQS_E_ACCESS_DENIED (missing). now is the current Unix time (requests
- * more than 15 minutes off are refused). */
+ * more than 15 minutes off are refused). aws_sigv4_check (aws/aws.h) with
+ * its outcome as an SQS error (sqs/error.c). */
 enum sqs_err sqs_sigv4_check(const struct http_request *req, const char *body, size_t len,
                              const char *access_key, const char *secret_key, int64_t now,
                              struct sqs_error *err);

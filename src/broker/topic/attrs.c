@@ -36,90 +36,134 @@ static bool bool_text(const char *v, bool *out)
 
 /* ---- topics ---- */
 
+/* One settable topic attribute. set checks the value and applies it;
+ * pre is the error text's prefix ("Invalid parameter: ", plus
+ * "Attributes Reason: " while creating); a and b are the two values a
+ * set_one_of attribute accepts. */
+struct topic_attr {
+    const char *name;
+    enum sns_err (*set)(const struct topic_attr *at, struct tp_topic *tp, const char *value,
+                        bool creating, const char *pre, struct sns_error *err);
+    const char *a, *b;
+};
+
+static enum sns_err set_fifo(const struct topic_attr *at, struct tp_topic *tp, const char *value,
+                             bool creating, const char *pre, struct sns_error *err)
+{
+    bool b;
+    FG_UNUSED(at);
+    if (!creating)
+        return sns_fail(err, SNS_E_INVALID_PARAMETER, "Invalid parameter: AttributeName");
+    if (!bool_text(value, &b) || b != tp->fifo)
+        return sns_fail(err, SNS_E_INVALID_PARAMETER,
+                        "%sFifoTopic: Invalid value [%.64s]: FIFO topic names end in .fifo", pre,
+                        value);
+    return SNS_OK;
+}
+
+static enum sns_err set_content_dedup(const struct topic_attr *at, struct tp_topic *tp,
+                                      const char *value, bool creating, const char *pre,
+                                      struct sns_error *err)
+{
+    bool b;
+    FG_UNUSED(creating);
+    if (!tp->fifo)
+        return sns_fail(err, SNS_E_INVALID_PARAMETER,
+                        "%sContentBasedDeduplication: Content-based deduplication can only "
+                        "be set for FIFO topics", pre);
+    if (!bool_text(value, &b))
+        return sns_fail(err, SNS_E_INVALID_PARAMETER,
+                        "%sContentBasedDeduplication: Invalid value [%.64s]. Must be true or "
+                        "false.", pre, value);
+    tp->content_dedup = b;
+    set_str_attr(tp->attrs, at->name, b ? "true" : "false");
+    return SNS_OK;
+}
+
+static enum sns_err set_delivery(const struct topic_attr *at, struct tp_topic *tp,
+                                 const char *value, bool creating, const char *pre,
+                                 struct sns_error *err)
+{
+    struct push_policy p;
+    bool no_over = false;
+    char why[256];
+    FG_UNUSED(creating);
+    push_policy_default(&p);
+    if (*value && push_policy_apply_topic(&p, value, &no_over, why, sizeof why) < 0)
+        return sns_fail(err, SNS_E_INVALID_PARAMETER, "%s%s", pre, why);
+    tp->http_defaults = p;
+    tp->no_overrides = no_over;
+    if (*value)
+        set_str_attr(tp->attrs, at->name, value);
+    else
+        cJSON_DeleteItemFromObjectCaseSensitive(tp->attrs, at->name);
+    for (struct tp_sub *s = tp->subs; s; s = s->next)
+        tp__sub_policy(s);
+    return SNS_OK;
+}
+
+static enum sns_err set_one_of(const struct topic_attr *at, struct tp_topic *tp, const char *value,
+                               bool creating, const char *pre, struct sns_error *err)
+{
+    FG_UNUSED(creating);
+    if (strcmp(value, at->a) != 0 && strcmp(value, at->b) != 0)
+        return sns_fail(err, SNS_E_INVALID_PARAMETER,
+                        "%s%s: Invalid value [%.64s]. Must be %s or %s.", pre, at->name, value,
+                        at->a, at->b);
+    set_str_attr(tp->attrs, at->name, value);
+    return SNS_OK;
+}
+
+/* A JSON object, or "" to remove the attribute. */
+static enum sns_err set_json(const struct topic_attr *at, struct tp_topic *tp, const char *value,
+                             bool creating, const char *pre, struct sns_error *err)
+{
+    FG_UNUSED(creating);
+    if (!*value) {
+        cJSON_DeleteItemFromObjectCaseSensitive(tp->attrs, at->name);
+        return SNS_OK;
+    }
+    cJSON *j = json_parse_strict(value, strlen(value));
+    bool ok = cJSON_IsObject(j);
+    cJSON_Delete(j);
+    if (!ok)
+        return sns_fail(err, SNS_E_INVALID_PARAMETER, "%s%s: the value is not a JSON object", pre,
+                        at->name);
+    set_str_attr(tp->attrs, at->name, value);
+    return SNS_OK;
+}
+
+static enum sns_err set_text(const struct topic_attr *at, struct tp_topic *tp, const char *value,
+                             bool creating, const char *pre, struct sns_error *err)
+{
+    FG_UNUSED(creating);
+    if (strlen(value) > 256)
+        return sns_fail(err, SNS_E_INVALID_PARAMETER, "%s%s: too long", pre, at->name);
+    set_str_attr(tp->attrs, at->name, value);
+    return SNS_OK;
+}
+
+static const struct topic_attr TOPIC_ATTRS[] = {
+    {"FifoTopic", set_fifo, NULL, NULL},
+    {"ContentBasedDeduplication", set_content_dedup, NULL, NULL},
+    {"DeliveryPolicy", set_delivery, NULL, NULL},
+    {"SignatureVersion", set_one_of, "1", "2"},
+    {"TracingConfig", set_one_of, "PassThrough", "Active"},
+    {"Policy", set_json, NULL, NULL},
+    {"ArchivePolicy", set_json, NULL, NULL},
+    {"DataProtectionPolicy", set_json, NULL, NULL},
+    {"DisplayName", set_text, NULL, NULL},
+    {"KmsMasterKeyId", set_text, NULL, NULL},
+};
+
 enum sns_err tp__topic_set_attr(struct tp_engine *t, struct tp_topic *tp, const char *name,
                                 const char *value, bool creating, struct sns_error *err)
 {
     FG_UNUSED(t);
     const char *pre = creating ? "Invalid parameter: Attributes Reason: " : "Invalid parameter: ";
-    if (!value)
-        value = "";
-    if (strcmp(name, "FifoTopic") == 0) {
-        bool b;
-        if (!creating)
-            return sns_fail(err, SNS_E_INVALID_PARAMETER, "Invalid parameter: AttributeName");
-        if (!bool_text(value, &b) || b != tp->fifo)
-            return sns_fail(err, SNS_E_INVALID_PARAMETER,
-                            "%sFifoTopic: Invalid value [%.64s]: FIFO topic names end in .fifo",
-                            pre, value);
-        return SNS_OK;
-    }
-    if (strcmp(name, "ContentBasedDeduplication") == 0) {
-        bool b;
-        if (!tp->fifo)
-            return sns_fail(err, SNS_E_INVALID_PARAMETER,
-                            "%sContentBasedDeduplication: Content-based deduplication can only "
-                            "be set for FIFO topics", pre);
-        if (!bool_text(value, &b))
-            return sns_fail(err, SNS_E_INVALID_PARAMETER,
-                            "%sContentBasedDeduplication: Invalid value [%.64s]. Must be true or "
-                            "false.", pre, value);
-        tp->content_dedup = b;
-        set_str_attr(tp->attrs, name, b ? "true" : "false");
-        return SNS_OK;
-    }
-    if (strcmp(name, "DeliveryPolicy") == 0) {
-        struct push_policy p;
-        bool no_over = false;
-        char why[256];
-        push_policy_default(&p);
-        if (*value && push_policy_apply_topic(&p, value, &no_over, why, sizeof why) < 0)
-            return sns_fail(err, SNS_E_INVALID_PARAMETER, "%s%s", pre, why);
-        tp->http_defaults = p;
-        tp->no_overrides = no_over;
-        if (*value)
-            set_str_attr(tp->attrs, name, value);
-        else
-            cJSON_DeleteItemFromObjectCaseSensitive(tp->attrs, name);
-        for (struct tp_sub *s = tp->subs; s; s = s->next)
-            tp__sub_policy(s);
-        return SNS_OK;
-    }
-    if (strcmp(name, "SignatureVersion") == 0) {
-        if (strcmp(value, "1") != 0 && strcmp(value, "2") != 0)
-            return sns_fail(err, SNS_E_INVALID_PARAMETER,
-                            "%sSignatureVersion: Invalid value [%.64s]. Must be 1 or 2.", pre, value);
-        set_str_attr(tp->attrs, name, value);
-        return SNS_OK;
-    }
-    if (strcmp(name, "TracingConfig") == 0) {
-        if (strcmp(value, "PassThrough") != 0 && strcmp(value, "Active") != 0)
-            return sns_fail(err, SNS_E_INVALID_PARAMETER,
-                            "%sTracingConfig: Invalid value [%.64s]. Must be PassThrough or Active.",
-                            pre, value);
-        set_str_attr(tp->attrs, name, value);
-        return SNS_OK;
-    }
-    if (strcmp(name, "Policy") == 0 || strcmp(name, "ArchivePolicy") == 0 ||
-        strcmp(name, "DataProtectionPolicy") == 0) {
-        if (*value) {
-            cJSON *j = json_parse_strict(value, strlen(value));
-            bool ok = cJSON_IsObject(j);
-            cJSON_Delete(j);
-            if (!ok)
-                return sns_fail(err, SNS_E_INVALID_PARAMETER, "%s%s: the value is not a JSON object",
-                                pre, name);
-            set_str_attr(tp->attrs, name, value);
-        } else {
-            cJSON_DeleteItemFromObjectCaseSensitive(tp->attrs, name);
-        }
-        return SNS_OK;
-    }
-    if (strcmp(name, "DisplayName") == 0 || strcmp(name, "KmsMasterKeyId") == 0) {
-        if (strlen(value) > 256)
-            return sns_fail(err, SNS_E_INVALID_PARAMETER, "%s%s: too long", pre, name);
-        set_str_attr(tp->attrs, name, value);
-        return SNS_OK;
-    }
+    for (size_t i = 0; i < ARRAY_SIZE(TOPIC_ATTRS); i++)
+        if (strcmp(name, TOPIC_ATTRS[i].name) == 0)
+            return TOPIC_ATTRS[i].set(&TOPIC_ATTRS[i], tp, value ? value : "", creating, pre, err);
     return sns_fail(err, SNS_E_INVALID_PARAMETER, "Invalid parameter: AttributeName");
 }
 
@@ -149,12 +193,26 @@ static cJSON *retry_json(const struct push_policy *p)
     return r;
 }
 
-static cJSON *request_json(const struct push_policy *p)
+/* Adds p's throttle policy (when it has one) and request policy to o
+ * under the names given: a topic's "default..." ones or a subscription's. */
+static void add_throttle_request(cJSON *o, const struct push_policy *p, const char *throttle,
+                                 const char *request)
 {
-    cJSON *r = cJSON_CreateObject();
+    if (p->max_per_second) {
+        cJSON *th = cJSON_AddObjectToObject(o, throttle);
+        cJSON_AddNumberToObject(th, "maxReceivesPerSecond", p->max_per_second);
+    }
+    cJSON *r = cJSON_AddObjectToObject(o, request);
     cJSON_AddStringToObject(r, "headerContentType",
                             p->content_type[0] ? p->content_type : "text/plain; charset=UTF-8");
-    return r;
+}
+
+/* o as compact JSON text (caller frees); o is freed. */
+static char *print_free(cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
 }
 
 static char *effective_topic_policy(const struct tp_topic *tp)
@@ -163,14 +221,8 @@ static char *effective_topic_policy(const struct tp_topic *tp)
     cJSON *h = cJSON_AddObjectToObject(o, "http");
     cJSON_AddItemToObject(h, "defaultHealthyRetryPolicy", retry_json(&tp->http_defaults));
     cJSON_AddBoolToObject(h, "disableSubscriptionOverrides", tp->no_overrides);
-    if (tp->http_defaults.max_per_second) {
-        cJSON *th = cJSON_AddObjectToObject(h, "defaultThrottlePolicy");
-        cJSON_AddNumberToObject(th, "maxReceivesPerSecond", tp->http_defaults.max_per_second);
-    }
-    cJSON_AddItemToObject(h, "defaultRequestPolicy", request_json(&tp->http_defaults));
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
+    add_throttle_request(h, &tp->http_defaults, "defaultThrottlePolicy", "defaultRequestPolicy");
+    return print_free(o);
 }
 
 cJSON *tp__topic_attrs(const struct tp_topic *tp)
@@ -315,14 +367,8 @@ static char *effective_sub_policy(const struct tp_sub *s)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "healthyRetryPolicy", retry_json(&s->policy));
-    if (s->policy.max_per_second) {
-        cJSON *th = cJSON_AddObjectToObject(o, "throttlePolicy");
-        cJSON_AddNumberToObject(th, "maxReceivesPerSecond", s->policy.max_per_second);
-    }
-    cJSON_AddItemToObject(o, "requestPolicy", request_json(&s->policy));
-    char *r = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return r;
+    add_throttle_request(o, &s->policy, "throttlePolicy", "requestPolicy");
+    return print_free(o);
 }
 
 cJSON *tp__sub_attrs(const struct tp_sub *s)

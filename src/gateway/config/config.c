@@ -118,17 +118,6 @@ static int get_int(const struct cfg_node *n, int64_t min, int64_t max, int *out,
     return 0;
 }
 
-/* A section that must be a mapping with only the given keys (absent is
- * fine: every key keeps its default). */
-static int section(const struct cfg_node *n, const char *const *keys, char **err)
-{
-    if (!n)
-        return 0;
-    if (cfg_expect(n, CFG_MAP, err) < 0)
-        return -1;
-    return cfg_check_keys(n, keys, err);
-}
-
 /* Parses an address string held by node n; the message from net.h gets
  * the node's location in front. */
 static int parse_addr(const struct cfg_node *n, const char *s, struct net_addr *a, char **err)
@@ -292,7 +281,7 @@ static int load_timeouts(struct gw_cfg_timeouts *t, const struct cfg_node *n, ch
     t->upstream_connect_ms = 2000;
     t->upstream_response_ms = 30000;
     t->drain_ms = 30000;
-    if (section(n, timeout_keys, err) < 0)
+    if (cfg_section(n, timeout_keys, err) < 0)
         return -1;
     if (cfg_duration(cfg_get(n, "client_header"), 1, HOUR_MS, &t->client_header_ms, err) < 0 ||
         cfg_duration(cfg_get(n, "client_body"), 1, DAY_MS, &t->client_body_ms, err) < 0 ||
@@ -310,7 +299,7 @@ static int load_limits(struct gw_cfg_limits *l, const struct cfg_node *n, char *
     l->max_headers = 100;
     l->max_body_bytes = 1ull << 30;
     l->max_connections = 100000;
-    if (section(n, limit_keys, err) < 0)
+    if (cfg_section(n, limit_keys, err) < 0)
         return -1;
     if (cfg_size(cfg_get(n, "max_header_bytes"), 1 << 10, 16 << 20, &l->max_header_bytes, err) < 0 ||
         get_int(cfg_get(n, "max_headers"), 1, 10000, &l->max_headers, err) < 0 ||
@@ -324,7 +313,7 @@ static int load_upstream(struct gw_cfg_upstream *u, const struct cfg_node *n, ch
 {
     u->keepalive = 1024;
     u->keepalive_timeout_ms = 60000;
-    if (section(n, upstream_keys, err) < 0)
+    if (cfg_section(n, upstream_keys, err) < 0)
         return -1;
     if (get_int(cfg_get(n, "keepalive"), 0, 100000, &u->keepalive, err) < 0 ||
         cfg_duration(cfg_get(n, "keepalive_timeout"), 1, DAY_MS, &u->keepalive_timeout_ms, err) < 0)
@@ -370,7 +359,7 @@ static int load_health(struct gw_cfg_health *h, const struct cfg_node *n, char *
         return 0;
     if (n->type == CFG_SCALAR) /* "health: off" or "health: on" (all defaults) */
         return cfg_bool(n, &h->enabled, err);
-    if (section(n, health_keys, err) < 0)
+    if (cfg_section(n, health_keys, err) < 0)
         return -1;
     h->enabled = true;
     const struct cfg_node *p = cfg_get(n, "path");
@@ -392,7 +381,7 @@ static int load_passive(struct gw_cfg_passive *p, const struct cfg_node *n, char
 {
     p->max_failures = 5;
     p->eject_for_ms = 10000;
-    if (section(n, passive_keys, err) < 0)
+    if (cfg_section(n, passive_keys, err) < 0)
         return -1;
     if (get_int(cfg_get(n, "max_failures"), 0, 1000, &p->max_failures, err) < 0 ||
         cfg_duration(cfg_get(n, "eject_for"), 100, DAY_MS, &p->eject_for_ms, err) < 0)

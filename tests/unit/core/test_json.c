@@ -36,3 +36,16 @@ Test(json_parse_strict, length_bounds_the_input)
     cJSON_Delete(j);
     cr_assert_null(json_parse_strict("[1]garbage", 2));
 }
+
+Test(json_copy_str, renames_strings_only)
+{
+    cJSON *src = parse("{\"A\":\"x\",\"N\":1}");
+    cJSON *dst = cJSON_CreateObject();
+    json_copy_str(dst, "a", src, "A");
+    json_copy_str(dst, "n", src, "N");
+    json_copy_str(dst, "m", src, "Missing");
+    cr_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(dst, "a")), "x");
+    cr_assert_eq(cJSON_GetArraySize(dst), 1);
+    cJSON_Delete(src);
+    cJSON_Delete(dst);
+}

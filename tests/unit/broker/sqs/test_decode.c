@@ -299,6 +299,8 @@ Test(sqs_decode, query_malformed)
         { "Action=DeleteQueue&Queue%00Url=u", SQS_E_MALFORMED_QUERY },
         { "Action=DeleteQueue&QueueUrl=a%00b", SQS_E_INVALID_PARAMETER_VALUE },
         { "Action=SendMessage&QueueUrl=u&MessageBody=a%00b", SQS_E_INVALID_MESSAGE_CONTENTS },
+        /* refused even where unused, as SNS does: one decoder (aws/query.c) */
+        { "Action=DeleteQueue&QueueUrl=u&Version=a%00b", SQS_E_INVALID_PARAMETER_VALUE },
         { "Action=SendMessage&QueueUrl=u&MessageBody=a%01b", SQS_E_INVALID_MESSAGE_CONTENTS },
         { "Action=SendMessage&QueueUrl=u&MessageBody=%C3", SQS_E_INVALID_MESSAGE_CONTENTS },
         { "Action=GetQueueUrl&QueueName=q%FF", SQS_E_INVALID_PARAMETER_VALUE },

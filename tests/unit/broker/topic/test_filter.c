@@ -1,4 +1,4 @@
-/* Unit tests for subscription filter policies (src/broker/topic/filter.c),
+/* Unit tests for subscription filter policies (src/broker/topic/filter.c, filter_match.c),
  * following the examples of the Amazon SNS developer guide (message
  * filtering: string, numeric, key matching, AND/OR logic, $or, IP
  * addresses, payload-based filtering, constraints) on both scopes.
