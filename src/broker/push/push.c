@@ -80,26 +80,19 @@ static void queue_op(struct tp_engine *t, const char *action, const char *queue,
 static void dead_letter(struct tp_engine *t, struct push_job *j)
 {
     struct tp_sub *s = j->s;
-    static const char prefix[] = BK_ARN_PREFIX;
     if (!s->dlq_arn || j->confirmation) {
         t->st.dropped++;
         log_at(LOG_WARN, "sns push: %s: delivery policy exhausted, message dropped", s->endpoint);
         return;
     }
-    const char *q = strncmp(s->dlq_arn, prefix, sizeof prefix - 1) == 0 ? s->dlq_arn + sizeof prefix - 1
-                                                                        : s->dlq_arn;
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "QueueUrl", q);
-    cJSON_AddStringToObject(p, "MessageBody", j->body);
-    struct sqs_error err;
-    if (tp__queue_action(t, NULL, "SendMessage", p, NULL, &err) == SQS_OK) {
+    struct bk_error err;
+    if (tp__queue_send(t, NULL, s->dlq_arn, j->body, strlen(j->body), NULL, NULL, NULL, &err) == BK_OK) {
         s->st.dead_lettered++;
         t->st.dead_lettered++;
     } else {
         t->st.dropped++;
-        log_at(LOG_WARN, "sns push: dead-letter queue %s refused a message: %s", q, err.message);
+        log_at(LOG_WARN, "sns push: dead-letter queue %s refused a message: %s", s->dlq_arn, err.message);
     }
-    cJSON_Delete(p);
 }
 
 static void on_done(void *ud, int status)

@@ -15,6 +15,9 @@
  *   redrive.c  dead-letter moves and message move tasks;
  *   journal.c  log records: encoding, replay, live-record accounting and
  *              compaction;
+ *   message.c  the typed message calls (bk_send, ...): what every front
+ *              end runs;
+ *   error.c    the engine's errors (enum bk_err);
  *   qattrs.c   queue attributes: validation, defaults, rendering;
  *   actions.c, act_msg.c, act_batch.c   the actions of the API, over the
  *              canonical form of sqs_proto.h;
@@ -49,6 +52,37 @@
 #define BK_MAX_WAIT_S 20
 #define BK_MIN_MESSAGE_BYTES 1024
 #define BK_HARD_MAX_MESSAGE_BYTES (1u << 20)
+
+/* ---- errors ---- */
+
+/* What the engine refuses, in its own terms; each front end maps these to
+ * its protocol's codes (sqs/actions.c for SQS, the native API for its
+ * JSON answers). The message is for the client and names the offending
+ * parameter as the API calls it. */
+enum bk_err {
+    BK_OK = 0,
+    BK_E_MISSING,          /* a required argument is absent */
+    BK_E_INVALID,          /* an argument is out of range or malformed */
+    BK_E_ATTR_NAME,        /* unknown queue attribute name */
+    BK_E_ATTR_VALUE,       /* bad queue attribute value */
+    BK_E_NO_QUEUE,         /* the queue does not exist */
+    BK_E_QUEUE_EXISTS,     /* a queue of that name exists with other attributes */
+    BK_E_RECEIPT,          /* not a receipt handle of this queue */
+    BK_E_NOT_INFLIGHT,     /* the message is not in flight */
+    BK_E_OVER_LIMIT,       /* a broker limit (messages, queues, in flight) is reached */
+    BK_E_UNSUPPORTED,      /* not possible in the current state */
+    BK_E_NOT_FOUND,        /* a named resource (move task, ARN) does not exist */
+    BK_E_LOG,              /* the journal refused a record */
+};
+
+struct bk_error {
+    enum bk_err code;
+    char message[256];
+};
+
+/* Sets err's code and a printf-style message; returns code. */
+enum bk_err bk_fail(struct bk_error *err, enum bk_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- log records ---- */
 
@@ -285,6 +319,43 @@ struct bk_ctx {
     struct bk_queue *wait_q;
 };
 
+/* ---- message calls (message.c) ----
+ *
+ * The typed entry points every front end uses: the SQS actions, the
+ * native API, topic fan-out and push delivery. They check what is queue
+ * semantics (sizes, delay and visibility ranges, FIFO group and
+ * deduplication rules, broker limits) and change the queue; protocol
+ * matters (parameter decoding, digests shown to clients, rendering) stay
+ * with the caller. Each returns BK_OK or fills err. */
+
+/* A message to send. Attributes arrive encoded by the caller (the SQS
+ * edge stores canonical JSON); the engine keeps the bytes as they are and
+ * counts attrs_size (names, types, values) against the size limit. The
+ * digests are the caller's too: the engine only keeps them with the
+ * message (has_md5 false: none given; the SQS edge computes them when it
+ * shows the message). */
+struct bk_send_args {
+    const char *body;
+    size_t body_len;
+    const char *attrs, *sys;     /* message and system attributes, NULL: none */
+    size_t attrs_len, sys_len;
+    size_t attrs_size;           /* both, as the size limit counts them */
+    bool has_delay;              /* false: the queue's DelaySeconds */
+    int64_t delay_s;
+    const char *group, *dedup;   /* FIFO ids, NULL: absent */
+    bool has_md5, has_attrs_md5, has_sys_md5;
+    uint8_t md5_body[16], md5_attrs[16], md5_sys[16];
+};
+
+struct bk_send_result {
+    uint64_t mid;                /* also the FIFO sequence number */
+    char message_id[40];
+    bool duplicate;              /* FIFO: a resend within the window, not enqueued */
+};
+
+enum bk_err bk_send(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                    const struct bk_send_args *a, struct bk_send_result *r, struct bk_error *err);
+
 /* ---- engine.c ---- */
 
 struct bk_engine *bk_engine_new(const struct bk_engine_opts *o, const struct bk_journal *j);
@@ -505,6 +576,10 @@ enum sqs_err bk__delete_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_q
                             struct sqs_error *err);
 enum sqs_err bk__visibility_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
                                 const cJSON *p, struct sqs_error *err);
+
+/* The SQS error for an engine error (one table, in actions.c): fills err
+ * with the same message and returns its code. */
+enum sqs_err bk__sqs_error(const struct bk_error *be, struct sqs_error *err);
 
 /* Parameter helpers shared by the action files. */
 struct bk_queue *bk__param_queue(struct bk_engine *e, const cJSON *p, struct sqs_error *err);

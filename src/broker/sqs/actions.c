@@ -17,6 +17,30 @@
 
 #define MAX_TAGS 50
 
+/* ---- errors ---- */
+
+static const enum sqs_err bk_to_sqs[] = {
+    [BK_OK] = SQS_OK,
+    [BK_E_MISSING] = SQS_E_MISSING_PARAMETER,
+    [BK_E_INVALID] = SQS_E_INVALID_PARAMETER_VALUE,
+    [BK_E_ATTR_NAME] = SQS_E_INVALID_ATTRIBUTE_NAME,
+    [BK_E_ATTR_VALUE] = SQS_E_INVALID_ATTRIBUTE_VALUE,
+    [BK_E_NO_QUEUE] = SQS_E_NONEXISTENT_QUEUE,
+    [BK_E_QUEUE_EXISTS] = SQS_E_QUEUE_NAME_EXISTS,
+    [BK_E_RECEIPT] = SQS_E_RECEIPT_HANDLE_INVALID,
+    [BK_E_NOT_INFLIGHT] = SQS_E_MESSAGE_NOT_INFLIGHT,
+    [BK_E_OVER_LIMIT] = SQS_E_OVER_LIMIT,
+    [BK_E_UNSUPPORTED] = SQS_E_UNSUPPORTED_OPERATION,
+    [BK_E_NOT_FOUND] = SQS_E_RESOURCE_NOT_FOUND,
+    [BK_E_LOG] = SQS_E_INTERNAL,
+};
+
+enum sqs_err bk__sqs_error(const struct bk_error *be, struct sqs_error *err)
+{
+    enum sqs_err code = (size_t)be->code < ARRAY_SIZE(bk_to_sqs) ? bk_to_sqs[be->code] : SQS_E_INTERNAL;
+    return sqs_fail(err, code, "%s", be->message);
+}
+
 /* ---- parameter helpers ---- */
 
 const char *bk__param_str(const cJSON *p, const char *name)

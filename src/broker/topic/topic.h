@@ -221,6 +221,16 @@ enum sns_err tp__send_confirmation(struct tp_engine *t, struct tp_ctx *ctx, stru
 /* Creates (if missing) the push queue of an http subscription. */
 enum sns_err tp__push_queue_ensure(struct tp_engine *t, struct tp_sub *s, uint64_t now,
                                    struct sns_error *err);
+/* ---- topic/bridge.c: the queue engine on behalf of topics ---- */
+
+/* The queue named by a name, QueueUrl or SQS ARN; NULL with err. */
+struct bk_queue *tp__queue(struct tp_engine *t, const char *queue, struct bk_error *err);
+/* Sends body (attrs: canonical message attributes, checked already;
+ * group and dedup: FIFO ids or NULL) to a queue. ctx NULL: outside a
+ * request. */
+enum bk_err tp__queue_send(struct tp_engine *t, struct tp_ctx *ctx, const char *queue,
+                           const char *body, size_t len, const cJSON *attrs, const char *group,
+                           const char *dedup, struct bk_error *err);
 /* Runs a queue-engine action on behalf of the topics (bk_action). */
 enum sqs_err tp__queue_action(struct tp_engine *t, struct tp_ctx *ctx, const char *action,
                               cJSON *params, cJSON **res, struct sqs_error *err);
