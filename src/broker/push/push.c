@@ -50,31 +50,11 @@ static void job_free(struct push_job *j)
     free(j);
 }
 
-static const char *mattr(const cJSON *m, const char *name)
+/* A string message attribute pushed with the body (t, m, p, r). */
+static const char *mattr(const cJSON *attrs, const char *name)
 {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "MessageAttributes"), name);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, "StringValue");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(attrs, name), "StringValue");
     return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static const char *sattr(const cJSON *m, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "Attributes"), name);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static void queue_op(struct tp_engine *t, const char *action, const char *queue, const char *receipt,
-                     int visibility)
-{
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "QueueUrl", queue);
-    cJSON_AddStringToObject(p, "ReceiptHandle", receipt);
-    if (visibility >= 0)
-        cJSON_AddNumberToObject(p, "VisibilityTimeout", visibility);
-    struct sqs_error err;
-    if (tp__queue_action(t, NULL, action, p, NULL, &err) != SQS_OK)
-        log_at(LOG_DEBUG, "sns push: %s on %s: %s", action, queue, err.message);
-    cJSON_Delete(p);
 }
 
 static void dead_letter(struct tp_engine *t, struct push_job *j)
@@ -106,12 +86,12 @@ static void on_done(void *ud, int status)
          * message is handed back so that the next start delivers it at
          * once rather than after its visibility timeout. */
         if (!s->deleted && status == -ECANCELED)
-            queue_op(t, "ChangeMessageVisibility", s->push_queue, j->receipt, 0);
+            tp__queue_ack(t, s->push_queue, j->receipt, 0);
         job_free(j);
         return;
     }
     if (status >= 200 && status < 300) {
-        queue_op(t, "DeleteMessage", s->push_queue, j->receipt, -1);
+        tp__queue_ack(t, s->push_queue, j->receipt, -1);
         s->st.delivered++;
         t->st.deliveries_http++;
         uint64_t now = ev_wall_ms();
@@ -127,12 +107,11 @@ static void on_done(void *ud, int status)
                status, j->attempt, (long long)delay);
         if (delay < 0) {
             dead_letter(t, j);
-            queue_op(t, "DeleteMessage", s->push_queue, j->receipt, -1);
+            tp__queue_ack(t, s->push_queue, j->receipt, -1);
         } else {
             s->st.retried++;
             t->st.http_retries++;
-            queue_op(t, "ChangeMessageVisibility", s->push_queue, j->receipt,
-                     (int)((delay + 999) / 1000));
+            tp__queue_ack(t, s->push_queue, j->receipt, (int)((delay + 999) / 1000));
         }
     }
     job_free(j);
@@ -157,47 +136,29 @@ static void headers(struct buf *h, const struct tp_sub *s, const char *type, con
  * was nothing to receive. */
 static bool start_one(struct tp_engine *t, struct tp_sub *s)
 {
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "QueueUrl", s->push_queue);
-    cJSON_AddNumberToObject(p, "MaxNumberOfMessages", 1);
-    cJSON_AddNumberToObject(p, "VisibilityTimeout", PUSH_VISIBILITY_S);
-    cJSON *names = cJSON_AddArrayToObject(p, "AttributeNames");
-    cJSON_AddItemToArray(names, cJSON_CreateString("All"));
-    cJSON *mnames = cJSON_AddArrayToObject(p, "MessageAttributeNames");
-    cJSON_AddItemToArray(mnames, cJSON_CreateString("All"));
-    cJSON *res = NULL;
-    struct sqs_error err;
-    enum sqs_err rc = tp__queue_action(t, NULL, "ReceiveMessage", p, &res, &err);
-    cJSON_Delete(p);
-    const cJSON *msgs = rc == SQS_OK ? cJSON_GetObjectItemCaseSensitive(res, "Messages") : NULL;
-    const cJSON *m = cJSON_GetArrayItem(msgs, 0);
-    const char *body = cJSON_IsObject(m) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "Body")) : NULL;
-    const char *receipt = body ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle")) : NULL;
-    if (!receipt) {
-        cJSON_Delete(res);
+    struct tp_received m;
+    if (!tp__queue_receive(t, s->push_queue, PUSH_VISIBILITY_S, &m))
         return false;
-    }
-    const char *type = mattr(m, "t"), *mid = mattr(m, "m"), *pub = mattr(m, "p"),
-               *count = sattr(m, "ApproximateReceiveCount");
+    const char *type = mattr(m.attrs, "t"), *mid = mattr(m.attrs, "m"), *pub = mattr(m.attrs, "p");
     struct push_job *j = xcalloc(1, sizeof *j);
     j->t = t;
     j->s = s;
-    j->receipt = xstrdup(receipt);
-    j->body = xstrdup(body);
-    j->len = strlen(body);
-    j->attempt = count ? (uint32_t)strtoul(count, NULL, 10) : 1;
+    j->receipt = xstrdup(m.receipt);
+    j->body = m.body;
+    j->len = m.len;
+    j->attempt = m.count;
     j->published_ms = pub ? strtoull(pub, NULL, 10) : 0;
     j->confirmation = type && strcmp(type, "Notification") != 0;
     struct buf h;
     buf_init(&h);
-    headers(&h, s, type ? type : "Notification", mid ? mid : "", mattr(m, "r") != NULL);
+    headers(&h, s, type ? type : "Notification", mid ? mid : "", mattr(m.attrs, "r") != NULL);
     buf_append(&h, "", 1);
-    cJSON_Delete(res);
+    cJSON_Delete(m.attrs);
     int r = push_post(s->client, buf_rptr(&h), j->body, j->len, on_done, j);
     buf_free(&h);
     if (r < 0) {
         /* No connection free after all: hand the message back at once. */
-        queue_op(t, "ChangeMessageVisibility", s->push_queue, j->receipt, 0);
+        tp__queue_ack(t, s->push_queue, j->receipt, 0);
         job_free(j);
         return false;
     }

@@ -356,6 +356,50 @@ struct bk_send_result {
 enum bk_err bk_send(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
                     const struct bk_send_args *a, struct bk_send_result *r, struct bk_error *err);
 
+/* A receive: up to max (1..BK_MAX_BATCH) messages, hidden for the
+ * visibility timeout; with nothing to hand out and a wait time (and
+ * ctx->no_wait unset) it sets ctx->wait_ms and ctx->wait_q instead. */
+struct bk_receive_args {
+    int64_t max;
+    bool has_visibility, has_wait;  /* false: the queue's defaults */
+    int64_t visibility_s, wait_s;
+};
+
+/* One delivered message: data is its attrs + sys + body bytes (the
+ * cache, or tmp when read from the log). Valid until the next engine
+ * call; bk_receive_done() frees the tmp buffers. */
+struct bk_received {
+    const struct bk_msg *m;
+    const char *data;
+    char *tmp;
+};
+
+struct bk_receive_result {
+    size_t n;
+    struct bk_received msgs[BK_MAX_BATCH];
+};
+
+enum bk_err bk_receive(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                       const struct bk_receive_args *a, struct bk_receive_result *r,
+                       struct bk_error *err);
+void bk_receive_done(struct bk_receive_result *r);
+
+/* Deletes the message of a receipt handle. A stale handle (the message
+ * was delivered again since) or a message already gone: BK_OK, nothing
+ * deleted. */
+enum bk_err bk_delete(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                      const char *receipt, struct bk_error *err);
+
+struct bk_visibility_args {
+    const char *receipt;
+    bool has_timeout;
+    int64_t timeout_s;
+};
+
+/* Hides (or, with 0, shows) the in-flight message of a receipt handle. */
+enum bk_err bk_change_visibility(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                                 const struct bk_visibility_args *a, struct bk_error *err);
+
 /* ---- engine.c ---- */
 
 struct bk_engine *bk_engine_new(const struct bk_engine_opts *o, const struct bk_journal *j);
@@ -588,6 +632,10 @@ struct bk_queue *bk__param_queue(struct bk_engine *e, const cJSON *p, struct sqs
 enum sqs_err bk__param_int(const cJSON *p, const char *name, int64_t min, int64_t max, int64_t def,
                            int64_t *out, struct sqs_error *err);
 const char *bk__param_str(const cJSON *p, const char *name);
+/* An integer parameter for an engine call that checks the range itself:
+ * *has false when absent or null; a value that is no integer becomes
+ * INT64_MIN, which every range refuses with the same message. */
+void bk__param_loose(const cJSON *p, const char *name, bool *has, int64_t *out);
 char *bk__queue_url(const struct bk_ctx *ctx, const struct bk_queue *q);
 
 #endif

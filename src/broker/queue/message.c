@@ -192,3 +192,163 @@ enum bk_err bk_send(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
         return bk_fail(err, BK_E_OVER_LIMIT, "The broker holds its limit of messages.");
     return send_enqueue(e, ctx, q, a, delay, id, key, r, err);
 }
+
+/* ---- receive ---- */
+
+/* v within [min, max], else the error an out-of-range parameter gets. */
+static enum bk_err in_range(const char *name, int64_t v, int64_t min, int64_t max, struct bk_error *err)
+{
+    if (v >= min && v <= max)
+        return BK_OK;
+    return bk_fail(err, BK_E_INVALID,
+                   "Value for parameter %s is invalid. Reason: must be between %" PRId64 " and %" PRId64 ".",
+                   name, min, max);
+}
+
+/* The receive's limits, the queue's defaults filled in. */
+static enum bk_err receive_check(struct bk_engine *e, const struct bk_queue *q,
+                                 const struct bk_receive_args *a, int64_t *vis, int64_t *wait,
+                                 struct bk_error *err)
+{
+    *vis = a->has_visibility ? a->visibility_s : q->a.visibility_s;
+    *wait = a->has_wait ? a->wait_s : q->a.wait_s;
+    enum bk_err rc;
+    if ((rc = in_range("MaxNumberOfMessages", a->max, 1, BK_MAX_BATCH, err)) != BK_OK ||
+        (rc = in_range("VisibilityTimeout", *vis, 0, BK_MAX_VISIBILITY_S, err)) != BK_OK ||
+        (rc = in_range("WaitTimeSeconds", *wait, 0, BK_MAX_WAIT_S, err)) != BK_OK)
+        return rc;
+    if (!q->a.fifo && q->n_inflight >= e->o.max_inflight)
+        return bk_fail(err, BK_E_OVER_LIMIT, "Too many messages in flight (limit %u).", e->o.max_inflight);
+    return BK_OK;
+}
+
+/* One pass over the receivable messages: delivers, dead-letters those
+ * received maxReceiveCount times already. Returns true when another pass
+ * may find more. */
+static bool receive_pass(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, struct bk_queue *dlq,
+                         int64_t max, int64_t vis, struct bk_receive_result *r)
+{
+    struct bk_msg *pick[BK_MAX_BATCH];
+    size_t n = bk__queue_pick(e, q, pick, (size_t)max - r->n, ctx->now);
+    bool again = false;
+    for (size_t i = 0; i < n; i++) {
+        struct bk_msg *m = pick[i];
+        if (dlq && m->recv_count >= q->a.max_receive) {
+            q->st.redriven++;
+            bk__msg_move(e, m, dlq, false, ctx->now);
+            again = vis > 0;
+            continue;
+        }
+        char *tmp;
+        const char *data = bk__msg_data(e, m, &tmp);
+        if (!data) {
+            q->st.expired++;
+            bk__msg_delete(e, m, true);
+            continue;
+        }
+        bk__msg_received(e, m, (uint32_t)vis, ctx->now);
+        r->msgs[r->n++] = (struct bk_received){m, data, tmp};
+    }
+    return again;
+}
+
+enum bk_err bk_receive(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                       const struct bk_receive_args *a, struct bk_receive_result *r,
+                       struct bk_error *err)
+{
+    r->n = 0;
+    int64_t vis, wait;
+    enum bk_err rc = receive_check(e, q, a, &vis, &wait, err);
+    if (rc != BK_OK)
+        return rc;
+    struct bk_queue *dlq = bk__dlq_of(e, q);
+    /* Another pass only when messages went to the DLQ instead; a message
+     * received with a zero timeout stays receivable and must not come
+     * twice in one answer, so such receives make one pass. */
+    while ((int64_t)r->n < a->max && receive_pass(e, ctx, q, dlq, a->max, vis, r))
+        ;
+    if (!r->n && wait > 0 && !ctx->no_wait) {
+        ctx->wait_ms = (uint32_t)wait * 1000;
+        ctx->wait_q = q;
+    }
+    return BK_OK;
+}
+
+void bk_receive_done(struct bk_receive_result *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->msgs[i].tmp);
+    r->n = 0;
+}
+
+/* ---- delete and visibility ---- */
+
+/* The message a receipt handle names in q: *m NULL when it is gone. */
+static enum bk_err find_handle(struct bk_engine *e, struct bk_queue *q, const char *h, struct bk_msg **m,
+                               uint32_t *gen, struct bk_error *err)
+{
+    uint32_t qid;
+    uint64_t mid;
+    if (!h || !*h)
+        return bk_fail(err, BK_E_MISSING, "The request must contain the parameter ReceiptHandle.");
+    if (!bk_handle_parse(e, h, &qid, &mid, gen) || qid != q->qid)
+        return bk_fail(err, BK_E_RECEIPT, "The input receipt handle \"%.64s\" is not a valid receipt handle.",
+                       h);
+    *m = bk_queue_lookup(q, mid);
+    return BK_OK;
+}
+
+enum bk_err bk_delete(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const char *receipt,
+                      struct bk_error *err)
+{
+    struct bk_msg *m;
+    uint32_t gen;
+    enum bk_err rc = find_handle(e, q, receipt, &m, &gen, err);
+    if (rc != BK_OK)
+        return rc;
+    /* Gone already, or a stale handle (the message was delivered again
+     * since): success, nothing deleted. A generation above the count is
+     * a delivery whose record a crash lost before it was durable: that
+     * holder is the latest receiver the broker knows of. */
+    if (!m || gen < m->recv_count || !gen)
+        return BK_OK;
+    if (!bk__log_delete(e, q->qid, m->mid))
+        return log_failed(err);
+    if (m->last_recv_ms && ctx->now >= m->last_recv_ms)
+        metrics_hist_observe_ns(&q->st.receive_to_delete, (ctx->now - m->last_recv_ms) * 1000000ull);
+    q->st.deleted++;
+    bk__msg_delete(e, m, false);
+    ctx->need_sync = true;
+    return BK_OK;
+}
+
+enum bk_err bk_change_visibility(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                                 const struct bk_visibility_args *a, struct bk_error *err)
+{
+    struct bk_msg *m;
+    uint32_t gen;
+    enum bk_err rc = find_handle(e, q, a->receipt, &m, &gen, err);
+    if (rc != BK_OK)
+        return rc;
+    if (!a->has_timeout)
+        return bk_fail(err, BK_E_MISSING, "The request must contain the parameter VisibilityTimeout.");
+    if ((rc = in_range("VisibilityTimeout", a->timeout_s, 0, BK_MAX_VISIBILITY_S, err)) != BK_OK)
+        return rc;
+    if (!m || gen < m->recv_count)
+        return bk_fail(err, BK_E_INVALID,
+                       "Value %.64s for parameter ReceiptHandle is invalid. Reason: Message does not "
+                       "exist or is not available for visibility timeout change.", a->receipt);
+    if (m->state != BK_MS_INFLIGHT)
+        return bk_fail(err, BK_E_NOT_INFLIGHT, "The message is not in flight.");
+    uint64_t until = ctx->now + (uint64_t)a->timeout_s * 1000;
+    if (until > m->last_recv_ms + (uint64_t)BK_MAX_VISIBILITY_S * 1000)
+        return bk_fail(err, BK_E_INVALID,
+                       "Value %" PRId64 " for parameter VisibilityTimeout is invalid. Reason: Total "
+                       "VisibilityTimeout for the message is beyond the limit [43200 seconds]", a->timeout_s);
+    bk__msg_set_visible(e, m, until, ctx->now);
+    if (!bk__log_state(e, m))
+        return log_failed(err);
+    q->st.changed_vis++;
+    ctx->need_sync = true;
+    return BK_OK;
+}

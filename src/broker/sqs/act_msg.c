@@ -83,11 +83,6 @@ static void add_seq(cJSON *o, uint64_t mid)
     cJSON_AddStringToObject(o, "SequenceNumber", n);
 }
 
-static enum sqs_err log_failed(struct sqs_error *err)
-{
-    return sqs_fail(err, SQS_E_INTERNAL, "The broker could not write its log.");
-}
-
 /* ---- send ---- */
 
 /* Checks MessageSystemAttributes: only AWSTraceHeader, a String. */
@@ -168,14 +163,7 @@ static enum sqs_err send_args(const cJSON *p, struct bk_send_args *a, char **at,
     sqs_md5_hex(body, blen, md5);
     hex_to_bytes(md5, a->md5_body);
     a->has_md5 = true;
-    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(p, "DelaySeconds");
-    if (dv && !cJSON_IsNull(dv)) {
-        /* Not a number: out of range, which the queue reports. */
-        struct sqs_error ignore;
-        a->has_delay = true;
-        if (bk__param_int(p, "DelaySeconds", INT64_MIN + 1, INT64_MAX, 0, &a->delay_s, &ignore) != SQS_OK)
-            a->delay_s = INT64_MIN;
-    }
+    bk__param_loose(p, "DelaySeconds", &a->has_delay, &a->delay_s);
     a->group = bk__param_str(p, "MessageGroupId");
     a->dedup = bk__param_str(p, "MessageDeduplicationId");
     return SQS_OK;
@@ -334,140 +322,54 @@ enum sqs_err bk__act_receive(struct bk_engine *e, struct bk_ctx *ctx, const cJSO
     struct bk_queue *q = bk__param_queue(e, p, err);
     if (!q)
         return err->code;
-    int64_t max, vis, wait;
-    enum sqs_err rc;
-    if ((rc = bk__param_int(p, "MaxNumberOfMessages", 1, BK_MAX_BATCH, 1, &max, err)) != SQS_OK ||
-        (rc = bk__param_int(p, "VisibilityTimeout", 0, BK_MAX_VISIBILITY_S, q->a.visibility_s, &vis,
-                            err)) != SQS_OK ||
-        (rc = bk__param_int(p, "WaitTimeSeconds", 0, BK_MAX_WAIT_S, q->a.wait_s, &wait, err)) != SQS_OK)
-        return rc;
+    struct bk_receive_args a = {0};
+    bool has_max;
+    bk__param_loose(p, "MaxNumberOfMessages", &has_max, &a.max);
+    if (!has_max)
+        a.max = 1;
+    bk__param_loose(p, "VisibilityTimeout", &a.has_visibility, &a.visibility_s);
+    bk__param_loose(p, "WaitTimeSeconds", &a.has_wait, &a.wait_s);
+    struct bk_receive_result r;
+    struct bk_error be;
+    if (bk_receive(e, ctx, q, &a, &r, &be) != BK_OK)
+        return bk__sqs_error(&be, err);
+    if (ctx->wait_ms)
+        return SQS_OK;
     const cJSON *anames = cJSON_GetObjectItemCaseSensitive(p, "AttributeNames");
     const cJSON *snames = cJSON_GetObjectItemCaseSensitive(p, "MessageSystemAttributeNames");
     const cJSON *mnames = cJSON_GetObjectItemCaseSensitive(p, "MessageAttributeNames");
-    if (!q->a.fifo && q->n_inflight >= e->o.max_inflight)
-        return sqs_fail(err, SQS_E_OVER_LIMIT, "Too many messages in flight (limit %u).",
-                        e->o.max_inflight);
-
-    struct bk_queue *dlq = bk__dlq_of(e, q);
-    cJSON *arr = cJSON_CreateArray();
-    int64_t got = 0;
-    /* Another pass only when messages went to the DLQ instead; a message
-     * received with a zero timeout stays receivable and must not come
-     * twice in one answer, so such receives make one pass. */
-    bool again = true;
-    while (got < max && again) {
-        struct bk_msg *pick[BK_MAX_BATCH];
-        size_t n = bk__queue_pick(e, q, pick, (size_t)(max - got), ctx->now);
-        if (!n)
-            break;
-        again = false;
-        for (size_t i = 0; i < n; i++) {
-            struct bk_msg *m = pick[i];
-            if (dlq && m->recv_count >= q->a.max_receive) {
-                q->st.redriven++;
-                bk__msg_move(e, m, dlq, false, ctx->now);
-                again = vis > 0;
-                continue;
-            }
-            char *tmp;
-            const char *data = bk__msg_data(e, m, &tmp);
-            if (!data) {
-                q->st.expired++;
-                bk__msg_delete(e, m, true);
-                continue;
-            }
-            bk__msg_received(e, m, (uint32_t)vis, ctx->now);
-            render_msg(e, m, data, anames, snames, mnames, arr);
-            free(tmp);
-            got++;
-        }
-    }
-    if (!got && wait > 0 && !ctx->no_wait) {
-        cJSON_Delete(arr);
-        ctx->wait_ms = (uint32_t)wait * 1000;
-        ctx->wait_q = q;
-        return SQS_OK;
-    }
     *res = cJSON_CreateObject();
-    if (got)
-        cJSON_AddItemToObject(*res, "Messages", arr);
-    else
-        cJSON_Delete(arr);
+    if (r.n) {
+        cJSON *arr = cJSON_AddArrayToObject(*res, "Messages");
+        for (size_t i = 0; i < r.n; i++)
+            render_msg(e, r.msgs[i].m, r.msgs[i].data, anames, snames, mnames, arr);
+    }
+    bk_receive_done(&r);
     return SQS_OK;
 }
 
 /* ---- delete and visibility ---- */
 
-/* The message a receipt handle names in q: *m NULL when it is gone. */
-static enum sqs_err find_handle(struct bk_engine *e, struct bk_queue *q, const char *h,
-                                struct bk_msg **m, uint32_t *gen, struct sqs_error *err)
-{
-    uint32_t qid;
-    uint64_t mid;
-    if (!h || !*h)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter ReceiptHandle.");
-    if (!bk_handle_parse(e, h, &qid, &mid, gen) || qid != q->qid)
-        return sqs_fail(err, SQS_E_RECEIPT_HANDLE_INVALID,
-                        "The input receipt handle \"%.64s\" is not a valid receipt handle.", h);
-    *m = bk_queue_lookup(q, mid);
-    return SQS_OK;
-}
-
 enum sqs_err bk__delete_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *p,
                             struct sqs_error *err)
 {
-    struct bk_msg *m;
-    uint32_t gen;
-    enum sqs_err rc = find_handle(e, q, bk__param_str(p, "ReceiptHandle"), &m, &gen, err);
-    if (rc != SQS_OK)
-        return rc;
-    /* Gone already, or a stale handle (the message was delivered again
-     * since): success, nothing deleted. A generation above the count is
-     * a delivery whose record a crash lost before it was durable: that
-     * holder is the latest receiver the broker knows of. */
-    if (!m || gen < m->recv_count || !gen)
-        return SQS_OK;
-    if (!bk__log_delete(e, q->qid, m->mid))
-        return log_failed(err);
-    if (m->last_recv_ms && ctx->now >= m->last_recv_ms)
-        metrics_hist_observe_ns(&q->st.receive_to_delete, (ctx->now - m->last_recv_ms) * 1000000ull);
-    q->st.deleted++;
-    bk__msg_delete(e, m, false);
-    ctx->need_sync = true;
+    struct bk_error be;
+    if (bk_delete(e, ctx, q, bk__param_str(p, "ReceiptHandle"), &be) != BK_OK)
+        return bk__sqs_error(&be, err);
     return SQS_OK;
 }
 
 enum sqs_err bk__visibility_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
                                 const cJSON *p, struct sqs_error *err)
 {
-    struct bk_msg *m;
-    uint32_t gen;
-    const char *h = bk__param_str(p, "ReceiptHandle");
-    enum sqs_err rc = find_handle(e, q, h, &m, &gen, err);
-    if (rc != SQS_OK)
-        return rc;
-    if (!cJSON_GetObjectItemCaseSensitive(p, "VisibilityTimeout"))
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER,
-                        "The request must contain the parameter VisibilityTimeout.");
-    int64_t vis;
-    if ((rc = bk__param_int(p, "VisibilityTimeout", 0, BK_MAX_VISIBILITY_S, 0, &vis, err)) != SQS_OK)
-        return rc;
-    if (!m || gen < m->recv_count)
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                        "Value %.64s for parameter ReceiptHandle is invalid. Reason: Message does not "
-                        "exist or is not available for visibility timeout change.", h);
-    if (m->state != BK_MS_INFLIGHT)
-        return sqs_fail(err, SQS_E_MESSAGE_NOT_INFLIGHT, "The message is not in flight.");
-    uint64_t until = ctx->now + (uint64_t)vis * 1000;
-    if (until > m->last_recv_ms + (uint64_t)BK_MAX_VISIBILITY_S * 1000)
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                        "Value %" PRId64 " for parameter VisibilityTimeout is invalid. Reason: Total "
-                        "VisibilityTimeout for the message is beyond the limit [43200 seconds]", vis);
-    bk__msg_set_visible(e, m, until, ctx->now);
-    if (!bk__log_state(e, m))
-        return log_failed(err);
-    q->st.changed_vis++;
-    ctx->need_sync = true;
+    struct bk_visibility_args a = {.receipt = bk__param_str(p, "ReceiptHandle")};
+    /* Present, even as null (which counts as 0). */
+    a.has_timeout = cJSON_GetObjectItemCaseSensitive(p, "VisibilityTimeout") != NULL;
+    bool given;
+    bk__param_loose(p, "VisibilityTimeout", &given, &a.timeout_s);
+    struct bk_error be;
+    if (bk_change_visibility(e, ctx, q, &a, &be) != BK_OK)
+        return bk__sqs_error(&be, err);
     return SQS_OK;
 }
 

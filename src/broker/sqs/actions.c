@@ -79,6 +79,16 @@ bad:
                     name, min, max);
 }
 
+void bk__param_loose(const cJSON *p, const char *name, bool *has, int64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, name);
+    struct sqs_error ignore;
+    *has = v && !cJSON_IsNull(v);
+    *out = 0;
+    if (*has && bk__param_int(p, name, INT64_MIN + 1, INT64_MAX, 0, out, &ignore) != SQS_OK)
+        *out = INT64_MIN;
+}
+
 struct bk_queue *bk__param_queue(struct bk_engine *e, const cJSON *p, struct sqs_error *err)
 {
     const char *url = bk__param_str(p, "QueueUrl");

@@ -10,6 +10,7 @@
 #include "broker/topic/topic.h"
 
 #include "core/ev.h"
+#include "core/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,4 +66,44 @@ enum bk_err tp__queue_send(struct tp_engine *t, struct tp_ctx *ctx, const char *
     done(ctx, &bc);
     free(at);
     return rc;
+}
+
+bool tp__queue_receive(struct tp_engine *t, const char *queue, uint32_t visibility_s,
+                       struct tp_received *out)
+{
+    struct bk_error err;
+    struct bk_queue *q = tp__queue(t, queue, &err);
+    if (!q)
+        return false;
+    struct bk_receive_args a = {.max = 1, .has_visibility = true, .visibility_s = visibility_s};
+    struct bk_ctx bc = engine_ctx(NULL);
+    struct bk_receive_result r;
+    if (bk_receive(t->e, &bc, q, &a, &r, &err) != BK_OK || !r.n)
+        return false;
+    const struct bk_msg *m = r.msgs[0].m;
+    const char *data = r.msgs[0].data;
+    bk_handle_make(t->e, m, out->receipt);
+    out->body = xstrndup(data + m->attrs_len + m->sys_len, m->body_len);
+    out->len = m->body_len;
+    out->count = m->recv_count;
+    out->attrs = m->attrs_len ? cJSON_ParseWithLength(data, m->attrs_len) : NULL;
+    bk_receive_done(&r);
+    return true;
+}
+
+void tp__queue_ack(struct tp_engine *t, const char *queue, const char *receipt, int visibility_s)
+{
+    struct bk_error err;
+    struct bk_queue *q = tp__queue(t, queue, &err);
+    struct bk_ctx bc = engine_ctx(NULL);
+    enum bk_err rc = BK_E_NO_QUEUE;
+    if (q && visibility_s < 0) {
+        rc = bk_delete(t->e, &bc, q, receipt, &err);
+    } else if (q) {
+        struct bk_visibility_args a = {.receipt = receipt, .has_timeout = true, .timeout_s = visibility_s};
+        rc = bk_change_visibility(t->e, &bc, q, &a, &err);
+    }
+    if (rc != BK_OK)
+        log_at(LOG_DEBUG, "sns push: %s on %s: %s", visibility_s < 0 ? "delete" : "visibility change",
+               queue, err.message);
 }

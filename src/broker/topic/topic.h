@@ -231,6 +231,21 @@ struct bk_queue *tp__queue(struct tp_engine *t, const char *queue, struct bk_err
 enum bk_err tp__queue_send(struct tp_engine *t, struct tp_ctx *ctx, const char *queue,
                            const char *body, size_t len, const cJSON *attrs, const char *group,
                            const char *dedup, struct bk_error *err);
+/* One message received for push delivery (the receipt and body are
+ * copies; attrs, parsed, NULL when none: the caller frees all). */
+struct tp_received {
+    char receipt[64];
+    char *body;
+    size_t len;
+    uint32_t count;             /* receives so far, this one included */
+    cJSON *attrs;
+};
+/* Receives one message of queue hidden for visibility_s; false when
+ * there is none. */
+bool tp__queue_receive(struct tp_engine *t, const char *queue, uint32_t visibility_s,
+                       struct tp_received *out);
+/* Deletes a received message (visibility_s < 0) or hides it that long. */
+void tp__queue_ack(struct tp_engine *t, const char *queue, const char *receipt, int visibility_s);
 /* Runs a queue-engine action on behalf of the topics (bk_action). */
 enum sqs_err tp__queue_action(struct tp_engine *t, struct tp_ctx *ctx, const char *action,
                               cJSON *params, cJSON **res, struct sqs_error *err);
