@@ -231,13 +231,8 @@ void tp__push_sub_release(struct tp_engine *t, struct tp_sub *s, bool drop_queue
     struct push_client *c = s->client;
     s->client = NULL;
     push_client_free(c); /* in-flight POSTs end now, with -ECANCELED */
-    if (drop_queue && bk_engine_find(t->e, s->push_queue, strlen(s->push_queue))) {
-        cJSON *p = cJSON_CreateObject();
-        cJSON_AddStringToObject(p, "QueueUrl", s->push_queue);
-        struct sqs_error err;
-        tp__queue_action(t, NULL, "DeleteQueue", p, NULL, &err);
-        cJSON_Delete(p);
-    }
+    if (drop_queue && bk_engine_find(t->e, s->push_queue, strlen(s->push_queue)))
+        tp__queue_drop(t, NULL, s->push_queue);
 }
 
 void tp_push_start(struct tp_engine *t, struct ev_loop *loop)

@@ -17,10 +17,9 @@
  *              compaction;
  *   message.c  the typed message calls (bk_send, ...): what every front
  *              end runs;
+ *   qcalls.c   the typed queue calls (bk_queue_create, ...);
  *   error.c    the engine's errors (enum bk_err);
  *   qattrs.c   queue attributes: validation, defaults, rendering;
- *   actions.c, act_msg.c, act_batch.c   the actions of the API, over the
- *              canonical form of sqs_proto.h;
  *   handle.c   receipt handles, message and request ids.
  *
  * Durability: the engine writes records through a struct bk_journal (the
@@ -33,7 +32,6 @@
 #ifndef FG_BROKER_ENGINE_H
 #define FG_BROKER_ENGINE_H
 
-#include "broker/sqs/sqs_proto.h"
 #include "broker/store/store.h"
 #include "core/buf.h"
 #include "core/common.h"
@@ -400,6 +398,30 @@ struct bk_visibility_args {
 enum bk_err bk_change_visibility(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
                                  const struct bk_visibility_args *a, struct bk_error *err);
 
+/* ---- queue calls (qcalls.c) ---- */
+
+/* Creates queue name with attributes a (bk_qattrs_defaults, then set;
+ * taken over in every case) and tags (an object of strings, copied; NULL
+ * for none). A queue of that name already there: *out is it and BK_OK,
+ * nothing changed (the caller decides whether its attributes differ). */
+enum bk_err bk_queue_create(struct bk_engine *e, struct bk_ctx *ctx, const char *name, struct bk_qattrs *a,
+                            const cJSON *tags, struct bk_queue **out, struct bk_error *err);
+/* Replaces q's attributes by a (taken over in every case). */
+enum bk_err bk_queue_set_attrs(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                               struct bk_qattrs *a, struct bk_error *err);
+/* Deletes q with its messages (q is gone on BK_OK). */
+enum bk_err bk_queue_delete(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                            struct bk_error *err);
+/* Deletes every message of q. */
+enum bk_err bk_queue_purge(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                           struct bk_error *err);
+/* Checks a tag map: at most 50 with existing ones, keys 1..128 and values
+ * 0..256 characters. */
+enum bk_err bk_tags_check(const cJSON *tags, const cJSON *existing, struct bk_error *err);
+/* Adds or replaces q's tags. */
+enum bk_err bk_queue_tag(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *tags,
+                         struct bk_error *err);
+
 /* ---- engine.c ---- */
 
 struct bk_engine *bk_engine_new(const struct bk_engine_opts *o, const struct bk_journal *j);
@@ -552,16 +574,16 @@ void bk_qattrs_free(struct bk_qattrs *a);
 void bk_qattrs_copy(struct bk_qattrs *dst, const struct bk_qattrs *src);
 /* Applies an Attributes map (canonical JSON: names to string values) to
  * a. creating: FifoQueue may be set (and must match the name). Returns
- * SQS_OK or the error. */
-enum sqs_err bk_qattrs_apply(struct bk_engine *e, struct bk_qattrs *a, const cJSON *attrs,
-                             const char *qname, bool creating, struct sqs_error *err);
+ * BK_OK or the error. */
+enum bk_err bk_qattrs_apply(struct bk_engine *e, struct bk_qattrs *a, const cJSON *attrs,
+                            const char *qname, bool creating, struct bk_error *err);
 /* Would applying attrs to a change anything? (CreateQueue on an existing
  * queue.) */
 bool bk_qattrs_differ(const struct bk_qattrs *a, const cJSON *attrs);
 /* Adds the named attributes (an array of names, "All", or NULL for none)
- * of q to obj. Unknown names: SQS_E_INVALID_ATTRIBUTE_NAME. */
-enum sqs_err bk_qattrs_render(const struct bk_queue *q, const cJSON *names, cJSON *obj,
-                              struct sqs_error *err);
+ * of q to obj. Unknown names: BK_E_ATTR_NAME. */
+enum bk_err bk_qattrs_render(const struct bk_queue *q, const cJSON *names, cJSON *obj,
+                             struct bk_error *err);
 /* Settable attributes as a JSON object (for the QUEUE record). */
 cJSON *bk_qattrs_to_json(const struct bk_qattrs *a);
 bool bk_qname_valid(const char *name, bool *fifo);
@@ -577,65 +599,5 @@ bool bk_handle_parse(const struct bk_engine *e, const char *h, uint32_t *qid, ui
 void bk_message_id(const struct bk_engine *e, uint64_t mid, char out[40]);
 void bk_request_id(uint64_t seq, char out[40]);
 void bk_random_bytes(void *p, size_t n);
-
-/* ---- actions ---- */
-
-/* Runs action with canonical params. On success *result is a new object
- * (or NULL for an empty result) and SQS_OK is returned; otherwise the
- * error with err filled. Unknown actions: SQS_E_INVALID_ACTION. */
-enum sqs_err bk_action(struct bk_engine *e, struct bk_ctx *ctx, const char *action,
-                       const cJSON *params, cJSON **result, struct sqs_error *err);
-/* Is action one that only reads (never waits for durability)? */
-bool bk_action_known(const char *action);
-
-/* Action handlers (actions.c, act_msg.c, act_batch.c). */
-typedef enum sqs_err (*bk_action_fn)(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p,
-                                     cJSON **res, struct sqs_error *err);
-enum sqs_err bk__act_send(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                          struct sqs_error *err);
-enum sqs_err bk__act_receive(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                             struct sqs_error *err);
-enum sqs_err bk__act_delete(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                            struct sqs_error *err);
-enum sqs_err bk__act_visibility(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                                struct sqs_error *err);
-enum sqs_err bk__act_send_batch(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                                struct sqs_error *err);
-enum sqs_err bk__act_delete_batch(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p,
-                                  cJSON **res, struct sqs_error *err);
-enum sqs_err bk__act_visibility_batch(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p,
-                                      cJSON **res, struct sqs_error *err);
-enum sqs_err bk__act_start_move(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                                struct sqs_error *err);
-enum sqs_err bk__act_list_moves(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                                struct sqs_error *err);
-enum sqs_err bk__act_cancel_move(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p,
-                                 cJSON **res, struct sqs_error *err);
-
-/* One entry's work, shared by the single and the batch actions: fill out
- * (send) or just succeed. */
-enum sqs_err bk__send_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *p,
-                          cJSON *out, struct sqs_error *err);
-enum sqs_err bk__delete_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *p,
-                            struct sqs_error *err);
-enum sqs_err bk__visibility_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
-                                const cJSON *p, struct sqs_error *err);
-
-/* The SQS error for an engine error (one table, in actions.c): fills err
- * with the same message and returns its code. */
-enum sqs_err bk__sqs_error(const struct bk_error *be, struct sqs_error *err);
-
-/* Parameter helpers shared by the action files. */
-struct bk_queue *bk__param_queue(struct bk_engine *e, const cJSON *p, struct sqs_error *err);
-/* Integer parameter (a JSON number or a numeric string). Absent: def.
- * Out of [min, max] or not a number: InvalidParameterValue. */
-enum sqs_err bk__param_int(const cJSON *p, const char *name, int64_t min, int64_t max, int64_t def,
-                           int64_t *out, struct sqs_error *err);
-const char *bk__param_str(const cJSON *p, const char *name);
-/* An integer parameter for an engine call that checks the range itself:
- * *has false when absent or null; a value that is no integer becomes
- * INT64_MIN, which every range refuses with the same message. */
-void bk__param_loose(const cJSON *p, const char *name, bool *has, int64_t *out);
-char *bk__queue_url(const struct bk_ctx *ctx, const struct bk_queue *q);
 
 #endif

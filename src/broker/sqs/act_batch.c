@@ -5,7 +5,7 @@
  * the total size for sends); then every entry runs through the same
  * function as the single action and lands in Successful or Failed, so one
  * bad entry never fails the others. */
-#include "broker/queue/engine.h"
+#include "broker/sqs/actions.h"
 
 #include <ctype.h>
 #include <inttypes.h>

@@ -17,7 +17,7 @@
  * receipt handle from an earlier receive of a message received again
  * deletes nothing (DeleteMessage still succeeds, as SQS documents) and
  * cannot change its visibility. */
-#include "broker/queue/engine.h"
+#include "broker/sqs/actions.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -107,3 +107,36 @@ void tp__queue_ack(struct tp_engine *t, const char *queue, const char *receipt, 
         log_at(LOG_DEBUG, "sns push: %s on %s: %s", visibility_s < 0 ? "delete" : "visibility change",
                queue, err.message);
 }
+
+/* ---- push queues ---- */
+
+enum sns_err tp__push_queue_ensure(struct tp_engine *t, struct tp_sub *s, uint64_t now,
+                                   struct sns_error *err)
+{
+    if (bk_engine_find(t->e, s->push_queue, strlen(s->push_queue)))
+        return SNS_OK;
+    /* Two weeks of retention; a visibility timeout that covers a POST. */
+    struct bk_qattrs a;
+    bk_qattrs_defaults(&a, &t->e->o, false);
+    a.retention_s = 1209600;
+    a.visibility_s = 60;
+    struct tp_ctx ctx = {.now = now};
+    struct bk_ctx bc = engine_ctx(&ctx);
+    struct bk_queue *q;
+    struct bk_error qe;
+    enum bk_err rc = bk_queue_create(t->e, &bc, s->push_queue, &a, NULL, &q, &qe);
+    if (rc != BK_OK)
+        return sns_fail(err, SNS_E_INTERNAL, "Cannot create the push queue of the subscription: %s",
+                        qe.message);
+    return SNS_OK;
+}
+
+void tp__queue_drop(struct tp_engine *t, struct tp_ctx *ctx, const char *queue)
+{
+    struct bk_error err;
+    struct bk_queue *q = tp__queue(t, queue, &err);
+    struct bk_ctx bc = engine_ctx(ctx);
+    if (q && bk_queue_delete(t->e, &bc, q, &err) != BK_OK)
+        log_at(LOG_WARN, "sns: cannot drop queue %s: %s", queue, err.message);
+    done(ctx, &bc);
+}

@@ -47,24 +47,6 @@ static void url_encode(struct buf *b, const char *s)
     }
 }
 
-enum sqs_err tp__queue_action(struct tp_engine *t, struct tp_ctx *ctx, const char *action,
-                              cJSON *params, cJSON **res, struct sqs_error *err)
-{
-    struct bk_ctx bc = {0};
-    bc.now = ctx ? ctx->now : ev_wall_ms();
-    bc.base_url = ctx ? ctx->base_url : NULL;
-    bc.no_wait = true;
-    cJSON *r = NULL;
-    enum sqs_err rc = bk_action(t->e, &bc, action, params, &r, err);
-    if (bc.need_sync && ctx)
-        ctx->need_sync = true;
-    if (res)
-        *res = r;
-    else
-        cJSON_Delete(r);
-    return rc;
-}
-
 /* ---- attributes ---- */
 
 static bool attr_name_ok(const char *n)
@@ -582,31 +564,7 @@ enum sns_err tp__publish_batch(struct tp_engine *t, struct tp_ctx *ctx, const cJ
     return SNS_OK;
 }
 
-/* ---- confirmations and push queues ---- */
-
-enum sns_err tp__push_queue_ensure(struct tp_engine *t, struct tp_sub *s, uint64_t now,
-                                   struct sns_error *err)
-{
-    if (bk_engine_find(t->e, s->push_queue, strlen(s->push_queue)))
-        return SNS_OK;
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "QueueName", s->push_queue);
-    cJSON *a = cJSON_AddObjectToObject(p, "Attributes");
-    char max[32];
-    uint32_t mx = t->e->o.max_message_bytes ? t->e->o.max_message_bytes : 262144;
-    snprintf(max, sizeof max, "%u", mx);
-    cJSON_AddStringToObject(a, "MaximumMessageSize", max);
-    cJSON_AddStringToObject(a, "MessageRetentionPeriod", "1209600");
-    cJSON_AddStringToObject(a, "VisibilityTimeout", "60");
-    struct tp_ctx ctx = {.now = now};
-    struct sqs_error qe;
-    enum sqs_err rc = tp__queue_action(t, &ctx, "CreateQueue", p, NULL, &qe);
-    cJSON_Delete(p);
-    if (rc != SQS_OK)
-        return sns_fail(err, SNS_E_INTERNAL, "Cannot create the push queue of the subscription: %s",
-                        qe.message);
-    return SNS_OK;
-}
+/* ---- confirmations ---- */
 
 enum sns_err tp__send_confirmation(struct tp_engine *t, struct tp_ctx *ctx, struct tp_sub *s,
                                    struct sns_error *err)

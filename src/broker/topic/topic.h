@@ -218,9 +218,6 @@ enum sns_err tp__check_attrs(const cJSON *attrs, size_t *bytes, struct sns_error
 /* Queues the SubscriptionConfirmation of an http subscription. */
 enum sns_err tp__send_confirmation(struct tp_engine *t, struct tp_ctx *ctx, struct tp_sub *s,
                                    struct sns_error *err);
-/* Creates (if missing) the push queue of an http subscription. */
-enum sns_err tp__push_queue_ensure(struct tp_engine *t, struct tp_sub *s, uint64_t now,
-                                   struct sns_error *err);
 /* ---- topic/bridge.c: the queue engine on behalf of topics ---- */
 
 /* The queue named by a name, QueueUrl or SQS ARN; NULL with err. */
@@ -246,9 +243,11 @@ bool tp__queue_receive(struct tp_engine *t, const char *queue, uint32_t visibili
                        struct tp_received *out);
 /* Deletes a received message (visibility_s < 0) or hides it that long. */
 void tp__queue_ack(struct tp_engine *t, const char *queue, const char *receipt, int visibility_s);
-/* Runs a queue-engine action on behalf of the topics (bk_action). */
-enum sqs_err tp__queue_action(struct tp_engine *t, struct tp_ctx *ctx, const char *action,
-                              cJSON *params, cJSON **res, struct sqs_error *err);
+/* Creates (if missing) the push queue of an http subscription. */
+enum sns_err tp__push_queue_ensure(struct tp_engine *t, struct tp_sub *s, uint64_t now,
+                                   struct sns_error *err);
+/* Deletes a queue with its messages (a push queue no longer wanted). */
+void tp__queue_drop(struct tp_engine *t, struct tp_ctx *ctx, const char *queue);
 
 /* ---- push.c ---- */
 
