@@ -12,7 +12,6 @@
  * queue was deleted, the message is too large for it) goes to the
  * subscription's dead-letter queue if it has one, and is counted as
  * dropped otherwise, as SNS drops what it cannot deliver. */
-#include "broker/broker.h"
 #include "broker/topic/topic.h"
 
 #include "broker/sns/sns_sign.h"

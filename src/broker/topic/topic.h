@@ -261,7 +261,7 @@ void tp__push_sub_changed(struct tp_engine *t, struct tp_sub *s);
 /* Frees s's push state (client, queue when drop_queue). */
 void tp__push_sub_release(struct tp_engine *t, struct tp_sub *s, bool drop_queue);
 
-/* ---- metrics ---- */
+/* ---- topic/metrics.c ---- */
 
 void tp_metrics_render(const struct tp_engine *t, struct buf *b);
 
