@@ -17,7 +17,7 @@
  *     once every copy is durable.
  *   - HTTP deliveries: each http subscription owns a broker queue named
  *     TP_PUSH_PREFIX<subscription id> holding the POST bodies still to
- *     deliver. The push scheduler (push.c) receives from it, POSTs,
+ *     deliver. The push scheduler (deliver.c) receives from it, POSTs,
  *     deletes on success and sets the visibility timeout to the delivery
  *     policy's next retry delay on failure; after the last retry the body
  *     goes to the subscription's dead-letter queue. Because the backlog is
@@ -138,7 +138,7 @@ struct tp_engine {
     struct tp_topic *tail;
     uint32_t ntopics;
     uint32_t max_topics;
-    /* push scheduler (push.c) */
+    /* push scheduler (deliver.c) */
     struct ev_timer *push_timer;
     uint64_t push_next_us;
     bool push_kick;
@@ -171,7 +171,7 @@ void tp__topic_free(struct tp_engine *t, struct tp_topic *tp);
 struct tp_sub *tp__sub_new(struct tp_topic *tp, uint8_t proto, const char *endpoint, uint64_t now);
 void tp__sub_free(struct tp_engine *t, struct tp_sub *s);
 /* Detaches s from its topic and frees it (or marks it, when POSTs are in
- * flight, for push.c to free later). */
+ * flight, for deliver.c to free later). */
 void tp__sub_remove(struct tp_engine *t, struct tp_sub *s);
 /* Recomputes s->policy from its topic's defaults and its own policy. */
 void tp__sub_policy(struct tp_sub *s);
@@ -249,7 +249,7 @@ enum sns_err tp__push_queue_ensure(struct tp_engine *t, struct tp_sub *s, uint64
 /* Deletes a queue with its messages (a push queue no longer wanted). */
 void tp__queue_drop(struct tp_engine *t, struct tp_ctx *ctx, const char *queue);
 
-/* ---- push.c ---- */
+/* ---- topic/deliver.c: push delivery ---- */
 
 /* Starts push delivery on loop (timers, HTTP clients). */
 void tp_push_start(struct tp_engine *t, struct ev_loop *loop);
