@@ -406,6 +406,11 @@ enum bk_err bk_change_visibility(struct bk_engine *e, struct bk_ctx *ctx, struct
  * nothing changed (the caller decides whether its attributes differ). */
 enum bk_err bk_queue_create(struct bk_engine *e, struct bk_ctx *ctx, const char *name, struct bk_qattrs *a,
                             const cJSON *tags, struct bk_queue **out, struct bk_error *err);
+/* CreateQueue: the same with an attribute map (names to string values,
+ * NULL: defaults). An existing queue whose attributes the map would
+ * change: BK_E_QUEUE_EXISTS. */
+enum bk_err bk_queue_ensure(struct bk_engine *e, struct bk_ctx *ctx, const char *name, const cJSON *attrs,
+                            const cJSON *tags, struct bk_queue **out, struct bk_error *err);
 /* Replaces q's attributes by a (taken over in every case). */
 enum bk_err bk_queue_set_attrs(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
                                struct bk_qattrs *a, struct bk_error *err);

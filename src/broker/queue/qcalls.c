@@ -93,6 +93,26 @@ enum bk_err bk_queue_create(struct bk_engine *e, struct bk_ctx *ctx, const char 
     return BK_OK;
 }
 
+enum bk_err bk_queue_ensure(struct bk_engine *e, struct bk_ctx *ctx, const char *name, const cJSON *attrs,
+                            const cJSON *tags, struct bk_queue **out, struct bk_error *err)
+{
+    struct bk_queue *q = name ? bk_engine_find(e, name, strlen(name)) : NULL;
+    if (q && attrs && bk_qattrs_differ(&q->a, attrs))
+        return bk_fail(err, BK_E_QUEUE_EXISTS,
+                       "A queue already exists with the same name and a different value for "
+                       "attribute(s).");
+    struct bk_qattrs a;
+    bool fifo = false;
+    bool valid = name && bk_qname_valid(name, &fifo);
+    bk_qattrs_defaults(&a, &e->o, fifo);
+    enum bk_err rc;
+    if (!q && valid && (rc = bk_qattrs_apply(e, &a, attrs, name, true, err)) != BK_OK) {
+        bk_qattrs_free(&a);
+        return rc;
+    }
+    return bk_queue_create(e, ctx, name, &a, tags, out, err);
+}
+
 enum bk_err bk_queue_set_attrs(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
                                struct bk_qattrs *a, struct bk_error *err)
 {

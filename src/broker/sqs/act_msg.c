@@ -102,14 +102,11 @@ static enum sqs_err check_sys(const cJSON *sys, size_t *bytes, struct sqs_error 
     return SQS_OK;
 }
 
-/* Reads MessageSystemAttributes and MessageAttributes: checked, encoded
- * as canonical JSON (*at, *st: the caller frees), their digests and size
- * into a. */
-static enum sqs_err send_attrs(const cJSON *p, struct bk_send_args *a, char **at, char **st,
-                               struct sqs_error *err)
+/* Message and system attributes: checked, encoded as canonical JSON
+ * (*at, *st: the caller frees), their digests and size into a. */
+static enum sqs_err send_attrs(const cJSON *attrs, const cJSON *sys, struct bk_send_args *a, char **at,
+                               char **st, struct sqs_error *err)
 {
-    const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(p, "MessageAttributes");
-    const cJSON *sys = cJSON_GetObjectItemCaseSensitive(p, "MessageSystemAttributes");
     if (attrs && !cJSON_GetArraySize(attrs))
         attrs = NULL;
     if (sys && !cJSON_GetArraySize(sys))
@@ -137,15 +134,11 @@ static enum sqs_err send_attrs(const cJSON *p, struct bk_send_args *a, char **at
     return SQS_OK;
 }
 
-/* SendMessage parameters (or a batch entry) to typed arguments: what the
- * SQS API checks before the queue is asked (body characters, attribute
- * syntax) and the digests SQS shows. */
-static enum sqs_err send_args(const cJSON *p, struct bk_send_args *a, char **at, char **st,
-                              struct sqs_error *err)
+enum sqs_err bk__send_body(const char *body, const cJSON *attrs, const cJSON *sys, struct bk_send_args *a,
+                           char **at, char **st, struct sqs_error *err)
 {
     memset(a, 0, sizeof *a);
     *at = *st = NULL;
-    const char *body = bk__param_str(p, "MessageBody");
     if (!body || !*body)
         return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter MessageBody.");
     size_t blen = strlen(body);
@@ -154,7 +147,7 @@ static enum sqs_err send_args(const cJSON *p, struct bk_send_args *a, char **at,
                         "Invalid binary character was found in the message body, the set of allowed "
                         "characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to "
                         "#x10FFFF");
-    enum sqs_err rc = send_attrs(p, a, at, st, err);
+    enum sqs_err rc = send_attrs(attrs, sys, a, at, st, err);
     if (rc != SQS_OK)
         return rc;
     a->body = body;
@@ -163,6 +156,19 @@ static enum sqs_err send_args(const cJSON *p, struct bk_send_args *a, char **at,
     sqs_md5_hex(body, blen, md5);
     hex_to_bytes(md5, a->md5_body);
     a->has_md5 = true;
+    return SQS_OK;
+}
+
+/* SendMessage parameters (or a batch entry) to typed arguments. */
+static enum sqs_err send_args(const cJSON *p, struct bk_send_args *a, char **at, char **st,
+                              struct sqs_error *err)
+{
+    enum sqs_err rc = bk__send_body(bk__param_str(p, "MessageBody"),
+                                    cJSON_GetObjectItemCaseSensitive(p, "MessageAttributes"),
+                                    cJSON_GetObjectItemCaseSensitive(p, "MessageSystemAttributes"), a, at, st,
+                                    err);
+    if (rc != SQS_OK)
+        return rc;
     bk__param_loose(p, "DelaySeconds", &a->has_delay, &a->delay_s);
     a->group = bk__param_str(p, "MessageGroupId");
     a->dedup = bk__param_str(p, "MessageDeduplicationId");

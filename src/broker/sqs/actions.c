@@ -132,21 +132,9 @@ static enum sqs_err act_create(struct bk_engine *e, struct bk_ctx *ctx, const cJ
     const cJSON *tags = cJSON_GetObjectItemCaseSensitive(p, "tags");
     if (!tags)
         tags = cJSON_GetObjectItemCaseSensitive(p, "Tags");
-    struct bk_queue *q = bk_engine_find(e, name, strlen(name));
-    if (q && attrs && bk_qattrs_differ(&q->a, attrs))
-        return sqs_fail(err, SQS_E_QUEUE_NAME_EXISTS,
-                        "A queue already exists with the same name and a different value for "
-                        "attribute(s).");
+    struct bk_queue *q;
     struct bk_error be;
-    struct bk_qattrs a;
-    bool fifo = false;
-    bool valid = bk_qname_valid(name, &fifo);
-    bk_qattrs_defaults(&a, &e->o, fifo);
-    if (!q && valid && bk_qattrs_apply(e, &a, attrs, name, true, &be) != BK_OK) {
-        bk_qattrs_free(&a);
-        return bk__sqs_error(&be, err);
-    }
-    if (bk_queue_create(e, ctx, name, &a, tags, &q, &be) != BK_OK)
+    if (bk_queue_ensure(e, ctx, name, attrs, tags, &q, &be) != BK_OK)
         return bk__sqs_error(&be, err);
     *res = url_result(ctx, q);
     return SQS_OK;

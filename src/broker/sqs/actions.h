@@ -60,6 +60,14 @@ enum sqs_err bk__visibility_one(struct bk_engine *e, struct bk_ctx *ctx, struct 
  * with the same message and returns its code. */
 enum sqs_err bk__sqs_error(const struct bk_error *be, struct sqs_error *err);
 
+/* A message body with its attributes (canonical JSON maps, NULL for
+ * none) to send arguments: the SQS checks (body characters, attribute
+ * syntax), the attributes encoded (*at, *st: the caller frees them, also
+ * on failure) and the MD5 digests SQS shows. Used by SendMessage and by
+ * the native API, whose attributes are the same. */
+enum sqs_err bk__send_body(const char *body, const cJSON *attrs, const cJSON *sys, struct bk_send_args *a,
+                           char **at, char **st, struct sqs_error *err);
+
 /* Parameter helpers shared by the action files. */
 struct bk_queue *bk__param_queue(struct bk_engine *e, const cJSON *p, struct sqs_error *err);
 /* Integer parameter (a JSON number or a numeric string). Absent: def.
