@@ -3,11 +3,11 @@
  * tags, purge, dead-letter sources, permissions).
  *
  * Every action takes the canonical form of sqs_proto.h: parameters and
- * results shaped as in the AWS JSON 1.0 protocol. The SQS protocol layer
- * and the native API both end up here, so behaviour is written once. An
- * action that writes records sets ctx->need_sync; the server holds its
- * answer until they are durable. The table is open: later kinds of
- * actions (topics) add rows. */
+ * results shaped as in the AWS JSON 1.0 protocol. It decodes them into
+ * the engine's typed calls, where queue behaviour is written once for the
+ * SQS API, the native API and topics, and maps the engine's errors back
+ * (bk__sqs_error, the one table). An action that writes records sets
+ * ctx->need_sync; the server holds its answer until they are durable. */
 #include "broker/sqs/actions.h"
 
 #include <inttypes.h>
