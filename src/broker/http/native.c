@@ -19,9 +19,9 @@
  *   POST   /v1/queues/NAME/redrive               move a DLQ's messages back
  *          ({"destination":NAME,"rate":N}); GET lists its move tasks
  *
- * Receive and the move tasks still run as SQS actions (bk_run_action):
+ * Receive still runs as the SQS action ReceiveMessage (bk_run_action):
  * the server re-runs a parked long poll by action name and canonical
- * parameters.
+ * parameters (http/dispatch.c).
  *
  * Errors are {"error": message, "code": SQS error name} with the SQS
  * status, except that a missing queue is 404. With an auth key pair set,
@@ -125,16 +125,13 @@ static cJSON *native_message(const cJSON *m)
 
 void bk_native_render(struct bk_conn *c, const char *action, const cJSON *r, bool hold)
 {
+    /* ReceiveMessage is the one SQS action the native API still runs. */
     cJSON *o = cJSON_CreateObject();
     const cJSON *it;
     if (!strcmp(action, "ReceiveMessage")) {
         cJSON *arr = cJSON_AddArrayToObject(o, "messages");
         cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "Messages"))
             cJSON_AddItemToArray(arr, native_message(it));
-    } else if (!strcmp(action, "StartMessageMoveTask")) {
-        copy_str(o, "task", r, "TaskHandle");
-    } else if (!strcmp(action, "ListMessageMoveTasks")) {
-        cJSON_AddItemToObject(o, "tasks", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(r, "Results"), true));
     } else {
         cJSON_AddBoolToObject(o, "ok", true);
     }
@@ -143,10 +140,9 @@ void bk_native_render(struct bk_conn *c, const char *action, const cJSON *r, boo
 
 /* ---- running actions ---- */
 
-/* Runs an SQS action (receive, whose long poll the server re-runs by
- * name, and the move tasks); parks a receive with nothing to hand out;
- * renders the answer otherwise (held when it must be durable first).
- * Takes params. */
+/* Runs an SQS action (receive: the server re-runs a parked long poll by
+ * action name); parks a receive with nothing to hand out; renders the
+ * answer otherwise (held when it must be durable first). Takes params. */
 static void run(struct bk_conn *c, const char *action, cJSON *params)
 {
     char *base = bk_base_url(c);
@@ -407,29 +403,40 @@ static void drop_queue(struct bk_conn *c, const char *name, bool purge)
     bk__native_call_end(c, &ctx, rc, &be, NULL);
 }
 
+/* POST /v1/queues/NAME/redrive {"destination":NAME,"rate":N} starts a
+ * move task; GET lists the queue's tasks. */
 static void redrive(struct bk_conn *c, const char *name, bool start)
 {
-    cJSON *p = cJSON_CreateObject();
-    char arn[160];
-    snprintf(arn, sizeof arn, "%s%s", BK_ARN_PREFIX, name);
-    cJSON_AddStringToObject(p, "SourceArn", arn);
-    if (!start) {
-        cJSON_AddNumberToObject(p, "MaxResults", 10);
-        run(c, "ListMessageMoveTasks", p);
+    struct bk_engine *e = c->srv->engine;
+    struct bk_ctx ctx;
+    bool bad;
+    cJSON *j = start ? bk_native_body_object(c, &bad) : NULL;
+    if (!bk__native_call_begin(c, false, !start, &ctx)) {
+        cJSON_Delete(j);
         return;
     }
-    bool bad;
-    cJSON *j = bk_native_body_object(c, &bad);
-    const char *dst = bk__param_str(j, "destination");
-    const cJSON *rate = cJSON_GetObjectItemCaseSensitive(j, "rate");
-    if (dst) {
-        snprintf(arn, sizeof arn, "%s%s", BK_ARN_PREFIX, dst);
-        cJSON_AddStringToObject(p, "DestinationArn", arn);
+    struct bk_move_args a = {.src = bk_engine_find(e, name, strlen(name))};
+    cJSON *o = cJSON_CreateObject();
+    struct bk_error be;
+    enum bk_err rc = BK_OK;
+    if (start) {
+        const char *dst = bk__param_str(j, "destination");
+        struct bk_move_task *t;
+        a.has_dst = dst != NULL;
+        a.dst = dst ? bk_engine_find(e, dst, strlen(dst)) : NULL;
+        bk__param_loose(j, "rate", &a.has_rate, &a.rate);
+        if ((rc = bk_move_start(e, &ctx, &a, &t, &be)) == BK_OK)
+            cJSON_AddStringToObject(o, "task", t->handle);
+    } else if (!a.src) {
+        rc = bk_fail(&be, BK_E_NOT_FOUND, "The resource that you specified for the SourceArn parameter "
+                                          "doesn't exist.");
+    } else {
+        char arn[160];
+        snprintf(arn, sizeof arn, "%s%s", BK_ARN_PREFIX, name);
+        cJSON_AddItemToObject(o, "tasks", bk__moves_json(e, arn, 10));
     }
-    if (rate)
-        cJSON_AddItemToObject(p, "MaxNumberOfMessagesPerSecond", cJSON_Duplicate(rate, true));
     cJSON_Delete(j);
-    run(c, "StartMessageMoveTask", p);
+    bk__native_call_end(c, &ctx, rc, &be, o);
 }
 
 bool bk__native_segment(const char **p, const char *end, char *out, size_t cap)

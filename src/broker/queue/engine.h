@@ -427,6 +427,19 @@ enum bk_err bk_tags_check(const cJSON *tags, const cJSON *existing, struct bk_er
 enum bk_err bk_queue_tag(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *tags,
                          struct bk_error *err);
 
+/* A message move task (StartMessageMoveTask): src must be a dead-letter
+ * queue; dst NULL moves each message back to the queue it came from. A
+ * queue the caller named but could not find: src NULL, or has_dst with
+ * dst NULL (BK_E_NOT_FOUND). rate: messages a second, 1..500. */
+struct bk_move_args {
+    struct bk_queue *src, *dst;
+    bool has_dst, has_rate;
+    int64_t rate;
+};
+
+enum bk_err bk_move_start(struct bk_engine *e, struct bk_ctx *ctx, const struct bk_move_args *a,
+                          struct bk_move_task **out, struct bk_error *err);
+
 /* ---- engine.c ---- */
 
 struct bk_engine *bk_engine_new(const struct bk_engine_opts *o, const struct bk_journal *j);

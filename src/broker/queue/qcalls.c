@@ -1,5 +1,5 @@
 /* The typed queue-level calls of the engine: create, set attributes,
- * delete, purge, and the tag rules. Attributes arrive parsed (struct
+ * delete, purge, tags, and message move tasks. Attributes arrive parsed (struct
  * bk_qattrs: bk_qattrs_defaults, then bk_qattrs_apply or plain fields);
  * what is checked here is what depends on the other queues (the broker's
  * queue limit, dead-letter queues and their RedriveAllowPolicy). Every
@@ -171,6 +171,41 @@ enum bk_err bk_queue_tag(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queu
     }
     if (!bk__log_queue(e, q))
         return log_failed(err);
+    ctx->need_sync = true;
+    return BK_OK;
+}
+
+/* ---- message move tasks ---- */
+
+static bool is_dlq(struct bk_engine *e, const struct bk_queue *q)
+{
+    for (const struct bk_queue *s = e->qhead; s; s = s->lnext)
+        if (s->a.dlq_name && !strcmp(s->a.dlq_name, q->name))
+            return true;
+    return false;
+}
+
+enum bk_err bk_move_start(struct bk_engine *e, struct bk_ctx *ctx, const struct bk_move_args *a,
+                          struct bk_move_task **out, struct bk_error *err)
+{
+    struct bk_queue *src = a->src, *dst = a->dst;
+    if (!src)
+        return bk_fail(err, BK_E_NOT_FOUND, "The resource that you specified for the SourceArn parameter "
+                                            "doesn't exist.");
+    if (a->has_dst && !dst)
+        return bk_fail(err, BK_E_NOT_FOUND, "The resource that you specified for the DestinationArn "
+                                            "parameter doesn't exist.");
+    if (dst == src || (dst && dst->a.fifo != src->a.fifo))
+        return bk_fail(err, BK_E_INVALID, "The destination must be another queue of the same type.");
+    if (!is_dlq(e, src))
+        return bk_fail(err, BK_E_INVALID, "Source queue must be configured as a Dead Letter Queue.");
+    if (a->has_rate && (a->rate < 1 || a->rate > 500))
+        return bk_fail(err, BK_E_INVALID, "Value for parameter MaxNumberOfMessagesPerSecond is invalid. "
+                                          "Reason: must be between 1 and 500.");
+    for (struct bk_move_task *t = e->tasks; t; t = t->next)
+        if (t->src_qid == src->qid && t->status == BK_TASK_RUNNING)
+            return bk_fail(err, BK_E_UNSUPPORTED, "There is already a running message move task for this source.");
+    *out = bk__task_start(e, src, dst, a->has_rate ? (uint32_t)a->rate : 0, ctx->now);
     ctx->need_sync = true;
     return BK_OK;
 }

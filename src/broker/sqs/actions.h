@@ -68,6 +68,10 @@ enum sqs_err bk__sqs_error(const struct bk_error *be, struct sqs_error *err);
 enum sqs_err bk__send_body(const char *body, const cJSON *attrs, const cJSON *sys, struct bk_send_args *a,
                            char **at, char **st, struct sqs_error *err);
 
+/* The move tasks of the queue src_arn names (at most max), as
+ * ListMessageMoveTasks shows them ("Results"). */
+cJSON *bk__moves_json(struct bk_engine *e, const char *src_arn, int64_t max);
+
 /* Parameter helpers shared by the action files. */
 struct bk_queue *bk__param_queue(struct bk_engine *e, const cJSON *p, struct sqs_error *err);
 /* Integer parameter (a JSON number or a numeric string). Absent: def.
