@@ -61,6 +61,7 @@ enum bk_err {
     BK_OK = 0,
     BK_E_MISSING,          /* a required argument is absent */
     BK_E_INVALID,          /* an argument is out of range or malformed */
+    BK_E_CONTENTS,         /* a message body holds a character queues refuse */
     BK_E_ATTR_NAME,        /* unknown queue attribute name */
     BK_E_ATTR_VALUE,       /* bad queue attribute value */
     BK_E_NO_QUEUE,         /* the queue does not exist */
@@ -353,6 +354,14 @@ struct bk_send_result {
 
 enum bk_err bk_send(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
                     const struct bk_send_args *a, struct bk_send_result *r, struct bk_error *err);
+
+/* Decodes one UTF-8 character at s[0..n): its code point, or -1 for an
+ * invalid sequence (overlong, surrogate, above U+10FFFF, truncated). */
+int32_t bk_utf8_next(const char *s, size_t n, size_t *used);
+/* True when s[0..n) is valid UTF-8 holding only characters a message
+ * body may hold: #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD |
+ * #x10000 to #x10FFFF (XML 1.0's, as SQS). */
+bool bk_body_valid(const char *s, size_t n);
 
 /* A receive: up to max (1..BK_MAX_BATCH) messages, hidden for the
  * visibility timeout; with nothing to hand out and a wait time (and

@@ -1,6 +1,7 @@
 /* The typed message calls of the engine (see engine.h, "message calls").
  *
- * Send runs in three steps: check (everything the queue decides: size,
+ * Send runs in three steps: check (everything the queue decides: the
+ * body's characters (XML 1.0's, as SQS), size,
  * delay, FIFO group and deduplication ids, the broker's message limit),
  * deduplicate (a FIFO resend within five minutes is accepted and not
  * enqueued), enqueue (the SEND record first, then the message becomes
@@ -43,6 +44,64 @@ static bool fifo_id_valid(const char *s)
     return true;
 }
 
+/* ---- message bodies ---- */
+
+/* Decodes one UTF-8 character at s[0..n): its code point, or -1 for an
+ * invalid sequence (overlong, surrogate, above U+10FFFF, truncated). */
+int32_t bk_utf8_next(const char *str, size_t n, size_t *used)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned char c = s[0];
+    int32_t cp;
+    size_t k;
+    if (c < 0x80) {
+        *used = 1;
+        return c;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        k = 1;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        k = 2;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        k = 3;
+        cp = c & 0x07;
+    } else {
+        return -1;
+    }
+    if (n < k + 1)
+        return -1;
+    for (size_t i = 1; i <= k; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return -1;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return -1;
+    *used = k + 1;
+    return cp;
+}
+
+static bool xml_char_ok(int32_t cp)
+{
+    return cp == 0x9 || cp == 0xa || cp == 0xd || (cp >= 0x20 && cp <= 0xd7ff) ||
+           (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
+}
+
+bool bk_body_valid(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t used;
+        int32_t cp = bk_utf8_next(s + i, n - i, &used);
+        if (cp < 0 || !xml_char_ok(cp))
+            return false;
+        i += used;
+    }
+    return true;
+}
+
 /* ---- send ---- */
 
 /* The FIFO rules: no delay of its own, a valid group id, a valid or
@@ -75,6 +134,11 @@ static enum bk_err send_check(const struct bk_queue *q, const struct bk_send_arg
 {
     if (!a->body || !a->body_len)
         return bk_fail(err, BK_E_MISSING, "The request must contain the parameter MessageBody.");
+    if (!bk_body_valid(a->body, a->body_len))
+        return bk_fail(err, BK_E_CONTENTS,
+                       "Invalid binary character was found in the message body, the set of allowed "
+                       "characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to "
+                       "#x10FFFF");
     if (a->body_len + a->attrs_size > q->a.max_size)
         return bk_fail(err, BK_E_INVALID,
                        "One or more parameters are invalid. Reason: Message must be shorter than %u bytes.",

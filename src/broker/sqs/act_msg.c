@@ -2,10 +2,10 @@
  * changing the visibility of one message. The batch actions (act_batch.c)
  * run the same per-entry functions.
  *
- * Send checks here what is SQS syntax (the body's XML characters, the
- * attributes: sqs_check_attributes), encodes the attributes and computes
- * the MD5 digests SQS shows; the engine's bk_send checks the rest (size
- * limit, delay, FIFO ids) before it writes anything.
+ * Send checks here what is SQS syntax (the attributes:
+ * sqs_check_attributes), encodes the attributes and computes the MD5
+ * digests SQS shows; the engine's bk_send checks the rest (the body's
+ * characters, size limit, delay, FIFO ids) before it writes anything.
  *
  * Receive hands out up to MaxNumberOfMessages messages; a message already
  * received maxReceiveCount times goes to the dead-letter queue instead.
@@ -142,11 +142,6 @@ enum sqs_err bk__send_body(const char *body, const cJSON *attrs, const cJSON *sy
     if (!body || !*body)
         return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter MessageBody.");
     size_t blen = strlen(body);
-    if (!sqs_valid_chars(body, blen))
-        return sqs_fail(err, SQS_E_INVALID_MESSAGE_CONTENTS,
-                        "Invalid binary character was found in the message body, the set of allowed "
-                        "characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to "
-                        "#x10FFFF");
     enum sqs_err rc = send_attrs(attrs, sys, a, at, st, err);
     if (rc != SQS_OK)
         return rc;

@@ -1,6 +1,6 @@
 /* The engine's typed calls, without any JSON: bk_queue_create with parsed
  * attributes, bk_send, bk_receive, bk_delete, bk_change_visibility, and
- * the enum bk_err each refusal returns (sizes, delays, FIFO ids and
+ * the enum bk_err each refusal returns (body characters, sizes, delays, FIFO ids and
  * deduplication, receipts, long-poll waits, queue limits). */
 #include "broker/bk_test.h"
 
@@ -108,6 +108,10 @@ Test(message, send_refusals)
     struct bk_send_result r;
     struct bk_send_args a = body_args("");
     cr_assert_eq(send(q, T0, &a, &r), BK_E_MISSING);
+    a = body_args("bell \x07");
+    cr_assert_eq(send(q, T0, &a, &r), BK_E_CONTENTS);
+    a = body_args("\xc3\x28"); /* not UTF-8 */
+    cr_assert_eq(send(q, T0, &a, &r), BK_E_CONTENTS);
     a = body_args("small");
     a.attrs_size = q->a.max_size; /* body plus attributes over the limit */
     cr_assert_eq(send(q, T0, &a, &r), BK_E_INVALID);
