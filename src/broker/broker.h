@@ -24,6 +24,7 @@
 #define FG_BROKER_BROKER_H
 
 #include "broker/queue/engine.h"
+#include "broker/sqs/actions.h"
 #include "broker/sqs/sqs_proto.h"
 #include "broker/store/store.h"
 #include "core/buf.h"

@@ -1,5 +1,5 @@
-/* The native HTTP/JSON API, made for curl and small scripts. Every route
- * maps onto the engine's actions (the same code the SQS API runs), with
+/* The native HTTP/JSON API, made for curl and small scripts. The routes
+ * call the engine's typed calls (the same ones the SQS actions run), with
  * plain names in and out:
  *
  *   GET    /v1/queues[?prefix=P]                 list, with message counts
@@ -10,7 +10,7 @@
  *   POST   /v1/queues/NAME/messages              send: a JSON object {"body":..,
  *          "delay":s,"attributes":{..},"group":..,"dedup":..}, {"messages":[..]}
  *          for a batch, or any other content type: the raw body is the message
- *          (query: delay, group, dedup)
+ *          (query: delay, group, dedup)  [the message routes: native_msg.c]
  *   POST   /v1/queues/NAME/receive               ?max=&wait=&visibility= (or JSON)
  *   DELETE /v1/queues/NAME/messages/RECEIPT      delete one
  *   POST   /v1/queues/NAME/delete                {"receipts":[..]}
@@ -19,10 +19,14 @@
  *   POST   /v1/queues/NAME/redrive               move a DLQ's messages back
  *          ({"destination":NAME,"rate":N}); GET lists its move tasks
  *
+ * Receive still runs as the SQS action ReceiveMessage (bk_run_action):
+ * the server re-runs a parked long poll by action name and canonical
+ * parameters (http/dispatch.c).
+ *
  * Errors are {"error": message, "code": SQS error name} with the SQS
  * status, except that a missing queue is 404. With an auth key pair set,
  * requests must be signed with SigV4 (curl --aws-sigv4). */
-#include "broker/http/http.h"
+#include "broker/http/native.h"
 
 #include "core/admin.h"
 #include "core/json.h"
@@ -33,7 +37,7 @@
 
 #define MAX_NAME 81
 
-static void respond_json(struct bk_conn *c, int status, cJSON *j, bool hold)
+void bk__native_json(struct bk_conn *c, int status, cJSON *j, bool hold)
 {
     char *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -54,10 +58,10 @@ void bk_native_error(struct bk_conn *c, const struct sqs_error *err, bool hold)
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "error", err->message);
     cJSON_AddStringToObject(j, "code", sqs_err_name(err->code));
-    respond_json(c, status, j, hold);
+    bk__native_json(c, status, j, hold);
 }
 
-static void fail(struct bk_conn *c, enum sqs_err code, const char *msg)
+void bk__native_fail(struct bk_conn *c, enum sqs_err code, const char *msg)
 {
     struct sqs_error e;
     sqs_fail(&e, code, "%s", msg);
@@ -119,69 +123,27 @@ static cJSON *native_message(const cJSON *m)
     return o;
 }
 
-static cJSON *native_sent(const cJSON *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    copy_str(o, "id", r, "MessageId");
-    copy_str(o, "md5", r, "MD5OfMessageBody");
-    copy_str(o, "sequence", r, "SequenceNumber");
-    return o;
-}
-
-static cJSON *native_failed(const cJSON *failed)
-{
-    cJSON *arr = cJSON_CreateArray();
-    const cJSON *f;
-    cJSON_ArrayForEach(f, failed)
-    {
-        cJSON *o = cJSON_CreateObject();
-        copy_str(o, "entry", f, "Id");
-        copy_str(o, "code", f, "Code");
-        copy_str(o, "error", f, "Message");
-        cJSON_AddItemToArray(arr, o);
-    }
-    return arr;
-}
-
 void bk_native_render(struct bk_conn *c, const char *action, const cJSON *r, bool hold)
 {
+    /* ReceiveMessage is the one SQS action the native API still runs. */
     cJSON *o = cJSON_CreateObject();
     const cJSON *it;
     if (!strcmp(action, "ReceiveMessage")) {
         cJSON *arr = cJSON_AddArrayToObject(o, "messages");
         cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "Messages"))
             cJSON_AddItemToArray(arr, native_message(it));
-    } else if (!strcmp(action, "SendMessage")) {
-        cJSON_Delete(o);
-        o = native_sent(r);
-    } else if (!strcmp(action, "SendMessageBatch")) {
-        cJSON *arr = cJSON_AddArrayToObject(o, "sent");
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "Successful"))
-        {
-            cJSON *s = native_sent(it);
-            copy_str(s, "entry", it, "Id");
-            cJSON_AddItemToArray(arr, s);
-        }
-        cJSON_AddItemToObject(o, "failed", native_failed(cJSON_GetObjectItemCaseSensitive(r, "Failed")));
-    } else if (!strcmp(action, "DeleteMessageBatch")) {
-        cJSON_AddNumberToObject(o, "deleted",
-                                cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "Successful")));
-        cJSON_AddItemToObject(o, "failed", native_failed(cJSON_GetObjectItemCaseSensitive(r, "Failed")));
-    } else if (!strcmp(action, "StartMessageMoveTask")) {
-        copy_str(o, "task", r, "TaskHandle");
-    } else if (!strcmp(action, "ListMessageMoveTasks")) {
-        cJSON_AddItemToObject(o, "tasks", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(r, "Results"), true));
     } else {
         cJSON_AddBoolToObject(o, "ok", true);
     }
-    respond_json(c, 200, o, hold);
+    bk__native_json(c, 200, o, hold);
 }
 
 /* ---- running actions ---- */
 
-/* Runs action; parks a receive with nothing to hand out; renders the
+/* Runs an SQS action (receive: the server re-runs a parked long poll by
+ * action name); parks a receive with nothing to hand out; renders the
  * answer otherwise (held when it must be durable first). Takes params. */
-static void run(struct bk_conn *c, const char *action, cJSON *params, cJSON *(*shape)(const cJSON *))
+static void run(struct bk_conn *c, const char *action, cJSON *params)
 {
     char *base = bk_base_url(c);
     struct bk_ctx ctx;
@@ -195,13 +157,10 @@ static void run(struct bk_conn *c, const char *action, cJSON *params, cJSON *(*s
         }
         rc = bk_run_action(c, action, params, base, true, &res, &err, &ctx);
     }
-    if (rc != SQS_OK) {
+    if (rc != SQS_OK)
         bk_native_error(c, &err, ctx.need_sync);
-    } else if (shape) {
-        respond_json(c, 200, shape(res), ctx.need_sync);
-    } else {
+    else
         bk_native_render(c, action, res, ctx.need_sync);
-    }
     if (ctx.need_sync)
         bk_commit_join(c);
     cJSON_Delete(res);
@@ -234,14 +193,6 @@ static bool query_int(const struct admin_req *ar, const char *key, cJSON *p, con
     return true;
 }
 
-static bool query_str(const struct admin_req *ar, const char *key, cJSON *p, const char *name)
-{
-    char v[256];
-    if (admin_query_param(ar, key, v, sizeof v))
-        cJSON_AddStringToObject(p, name, v);
-    return true;
-}
-
 bool bk_native_json_body(const struct bk_conn *c)
 {
     const struct http_header *ct = http_find_header(c->h.req.headers, c->h.req.nheaders, "content-type");
@@ -262,99 +213,58 @@ cJSON *bk_native_body_object(struct bk_conn *c, bool *bad)
     return j;
 }
 
-/* Native message attributes ({"k":"v"} or full SQS form) to canonical. */
-static cJSON *canonical_attrs(const cJSON *a)
+/* ---- typed engine calls ---- */
+
+/* Starts an engine call for c: false (and the error answered) when the
+ * server refuses it now: a call that adds messages while the disk is low,
+ * any call that writes while the log fails. */
+bool bk__native_call_begin(struct bk_conn *c, bool grows, bool reads_only, struct bk_ctx *ctx)
 {
-    cJSON *o = cJSON_CreateObject();
-    const cJSON *it;
-    cJSON_ArrayForEach(it, a)
-    {
-        if (cJSON_IsString(it)) {
-            cJSON *v = cJSON_AddObjectToObject(o, it->string);
-            cJSON_AddStringToObject(v, "DataType", "String");
-            cJSON_AddStringToObject(v, "StringValue", it->valuestring);
-        } else if (cJSON_IsNumber(it)) {
-            char n[64];
-            snprintf(n, sizeof n, "%.17g", it->valuedouble);
-            cJSON *v = cJSON_AddObjectToObject(o, it->string);
-            cJSON_AddStringToObject(v, "DataType", "Number");
-            cJSON_AddStringToObject(v, "StringValue", n);
-        } else {
-            cJSON_AddItemToObject(o, it->string, cJSON_Duplicate(it, true));
-        }
+    memset(ctx, 0, sizeof *ctx);
+    ctx->now = ev_wall_ms();
+    ctx->no_wait = true;
+    char msg[256];
+    switch (bk_refuse_write(c, grows, reads_only, msg, sizeof msg)) {
+    case BK_REFUSE_NONE:
+        return true;
+    case BK_REFUSE_DISK_LOW:
+        bk__native_fail(c, SQS_E_THROTTLED, msg);
+        return false;
+    case BK_REFUSE_LOG_FAILED:
+        bk__native_fail(c, SQS_E_SERVICE_UNAVAILABLE, msg);
+        return false;
     }
-    return o;
+    return false;
 }
 
-/* One native message object into canonical SendMessage fields of p. */
-static void message_fields(const cJSON *m, cJSON *p)
+/* Answers a finished call: o (taken; NULL: {"ok":true}) or the engine's
+ * error, held until durable when the call wrote records. */
+void bk__native_call_end(struct bk_conn *c, const struct bk_ctx *ctx, enum bk_err rc, const struct bk_error *be,
+                     cJSON *o)
 {
-    const cJSON *v;
-    if ((v = cJSON_GetObjectItemCaseSensitive(m, "body")))
-        cJSON_AddItemToObject(p, "MessageBody", cJSON_Duplicate(v, true));
-    if ((v = cJSON_GetObjectItemCaseSensitive(m, "delay")))
-        cJSON_AddItemToObject(p, "DelaySeconds", cJSON_Duplicate(v, true));
-    if ((v = cJSON_GetObjectItemCaseSensitive(m, "group")))
-        cJSON_AddItemToObject(p, "MessageGroupId", cJSON_Duplicate(v, true));
-    if ((v = cJSON_GetObjectItemCaseSensitive(m, "dedup")))
-        cJSON_AddItemToObject(p, "MessageDeduplicationId", cJSON_Duplicate(v, true));
-    if ((v = cJSON_GetObjectItemCaseSensitive(m, "attributes")) && cJSON_IsObject(v))
-        cJSON_AddItemToObject(p, "MessageAttributes", canonical_attrs(v));
+    if (rc != BK_OK) {
+        struct sqs_error err;
+        bk__sqs_error(be, &err);
+        cJSON_Delete(o);
+        bk_native_error(c, &err, ctx->need_sync);
+    } else {
+        if (!o) {
+            o = cJSON_CreateObject();
+            cJSON_AddBoolToObject(o, "ok", true);
+        }
+        bk__native_json(c, 200, o, ctx->need_sync);
+    }
+    if (ctx->need_sync)
+        bk_commit_join(c);
 }
 
-static void send_messages(struct bk_conn *c, const char *name, const struct admin_req *ar)
+/* The queue of the path, or NULL with the 404 answered. */
+struct bk_queue *bk__native_queue(struct bk_conn *c, const char *name)
 {
-    cJSON *p = queue_params(c, name);
-    if (!bk_native_json_body(c)) {
-        if (!buf_len(&c->h.body)) {
-            cJSON_Delete(p);
-            fail(c, SQS_E_MISSING_PARAMETER, "empty message: send a body");
-            return;
-        }
-        cJSON_AddItemToObject(p, "MessageBody", cJSON_CreateString(buf_rptr(&c->h.body)));
-        if (strlen(buf_rptr(&c->h.body)) != buf_len(&c->h.body)) {
-            cJSON_Delete(p);
-            fail(c, SQS_E_INVALID_MESSAGE_CONTENTS, "message bodies cannot hold NUL bytes");
-            return;
-        }
-        if (!query_int(ar, "delay", p, "DelaySeconds")) {
-            cJSON_Delete(p);
-            fail(c, SQS_E_INVALID_PARAMETER_VALUE, "delay must be a number of seconds");
-            return;
-        }
-        query_str(ar, "group", p, "MessageGroupId");
-        query_str(ar, "dedup", p, "MessageDeduplicationId");
-        run(c, "SendMessage", p, NULL);
-        return;
-    }
-    bool bad;
-    cJSON *j = bk_native_body_object(c, &bad);
-    if (!j) {
-        cJSON_Delete(p);
-        fail(c, SQS_E_MALFORMED_QUERY, "expected a JSON object: {\"body\": ...} or {\"messages\": [...]}");
-        return;
-    }
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "messages");
-    if (cJSON_IsArray(list)) {
-        cJSON *entries = cJSON_AddArrayToObject(p, "Entries");
-        const cJSON *m;
-        int i = 0;
-        cJSON_ArrayForEach(m, list)
-        {
-            cJSON *e = cJSON_CreateObject();
-            char id[16];
-            snprintf(id, sizeof id, "%d", i++);
-            cJSON_AddStringToObject(e, "Id", id);
-            message_fields(m, e);
-            cJSON_AddItemToArray(entries, e);
-        }
-        cJSON_Delete(j);
-        run(c, "SendMessageBatch", p, NULL);
-        return;
-    }
-    message_fields(j, p);
-    cJSON_Delete(j);
-    run(c, "SendMessage", p, NULL);
+    struct bk_queue *q = bk_engine_find(c->srv->engine, name, strlen(name));
+    if (!q)
+        bk__native_fail(c, SQS_E_NONEXISTENT_QUEUE, "The specified queue does not exist.");
+    return q;
 }
 
 static void receive_messages(struct bk_conn *c, const char *name, const struct admin_req *ar)
@@ -366,7 +276,7 @@ static void receive_messages(struct bk_conn *c, const char *name, const struct a
         !query_int(ar, "visibility", p, "VisibilityTimeout")) {
         cJSON_Delete(j);
         cJSON_Delete(p);
-        fail(c, SQS_E_INVALID_PARAMETER_VALUE, "max, wait and visibility are numbers");
+        bk__native_fail(c, SQS_E_INVALID_PARAMETER_VALUE, "max, wait and visibility are numbers");
         return;
     }
     static const char *const map[][2] = {{"max", "MaxNumberOfMessages"},
@@ -383,22 +293,7 @@ static void receive_messages(struct bk_conn *c, const char *name, const struct a
     cJSON *all = cJSON_CreateStringArray((const char *const[]){"All"}, 1);
     cJSON_AddItemToObject(p, "AttributeNames", all);
     cJSON_AddItemToObject(p, "MessageAttributeNames", cJSON_Duplicate(all, true));
-    run(c, "ReceiveMessage", p, NULL);
-}
-
-static cJSON *shape_queue(const cJSON *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    copy_str(o, "url", r, "QueueUrl");
-    return o;
-}
-
-static cJSON *shape_attrs(const cJSON *r)
-{
-    cJSON *o = cJSON_CreateObject();
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(r, "Attributes");
-    cJSON_AddItemToObject(o, "attributes", a ? cJSON_Duplicate(a, true) : cJSON_CreateObject());
-    return o;
+    run(c, "ReceiveMessage", p);
 }
 
 static void list_queues(struct bk_conn *c, const struct admin_req *ar)
@@ -424,119 +319,127 @@ static void list_queues(struct bk_conn *c, const struct admin_req *ar)
         cJSON_AddItemToArray(arr, e);
     }
     free(base);
-    respond_json(c, 200, o, false);
+    bk__native_json(c, 200, o, false);
 }
 
-/* PUT /v1/queues/NAME */
+/* PUT /v1/queues/NAME {"attributes":{..},"tags":{..}} */
 static void create_queue(struct bk_conn *c, const char *name)
 {
     bool bad;
     cJSON *j = bk_native_body_object(c, &bad);
     if (bad) {
-        fail(c, SQS_E_MALFORMED_QUERY, "expected a JSON object {\"attributes\": {...}, \"tags\": {...}}");
+        bk__native_fail(c, SQS_E_MALFORMED_QUERY, "expected a JSON object {\"attributes\": {...}, \"tags\": {...}}");
         return;
     }
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "QueueName", name);
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attributes");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tags");
-    if (a)
-        cJSON_AddItemToObject(p, "Attributes", cJSON_Duplicate(a, true));
-    if (t)
-        cJSON_AddItemToObject(p, "tags", cJSON_Duplicate(t, true));
+    struct bk_ctx ctx;
+    if (bk__native_call_begin(c, false, false, &ctx)) {
+        struct bk_queue *q;
+        struct bk_error be;
+        enum bk_err rc = bk_queue_ensure(c->srv->engine, &ctx, name, cJSON_GetObjectItemCaseSensitive(j, "attributes"),
+                                         cJSON_GetObjectItemCaseSensitive(j, "tags"), &q, &be);
+        cJSON *o = NULL;
+        if (rc == BK_OK) {
+            char *base = bk_base_url(c);
+            char *url = xasprintf("%s/%s/%s", base, BK_ACCOUNT, q->name);
+            o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "url", url);
+            free(url);
+            free(base);
+        }
+        bk__native_call_end(c, &ctx, rc, &be, o);
+    }
     cJSON_Delete(j);
-    run(c, "CreateQueue", p, shape_queue);
 }
 
+/* GET /v1/queues/NAME: every attribute. */
+static void get_attributes(struct bk_conn *c, const char *name)
+{
+    struct bk_ctx ctx;
+    struct bk_queue *q;
+    if (!bk__native_call_begin(c, false, true, &ctx) || !(q = bk__native_queue(c, name)))
+        return;
+    cJSON *all = cJSON_CreateStringArray((const char *const[]){"All"}, 1);
+    cJSON *o = cJSON_CreateObject();
+    struct bk_error be;
+    enum bk_err rc = bk_qattrs_render(q, all, cJSON_AddObjectToObject(o, "attributes"), &be);
+    cJSON_Delete(all);
+    bk__native_call_end(c, &ctx, rc, &be, o);
+}
+
+/* PATCH /v1/queues/NAME {"attributes":{..}} */
 static void set_attributes(struct bk_conn *c, const char *name)
 {
     bool bad;
     cJSON *j = bk_native_body_object(c, &bad);
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "attributes");
+    struct bk_ctx ctx;
+    struct bk_queue *q;
     if (!j || !cJSON_IsObject(a)) {
-        cJSON_Delete(j);
-        fail(c, SQS_E_MALFORMED_QUERY, "expected a JSON object {\"attributes\": {...}}");
-        return;
+        bk__native_fail(c, SQS_E_MALFORMED_QUERY, "expected a JSON object {\"attributes\": {...}}");
+    } else if (bk__native_call_begin(c, false, false, &ctx) && (q = bk__native_queue(c, name))) {
+        struct bk_qattrs qa;
+        struct bk_error be;
+        bk_qattrs_copy(&qa, &q->a);
+        enum bk_err rc = bk_qattrs_apply(c->srv->engine, &qa, a, q->name, false, &be);
+        if (rc != BK_OK)
+            bk_qattrs_free(&qa);
+        else
+            rc = bk_queue_set_attrs(c->srv->engine, &ctx, q, &qa, &be);
+        bk__native_call_end(c, &ctx, rc, &be, NULL);
     }
-    cJSON *p = queue_params(c, name);
-    cJSON_AddItemToObject(p, "Attributes", cJSON_Duplicate(a, true));
     cJSON_Delete(j);
-    run(c, "SetQueueAttributes", p, NULL);
 }
 
-static void delete_batch(struct bk_conn *c, const char *name)
+/* DELETE /v1/queues/NAME, POST /v1/queues/NAME/purge */
+static void drop_queue(struct bk_conn *c, const char *name, bool purge)
 {
-    bool bad;
-    cJSON *j = bk_native_body_object(c, &bad);
-    const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "receipts");
-    if (!cJSON_IsArray(list)) {
-        cJSON_Delete(j);
-        fail(c, SQS_E_MALFORMED_QUERY, "expected a JSON object {\"receipts\": [...]}");
+    struct bk_ctx ctx;
+    struct bk_queue *q;
+    if (!bk__native_call_begin(c, false, false, &ctx) || !(q = bk__native_queue(c, name)))
         return;
-    }
-    cJSON *p = queue_params(c, name);
-    cJSON *entries = cJSON_AddArrayToObject(p, "Entries");
-    const cJSON *r;
-    int i = 0;
-    cJSON_ArrayForEach(r, list)
-    {
-        cJSON *e = cJSON_CreateObject();
-        char id[16];
-        snprintf(id, sizeof id, "%d", i++);
-        cJSON_AddStringToObject(e, "Id", id);
-        cJSON_AddItemToObject(e, "ReceiptHandle", cJSON_Duplicate(r, true));
-        cJSON_AddItemToArray(entries, e);
-    }
-    cJSON_Delete(j);
-    run(c, "DeleteMessageBatch", p, NULL);
+    struct bk_error be;
+    enum bk_err rc = purge ? bk_queue_purge(c->srv->engine, &ctx, q, &be)
+                           : bk_queue_delete(c->srv->engine, &ctx, q, &be);
+    bk__native_call_end(c, &ctx, rc, &be, NULL);
 }
 
-static void change_visibility(struct bk_conn *c, const char *name, const char *receipt,
-                              const struct admin_req *ar)
-{
-    cJSON *p = queue_params(c, name);
-    cJSON_AddStringToObject(p, "ReceiptHandle", receipt);
-    bool bad;
-    cJSON *j = bk_native_body_object(c, &bad);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "timeout");
-    if (t)
-        cJSON_AddItemToObject(p, "VisibilityTimeout", cJSON_Duplicate(t, true));
-    cJSON_Delete(j);
-    if (bad || (!t && !query_int(ar, "timeout", p, "VisibilityTimeout"))) {
-        cJSON_Delete(p);
-        fail(c, SQS_E_INVALID_PARAMETER_VALUE, "timeout must be a number of seconds");
-        return;
-    }
-    run(c, "ChangeMessageVisibility", p, NULL);
-}
-
+/* POST /v1/queues/NAME/redrive {"destination":NAME,"rate":N} starts a
+ * move task; GET lists the queue's tasks. */
 static void redrive(struct bk_conn *c, const char *name, bool start)
 {
-    cJSON *p = cJSON_CreateObject();
-    char arn[160];
-    snprintf(arn, sizeof arn, "%s%s", BK_ARN_PREFIX, name);
-    cJSON_AddStringToObject(p, "SourceArn", arn);
-    if (!start) {
-        cJSON_AddNumberToObject(p, "MaxResults", 10);
-        run(c, "ListMessageMoveTasks", p, NULL);
+    struct bk_engine *e = c->srv->engine;
+    struct bk_ctx ctx;
+    bool bad;
+    cJSON *j = start ? bk_native_body_object(c, &bad) : NULL;
+    if (!bk__native_call_begin(c, false, !start, &ctx)) {
+        cJSON_Delete(j);
         return;
     }
-    bool bad;
-    cJSON *j = bk_native_body_object(c, &bad);
-    const char *dst = bk__param_str(j, "destination");
-    const cJSON *rate = cJSON_GetObjectItemCaseSensitive(j, "rate");
-    if (dst) {
-        snprintf(arn, sizeof arn, "%s%s", BK_ARN_PREFIX, dst);
-        cJSON_AddStringToObject(p, "DestinationArn", arn);
+    struct bk_move_args a = {.src = bk_engine_find(e, name, strlen(name))};
+    cJSON *o = cJSON_CreateObject();
+    struct bk_error be;
+    enum bk_err rc = BK_OK;
+    if (start) {
+        const char *dst = bk__param_str(j, "destination");
+        struct bk_move_task *t;
+        a.has_dst = dst != NULL;
+        a.dst = dst ? bk_engine_find(e, dst, strlen(dst)) : NULL;
+        bk__param_loose(j, "rate", &a.has_rate, &a.rate);
+        if ((rc = bk_move_start(e, &ctx, &a, &t, &be)) == BK_OK)
+            cJSON_AddStringToObject(o, "task", t->handle);
+    } else if (!a.src) {
+        rc = bk_fail(&be, BK_E_NOT_FOUND, "The resource that you specified for the SourceArn parameter "
+                                          "doesn't exist.");
+    } else {
+        char arn[160];
+        snprintf(arn, sizeof arn, "%s%s", BK_ARN_PREFIX, name);
+        cJSON_AddItemToObject(o, "tasks", bk__moves_json(e, arn, 10));
     }
-    if (rate)
-        cJSON_AddItemToObject(p, "MaxNumberOfMessagesPerSecond", cJSON_Duplicate(rate, true));
     cJSON_Delete(j);
-    run(c, "StartMessageMoveTask", p, NULL);
+    bk__native_call_end(c, &ctx, rc, &be, o);
 }
 
-/* Splits "/v1/queues/NAME/rest..." into segments; false if malformed. */
-static bool segment(const char **p, const char *end, char *out, size_t cap)
+bool bk__native_segment(const char **p, const char *end, char *out, size_t cap)
 {
     if (*p >= end || **p != '/')
         return false;
@@ -548,112 +451,114 @@ static bool segment(const char **p, const char *end, char *out, size_t cap)
         return false;
     memcpy(out, s, n);
     out[n] = '\0';
-    for (size_t i = 0; i < n; i++)
-        if (out[i] == '%' || out[i] == '?' || out[i] == '#')
-            return false;
-    return true;
+    return strpbrk(out, "%?#") == NULL;
+}
+
+bool bk__native_signed(struct bk_conn *c, struct sqs_error *err)
+{
+    struct bk_server *s = c->srv;
+    if (!s->cfg->access_key)
+        return true;
+    const char *body = buf_len(&c->h.body) ? buf_rptr(&c->h.body) : "";
+    return sqs_sigv4_check(&c->h.req, body, buf_len(&c->h.body), s->cfg->access_key, s->cfg->secret_key,
+                           (int64_t)(ev_wall_ms() / 1000), err) == SQS_OK;
+}
+
+/* /v1/queues/NAME */
+static void route_queue(struct bk_conn *c, const char *name)
+{
+    switch (c->h.req.m) {
+    case HTTP_M_PUT:
+        create_queue(c, name);
+        return;
+    case HTTP_M_GET:
+    case HTTP_M_HEAD:
+        get_attributes(c, name);
+        return;
+    case HTTP_M_PATCH:
+        set_attributes(c, name);
+        return;
+    case HTTP_M_DELETE:
+        drop_queue(c, name, false);
+        return;
+    default:
+        bk_respond_error(c, 405, "MethodNotAllowed", "use PUT, GET, PATCH or DELETE on a queue");
+        return;
+    }
+}
+
+/* /v1/queues/NAME/SUB */
+static void route_sub(struct bk_conn *c, const char *name, const char *sub, const struct admin_req *ar)
+{
+    bool post = c->h.req.m == HTTP_M_POST;
+    if (!strcmp(sub, "messages") && post)
+        bk__native_send(c, name, ar);
+    else if (!strcmp(sub, "receive") && post)
+        receive_messages(c, name, ar);
+    else if (!strcmp(sub, "delete") && post)
+        bk__native_delete_batch(c, name);
+    else if (!strcmp(sub, "purge") && post)
+        drop_queue(c, name, true);
+    else if (!strcmp(sub, "redrive") && (post || c->h.req.m == HTTP_M_GET))
+        redrive(c, name, post);
+    else if (!strcmp(sub, "messages") || !strcmp(sub, "receive") || !strcmp(sub, "delete") ||
+             !strcmp(sub, "purge") || !strcmp(sub, "redrive"))
+        bk_respond_error(c, 405, "MethodNotAllowed", "method not allowed here");
+    else
+        bk_respond_error(c, 404, "NotFound", "no such resource");
+}
+
+/* /v1/queues/NAME/messages/RECEIPT[/visibility]; p: after RECEIPT. */
+static void route_receipt(struct bk_conn *c, const char *name, const char *receipt, const char *p,
+                          const char *end, const struct admin_req *ar)
+{
+    char tail[MAX_NAME];
+    if (p == end) {
+        if (c->h.req.m == HTTP_M_DELETE)
+            bk__native_delete(c, name, receipt);
+        else
+            bk_respond_error(c, 405, "MethodNotAllowed", "use DELETE on a receipt");
+    } else if (bk__native_segment(&p, end, tail, sizeof tail) && p == end && !strcmp(tail, "visibility")) {
+        if (c->h.req.m == HTTP_M_POST)
+            bk__native_visibility(c, name, receipt, ar);
+        else
+            bk_respond_error(c, 405, "MethodNotAllowed", "use POST on visibility");
+    } else {
+        bk_respond_error(c, 404, "NotFound", "no such resource");
+    }
 }
 
 void bk_native(struct bk_conn *c, const char *path, size_t plen, const char *query, size_t qlen)
 {
-    struct bk_server *s = c->srv;
-    if (s->cfg->access_key) {
-        struct sqs_error err;
-        const char *body = buf_len(&c->h.body) ? buf_rptr(&c->h.body) : "";
-        if (sqs_sigv4_check(&c->h.req, body, buf_len(&c->h.body), s->cfg->access_key, s->cfg->secret_key,
-                            (int64_t)(ev_wall_ms() / 1000), &err) != SQS_OK) {
-            bk_native_error(c, &err, false);
-            return;
-        }
+    struct sqs_error err;
+    if (!bk__native_signed(c, &err)) {
+        bk_native_error(c, &err, false);
+        return;
     }
     struct admin_req ar;
     memset(&ar, 0, sizeof ar);
     ar.query = query;
     ar.query_len = qlen;
     const char *p = path + 3, *end = path + plen; /* after "/v1" */
-    char seg[MAX_NAME], name[MAX_NAME], sub[MAX_NAME], receipt[128], tail[MAX_NAME];
-    enum http_method m = c->h.req.m;
-    if (!segment(&p, end, seg, sizeof seg) || strcmp(seg, "queues") != 0) {
+    char seg[MAX_NAME], name[MAX_NAME], sub[MAX_NAME], receipt[128];
+    if (!bk__native_segment(&p, end, seg, sizeof seg) || strcmp(seg, "queues") != 0) {
         bk_respond_error(c, 404, "NotFound", "no such resource: see /v1/queues");
-        return;
-    }
-    if (p == end || (p + 1 == end && *p == '/')) {
-        if (m == HTTP_M_GET || m == HTTP_M_HEAD)
+    } else if (p == end || (p + 1 == end && *p == '/')) {
+        if (c->h.req.m == HTTP_M_GET || c->h.req.m == HTTP_M_HEAD)
             list_queues(c, &ar);
         else
             bk_respond_error(c, 405, "MethodNotAllowed", "use GET /v1/queues");
-        return;
-    }
-    if (!segment(&p, end, name, sizeof name)) {
-        fail(c, SQS_E_INVALID_PARAMETER_VALUE, "bad queue name in the path");
-        return;
-    }
-    if (p == end) {
-        cJSON *q;
-        switch (m) {
-        case HTTP_M_PUT:
-            create_queue(c, name);
-            return;
-        case HTTP_M_GET:
-        case HTTP_M_HEAD:
-            q = queue_params(c, name);
-            cJSON_AddItemToObject(q, "AttributeNames", cJSON_CreateStringArray((const char *const[]){"All"}, 1));
-            run(c, "GetQueueAttributes", q, shape_attrs);
-            return;
-        case HTTP_M_PATCH:
-            set_attributes(c, name);
-            return;
-        case HTTP_M_DELETE:
-            run(c, "DeleteQueue", queue_params(c, name), NULL);
-            return;
-        default:
-            bk_respond_error(c, 405, "MethodNotAllowed", "use PUT, GET, PATCH or DELETE on a queue");
-            return;
-        }
-    }
-    if (!segment(&p, end, sub, sizeof sub)) {
+    } else if (!bk__native_segment(&p, end, name, sizeof name)) {
+        bk__native_fail(c, SQS_E_INVALID_PARAMETER_VALUE, "bad queue name in the path");
+    } else if (p == end) {
+        route_queue(c, name);
+    } else if (!bk__native_segment(&p, end, sub, sizeof sub)) {
         bk_respond_error(c, 404, "NotFound", "no such resource");
-        return;
-    }
-    bool post = m == HTTP_M_POST;
-    if (p == end) {
-        if (!strcmp(sub, "messages") && post)
-            send_messages(c, name, &ar);
-        else if (!strcmp(sub, "receive") && post)
-            receive_messages(c, name, &ar);
-        else if (!strcmp(sub, "delete") && post)
-            delete_batch(c, name);
-        else if (!strcmp(sub, "purge") && post)
-            run(c, "PurgeQueue", queue_params(c, name), NULL);
-        else if (!strcmp(sub, "redrive") && (post || m == HTTP_M_GET))
-            redrive(c, name, post);
-        else if (!strcmp(sub, "messages") || !strcmp(sub, "receive") || !strcmp(sub, "delete") ||
-                 !strcmp(sub, "purge") || !strcmp(sub, "redrive"))
-            bk_respond_error(c, 405, "MethodNotAllowed", "method not allowed here");
-        else
-            bk_respond_error(c, 404, "NotFound", "no such resource");
-        return;
-    }
-    if (strcmp(sub, "messages") != 0 || !segment(&p, end, receipt, sizeof receipt)) {
+    } else if (p == end) {
+        route_sub(c, name, sub, &ar);
+    } else if (strcmp(sub, "messages") != 0 || !bk__native_segment(&p, end, receipt, sizeof receipt)) {
         bk_respond_error(c, 404, "NotFound", "no such resource");
-        return;
+    } else {
+        route_receipt(c, name, receipt, p, end, &ar);
     }
-    if (p == end) {
-        if (m != HTTP_M_DELETE) {
-            bk_respond_error(c, 405, "MethodNotAllowed", "use DELETE on a receipt");
-            return;
-        }
-        cJSON *q = queue_params(c, name);
-        cJSON_AddStringToObject(q, "ReceiptHandle", receipt);
-        run(c, "DeleteMessage", q, NULL);
-        return;
-    }
-    if (segment(&p, end, tail, sizeof tail) && p == end && !strcmp(tail, "visibility")) {
-        if (post)
-            change_visibility(c, name, receipt, &ar);
-        else
-            bk_respond_error(c, 405, "MethodNotAllowed", "use POST on visibility");
-        return;
-    }
-    bk_respond_error(c, 404, "NotFound", "no such resource");
 }

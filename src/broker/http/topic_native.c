@@ -22,7 +22,7 @@
  * Message attributes: "v" is a String, 5 a Number, ["a", 1] a String.Array,
  * {"DataType": .., "StringValue"|"BinaryValue": ..} any type. Errors are
  * {"error": message, "code": SNS error code} with the SNS status. */
-#include "broker/http/http.h"
+#include "broker/http/native.h"
 #include "broker/topic/topic.h"
 
 #include "core/admin.h"
@@ -453,21 +453,6 @@ static void subscription(struct tp_engine *t, struct bk_conn *c, const char *id)
     }
 }
 
-static bool segment(const char **p, const char *end, char *out, size_t cap)
-{
-    if (*p >= end || **p != '/')
-        return false;
-    const char *s = ++*p;
-    while (*p < end && **p != '/')
-        (*p)++;
-    size_t n = (size_t)(*p - s);
-    if (n == 0 || n >= cap)
-        return false;
-    memcpy(out, s, n);
-    out[n] = '\0';
-    return strpbrk(out, "%?#") == NULL;
-}
-
 static void topic_route(struct tp_engine *t, struct bk_conn *c, const char *name, const char *sub,
                         const char *query, size_t qlen)
 {
@@ -506,19 +491,14 @@ static void topic_route(struct tp_engine *t, struct bk_conn *c, const char *name
 void tp_native(struct tp_engine *t, struct bk_conn *c, const char *path, size_t plen,
                const char *query, size_t qlen)
 {
-    struct bk_server *s = c->srv;
-    if (s->cfg->access_key) {
-        struct sqs_error err;
-        const char *body = buf_len(&c->h.body) ? buf_rptr(&c->h.body) : "";
-        if (sqs_sigv4_check(&c->h.req, body, buf_len(&c->h.body), s->cfg->access_key, s->cfg->secret_key,
-                            (int64_t)(ev_wall_ms() / 1000), &err) != SQS_OK) {
-            fail(c, SNS_E_AUTHORIZATION, err.message);
-            return;
-        }
+    struct sqs_error err;
+    if (!bk__native_signed(c, &err)) {
+        fail(c, SNS_E_AUTHORIZATION, err.message);
+        return;
     }
     const char *p = path + 3, *end = path + plen; /* after "/v1" */
     char kind[32], name[SEG_MAX], sub[SEG_MAX];
-    if (!segment(&p, end, kind, sizeof kind)) {
+    if (!bk__native_segment(&p, end, kind, sizeof kind)) {
         bk_respond_error(c, 404, "NotFound", "no such resource: see /v1/topics");
         return;
     }
@@ -532,7 +512,7 @@ void tp_native(struct tp_engine *t, struct bk_conn *c, const char *path, size_t 
             bk_respond_error(c, 404, "NotFound", "use /v1/subscriptions/ID");
         return;
     }
-    if (!segment(&p, end, name, sizeof name)) {
+    if (!bk__native_segment(&p, end, name, sizeof name)) {
         fail(c, SNS_E_INVALID_PARAMETER, "bad name in the path");
         return;
     }
@@ -547,7 +527,7 @@ void tp_native(struct tp_engine *t, struct bk_conn *c, const char *path, size_t 
         topic_route(t, c, name, NULL, query, qlen);
         return;
     }
-    if (!segment(&p, end, sub, sizeof sub) || p != end) {
+    if (!bk__native_segment(&p, end, sub, sizeof sub) || p != end) {
         bk_respond_error(c, 404, "NotFound", "no such resource");
         return;
     }

@@ -54,13 +54,9 @@ static void drop_orphan_queues(struct tp_engine *t, uint64_t now)
                 for (struct tp_sub *s = tp->subs; s && !owned; s = s->next)
                     owned = s->proto == TP_HTTP && strcmp(s->push_queue, q->name) == 0;
             if (!owned) {
-                cJSON *p = cJSON_CreateObject();
-                cJSON_AddStringToObject(p, "QueueUrl", q->name);
                 struct tp_ctx ctx = {.now = now};
-                struct sqs_error err;
                 log_at(LOG_INFO, "sns: dropping push queue %s: no subscription owns it", q->name);
-                tp__queue_action(t, &ctx, "DeleteQueue", p, NULL, &err);
-                cJSON_Delete(p);
+                tp__queue_drop(t, &ctx, q->name);
             }
         }
         q = next;

@@ -16,9 +16,11 @@
  *   record.c   log records: encoding, decoding, live-record accounting and
  *              compaction;
  *   replay.c   the engine rebuilt from its records at start;
+ *   message.c  the typed message calls (bk_send, ...): what every front
+ *              end runs;
+ *   qcalls.c   the typed queue calls (bk_queue_create, ...);
+ *   error.c    the engine's errors (enum bk_err);
  *   qattrs.c   queue attributes: validation, defaults, rendering;
- *   actions.c, act_msg.c, act_batch.c   the actions of the API, over the
- *              canonical form of sqs_proto.h;
  *   handle.c   receipt handles, message and request ids.
  *
  * Durability: the engine writes records through a struct bk_journal (the
@@ -31,7 +33,6 @@
 #ifndef FG_BROKER_ENGINE_H
 #define FG_BROKER_ENGINE_H
 
-#include "broker/sqs/sqs_proto.h"
 #include "broker/store/store.h"
 #include "core/buf.h"
 #include "core/common.h"
@@ -50,6 +51,38 @@
 #define BK_MAX_WAIT_S 20
 #define BK_MIN_MESSAGE_BYTES 1024
 #define BK_HARD_MAX_MESSAGE_BYTES (1u << 20)
+
+/* ---- errors ---- */
+
+/* What the engine refuses, in its own terms; each front end maps these to
+ * its protocol's codes (sqs/actions.c for SQS, the native API for its
+ * JSON answers). The message is for the client and names the offending
+ * parameter as the API calls it. */
+enum bk_err {
+    BK_OK = 0,
+    BK_E_MISSING,          /* a required argument is absent */
+    BK_E_INVALID,          /* an argument is out of range or malformed */
+    BK_E_CONTENTS,         /* a message body holds a character queues refuse */
+    BK_E_ATTR_NAME,        /* unknown queue attribute name */
+    BK_E_ATTR_VALUE,       /* bad queue attribute value */
+    BK_E_NO_QUEUE,         /* the queue does not exist */
+    BK_E_QUEUE_EXISTS,     /* a queue of that name exists with other attributes */
+    BK_E_RECEIPT,          /* not a receipt handle of this queue */
+    BK_E_NOT_INFLIGHT,     /* the message is not in flight */
+    BK_E_OVER_LIMIT,       /* a broker limit (messages, queues, in flight) is reached */
+    BK_E_UNSUPPORTED,      /* not possible in the current state */
+    BK_E_NOT_FOUND,        /* a named resource (move task, ARN) does not exist */
+    BK_E_LOG,              /* the journal refused a record */
+};
+
+struct bk_error {
+    enum bk_err code;
+    char message[256];
+};
+
+/* Sets err's code and a printf-style message; returns code. */
+enum bk_err bk_fail(struct bk_error *err, enum bk_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- log records ---- */
 
@@ -286,6 +319,137 @@ struct bk_ctx {
     struct bk_queue *wait_q;
 };
 
+/* ---- message calls (message.c) ----
+ *
+ * The typed entry points every front end uses: the SQS actions, the
+ * native API, topic fan-out and push delivery. They check what is queue
+ * semantics (sizes, delay and visibility ranges, FIFO group and
+ * deduplication rules, broker limits) and change the queue; protocol
+ * matters (parameter decoding, digests shown to clients, rendering) stay
+ * with the caller. Each returns BK_OK or fills err. */
+
+/* A message to send. Attributes arrive encoded by the caller (the SQS
+ * edge stores canonical JSON); the engine keeps the bytes as they are and
+ * counts attrs_size (names, types, values) against the size limit. The
+ * digests are the caller's too: the engine only keeps them with the
+ * message (has_md5 false: none given; the SQS edge computes them when it
+ * shows the message). */
+struct bk_send_args {
+    const char *body;
+    size_t body_len;
+    const char *attrs, *sys;     /* message and system attributes, NULL: none */
+    size_t attrs_len, sys_len;
+    size_t attrs_size;           /* both, as the size limit counts them */
+    bool has_delay;              /* false: the queue's DelaySeconds */
+    int64_t delay_s;
+    const char *group, *dedup;   /* FIFO ids, NULL: absent */
+    bool has_md5, has_attrs_md5, has_sys_md5;
+    uint8_t md5_body[16], md5_attrs[16], md5_sys[16];
+};
+
+struct bk_send_result {
+    uint64_t mid;                /* also the FIFO sequence number */
+    char message_id[40];
+    bool duplicate;              /* FIFO: a resend within the window, not enqueued */
+};
+
+enum bk_err bk_send(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                    const struct bk_send_args *a, struct bk_send_result *r, struct bk_error *err);
+
+/* Decodes one UTF-8 character at s[0..n): its code point, or -1 for an
+ * invalid sequence (overlong, surrogate, above U+10FFFF, truncated). */
+int32_t bk_utf8_next(const char *s, size_t n, size_t *used);
+/* True when s[0..n) is valid UTF-8 holding only characters a message
+ * body may hold: #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD |
+ * #x10000 to #x10FFFF (XML 1.0's, as SQS). */
+bool bk_body_valid(const char *s, size_t n);
+
+/* A receive: up to max (1..BK_MAX_BATCH) messages, hidden for the
+ * visibility timeout; with nothing to hand out and a wait time (and
+ * ctx->no_wait unset) it sets ctx->wait_ms and ctx->wait_q instead. */
+struct bk_receive_args {
+    int64_t max;
+    bool has_visibility, has_wait;  /* false: the queue's defaults */
+    int64_t visibility_s, wait_s;
+};
+
+/* One delivered message: data is its attrs + sys + body bytes (the
+ * cache, or tmp when read from the log). Valid until the next engine
+ * call; bk_receive_done() frees the tmp buffers. */
+struct bk_received {
+    const struct bk_msg *m;
+    const char *data;
+    char *tmp;
+};
+
+struct bk_receive_result {
+    size_t n;
+    struct bk_received msgs[BK_MAX_BATCH];
+};
+
+enum bk_err bk_receive(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                       const struct bk_receive_args *a, struct bk_receive_result *r,
+                       struct bk_error *err);
+void bk_receive_done(struct bk_receive_result *r);
+
+/* Deletes the message of a receipt handle. A stale handle (the message
+ * was delivered again since) or a message already gone: BK_OK, nothing
+ * deleted. */
+enum bk_err bk_delete(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                      const char *receipt, struct bk_error *err);
+
+struct bk_visibility_args {
+    const char *receipt;
+    bool has_timeout;
+    int64_t timeout_s;
+};
+
+/* Hides (or, with 0, shows) the in-flight message of a receipt handle. */
+enum bk_err bk_change_visibility(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                                 const struct bk_visibility_args *a, struct bk_error *err);
+
+/* ---- queue calls (qcalls.c) ---- */
+
+/* Creates queue name with attributes a (bk_qattrs_defaults, then set;
+ * taken over in every case) and tags (an object of strings, copied; NULL
+ * for none). A queue of that name already there: *out is it and BK_OK,
+ * nothing changed (the caller decides whether its attributes differ). */
+enum bk_err bk_queue_create(struct bk_engine *e, struct bk_ctx *ctx, const char *name, struct bk_qattrs *a,
+                            const cJSON *tags, struct bk_queue **out, struct bk_error *err);
+/* CreateQueue: the same with an attribute map (names to string values,
+ * NULL: defaults). An existing queue whose attributes the map would
+ * change: BK_E_QUEUE_EXISTS. */
+enum bk_err bk_queue_ensure(struct bk_engine *e, struct bk_ctx *ctx, const char *name, const cJSON *attrs,
+                            const cJSON *tags, struct bk_queue **out, struct bk_error *err);
+/* Replaces q's attributes by a (taken over in every case). */
+enum bk_err bk_queue_set_attrs(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                               struct bk_qattrs *a, struct bk_error *err);
+/* Deletes q with its messages (q is gone on BK_OK). */
+enum bk_err bk_queue_delete(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                            struct bk_error *err);
+/* Deletes every message of q. */
+enum bk_err bk_queue_purge(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
+                           struct bk_error *err);
+/* Checks a tag map: at most 50 with existing ones, keys 1..128 and values
+ * 0..256 characters. */
+enum bk_err bk_tags_check(const cJSON *tags, const cJSON *existing, struct bk_error *err);
+/* Adds or replaces q's tags. */
+enum bk_err bk_queue_tag(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *tags,
+                         struct bk_error *err);
+
+/* A message move task (StartMessageMoveTask): src must be a dead-letter
+ * queue; dst NULL moves each message back to the queue it came from. A
+ * queue the caller named but could not find: src NULL, or has_dst with
+ * dst NULL (BK_E_NOT_FOUND). rate: messages a second, 1..500. */
+struct bk_move_args {
+    struct bk_queue *src, *dst;
+    bool has_dst, has_rate;
+    int64_t rate;
+};
+
+enum bk_err bk_move_start(struct bk_engine *e, struct bk_ctx *ctx, const struct bk_move_args *a,
+                          struct bk_move_task **out, struct bk_error *err);
+
 /* ---- engine.c ---- */
 
 struct bk_engine *bk_engine_new(const struct bk_engine_opts *o, const struct bk_journal *j);
@@ -438,16 +602,16 @@ void bk_qattrs_free(struct bk_qattrs *a);
 void bk_qattrs_copy(struct bk_qattrs *dst, const struct bk_qattrs *src);
 /* Applies an Attributes map (canonical JSON: names to string values) to
  * a. creating: FifoQueue may be set (and must match the name). Returns
- * SQS_OK or the error. */
-enum sqs_err bk_qattrs_apply(struct bk_engine *e, struct bk_qattrs *a, const cJSON *attrs,
-                             const char *qname, bool creating, struct sqs_error *err);
+ * BK_OK or the error. */
+enum bk_err bk_qattrs_apply(struct bk_engine *e, struct bk_qattrs *a, const cJSON *attrs,
+                            const char *qname, bool creating, struct bk_error *err);
 /* Would applying attrs to a change anything? (CreateQueue on an existing
  * queue.) */
 bool bk_qattrs_differ(const struct bk_qattrs *a, const cJSON *attrs);
 /* Adds the named attributes (an array of names, "All", or NULL for none)
- * of q to obj. Unknown names: SQS_E_INVALID_ATTRIBUTE_NAME. */
-enum sqs_err bk_qattrs_render(const struct bk_queue *q, const cJSON *names, cJSON *obj,
-                              struct sqs_error *err);
+ * of q to obj. Unknown names: BK_E_ATTR_NAME. */
+enum bk_err bk_qattrs_render(const struct bk_queue *q, const cJSON *names, cJSON *obj,
+                             struct bk_error *err);
 /* Settable attributes as a JSON object (for the QUEUE record). */
 cJSON *bk_qattrs_to_json(const struct bk_qattrs *a);
 bool bk_qname_valid(const char *name, bool *fifo);
@@ -463,57 +627,5 @@ bool bk_handle_parse(const struct bk_engine *e, const char *h, uint32_t *qid, ui
 void bk_message_id(const struct bk_engine *e, uint64_t mid, char out[40]);
 void bk_request_id(uint64_t seq, char out[40]);
 void bk_random_bytes(void *p, size_t n);
-
-/* ---- actions ---- */
-
-/* Runs action with canonical params. On success *result is a new object
- * (or NULL for an empty result) and SQS_OK is returned; otherwise the
- * error with err filled. Unknown actions: SQS_E_INVALID_ACTION. */
-enum sqs_err bk_action(struct bk_engine *e, struct bk_ctx *ctx, const char *action,
-                       const cJSON *params, cJSON **result, struct sqs_error *err);
-/* Is action one that only reads (never waits for durability)? */
-bool bk_action_known(const char *action);
-
-/* Action handlers (actions.c, act_msg.c, act_batch.c). */
-typedef enum sqs_err (*bk_action_fn)(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p,
-                                     cJSON **res, struct sqs_error *err);
-enum sqs_err bk__act_send(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                          struct sqs_error *err);
-enum sqs_err bk__act_receive(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                             struct sqs_error *err);
-enum sqs_err bk__act_delete(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                            struct sqs_error *err);
-enum sqs_err bk__act_visibility(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                                struct sqs_error *err);
-enum sqs_err bk__act_send_batch(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                                struct sqs_error *err);
-enum sqs_err bk__act_delete_batch(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p,
-                                  cJSON **res, struct sqs_error *err);
-enum sqs_err bk__act_visibility_batch(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p,
-                                      cJSON **res, struct sqs_error *err);
-enum sqs_err bk__act_start_move(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                                struct sqs_error *err);
-enum sqs_err bk__act_list_moves(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                                struct sqs_error *err);
-enum sqs_err bk__act_cancel_move(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p,
-                                 cJSON **res, struct sqs_error *err);
-
-/* One entry's work, shared by the single and the batch actions: fill out
- * (send) or just succeed. */
-enum sqs_err bk__send_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *p,
-                          cJSON *out, struct sqs_error *err);
-enum sqs_err bk__delete_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *p,
-                            struct sqs_error *err);
-enum sqs_err bk__visibility_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
-                                const cJSON *p, struct sqs_error *err);
-
-/* Parameter helpers shared by the action files. */
-struct bk_queue *bk__param_queue(struct bk_engine *e, const cJSON *p, struct sqs_error *err);
-/* Integer parameter (a JSON number or a numeric string). Absent: def.
- * Out of [min, max] or not a number: InvalidParameterValue. */
-enum sqs_err bk__param_int(const cJSON *p, const char *name, int64_t min, int64_t max, int64_t def,
-                           int64_t *out, struct sqs_error *err);
-const char *bk__param_str(const cJSON *p, const char *name);
-char *bk__queue_url(const struct bk_ctx *ctx, const struct bk_queue *q);
 
 #endif

@@ -133,14 +133,14 @@ static void set_str(char **dst, const char *s)
 
 /* RedrivePolicy: {"deadLetterTargetArn": ARN, "maxReceiveCount": 1..1000};
  * "" removes it. */
-static enum sqs_err apply_redrive(struct bk_engine *e, struct bk_qattrs *a, const char *v,
-                                  struct sqs_error *err)
+static enum bk_err apply_redrive(struct bk_engine *e, struct bk_qattrs *a, const char *v,
+                                  struct bk_error *err)
 {
     if (!*v) {
         set_str(&a->redrive_policy, "");
         set_str(&a->dlq_name, "");
         a->max_receive = 0;
-        return SQS_OK;
+        return BK_OK;
     }
     cJSON *j = cJSON_Parse(v);
     const cJSON *arn = cJSON_GetObjectItemCaseSensitive(j, "deadLetterTargetArn");
@@ -154,20 +154,20 @@ static enum sqs_err apply_redrive(struct bk_engine *e, struct bk_qattrs *a, cons
         strncmp(arn->valuestring, BK_ARN_PREFIX, pl) != 0 ||
         !bk_qname_valid(arn->valuestring + pl, &fifo)) {
         cJSON_Delete(j);
-        return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_VALUE,
+        return bk_fail(err, BK_E_ATTR_VALUE,
                         "Value %s for parameter RedrivePolicy is invalid. Reason: expected "
                         "{\"deadLetterTargetArn\":\"" BK_ARN_PREFIX "<queue>\",\"maxReceiveCount\":1..1000}.",
                         v);
     }
     if (fifo != a->fifo) {
         cJSON_Delete(j);
-        return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_VALUE,
+        return bk_fail(err, BK_E_ATTR_VALUE,
                         "Value %s for parameter RedrivePolicy is invalid. Reason: Dead-letter queue "
                         "must be same type of queue as the source.", v);
     }
     if (!e->replaying && !bk_engine_find_arn(e, arn->valuestring)) {
         cJSON_Delete(j);
-        return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_VALUE,
+        return bk_fail(err, BK_E_ATTR_VALUE,
                         "Value %s for parameter RedrivePolicy is invalid. Reason: Dead letter target "
                         "does not exist.", v);
     }
@@ -181,16 +181,16 @@ static enum sqs_err apply_redrive(struct bk_engine *e, struct bk_qattrs *a, cons
     set_str(&a->dlq_name, arn->valuestring + pl);
     a->max_receive = n;
     cJSON_Delete(j);
-    return SQS_OK;
+    return BK_OK;
 }
 
 /* RedriveAllowPolicy: {"redrivePermission": "allowAll"|"denyAll"|"byQueue",
  * "sourceQueueArns": [up to 10 ARNs, byQueue only]}. */
-static enum sqs_err apply_redrive_allow(struct bk_qattrs *a, const char *v, struct sqs_error *err)
+static enum bk_err apply_redrive_allow(struct bk_qattrs *a, const char *v, struct bk_error *err)
 {
     if (!*v) {
         set_str(&a->redrive_allow, "");
-        return SQS_OK;
+        return BK_OK;
     }
     cJSON *j = cJSON_Parse(v);
     const cJSON *perm = cJSON_GetObjectItemCaseSensitive(j, "redrivePermission");
@@ -208,20 +208,20 @@ static enum sqs_err apply_redrive_allow(struct bk_qattrs *a, const char *v, stru
     }
     cJSON_Delete(j);
     if (!ok)
-        return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_VALUE,
+        return bk_fail(err, BK_E_ATTR_VALUE,
                         "Value %s for parameter RedriveAllowPolicy is invalid.", v);
     set_str(&a->redrive_allow, v);
-    return SQS_OK;
+    return BK_OK;
 }
 
-static enum sqs_err bad_value(struct sqs_error *err, const char *name, const char *v)
+static enum bk_err bad_value(struct bk_error *err, const char *name, const char *v)
 {
-    return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_VALUE, "Invalid value for the parameter %s: %s",
+    return bk_fail(err, BK_E_ATTR_VALUE, "Invalid value for the parameter %s: %s",
                     name, v ? v : "(not a string)");
 }
 
-static enum sqs_err apply_one(struct bk_engine *e, struct bk_qattrs *a, const char *name,
-                              const char *v, bool creating, struct sqs_error *err)
+static enum bk_err apply_one(struct bk_engine *e, struct bk_qattrs *a, const char *name,
+                              const char *v, bool creating, struct bk_error *err)
 {
     uint32_t max_size = e->o.max_message_bytes ? e->o.max_message_bytes : 262144;
     bool b;
@@ -268,16 +268,16 @@ static enum sqs_err apply_one(struct bk_engine *e, struct bk_qattrs *a, const ch
         if (!parse_bool(v, &b))
             return bad_value(err, name, v);
         if (!creating && b != a->fifo)
-            return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_NAME,
+            return bk_fail(err, BK_E_ATTR_NAME,
                             "Unknown Attribute FifoQueue: it can only be set when the queue is created.");
         if (b != a->fifo)
-            return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
+            return bk_fail(err, BK_E_INVALID,
                             "The name of a FIFO queue must end with the .fifo suffix, and only a "
                             "FIFO queue's name may.");
     } else if (!strcmp(name, "ContentBasedDeduplication") || !strcmp(name, "DeduplicationScope") ||
                !strcmp(name, "FifoThroughputLimit")) {
         if (!a->fifo)
-            return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_NAME, "Unknown Attribute %s.", name);
+            return bk_fail(err, BK_E_ATTR_NAME, "Unknown Attribute %s.", name);
         if (name[0] == 'C') {
             if (!parse_bool(v, &a->content_dedup))
                 return bad_value(err, name, v);
@@ -291,19 +291,19 @@ static enum sqs_err apply_one(struct bk_engine *e, struct bk_qattrs *a, const ch
             set_str(&a->throughput_limit, v);
         }
     } else {
-        return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_NAME, "Unknown Attribute %s.", name);
+        return bk_fail(err, BK_E_ATTR_NAME, "Unknown Attribute %s.", name);
     }
-    return SQS_OK;
+    return BK_OK;
 }
 
-enum sqs_err bk_qattrs_apply(struct bk_engine *e, struct bk_qattrs *a, const cJSON *attrs,
-                             const char *qname, bool creating, struct sqs_error *err)
+enum bk_err bk_qattrs_apply(struct bk_engine *e, struct bk_qattrs *a, const cJSON *attrs,
+                             const char *qname, bool creating, struct bk_error *err)
 {
     FG_UNUSED(qname);
     if (!attrs)
-        return SQS_OK;
+        return BK_OK;
     if (!cJSON_IsObject(attrs))
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE, "Attributes must be a map.");
+        return bk_fail(err, BK_E_INVALID, "Attributes must be a map.");
     const cJSON *it;
     cJSON_ArrayForEach(it, attrs)
     {
@@ -311,11 +311,11 @@ enum sqs_err bk_qattrs_apply(struct bk_engine *e, struct bk_qattrs *a, const cJS
         const char *v = value_text(it, tmp, sizeof tmp);
         if (!v)
             return bad_value(err, it->string, NULL);
-        enum sqs_err rc = apply_one(e, a, it->string, v, creating, err);
-        if (rc != SQS_OK)
+        enum bk_err rc = apply_one(e, a, it->string, v, creating, err);
+        if (rc != BK_OK)
             return rc;
     }
-    return SQS_OK;
+    return BK_OK;
 }
 
 cJSON *bk_qattrs_to_json(const struct bk_qattrs *a)
@@ -435,11 +435,11 @@ static bool render_one(const struct bk_queue *q, const cJSON *settable, const ch
     return true;
 }
 
-enum sqs_err bk_qattrs_render(const struct bk_queue *q, const cJSON *names, cJSON *obj,
-                              struct sqs_error *err)
+enum bk_err bk_qattrs_render(const struct bk_queue *q, const cJSON *names, cJSON *obj,
+                              struct bk_error *err)
 {
     if (!names)
-        return SQS_OK;
+        return BK_OK;
     cJSON *settable = bk_qattrs_to_json(&q->a);
     const cJSON *it;
     bool all = false;
@@ -464,9 +464,9 @@ enum sqs_err bk_qattrs_render(const struct bk_queue *q, const cJSON *names, cJSO
         for (size_t i = 0; all_names[i]; i++)
             render_one(q, settable, all_names[i], obj);
     cJSON_Delete(settable);
-    return SQS_OK;
+    return BK_OK;
 unknown:
     cJSON_Delete(settable);
-    return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_NAME, "Unknown Attribute %s.",
+    return bk_fail(err, BK_E_ATTR_NAME, "Unknown Attribute %s.",
                     cJSON_IsString(names) ? names->valuestring : "?");
 }

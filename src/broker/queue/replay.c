@@ -74,8 +74,8 @@ static int replay_queue(struct bk_engine *e, struct bk_rd *r, struct store_pos p
     }
     struct bk_qattrs a;
     bk_qattrs_defaults(&a, &e->o, fifo);
-    struct sqs_error err;
-    if (bk_qattrs_apply(e, &a, attrs, qname, true, &err) != SQS_OK)
+    struct bk_error err;
+    if (bk_qattrs_apply(e, &a, attrs, qname, true, &err) != BK_OK)
         log_at(LOG_WARN, "broker: queue %s: stored attributes: %s (defaults kept)", qname, err.message);
     cJSON_Delete(attrs);
     struct bk_queue *q = bk_engine_find_id(e, qid);

@@ -5,7 +5,7 @@
  * the total size for sends); then every entry runs through the same
  * function as the single action and lands in Successful or Failed, so one
  * bad entry never fails the others. */
-#include "broker/queue/engine.h"
+#include "broker/sqs/actions.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -164,14 +164,6 @@ enum sqs_err bk__act_visibility_batch(struct bk_engine *e, struct bk_ctx *ctx, c
 
 static const char *const task_status[] = {"RUNNING", "COMPLETED", "CANCELLED", "FAILED"};
 
-static bool is_dlq(struct bk_engine *e, const struct bk_queue *q)
-{
-    for (const struct bk_queue *s = e->qhead; s; s = s->lnext)
-        if (s->a.dlq_name && !strcmp(s->a.dlq_name, q->name))
-            return true;
-    return false;
-}
-
 enum sqs_err bk__act_start_move(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
                                 struct sqs_error *err)
 {
@@ -179,50 +171,21 @@ enum sqs_err bk__act_start_move(struct bk_engine *e, struct bk_ctx *ctx, const c
     const char *dst_arn = bk__param_str(p, "DestinationArn");
     if (!src_arn)
         return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter SourceArn.");
-    struct bk_queue *src = bk_engine_find_arn(e, src_arn);
-    if (!src)
-        return sqs_fail(err, SQS_E_RESOURCE_NOT_FOUND, "The resource that you specified for the "
-                                                       "SourceArn parameter doesn't exist.");
-    struct bk_queue *dst = NULL;
-    if (dst_arn && *dst_arn && !(dst = bk_engine_find_arn(e, dst_arn)))
-        return sqs_fail(err, SQS_E_RESOURCE_NOT_FOUND, "The resource that you specified for the "
-                                                       "DestinationArn parameter doesn't exist.");
-    if (dst == src || (dst && dst->a.fifo != src->a.fifo))
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                        "The destination must be another queue of the same type.");
-    if (!is_dlq(e, src))
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                        "Source queue must be configured as a Dead Letter Queue.");
-    int64_t rate;
-    enum sqs_err rc = bk__param_int(p, "MaxNumberOfMessagesPerSecond", 1, 500, 0, &rate, err);
-    if (rc != SQS_OK)
-        return rc;
-    for (struct bk_move_task *t = e->tasks; t; t = t->next)
-        if (t->src_qid == src->qid && t->status == BK_TASK_RUNNING)
-            return sqs_fail(err, SQS_E_UNSUPPORTED_OPERATION,
-                            "There is already a running message move task for this source.");
-    struct bk_move_task *t = bk__task_start(e, src, dst, (uint32_t)rate, ctx->now);
-    ctx->need_sync = true;
+    struct bk_move_args a = {.src = bk_engine_find_arn(e, src_arn), .has_dst = dst_arn && *dst_arn};
+    if (a.src && a.has_dst)
+        a.dst = bk_engine_find_arn(e, dst_arn);
+    bk__param_loose(p, "MaxNumberOfMessagesPerSecond", &a.has_rate, &a.rate);
+    struct bk_move_task *t;
+    struct bk_error be;
+    if (bk_move_start(e, ctx, &a, &t, &be) != BK_OK)
+        return bk__sqs_error(&be, err);
     *res = cJSON_CreateObject();
     cJSON_AddStringToObject(*res, "TaskHandle", t->handle);
     return SQS_OK;
 }
 
-enum sqs_err bk__act_list_moves(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
-                                struct sqs_error *err)
+cJSON *bk__moves_json(struct bk_engine *e, const char *src_arn, int64_t max)
 {
-    FG_UNUSED(ctx);
-    const char *src_arn = bk__param_str(p, "SourceArn");
-    if (!src_arn)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter SourceArn.");
-    struct bk_queue *src = bk_engine_find_arn(e, src_arn);
-    if (!src)
-        return sqs_fail(err, SQS_E_RESOURCE_NOT_FOUND, "The resource that you specified for the "
-                                                       "SourceArn parameter doesn't exist.");
-    int64_t max;
-    enum sqs_err rc = bk__param_int(p, "MaxResults", 1, 10, 1, &max, err);
-    if (rc != SQS_OK)
-        return rc;
     cJSON *arr = cJSON_CreateArray();
     int64_t n = 0;
     for (struct bk_move_task *t = e->tasks; t && n < max; t = t->next) {
@@ -245,8 +208,25 @@ enum sqs_err bk__act_list_moves(struct bk_engine *e, struct bk_ctx *ctx, const c
         cJSON_AddItemToArray(arr, o);
         n++;
     }
+    return arr;
+}
+
+enum sqs_err bk__act_list_moves(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
+                                struct sqs_error *err)
+{
+    FG_UNUSED(ctx);
+    const char *src_arn = bk__param_str(p, "SourceArn");
+    if (!src_arn)
+        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter SourceArn.");
+    if (!bk_engine_find_arn(e, src_arn))
+        return sqs_fail(err, SQS_E_RESOURCE_NOT_FOUND, "The resource that you specified for the "
+                                                       "SourceArn parameter doesn't exist.");
+    int64_t max;
+    enum sqs_err rc = bk__param_int(p, "MaxResults", 1, 10, 1, &max, err);
+    if (rc != SQS_OK)
+        return rc;
     *res = cJSON_CreateObject();
-    cJSON_AddItemToObject(*res, "Results", arr);
+    cJSON_AddItemToObject(*res, "Results", bk__moves_json(e, src_arn, max));
     return SQS_OK;
 }
 

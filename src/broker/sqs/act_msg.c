@@ -2,10 +2,10 @@
  * changing the visibility of one message. The batch actions (act_batch.c)
  * run the same per-entry functions.
  *
- * Send validates everything before it writes anything: the body (XML
- * characters only), attributes (sqs_check_attributes), the size limit of
- * the queue, FIFO group and deduplication ids. Then it writes the SEND
- * record and only then makes the message receivable.
+ * Send checks here what is SQS syntax (the attributes:
+ * sqs_check_attributes), encodes the attributes and computes the MD5
+ * digests SQS shows; the engine's bk_send checks the rest (the body's
+ * characters, size limit, delay, FIFO ids) before it writes anything.
  *
  * Receive hands out up to MaxNumberOfMessages messages; a message already
  * received maxReceiveCount times goes to the dead-letter queue instead.
@@ -17,10 +17,9 @@
  * receipt handle from an earlier receive of a message received again
  * deletes nothing (DeleteMessage still succeeds, as SQS documents) and
  * cannot change its visibility. */
-#include "broker/queue/engine.h"
+#include "broker/sqs/actions.h"
 
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,31 +46,6 @@ static void bytes_to_hex(const uint8_t in[16], char out[33])
     out[32] = '\0';
 }
 
-static void sha256_hex(const char *s, size_t len, char out[65])
-{
-    uint8_t md[32];
-    unsigned int n = 0;
-    EVP_Digest(s, len, md, &n, EVP_sha256(), NULL);
-    static const char d[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = d[md[i] >> 4];
-        out[2 * i + 1] = d[md[i] & 15];
-    }
-    out[64] = '\0';
-}
-
-/* FIFO ids: 1..128 characters of alphanumerics and punctuation. */
-static bool fifo_id_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 128)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x21 || *p > 0x7e)
-            return false;
-    return true;
-}
-
 static cJSON *owned_string(const char *s, size_t len)
 {
     /* One copy for a possibly large body: cJSON frees valuestring with
@@ -89,16 +63,24 @@ static void add_md5(cJSON *o, const char *name, const uint8_t md5[16])
     cJSON_AddStringToObject(o, name, hex);
 }
 
+/* MD5OfBody: the digest the sender gave, or (a message sent in process,
+ * by topics or push, carries none: all zero) computed now. */
+static void add_body_md5(cJSON *o, const struct bk_msg *m, const char *body)
+{
+    static const uint8_t none[16];
+    char hex[33];
+    if (memcmp(m->md5_body, none, 16) != 0)
+        bytes_to_hex(m->md5_body, hex);
+    else
+        sqs_md5_hex(body, m->body_len, hex);
+    cJSON_AddStringToObject(o, "MD5OfBody", hex);
+}
+
 static void add_seq(cJSON *o, uint64_t mid)
 {
     char n[32];
     snprintf(n, sizeof n, "%020" PRIu64, mid);
     cJSON_AddStringToObject(o, "SequenceNumber", n);
-}
-
-static enum sqs_err log_failed(struct sqs_error *err)
-{
-    return sqs_fail(err, SQS_E_INTERNAL, "The broker could not write its log.");
 }
 
 /* ---- send ---- */
@@ -120,148 +102,104 @@ static enum sqs_err check_sys(const cJSON *sys, size_t *bytes, struct sqs_error 
     return SQS_OK;
 }
 
-enum sqs_err bk__send_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *p,
-                          cJSON *out, struct sqs_error *err)
+/* Message and system attributes: checked, encoded as canonical JSON
+ * (*at, *st: the caller frees), their digests and size into a. */
+static enum sqs_err send_attrs(const cJSON *attrs, const cJSON *sys, struct bk_send_args *a, char **at,
+                               char **st, struct sqs_error *err)
 {
-    const char *body = bk__param_str(p, "MessageBody");
-    if (!body || !*body)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter MessageBody.");
-    size_t blen = strlen(body);
-    if (!sqs_valid_chars(body, blen))
-        return sqs_fail(err, SQS_E_INVALID_MESSAGE_CONTENTS,
-                        "Invalid binary character was found in the message body, the set of allowed "
-                        "characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to "
-                        "#x10FFFF");
-    const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(p, "MessageAttributes");
-    const cJSON *sys = cJSON_GetObjectItemCaseSensitive(p, "MessageSystemAttributes");
     if (attrs && !cJSON_GetArraySize(attrs))
         attrs = NULL;
     if (sys && !cJSON_GetArraySize(sys))
         sys = NULL;
-    size_t bytes = blen;
     enum sqs_err rc;
-    if (attrs && (rc = sqs_check_attributes(attrs, &bytes, err)) != SQS_OK)
+    if (attrs && (rc = sqs_check_attributes(attrs, &a->attrs_size, err)) != SQS_OK)
         return rc;
-    if (sys && (rc = check_sys(sys, &bytes, err)) != SQS_OK)
+    if (sys && (rc = check_sys(sys, &a->attrs_size, err)) != SQS_OK)
         return rc;
-    if (bytes > q->a.max_size)
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                        "One or more parameters are invalid. Reason: Message must be shorter than %u bytes.",
-                        q->a.max_size);
-    int64_t delay;
-    if ((rc = bk__param_int(p, "DelaySeconds", 0, BK_MAX_DELAY_S, q->a.delay_s, &delay, err)) != SQS_OK)
-        return rc;
-    const char *group = bk__param_str(p, "MessageGroupId");
-    const char *dedup = bk__param_str(p, "MessageDeduplicationId");
-    char hash[65], key[300];
-    if (q->a.fifo) {
-        if (cJSON_GetObjectItemCaseSensitive(p, "DelaySeconds") && delay != q->a.delay_s)
-            return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                            "Value %" PRId64 " for parameter DelaySeconds is invalid. Reason: The request "
-                            "include parameter that is not valid for this queue type.", delay);
-        if (!group)
-            return sqs_fail(err, SQS_E_MISSING_PARAMETER,
-                            "The request must contain the parameter MessageGroupId.");
-        if (!fifo_id_valid(group))
-            return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                            "Value %.128s for parameter MessageGroupId is invalid.", group);
-        if (dedup && !fifo_id_valid(dedup))
-            return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                            "Value %.128s for parameter MessageDeduplicationId is invalid.", dedup);
-        if (!dedup && !q->a.content_dedup)
-            return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                            "The queue should either have ContentBasedDeduplication enabled or "
-                            "MessageDeduplicationId provided explicitly");
-        if (!dedup) {
-            sha256_hex(body, blen, hash);
-            dedup = hash;
-        }
-        bk__dedup_key(q, group, strlen(group), dedup, key, sizeof key);
-        struct bk_dedup *d = bk__dedup_find(q, key, ctx->now);
-        if (d) {
-            /* A duplicate within five minutes: accepted, not enqueued. */
-            char id[40], md5[33];
-            bk_message_id(e, d->mid, id);
-            cJSON_AddStringToObject(out, "MessageId", id);
-            sqs_md5_hex(body, blen, md5);
-            cJSON_AddStringToObject(out, "MD5OfMessageBody", md5);
-            if (attrs && sqs_md5_attributes(attrs, md5))
-                cJSON_AddStringToObject(out, "MD5OfMessageAttributes", md5);
-            add_seq(out, d->mid);
-            q->st.dedup_hits++;
-            ctx->need_sync = true; /* the first send may still be on its way to disk */
-            return SQS_OK;
-        }
-    } else if (dedup) {
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                        "The request include parameter MessageDeduplicationId that is not valid for "
-                        "this queue type.");
-    }
-    if (e->nmsgs >= e->o.max_messages)
-        return sqs_fail(err, SQS_E_OVER_LIMIT, "The broker holds its limit of messages.");
-
-    char *at = attrs ? cJSON_PrintUnformatted(attrs) : NULL;
-    char *st = sys ? cJSON_PrintUnformatted(sys) : NULL;
-    struct bk_msg *m = xcalloc(1, sizeof *m);
-    m->q = q;
-    m->attrs_len = at ? (uint32_t)strlen(at) : 0;
-    m->sys_len = st ? (uint32_t)strlen(st) : 0;
-    m->body_len = (uint32_t)blen;
     char md5[33];
-    sqs_md5_hex(body, blen, md5);
-    hex_to_bytes(md5, m->md5_body);
     if (attrs && sqs_md5_attributes(attrs, md5)) {
-        hex_to_bytes(md5, m->md5_attrs);
-        m->has_attrs_md5 = true;
+        hex_to_bytes(md5, a->md5_attrs);
+        a->has_attrs_md5 = true;
     }
     if (sys && sqs_md5_attributes(sys, md5)) {
-        hex_to_bytes(md5, m->md5_sys);
-        m->has_sys_md5 = true;
+        hex_to_bytes(md5, a->md5_sys);
+        a->has_sys_md5 = true;
     }
-    size_t dlen = (size_t)m->attrs_len + m->sys_len + blen;
-    char *data = xmalloc(dlen);
-    if (at)
-        memcpy(data, at, m->attrs_len);
-    if (st)
-        memcpy(data + m->attrs_len, st, m->sys_len);
-    memcpy(data + m->attrs_len + m->sys_len, body, blen);
+    *at = attrs ? cJSON_PrintUnformatted(attrs) : NULL;
+    *st = sys ? cJSON_PrintUnformatted(sys) : NULL;
+    a->attrs = *at;
+    a->attrs_len = *at ? strlen(*at) : 0;
+    a->sys = *st;
+    a->sys_len = *st ? strlen(*st) : 0;
+    return SQS_OK;
+}
+
+enum sqs_err bk__send_body(const char *body, const cJSON *attrs, const cJSON *sys, struct bk_send_args *a,
+                           char **at, char **st, struct sqs_error *err)
+{
+    memset(a, 0, sizeof *a);
+    *at = *st = NULL;
+    if (!body || !*body)
+        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter MessageBody.");
+    size_t blen = strlen(body);
+    enum sqs_err rc = send_attrs(attrs, sys, a, at, st, err);
+    if (rc != SQS_OK)
+        return rc;
+    a->body = body;
+    a->body_len = blen;
+    char md5[33];
+    sqs_md5_hex(body, blen, md5);
+    hex_to_bytes(md5, a->md5_body);
+    a->has_md5 = true;
+    return SQS_OK;
+}
+
+/* SendMessage parameters (or a batch entry) to typed arguments. */
+static enum sqs_err send_args(const cJSON *p, struct bk_send_args *a, char **at, char **st,
+                              struct sqs_error *err)
+{
+    enum sqs_err rc = bk__send_body(bk__param_str(p, "MessageBody"),
+                                    cJSON_GetObjectItemCaseSensitive(p, "MessageAttributes"),
+                                    cJSON_GetObjectItemCaseSensitive(p, "MessageSystemAttributes"), a, at, st,
+                                    err);
+    if (rc != SQS_OK)
+        return rc;
+    bk__param_loose(p, "DelaySeconds", &a->has_delay, &a->delay_s);
+    a->group = bk__param_str(p, "MessageGroupId");
+    a->dedup = bk__param_str(p, "MessageDeduplicationId");
+    return SQS_OK;
+}
+
+static void send_render(const struct bk_queue *q, const struct bk_send_args *a,
+                        const struct bk_send_result *r, cJSON *out)
+{
+    cJSON_AddStringToObject(out, "MessageId", r->message_id);
+    add_md5(out, "MD5OfMessageBody", a->md5_body);
+    if (a->has_attrs_md5)
+        add_md5(out, "MD5OfMessageAttributes", a->md5_attrs);
+    if (a->has_sys_md5 && !r->duplicate)
+        add_md5(out, "MD5OfMessageSystemAttributes", a->md5_sys);
+    if (q->a.fifo)
+        add_seq(out, r->mid);
+}
+
+enum sqs_err bk__send_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *p,
+                          cJSON *out, struct sqs_error *err)
+{
+    struct bk_send_args a;
+    char *at, *st;
+    enum sqs_err rc = send_args(p, &a, &at, &st, err);
+    if (rc == SQS_OK) {
+        struct bk_send_result r;
+        struct bk_error be;
+        if (bk_send(e, ctx, q, &a, &r, &be) == BK_OK)
+            send_render(q, &a, &r, out);
+        else
+            rc = bk__sqs_error(&be, err);
+    }
     free(at);
     free(st);
-    m->mid = bk__next_mid(e);
-    m->sent_ms = ctx->now;
-    m->visible_at = ctx->now + (uint64_t)delay * 1000;
-    m->theap = m->xheap = SIZE_MAX;
-    if (q->a.fifo) {
-        m->grp = bk__group_get(q, group, strlen(group), true);
-        m->dedup_id = xstrdup(dedup);
-    }
-    if (!bk__log_send(e, m, data, q->a.fifo)) {
-        if (m->grp)
-            bk__group_update(q, m->grp); /* frees a group created for nothing */
-        m->grp = NULL;
-        free(data);
-        bk__msg_free(e, m);
-        return log_failed(err);
-    }
-    bk__msg_cache(e, m, data);
-    free(data);
-    bk__queue_insert(e, q, m, ctx->now);
-    if (q->a.fifo)
-        bk__dedup_add(q, key, ctx->now, m->mid, m->pos);
-    q->st.sent++;
-    ctx->need_sync = true;
-
-    char id[40];
-    bk_message_id(e, m->mid, id);
-    cJSON_AddStringToObject(out, "MessageId", id);
-    add_md5(out, "MD5OfMessageBody", m->md5_body);
-    if (m->has_attrs_md5)
-        add_md5(out, "MD5OfMessageAttributes", m->md5_attrs);
-    if (m->has_sys_md5)
-        add_md5(out, "MD5OfMessageSystemAttributes", m->md5_sys);
-    if (q->a.fifo)
-        add_seq(out, m->mid);
-    return SQS_OK;
+    return rc;
 }
 
 enum sqs_err bk__act_send(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
@@ -310,7 +248,7 @@ static void render_msg(struct bk_engine *e, const struct bk_msg *m, const char *
     bk_handle_make(e, m, handle);
     cJSON_AddStringToObject(o, "MessageId", id);
     cJSON_AddStringToObject(o, "ReceiptHandle", handle);
-    add_md5(o, "MD5OfBody", m->md5_body);
+    add_body_md5(o, m, data + m->attrs_len + m->sys_len);
     cJSON_AddItemToObject(o, "Body", owned_string(data + m->attrs_len + m->sys_len, m->body_len));
 
     cJSON *sa = cJSON_CreateObject();
@@ -385,140 +323,54 @@ enum sqs_err bk__act_receive(struct bk_engine *e, struct bk_ctx *ctx, const cJSO
     struct bk_queue *q = bk__param_queue(e, p, err);
     if (!q)
         return err->code;
-    int64_t max, vis, wait;
-    enum sqs_err rc;
-    if ((rc = bk__param_int(p, "MaxNumberOfMessages", 1, BK_MAX_BATCH, 1, &max, err)) != SQS_OK ||
-        (rc = bk__param_int(p, "VisibilityTimeout", 0, BK_MAX_VISIBILITY_S, q->a.visibility_s, &vis,
-                            err)) != SQS_OK ||
-        (rc = bk__param_int(p, "WaitTimeSeconds", 0, BK_MAX_WAIT_S, q->a.wait_s, &wait, err)) != SQS_OK)
-        return rc;
+    struct bk_receive_args a = {0};
+    bool has_max;
+    bk__param_loose(p, "MaxNumberOfMessages", &has_max, &a.max);
+    if (!has_max)
+        a.max = 1;
+    bk__param_loose(p, "VisibilityTimeout", &a.has_visibility, &a.visibility_s);
+    bk__param_loose(p, "WaitTimeSeconds", &a.has_wait, &a.wait_s);
+    struct bk_receive_result r;
+    struct bk_error be;
+    if (bk_receive(e, ctx, q, &a, &r, &be) != BK_OK)
+        return bk__sqs_error(&be, err);
+    if (ctx->wait_ms)
+        return SQS_OK;
     const cJSON *anames = cJSON_GetObjectItemCaseSensitive(p, "AttributeNames");
     const cJSON *snames = cJSON_GetObjectItemCaseSensitive(p, "MessageSystemAttributeNames");
     const cJSON *mnames = cJSON_GetObjectItemCaseSensitive(p, "MessageAttributeNames");
-    if (!q->a.fifo && q->n_inflight >= e->o.max_inflight)
-        return sqs_fail(err, SQS_E_OVER_LIMIT, "Too many messages in flight (limit %u).",
-                        e->o.max_inflight);
-
-    struct bk_queue *dlq = bk__dlq_of(e, q);
-    cJSON *arr = cJSON_CreateArray();
-    int64_t got = 0;
-    /* Another pass only when messages went to the DLQ instead; a message
-     * received with a zero timeout stays receivable and must not come
-     * twice in one answer, so such receives make one pass. */
-    bool again = true;
-    while (got < max && again) {
-        struct bk_msg *pick[BK_MAX_BATCH];
-        size_t n = bk__queue_pick(e, q, pick, (size_t)(max - got), ctx->now);
-        if (!n)
-            break;
-        again = false;
-        for (size_t i = 0; i < n; i++) {
-            struct bk_msg *m = pick[i];
-            if (dlq && m->recv_count >= q->a.max_receive) {
-                q->st.redriven++;
-                bk__msg_move(e, m, dlq, false, ctx->now);
-                again = vis > 0;
-                continue;
-            }
-            char *tmp;
-            const char *data = bk__msg_data(e, m, &tmp);
-            if (!data) {
-                q->st.expired++;
-                bk__msg_delete(e, m, true);
-                continue;
-            }
-            bk__msg_received(e, m, (uint32_t)vis, ctx->now);
-            render_msg(e, m, data, anames, snames, mnames, arr);
-            free(tmp);
-            got++;
-        }
-    }
-    if (!got && wait > 0 && !ctx->no_wait) {
-        cJSON_Delete(arr);
-        ctx->wait_ms = (uint32_t)wait * 1000;
-        ctx->wait_q = q;
-        return SQS_OK;
-    }
     *res = cJSON_CreateObject();
-    if (got)
-        cJSON_AddItemToObject(*res, "Messages", arr);
-    else
-        cJSON_Delete(arr);
+    if (r.n) {
+        cJSON *arr = cJSON_AddArrayToObject(*res, "Messages");
+        for (size_t i = 0; i < r.n; i++)
+            render_msg(e, r.msgs[i].m, r.msgs[i].data, anames, snames, mnames, arr);
+    }
+    bk_receive_done(&r);
     return SQS_OK;
 }
 
 /* ---- delete and visibility ---- */
 
-/* The message a receipt handle names in q: *m NULL when it is gone. */
-static enum sqs_err find_handle(struct bk_engine *e, struct bk_queue *q, const char *h,
-                                struct bk_msg **m, uint32_t *gen, struct sqs_error *err)
-{
-    uint32_t qid;
-    uint64_t mid;
-    if (!h || !*h)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter ReceiptHandle.");
-    if (!bk_handle_parse(e, h, &qid, &mid, gen) || qid != q->qid)
-        return sqs_fail(err, SQS_E_RECEIPT_HANDLE_INVALID,
-                        "The input receipt handle \"%.64s\" is not a valid receipt handle.", h);
-    *m = bk_queue_lookup(q, mid);
-    return SQS_OK;
-}
-
 enum sqs_err bk__delete_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q, const cJSON *p,
                             struct sqs_error *err)
 {
-    struct bk_msg *m;
-    uint32_t gen;
-    enum sqs_err rc = find_handle(e, q, bk__param_str(p, "ReceiptHandle"), &m, &gen, err);
-    if (rc != SQS_OK)
-        return rc;
-    /* Gone already, or a stale handle (the message was delivered again
-     * since): success, nothing deleted. A generation above the count is
-     * a delivery whose record a crash lost before it was durable: that
-     * holder is the latest receiver the broker knows of. */
-    if (!m || gen < m->recv_count || !gen)
-        return SQS_OK;
-    if (!bk__log_delete(e, q->qid, m->mid))
-        return log_failed(err);
-    if (m->last_recv_ms && ctx->now >= m->last_recv_ms)
-        metrics_hist_observe_ns(&q->st.receive_to_delete, (ctx->now - m->last_recv_ms) * 1000000ull);
-    q->st.deleted++;
-    bk__msg_delete(e, m, false);
-    ctx->need_sync = true;
+    struct bk_error be;
+    if (bk_delete(e, ctx, q, bk__param_str(p, "ReceiptHandle"), &be) != BK_OK)
+        return bk__sqs_error(&be, err);
     return SQS_OK;
 }
 
 enum sqs_err bk__visibility_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
                                 const cJSON *p, struct sqs_error *err)
 {
-    struct bk_msg *m;
-    uint32_t gen;
-    const char *h = bk__param_str(p, "ReceiptHandle");
-    enum sqs_err rc = find_handle(e, q, h, &m, &gen, err);
-    if (rc != SQS_OK)
-        return rc;
-    if (!cJSON_GetObjectItemCaseSensitive(p, "VisibilityTimeout"))
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER,
-                        "The request must contain the parameter VisibilityTimeout.");
-    int64_t vis;
-    if ((rc = bk__param_int(p, "VisibilityTimeout", 0, BK_MAX_VISIBILITY_S, 0, &vis, err)) != SQS_OK)
-        return rc;
-    if (!m || gen < m->recv_count)
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                        "Value %.64s for parameter ReceiptHandle is invalid. Reason: Message does not "
-                        "exist or is not available for visibility timeout change.", h);
-    if (m->state != BK_MS_INFLIGHT)
-        return sqs_fail(err, SQS_E_MESSAGE_NOT_INFLIGHT, "The message is not in flight.");
-    uint64_t until = ctx->now + (uint64_t)vis * 1000;
-    if (until > m->last_recv_ms + (uint64_t)BK_MAX_VISIBILITY_S * 1000)
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                        "Value %" PRId64 " for parameter VisibilityTimeout is invalid. Reason: Total "
-                        "VisibilityTimeout for the message is beyond the limit [43200 seconds]", vis);
-    bk__msg_set_visible(e, m, until, ctx->now);
-    if (!bk__log_state(e, m))
-        return log_failed(err);
-    q->st.changed_vis++;
-    ctx->need_sync = true;
+    struct bk_visibility_args a = {.receipt = bk__param_str(p, "ReceiptHandle")};
+    /* Present, even as null (which counts as 0). */
+    a.has_timeout = cJSON_GetObjectItemCaseSensitive(p, "VisibilityTimeout") != NULL;
+    bool given;
+    bk__param_loose(p, "VisibilityTimeout", &given, &a.timeout_s);
+    struct bk_error be;
+    if (bk_change_visibility(e, ctx, q, &a, &be) != BK_OK)
+        return bk__sqs_error(&be, err);
     return SQS_OK;
 }
 

@@ -3,19 +3,42 @@
  * tags, purge, dead-letter sources, permissions).
  *
  * Every action takes the canonical form of sqs_proto.h: parameters and
- * results shaped as in the AWS JSON 1.0 protocol. The SQS protocol layer
- * and the native API both end up here, so behaviour is written once. An
- * action that writes records sets ctx->need_sync; the server holds its
- * answer until they are durable. The table is open: later kinds of
- * actions (topics) add rows. */
-#include "broker/queue/engine.h"
+ * results shaped as in the AWS JSON 1.0 protocol. It decodes them into
+ * the engine's typed calls, where queue behaviour is written once for the
+ * SQS API, the native API and topics, and maps the engine's errors back
+ * (bk__sqs_error, the one table). An action that writes records sets
+ * ctx->need_sync; the server holds its answer until they are durable. */
+#include "broker/sqs/actions.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_TAGS 50
+/* ---- errors ---- */
+
+static const enum sqs_err bk_to_sqs[] = {
+    [BK_OK] = SQS_OK,
+    [BK_E_MISSING] = SQS_E_MISSING_PARAMETER,
+    [BK_E_INVALID] = SQS_E_INVALID_PARAMETER_VALUE,
+    [BK_E_CONTENTS] = SQS_E_INVALID_MESSAGE_CONTENTS,
+    [BK_E_ATTR_NAME] = SQS_E_INVALID_ATTRIBUTE_NAME,
+    [BK_E_ATTR_VALUE] = SQS_E_INVALID_ATTRIBUTE_VALUE,
+    [BK_E_NO_QUEUE] = SQS_E_NONEXISTENT_QUEUE,
+    [BK_E_QUEUE_EXISTS] = SQS_E_QUEUE_NAME_EXISTS,
+    [BK_E_RECEIPT] = SQS_E_RECEIPT_HANDLE_INVALID,
+    [BK_E_NOT_INFLIGHT] = SQS_E_MESSAGE_NOT_INFLIGHT,
+    [BK_E_OVER_LIMIT] = SQS_E_OVER_LIMIT,
+    [BK_E_UNSUPPORTED] = SQS_E_UNSUPPORTED_OPERATION,
+    [BK_E_NOT_FOUND] = SQS_E_RESOURCE_NOT_FOUND,
+    [BK_E_LOG] = SQS_E_INTERNAL,
+};
+
+enum sqs_err bk__sqs_error(const struct bk_error *be, struct sqs_error *err)
+{
+    enum sqs_err code = (size_t)be->code < ARRAY_SIZE(bk_to_sqs) ? bk_to_sqs[be->code] : SQS_E_INTERNAL;
+    return sqs_fail(err, code, "%s", be->message);
+}
 
 /* ---- parameter helpers ---- */
 
@@ -55,6 +78,16 @@ bad:
                     name, min, max);
 }
 
+void bk__param_loose(const cJSON *p, const char *name, bool *has, int64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, name);
+    struct sqs_error ignore;
+    *has = v && !cJSON_IsNull(v);
+    *out = 0;
+    if (*has && bk__param_int(p, name, INT64_MIN + 1, INT64_MAX, 0, out, &ignore) != SQS_OK)
+        *out = INT64_MIN;
+}
+
 struct bk_queue *bk__param_queue(struct bk_engine *e, const cJSON *p, struct sqs_error *err)
 {
     const char *url = bk__param_str(p, "QueueUrl");
@@ -88,56 +121,6 @@ static enum sqs_err log_failed(struct sqs_error *err)
     return sqs_fail(err, SQS_E_INTERNAL, "The broker could not write its log.");
 }
 
-/* Checks a tag map: at most MAX_TAGS in all, keys 1..128, values 0..256. */
-static enum sqs_err check_tags(const cJSON *tags, const cJSON *existing, struct sqs_error *err)
-{
-    if (!cJSON_IsObject(tags))
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE, "Tags must be a map of strings.");
-    int n = existing ? cJSON_GetArraySize(existing) : 0;
-    const cJSON *t;
-    cJSON_ArrayForEach(t, tags)
-    {
-        size_t kl = strlen(t->string);
-        if (!cJSON_IsString(t) || kl < 1 || kl > 128 || strlen(t->valuestring) > 256)
-            return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE, "Tag %.128s is invalid.", t->string);
-        if (!existing || !cJSON_GetObjectItemCaseSensitive(existing, t->string))
-            n++;
-    }
-    if (n > MAX_TAGS)
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE, "Too many tags (at most %d).", MAX_TAGS);
-    return SQS_OK;
-}
-
-static void merge_tags(cJSON *dst, const cJSON *src)
-{
-    const cJSON *t;
-    cJSON_ArrayForEach(t, src)
-    {
-        cJSON_DeleteItemFromObjectCaseSensitive(dst, t->string);
-        cJSON_AddStringToObject(dst, t->string, t->valuestring);
-    }
-}
-
-/* The dead-letter queue named by a's policy must let src_name send to it. */
-static enum sqs_err check_redrive(struct bk_engine *e, const struct bk_qattrs *a, const char *src_name,
-                                  struct sqs_error *err)
-{
-    if (!a->dlq_name)
-        return SQS_OK;
-    struct bk_queue *dlq = bk_engine_find(e, a->dlq_name, strlen(a->dlq_name));
-    struct bk_queue probe;
-    memset(&probe, 0, sizeof probe);
-    snprintf(probe.name, sizeof probe.name, "%s", src_name);
-    if (dlq && !strcmp(dlq->name, src_name))
-        return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_VALUE,
-                        "A queue cannot be its own dead-letter queue.");
-    if (dlq && !bk__redrive_allowed(dlq, &probe))
-        return sqs_fail(err, SQS_E_INVALID_ATTRIBUTE_VALUE,
-                        "The RedriveAllowPolicy of %s does not allow this queue as a source.",
-                        dlq->name);
-    return SQS_OK;
-}
-
 /* ---- queue actions ---- */
 
 static enum sqs_err act_create(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
@@ -146,43 +129,14 @@ static enum sqs_err act_create(struct bk_engine *e, struct bk_ctx *ctx, const cJ
     const char *name = bk__param_str(p, "QueueName");
     if (!name || !*name)
         return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter QueueName.");
-    bool fifo;
-    if (!bk_qname_valid(name, &fifo))
-        return sqs_fail(err, SQS_E_INVALID_PARAMETER_VALUE,
-                        "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 "
-                        "in length (FIFO queues: ending in .fifo).");
     const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(p, "Attributes");
     const cJSON *tags = cJSON_GetObjectItemCaseSensitive(p, "tags");
     if (!tags)
         tags = cJSON_GetObjectItemCaseSensitive(p, "Tags");
-    struct bk_queue *q = bk_engine_find(e, name, strlen(name));
-    if (q) {
-        if (attrs && bk_qattrs_differ(&q->a, attrs))
-            return sqs_fail(err, SQS_E_QUEUE_NAME_EXISTS,
-                            "A queue already exists with the same name and a different value for "
-                            "attribute(s).");
-        *res = url_result(ctx, q);
-        return SQS_OK;
-    }
-    if (e->nqueues >= e->o.max_queues)
-        return sqs_fail(err, SQS_E_OVER_LIMIT, "The broker holds its limit of %u queues.",
-                        e->o.max_queues);
-    enum sqs_err rc;
-    if (tags && (rc = check_tags(tags, NULL, err)) != SQS_OK)
-        return rc;
-    struct bk_qattrs a;
-    bk_qattrs_defaults(&a, &e->o, fifo);
-    if ((rc = bk_qattrs_apply(e, &a, attrs, name, true, err)) != SQS_OK ||
-        (rc = check_redrive(e, &a, name, err)) != SQS_OK) {
-        bk_qattrs_free(&a);
-        return rc;
-    }
-    q = bk_engine_create(e, name, &a, tags ? cJSON_Duplicate(tags, true) : NULL, 0, ctx->now);
-    if (!bk__log_queue(e, q)) {
-        bk_engine_delete(e, q, ctx->now);
-        return log_failed(err);
-    }
-    ctx->need_sync = true;
+    struct bk_queue *q;
+    struct bk_error be;
+    if (bk_queue_ensure(e, ctx, name, attrs, tags, &q, &be) != BK_OK)
+        return bk__sqs_error(&be, err);
     *res = url_result(ctx, q);
     return SQS_OK;
 }
@@ -207,11 +161,8 @@ static enum sqs_err act_delete_queue(struct bk_engine *e, struct bk_ctx *ctx, co
     struct bk_queue *q = bk__param_queue(e, p, err);
     if (!q)
         return err->code;
-    if (!bk__log_queue_del(e, q))
-        return log_failed(err);
-    bk_engine_delete(e, q, ctx->now);
-    ctx->need_sync = true;
-    return SQS_OK;
+    struct bk_error be;
+    return bk_queue_delete(e, ctx, q, &be) == BK_OK ? SQS_OK : bk__sqs_error(&be, err);
 }
 
 static enum sqs_err act_list(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
@@ -264,10 +215,10 @@ static enum sqs_err act_get_attrs(struct bk_engine *e, struct bk_ctx *ctx, const
     if (!q)
         return err->code;
     cJSON *attrs = cJSON_CreateObject();
-    enum sqs_err rc = bk_qattrs_render(q, cJSON_GetObjectItemCaseSensitive(p, "AttributeNames"), attrs, err);
-    if (rc != SQS_OK) {
+    struct bk_error be;
+    if (bk_qattrs_render(q, cJSON_GetObjectItemCaseSensitive(p, "AttributeNames"), attrs, &be) != BK_OK) {
         cJSON_Delete(attrs);
-        return rc;
+        return bk__sqs_error(&be, err);
     }
     *res = cJSON_CreateObject();
     if (cJSON_GetArraySize(attrs))
@@ -288,26 +239,13 @@ static enum sqs_err act_set_attrs(struct bk_engine *e, struct bk_ctx *ctx, const
     if (!attrs)
         return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter Attributes.");
     struct bk_qattrs a;
+    struct bk_error be;
     bk_qattrs_copy(&a, &q->a);
-    enum sqs_err rc;
-    if ((rc = bk_qattrs_apply(e, &a, attrs, q->name, false, err)) != SQS_OK ||
-        (rc = check_redrive(e, &a, q->name, err)) != SQS_OK) {
+    if (bk_qattrs_apply(e, &a, attrs, q->name, false, &be) != BK_OK) {
         bk_qattrs_free(&a);
-        return rc;
+        return bk__sqs_error(&be, err);
     }
-    struct bk_qattrs old = q->a;
-    uint64_t old_mod = q->modified_ms;
-    q->a = a;
-    q->modified_ms = ctx->now;
-    if (!bk__log_queue(e, q)) {
-        bk_qattrs_free(&q->a);
-        q->a = old;
-        q->modified_ms = old_mod;
-        return log_failed(err);
-    }
-    bk_qattrs_free(&old);
-    ctx->need_sync = true;
-    return SQS_OK;
+    return bk_queue_set_attrs(e, ctx, q, &a, &be) == BK_OK ? SQS_OK : bk__sqs_error(&be, err);
 }
 
 static enum sqs_err act_purge(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
@@ -317,12 +255,8 @@ static enum sqs_err act_purge(struct bk_engine *e, struct bk_ctx *ctx, const cJS
     struct bk_queue *q = bk__param_queue(e, p, err);
     if (!q)
         return err->code;
-    if (!bk__log_purge(e, q))
-        return log_failed(err);
-    q->st.purged += q->nmsgs;
-    bk__queue_clear(e, q);
-    ctx->need_sync = true;
-    return SQS_OK;
+    struct bk_error be;
+    return bk_queue_purge(e, ctx, q, &be) == BK_OK ? SQS_OK : bk__sqs_error(&be, err);
 }
 
 static enum sqs_err act_dl_sources(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
@@ -374,14 +308,8 @@ static enum sqs_err act_tag(struct bk_engine *e, struct bk_ctx *ctx, const cJSON
     const cJSON *tags = cJSON_GetObjectItemCaseSensitive(p, "Tags");
     if (!tags)
         return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter Tags.");
-    enum sqs_err rc = check_tags(tags, q->tags, err);
-    if (rc != SQS_OK)
-        return rc;
-    merge_tags(q->tags, tags);
-    if (!bk__log_queue(e, q))
-        return log_failed(err);
-    ctx->need_sync = true;
-    return SQS_OK;
+    struct bk_error be;
+    return bk_queue_tag(e, ctx, q, tags, &be) == BK_OK ? SQS_OK : bk__sqs_error(&be, err);
 }
 
 static enum sqs_err act_untag(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,

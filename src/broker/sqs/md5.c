@@ -11,6 +11,7 @@
  *   - validation of message attributes (names, types, values, count) and
  *     of the characters SQS accepts in bodies and values;
  * plus the strict base64 the canonical form uses for binary values. */
+#include "broker/queue/engine.h"
 #include "broker/sqs/sqs_int.h"
 #include "core/base64.h"
 
@@ -36,69 +37,19 @@ void sqs_md5_hex(const void *data, size_t len, char hex[33])
     to_hex(md, hex);
 }
 
-/* ---- characters ---- */
-
-/* Decodes one UTF-8 character at s[0..n): its code point, or -1 for an
- * invalid sequence (overlong, surrogate, above U+10FFFF, truncated). */
-static int32_t utf8_next(const unsigned char *s, size_t n, size_t *used)
-{
-    unsigned char c = s[0];
-    int32_t cp;
-    size_t k;
-    if (c < 0x80) {
-        *used = 1;
-        return c;
-    }
-    if (c >= 0xc2 && c <= 0xdf) {
-        k = 1;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        k = 2;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        k = 3;
-        cp = c & 0x07;
-    } else {
-        return -1;
-    }
-    if (n < k + 1)
-        return -1;
-    for (size_t i = 1; i <= k; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return -1;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return -1;
-    *used = k + 1;
-    return cp;
-}
+/* ---- characters (the rules are the engine's: bk_utf8_next, bk_body_valid) ---- */
 
 int32_t sqs__utf8_char(const char *s, size_t n, size_t *used)
 {
-    int32_t cp = utf8_next((const unsigned char *)s, n, used);
+    int32_t cp = bk_utf8_next(s, n, used);
     if (cp < 0)
         *used = 1;
     return cp;
 }
 
-static bool xml_char_ok(int32_t cp)
-{
-    return cp == 0x9 || cp == 0xa || cp == 0xd || (cp >= 0x20 && cp <= 0xd7ff) ||
-           (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
-}
-
 bool sqs__valid_chars(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n;) {
-        size_t used;
-        int32_t cp = utf8_next((const unsigned char *)s + i, n - i, &used);
-        if (cp < 0 || !xml_char_ok(cp))
-            return false;
-        i += used;
-    }
-    return true;
+    return bk_body_valid(s, n);
 }
 
 bool sqs_valid_chars(const char *s, size_t n)
@@ -110,7 +61,7 @@ bool sqs__utf8_valid(const char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         size_t used;
-        if (utf8_next((const unsigned char *)s + i, n - i, &used) < 0)
+        if (bk_utf8_next(s + i, n - i, &used) < 0)
             return false;
         i += used;
     }

@@ -12,7 +12,6 @@
  * queue was deleted, the message is too large for it) goes to the
  * subscription's dead-letter queue if it has one, and is counted as
  * dropped otherwise, as SNS drops what it cannot deliver. */
-#include "broker/broker.h"
 #include "broker/topic/topic.h"
 
 #include "broker/sns/sns_sign.h"
@@ -45,24 +44,6 @@ static void url_encode(struct buf *b, const char *s)
             buf_append(b, e, 3);
         }
     }
-}
-
-enum sqs_err tp__queue_action(struct tp_engine *t, struct tp_ctx *ctx, const char *action,
-                              cJSON *params, cJSON **res, struct sqs_error *err)
-{
-    struct bk_ctx bc = {0};
-    bc.now = ctx ? ctx->now : ev_wall_ms();
-    bc.base_url = ctx ? ctx->base_url : NULL;
-    bc.no_wait = true;
-    cJSON *r = NULL;
-    enum sqs_err rc = bk_action(t->e, &bc, action, params, &r, err);
-    if (bc.need_sync && ctx)
-        ctx->need_sync = true;
-    if (res)
-        *res = r;
-    else
-        cJSON_Delete(r);
-    return rc;
 }
 
 /* ---- attributes ---- */
@@ -328,39 +309,10 @@ static cJSON *str_attr(const char *v)
     return o;
 }
 
-/* The queue name of an SQS ARN of this account. */
-static const char *arn_queue(const char *arn)
-{
-    static const char prefix[] = BK_ARN_PREFIX;
-    return strncmp(arn, prefix, sizeof prefix - 1) == 0 ? arn + sizeof prefix - 1 : arn;
-}
-
-/* Sends body to queue (by name); raw attributes and FIFO ids optional. */
-static enum sqs_err send_to(struct tp_engine *t, struct tp_ctx *ctx, const char *queue,
-                            const char *body, size_t len, const cJSON *attrs, const char *group,
-                            const char *dedup, struct sqs_error *err)
-{
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "QueueUrl", queue);
-    cJSON *b = cJSON_CreateString("");
-    free(b->valuestring);
-    b->valuestring = xstrndup(body, len);
-    cJSON_AddItemToObject(p, "MessageBody", b);
-    if (attrs && attrs->child)
-        cJSON_AddItemToObject(p, "MessageAttributes", cJSON_Duplicate(attrs, true));
-    if (group)
-        cJSON_AddStringToObject(p, "MessageGroupId", group);
-    if (dedup)
-        cJSON_AddStringToObject(p, "MessageDeduplicationId", dedup);
-    enum sqs_err rc = tp__queue_action(t, ctx, "SendMessage", p, NULL, err);
-    cJSON_Delete(p);
-    return rc;
-}
-
 /* Queues an HTTP POST body for s's push scheduler. */
-static enum sqs_err push_enqueue(struct tp_engine *t, struct tp_ctx *ctx, struct tp_sub *s,
-                                 const char *type, const char *message_id, const char *body,
-                                 size_t len, bool raw, struct sqs_error *err)
+static enum bk_err push_enqueue(struct tp_engine *t, struct tp_ctx *ctx, struct tp_sub *s,
+                                const char *type, const char *message_id, const char *body,
+                                size_t len, bool raw, struct bk_error *err)
 {
     cJSON *a = cJSON_CreateObject();
     char ts[32];
@@ -370,7 +322,7 @@ static enum sqs_err push_enqueue(struct tp_engine *t, struct tp_ctx *ctx, struct
     cJSON_AddItemToObject(a, "p", str_attr(ts));
     if (raw)
         cJSON_AddItemToObject(a, "r", str_attr("1"));
-    enum sqs_err rc = send_to(t, ctx, s->push_queue, body, len, a, NULL, NULL, err);
+    enum bk_err rc = tp__queue_send(t, ctx, s->push_queue, body, len, a, NULL, NULL, err);
     cJSON_Delete(a);
     return rc;
 }
@@ -388,28 +340,28 @@ static void deliver(struct tp_engine *t, struct tp_ctx *ctx, struct pub *m, stru
         body = buf_rptr(scratch);
         len = buf_len(scratch);
     }
-    struct sqs_error err;
-    enum sqs_err rc;
+    struct bk_error err;
+    enum bk_err rc;
     if (s->proto == TP_SQS) {
-        rc = send_to(t, ctx, arn_queue(s->endpoint), body, len, s->raw ? m->attrs : NULL,
-                     m->tp->fifo ? m->group : NULL, m->tp->fifo ? m->dedup : NULL, &err);
-        if (rc == SQS_OK) {
+        rc = tp__queue_send(t, ctx, s->endpoint, body, len, s->raw ? m->attrs : NULL,
+                            m->tp->fifo ? m->group : NULL, m->tp->fifo ? m->dedup : NULL, &err);
+        if (rc == BK_OK) {
             t->st.deliveries_sqs++;
             s->st.delivered++;
         }
     } else {
         rc = push_enqueue(t, ctx, s, "Notification", m->message_id, body, len, s->raw, &err);
-        if (rc == SQS_OK)
+        if (rc == BK_OK)
             tp_push_kick(t);
     }
-    if (rc == SQS_OK) {
+    if (rc == BK_OK) {
         m->tp->st.deliveries++;
         return;
     }
     m->tp->st.delivery_errors++;
     s->st.failed++;
-    if (s->dlq_arn && send_to(t, ctx, arn_queue(s->dlq_arn), body, len, s->raw ? m->attrs : NULL,
-                              NULL, NULL, &err) == SQS_OK) {
+    if (s->dlq_arn && tp__queue_send(t, ctx, s->dlq_arn, body, len, s->raw ? m->attrs : NULL, NULL,
+                                     NULL, &err) == BK_OK) {
         s->st.dead_lettered++;
         t->st.dead_lettered++;
         return;
@@ -611,31 +563,7 @@ enum sns_err tp__publish_batch(struct tp_engine *t, struct tp_ctx *ctx, const cJ
     return SNS_OK;
 }
 
-/* ---- confirmations and push queues ---- */
-
-enum sns_err tp__push_queue_ensure(struct tp_engine *t, struct tp_sub *s, uint64_t now,
-                                   struct sns_error *err)
-{
-    if (bk_engine_find(t->e, s->push_queue, strlen(s->push_queue)))
-        return SNS_OK;
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "QueueName", s->push_queue);
-    cJSON *a = cJSON_AddObjectToObject(p, "Attributes");
-    char max[32];
-    uint32_t mx = t->e->o.max_message_bytes ? t->e->o.max_message_bytes : 262144;
-    snprintf(max, sizeof max, "%u", mx);
-    cJSON_AddStringToObject(a, "MaximumMessageSize", max);
-    cJSON_AddStringToObject(a, "MessageRetentionPeriod", "1209600");
-    cJSON_AddStringToObject(a, "VisibilityTimeout", "60");
-    struct tp_ctx ctx = {.now = now};
-    struct sqs_error qe;
-    enum sqs_err rc = tp__queue_action(t, &ctx, "CreateQueue", p, NULL, &qe);
-    cJSON_Delete(p);
-    if (rc != SQS_OK)
-        return sns_fail(err, SNS_E_INTERNAL, "Cannot create the push queue of the subscription: %s",
-                        qe.message);
-    return SNS_OK;
-}
+/* ---- confirmations ---- */
 
 enum sns_err tp__send_confirmation(struct tp_engine *t, struct tp_ctx *ctx, struct tp_sub *s,
                                    struct sns_error *err)
@@ -680,15 +608,15 @@ enum sns_err tp__send_confirmation(struct tp_engine *t, struct tp_ctx *ctx, stru
         n.signing_cert_url = buf_rptr(&cert);
     }
     sns_envelope(&n, &body);
-    struct sqs_error qe;
-    enum sqs_err rc = push_enqueue(t, ctx, s, "SubscriptionConfirmation", mid, buf_rptr(&body),
-                                   buf_len(&body), false, &qe);
+    struct bk_error qe;
+    enum bk_err rc = push_enqueue(t, ctx, s, "SubscriptionConfirmation", mid, buf_rptr(&body),
+                                  buf_len(&body), false, &qe);
     free(sig);
     buf_free(&msg);
     buf_free(&url);
     buf_free(&cert);
     buf_free(&body);
-    if (rc != SQS_OK)
+    if (rc != BK_OK)
         return sns_fail(err, SNS_E_INTERNAL, "Cannot queue the subscription confirmation: %s",
                         qe.message);
     tp_push_kick(t);

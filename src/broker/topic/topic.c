@@ -227,7 +227,7 @@ void tp__sub_remove(struct tp_engine *t, struct tp_sub *s)
     s->next = NULL;
     tp__push_sub_release(t, s, true);
     if (s->inflight) {
-        s->deleted = true; /* push.c frees it when its last POST ends */
+        s->deleted = true; /* deliver.c frees it when its last POST ends */
         return;
     }
     tp__sub_free(t, s);

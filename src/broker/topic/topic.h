@@ -17,7 +17,7 @@
  *     once every copy is durable.
  *   - HTTP deliveries: each http subscription owns a broker queue named
  *     TP_PUSH_PREFIX<subscription id> holding the POST bodies still to
- *     deliver. The push scheduler (push.c) receives from it, POSTs,
+ *     deliver. The push scheduler (deliver.c) receives from it, POSTs,
  *     deletes on success and sets the visibility timeout to the delivery
  *     policy's next retry delay on failure; after the last retry the body
  *     goes to the subscription's dead-letter queue. Because the backlog is
@@ -138,7 +138,7 @@ struct tp_engine {
     struct tp_topic *tail;
     uint32_t ntopics;
     uint32_t max_topics;
-    /* push scheduler (push.c) */
+    /* push scheduler (deliver.c) */
     struct ev_timer *push_timer;
     uint64_t push_next_us;
     bool push_kick;
@@ -171,7 +171,7 @@ void tp__topic_free(struct tp_engine *t, struct tp_topic *tp);
 struct tp_sub *tp__sub_new(struct tp_topic *tp, uint8_t proto, const char *endpoint, uint64_t now);
 void tp__sub_free(struct tp_engine *t, struct tp_sub *s);
 /* Detaches s from its topic and frees it (or marks it, when POSTs are in
- * flight, for push.c to free later). */
+ * flight, for deliver.c to free later). */
 void tp__sub_remove(struct tp_engine *t, struct tp_sub *s);
 /* Recomputes s->policy from its topic's defaults and its own policy. */
 void tp__sub_policy(struct tp_sub *s);
@@ -218,14 +218,38 @@ enum sns_err tp__check_attrs(const cJSON *attrs, size_t *bytes, struct sns_error
 /* Queues the SubscriptionConfirmation of an http subscription. */
 enum sns_err tp__send_confirmation(struct tp_engine *t, struct tp_ctx *ctx, struct tp_sub *s,
                                    struct sns_error *err);
+/* ---- topic/bridge.c: the queue engine on behalf of topics ---- */
+
+/* The queue named by a name, QueueUrl or SQS ARN; NULL with err. */
+struct bk_queue *tp__queue(struct tp_engine *t, const char *queue, struct bk_error *err);
+/* Sends body (attrs: canonical message attributes, checked already;
+ * group and dedup: FIFO ids or NULL) to a queue. ctx NULL: outside a
+ * request. */
+enum bk_err tp__queue_send(struct tp_engine *t, struct tp_ctx *ctx, const char *queue,
+                           const char *body, size_t len, const cJSON *attrs, const char *group,
+                           const char *dedup, struct bk_error *err);
+/* One message received for push delivery (the receipt and body are
+ * copies; attrs, parsed, NULL when none: the caller frees all). */
+struct tp_received {
+    char receipt[64];
+    char *body;
+    size_t len;
+    uint32_t count;             /* receives so far, this one included */
+    cJSON *attrs;
+};
+/* Receives one message of queue hidden for visibility_s; false when
+ * there is none. */
+bool tp__queue_receive(struct tp_engine *t, const char *queue, uint32_t visibility_s,
+                       struct tp_received *out);
+/* Deletes a received message (visibility_s < 0) or hides it that long. */
+void tp__queue_ack(struct tp_engine *t, const char *queue, const char *receipt, int visibility_s);
 /* Creates (if missing) the push queue of an http subscription. */
 enum sns_err tp__push_queue_ensure(struct tp_engine *t, struct tp_sub *s, uint64_t now,
                                    struct sns_error *err);
-/* Runs a queue-engine action on behalf of the topics (bk_action). */
-enum sqs_err tp__queue_action(struct tp_engine *t, struct tp_ctx *ctx, const char *action,
-                              cJSON *params, cJSON **res, struct sqs_error *err);
+/* Deletes a queue with its messages (a push queue no longer wanted). */
+void tp__queue_drop(struct tp_engine *t, struct tp_ctx *ctx, const char *queue);
 
-/* ---- push.c ---- */
+/* ---- topic/deliver.c: push delivery ---- */
 
 /* Starts push delivery on loop (timers, HTTP clients). */
 void tp_push_start(struct tp_engine *t, struct ev_loop *loop);
@@ -237,7 +261,7 @@ void tp__push_sub_changed(struct tp_engine *t, struct tp_sub *s);
 /* Frees s's push state (client, queue when drop_queue). */
 void tp__push_sub_release(struct tp_engine *t, struct tp_sub *s, bool drop_queue);
 
-/* ---- metrics ---- */
+/* ---- topic/metrics.c ---- */
 
 void tp_metrics_render(const struct tp_engine *t, struct buf *b);
 

@@ -8,6 +8,7 @@
 #define TEST_BK_TEST_H
 
 #include "broker/queue/engine.h"
+#include "broker/sqs/actions.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>

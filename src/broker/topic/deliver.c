@@ -18,7 +18,6 @@
  * The scheduler runs from a loop timer: at once after a publish, at the
  * next paced slot of a throttled subscription, and every 100 ms otherwise
  * (retries come due through visibility timeouts). */
-#include "broker/broker.h"
 #include "broker/topic/topic.h"
 
 #include "core/ev.h"
@@ -50,56 +49,29 @@ static void job_free(struct push_job *j)
     free(j);
 }
 
-static const char *mattr(const cJSON *m, const char *name)
+/* A string message attribute pushed with the body (t, m, p, r). */
+static const char *mattr(const cJSON *attrs, const char *name)
 {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "MessageAttributes"), name);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, "StringValue");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(attrs, name), "StringValue");
     return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static const char *sattr(const cJSON *m, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m, "Attributes"), name);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static void queue_op(struct tp_engine *t, const char *action, const char *queue, const char *receipt,
-                     int visibility)
-{
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "QueueUrl", queue);
-    cJSON_AddStringToObject(p, "ReceiptHandle", receipt);
-    if (visibility >= 0)
-        cJSON_AddNumberToObject(p, "VisibilityTimeout", visibility);
-    struct sqs_error err;
-    if (tp__queue_action(t, NULL, action, p, NULL, &err) != SQS_OK)
-        log_at(LOG_DEBUG, "sns push: %s on %s: %s", action, queue, err.message);
-    cJSON_Delete(p);
 }
 
 static void dead_letter(struct tp_engine *t, struct push_job *j)
 {
     struct tp_sub *s = j->s;
-    static const char prefix[] = BK_ARN_PREFIX;
     if (!s->dlq_arn || j->confirmation) {
         t->st.dropped++;
         log_at(LOG_WARN, "sns push: %s: delivery policy exhausted, message dropped", s->endpoint);
         return;
     }
-    const char *q = strncmp(s->dlq_arn, prefix, sizeof prefix - 1) == 0 ? s->dlq_arn + sizeof prefix - 1
-                                                                        : s->dlq_arn;
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "QueueUrl", q);
-    cJSON_AddStringToObject(p, "MessageBody", j->body);
-    struct sqs_error err;
-    if (tp__queue_action(t, NULL, "SendMessage", p, NULL, &err) == SQS_OK) {
+    struct bk_error err;
+    if (tp__queue_send(t, NULL, s->dlq_arn, j->body, strlen(j->body), NULL, NULL, NULL, &err) == BK_OK) {
         s->st.dead_lettered++;
         t->st.dead_lettered++;
     } else {
         t->st.dropped++;
-        log_at(LOG_WARN, "sns push: dead-letter queue %s refused a message: %s", q, err.message);
+        log_at(LOG_WARN, "sns push: dead-letter queue %s refused a message: %s", s->dlq_arn, err.message);
     }
-    cJSON_Delete(p);
 }
 
 static void on_done(void *ud, int status)
@@ -113,12 +85,12 @@ static void on_done(void *ud, int status)
          * message is handed back so that the next start delivers it at
          * once rather than after its visibility timeout. */
         if (!s->deleted && status == -ECANCELED)
-            queue_op(t, "ChangeMessageVisibility", s->push_queue, j->receipt, 0);
+            tp__queue_ack(t, s->push_queue, j->receipt, 0);
         job_free(j);
         return;
     }
     if (status >= 200 && status < 300) {
-        queue_op(t, "DeleteMessage", s->push_queue, j->receipt, -1);
+        tp__queue_ack(t, s->push_queue, j->receipt, -1);
         s->st.delivered++;
         t->st.deliveries_http++;
         uint64_t now = ev_wall_ms();
@@ -134,12 +106,11 @@ static void on_done(void *ud, int status)
                status, j->attempt, (long long)delay);
         if (delay < 0) {
             dead_letter(t, j);
-            queue_op(t, "DeleteMessage", s->push_queue, j->receipt, -1);
+            tp__queue_ack(t, s->push_queue, j->receipt, -1);
         } else {
             s->st.retried++;
             t->st.http_retries++;
-            queue_op(t, "ChangeMessageVisibility", s->push_queue, j->receipt,
-                     (int)((delay + 999) / 1000));
+            tp__queue_ack(t, s->push_queue, j->receipt, (int)((delay + 999) / 1000));
         }
     }
     job_free(j);
@@ -164,47 +135,29 @@ static void headers(struct buf *h, const struct tp_sub *s, const char *type, con
  * was nothing to receive. */
 static bool start_one(struct tp_engine *t, struct tp_sub *s)
 {
-    cJSON *p = cJSON_CreateObject();
-    cJSON_AddStringToObject(p, "QueueUrl", s->push_queue);
-    cJSON_AddNumberToObject(p, "MaxNumberOfMessages", 1);
-    cJSON_AddNumberToObject(p, "VisibilityTimeout", PUSH_VISIBILITY_S);
-    cJSON *names = cJSON_AddArrayToObject(p, "AttributeNames");
-    cJSON_AddItemToArray(names, cJSON_CreateString("All"));
-    cJSON *mnames = cJSON_AddArrayToObject(p, "MessageAttributeNames");
-    cJSON_AddItemToArray(mnames, cJSON_CreateString("All"));
-    cJSON *res = NULL;
-    struct sqs_error err;
-    enum sqs_err rc = tp__queue_action(t, NULL, "ReceiveMessage", p, &res, &err);
-    cJSON_Delete(p);
-    const cJSON *msgs = rc == SQS_OK ? cJSON_GetObjectItemCaseSensitive(res, "Messages") : NULL;
-    const cJSON *m = cJSON_GetArrayItem(msgs, 0);
-    const char *body = cJSON_IsObject(m) ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "Body")) : NULL;
-    const char *receipt = body ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle")) : NULL;
-    if (!receipt) {
-        cJSON_Delete(res);
+    struct tp_received m;
+    if (!tp__queue_receive(t, s->push_queue, PUSH_VISIBILITY_S, &m))
         return false;
-    }
-    const char *type = mattr(m, "t"), *mid = mattr(m, "m"), *pub = mattr(m, "p"),
-               *count = sattr(m, "ApproximateReceiveCount");
+    const char *type = mattr(m.attrs, "t"), *mid = mattr(m.attrs, "m"), *pub = mattr(m.attrs, "p");
     struct push_job *j = xcalloc(1, sizeof *j);
     j->t = t;
     j->s = s;
-    j->receipt = xstrdup(receipt);
-    j->body = xstrdup(body);
-    j->len = strlen(body);
-    j->attempt = count ? (uint32_t)strtoul(count, NULL, 10) : 1;
+    j->receipt = xstrdup(m.receipt);
+    j->body = m.body;
+    j->len = m.len;
+    j->attempt = m.count;
     j->published_ms = pub ? strtoull(pub, NULL, 10) : 0;
     j->confirmation = type && strcmp(type, "Notification") != 0;
     struct buf h;
     buf_init(&h);
-    headers(&h, s, type ? type : "Notification", mid ? mid : "", mattr(m, "r") != NULL);
+    headers(&h, s, type ? type : "Notification", mid ? mid : "", mattr(m.attrs, "r") != NULL);
     buf_append(&h, "", 1);
-    cJSON_Delete(res);
+    cJSON_Delete(m.attrs);
     int r = push_post(s->client, buf_rptr(&h), j->body, j->len, on_done, j);
     buf_free(&h);
     if (r < 0) {
         /* No connection free after all: hand the message back at once. */
-        queue_op(t, "ChangeMessageVisibility", s->push_queue, j->receipt, 0);
+        tp__queue_ack(t, s->push_queue, j->receipt, 0);
         job_free(j);
         return false;
     }
@@ -277,13 +230,8 @@ void tp__push_sub_release(struct tp_engine *t, struct tp_sub *s, bool drop_queue
     struct push_client *c = s->client;
     s->client = NULL;
     push_client_free(c); /* in-flight POSTs end now, with -ECANCELED */
-    if (drop_queue && bk_engine_find(t->e, s->push_queue, strlen(s->push_queue))) {
-        cJSON *p = cJSON_CreateObject();
-        cJSON_AddStringToObject(p, "QueueUrl", s->push_queue);
-        struct sqs_error err;
-        tp__queue_action(t, NULL, "DeleteQueue", p, NULL, &err);
-        cJSON_Delete(p);
-    }
+    if (drop_queue && bk_engine_find(t->e, s->push_queue, strlen(s->push_queue)))
+        tp__queue_drop(t, NULL, s->push_queue);
 }
 
 void tp_push_start(struct tp_engine *t, struct ev_loop *loop)
@@ -310,48 +258,4 @@ void tp_push_stop(struct tp_engine *t)
         t->push_timer = NULL;
     }
     t->loop = NULL;
-}
-
-/* ---- metrics ---- */
-
-static void counter(struct buf *b, const char *name, const char *help, uint64_t v)
-{
-    metrics_family(b, name, "counter", help);
-    metrics_sample_u64(b, name, NULL, v);
-}
-
-void tp_metrics_render(const struct tp_engine *t, struct buf *b)
-{
-    uint64_t subs = 0, pending = 0;
-    for (const struct tp_topic *tp = t->topics; tp; tp = tp->next) {
-        subs += tp->nsubs;
-        pending += tp->npending;
-    }
-    metrics_family(b, "floodgate_broker_sns_topics", "gauge", "Topics.");
-    metrics_sample_u64(b, "floodgate_broker_sns_topics", NULL, t->ntopics);
-    metrics_family(b, "floodgate_broker_sns_subscriptions", "gauge", "Subscriptions by state.");
-    metrics_sample_u64(b, "floodgate_broker_sns_subscriptions",
-                       (const char *const[]){"state", "confirmed", NULL}, subs - pending);
-    metrics_sample_u64(b, "floodgate_broker_sns_subscriptions",
-                       (const char *const[]){"state", "pending", NULL}, pending);
-    counter(b, "floodgate_broker_sns_publishes_total", "Messages published.", t->st.publishes);
-    counter(b, "floodgate_broker_sns_publish_errors_total", "Publishes refused.", t->st.publish_errors);
-    metrics_family(b, "floodgate_broker_sns_deliveries_total", "counter",
-                   "Deliveries made, by protocol (http: acknowledged by the endpoint).");
-    metrics_sample_u64(b, "floodgate_broker_sns_deliveries_total",
-                       (const char *const[]){"protocol", "sqs", NULL}, t->st.deliveries_sqs);
-    metrics_sample_u64(b, "floodgate_broker_sns_deliveries_total",
-                       (const char *const[]){"protocol", "http", NULL}, t->st.deliveries_http);
-    counter(b, "floodgate_broker_sns_filtered_total", "Deliveries a filter policy skipped.", t->st.filtered);
-    counter(b, "floodgate_broker_sns_http_failures_total", "HTTP delivery attempts that failed.",
-            t->st.http_failures);
-    counter(b, "floodgate_broker_sns_http_retries_total", "HTTP deliveries scheduled for a retry.",
-            t->st.http_retries);
-    counter(b, "floodgate_broker_sns_dead_lettered_total", "Deliveries sent to a dead-letter queue.",
-            t->st.dead_lettered);
-    counter(b, "floodgate_broker_sns_dropped_total", "Deliveries given up without a dead-letter queue.",
-            t->st.dropped);
-    metrics_family(b, "floodgate_broker_sns_push_latency_seconds", "histogram",
-                   "Publish to acknowledged HTTP delivery.");
-    metrics_hist_write(b, "floodgate_broker_sns_push_latency_seconds", NULL, &t->st.push_latency);
 }
