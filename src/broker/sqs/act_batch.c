@@ -105,16 +105,23 @@ static enum sqs_err run_batch(struct bk_engine *e, struct bk_ctx *ctx, struct bk
     return SQS_OK;
 }
 
+/* A batch's queue and its Entries, checked. */
+static enum sqs_err batch_args(struct bk_engine *e, const cJSON *p, struct bk_queue **q,
+                               const cJSON **entries, struct sqs_error *err)
+{
+    *q = bk__param_queue(e, p, err);
+    if (!*q)
+        return err->code;
+    return check_entries(p, entries, err);
+}
+
 enum sqs_err bk__act_send_batch(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
                                 struct sqs_error *err)
 {
-    struct bk_queue *q = bk__param_queue(e, p, err);
-    if (!q)
-        return err->code;
+    struct bk_queue *q;
     const cJSON *entries;
-    enum sqs_err rc = check_entries(p, &entries, err);
-    if (rc != SQS_OK)
-        return rc;
+    if (batch_args(e, p, &q, &entries, err) != SQS_OK)
+        return err->code;
     /* The whole batch counts against the queue's message size limit. */
     size_t total = 0;
     const cJSON *entry;
@@ -137,26 +144,20 @@ enum sqs_err bk__act_send_batch(struct bk_engine *e, struct bk_ctx *ctx, const c
 enum sqs_err bk__act_delete_batch(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p,
                                   cJSON **res, struct sqs_error *err)
 {
-    struct bk_queue *q = bk__param_queue(e, p, err);
-    if (!q)
-        return err->code;
+    struct bk_queue *q;
     const cJSON *entries;
-    enum sqs_err rc = check_entries(p, &entries, err);
-    if (rc != SQS_OK)
-        return rc;
+    if (batch_args(e, p, &q, &entries, err) != SQS_OK)
+        return err->code;
     return run_batch(e, ctx, q, entries, delete_entry, res);
 }
 
 enum sqs_err bk__act_visibility_batch(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p,
                                       cJSON **res, struct sqs_error *err)
 {
-    struct bk_queue *q = bk__param_queue(e, p, err);
-    if (!q)
-        return err->code;
+    struct bk_queue *q;
     const cJSON *entries;
-    enum sqs_err rc = check_entries(p, &entries, err);
-    if (rc != SQS_OK)
-        return rc;
+    if (batch_args(e, p, &q, &entries, err) != SQS_OK)
+        return err->code;
     return run_batch(e, ctx, q, entries, visibility_entry, res);
 }
 
@@ -170,7 +171,7 @@ enum sqs_err bk__act_start_move(struct bk_engine *e, struct bk_ctx *ctx, const c
     const char *src_arn = bk__param_str(p, "SourceArn");
     const char *dst_arn = bk__param_str(p, "DestinationArn");
     if (!src_arn)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter SourceArn.");
+        return bk__param_missing(err, "SourceArn");
     struct bk_move_args a = {.src = bk_engine_find_arn(e, src_arn), .has_dst = dst_arn && *dst_arn};
     if (a.src && a.has_dst)
         a.dst = bk_engine_find_arn(e, dst_arn);
@@ -217,7 +218,7 @@ enum sqs_err bk__act_list_moves(struct bk_engine *e, struct bk_ctx *ctx, const c
     FG_UNUSED(ctx);
     const char *src_arn = bk__param_str(p, "SourceArn");
     if (!src_arn)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter SourceArn.");
+        return bk__param_missing(err, "SourceArn");
     if (!bk_engine_find_arn(e, src_arn))
         return sqs_fail(err, SQS_E_RESOURCE_NOT_FOUND, "The resource that you specified for the "
                                                        "SourceArn parameter doesn't exist.");
@@ -236,7 +237,7 @@ enum sqs_err bk__act_cancel_move(struct bk_engine *e, struct bk_ctx *ctx, const 
     FG_UNUSED(ctx);
     const char *h = bk__param_str(p, "TaskHandle");
     if (!h)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter TaskHandle.");
+        return bk__param_missing(err, "TaskHandle");
     struct bk_move_task *t = bk__task_find(e, h);
     if (!t)
         return sqs_fail(err, SQS_E_RESOURCE_NOT_FOUND, "The task handle does not exist.");

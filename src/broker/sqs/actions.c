@@ -88,11 +88,16 @@ void bk__param_loose(const cJSON *p, const char *name, bool *has, int64_t *out)
         *out = INT64_MIN;
 }
 
+enum sqs_err bk__param_missing(struct sqs_error *err, const char *name)
+{
+    return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter %s.", name);
+}
+
 struct bk_queue *bk__param_queue(struct bk_engine *e, const cJSON *p, struct sqs_error *err)
 {
     const char *url = bk__param_str(p, "QueueUrl");
     if (!url || !*url) {
-        sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter QueueUrl.");
+        bk__param_missing(err, "QueueUrl");
         return NULL;
     }
     struct bk_queue *q = bk_engine_find_url(e, url);
@@ -128,7 +133,7 @@ static enum sqs_err act_create(struct bk_engine *e, struct bk_ctx *ctx, const cJ
 {
     const char *name = bk__param_str(p, "QueueName");
     if (!name || !*name)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter QueueName.");
+        return bk__param_missing(err, "QueueName");
     const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(p, "Attributes");
     const cJSON *tags = cJSON_GetObjectItemCaseSensitive(p, "tags");
     if (!tags)
@@ -146,7 +151,7 @@ static enum sqs_err act_get_url(struct bk_engine *e, struct bk_ctx *ctx, const c
 {
     const char *name = bk__param_str(p, "QueueName");
     if (!name || !*name)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter QueueName.");
+        return bk__param_missing(err, "QueueName");
     struct bk_queue *q = bk_engine_find(e, name, strlen(name));
     if (!q)
         return sqs_fail(err, SQS_E_NONEXISTENT_QUEUE, "The specified queue does not exist.");
@@ -237,7 +242,7 @@ static enum sqs_err act_set_attrs(struct bk_engine *e, struct bk_ctx *ctx, const
         return err->code;
     const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(p, "Attributes");
     if (!attrs)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter Attributes.");
+        return bk__param_missing(err, "Attributes");
     struct bk_qattrs a;
     struct bk_error be;
     bk_qattrs_copy(&a, &q->a);
@@ -307,7 +312,7 @@ static enum sqs_err act_tag(struct bk_engine *e, struct bk_ctx *ctx, const cJSON
         return err->code;
     const cJSON *tags = cJSON_GetObjectItemCaseSensitive(p, "Tags");
     if (!tags)
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter Tags.");
+        return bk__param_missing(err, "Tags");
     struct bk_error be;
     return bk_queue_tag(e, ctx, q, tags, &be) == BK_OK ? SQS_OK : bk__sqs_error(&be, err);
 }
@@ -321,7 +326,7 @@ static enum sqs_err act_untag(struct bk_engine *e, struct bk_ctx *ctx, const cJS
         return err->code;
     const cJSON *keys = cJSON_GetObjectItemCaseSensitive(p, "TagKeys");
     if (!cJSON_IsArray(keys))
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter TagKeys.");
+        return bk__param_missing(err, "TagKeys");
     const cJSON *k;
     cJSON_ArrayForEach(k, keys) if (cJSON_IsString(k))
         cJSON_DeleteItemFromObjectCaseSensitive(q->tags, k->valuestring);
@@ -354,7 +359,7 @@ static enum sqs_err act_permission(struct bk_engine *e, struct bk_ctx *ctx, cons
     if (!bk__param_queue(e, p, err))
         return err->code;
     if (!bk__param_str(p, "Label"))
-        return sqs_fail(err, SQS_E_MISSING_PARAMETER, "The request must contain the parameter Label.");
+        return bk__param_missing(err, "Label");
     return SQS_OK;
 }
 

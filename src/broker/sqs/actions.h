@@ -74,6 +74,8 @@ cJSON *bk__moves_json(struct bk_engine *e, const char *src_arn, int64_t max);
 
 /* Parameter helpers shared by the action files. */
 struct bk_queue *bk__param_queue(struct bk_engine *e, const cJSON *p, struct sqs_error *err);
+/* MissingParameter, "The request must contain the parameter NAME." */
+enum sqs_err bk__param_missing(struct sqs_error *err, const char *name);
 /* Integer parameter (a JSON number or a numeric string). Absent: def.
  * Out of [min, max] or not a number: InvalidParameterValue. */
 enum sqs_err bk__param_int(const cJSON *p, const char *name, int64_t min, int64_t max, int64_t def,
