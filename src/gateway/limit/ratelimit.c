@@ -177,20 +177,24 @@ static uint64_t fw_wait(const struct rl_rule *r, const struct rl_state *st, uint
     return st->u.fw.start_us + (count + c - 1) / L * r->window_us - now;
 }
 
+/* The verdict of a counting algorithm that waits w us for cost: allowed
+ * (after a delay of w, none for a zero-cost peek) or refused (retry after
+ * w). Returns allowed, for the caller to take the cost. */
+static bool decide(struct rl_decision *d, bool allowed, uint64_t w, uint32_t cost)
+{
+    d->allowed = allowed;
+    d->delay_us = allowed && cost ? w : 0;
+    d->retry_after_us = allowed ? 0 : w;
+    return allowed;
+}
+
 static bool fw_check(const struct rl_rule *r, struct rl_state *st, uint64_t now, uint32_t cost,
                      struct rl_decision *d)
 {
     now = fw_roll(r, st, now);
     uint64_t w = fw_wait(r, st, now, cost);
-    d->allowed = w <= r->max_delay_us;
-    if (d->allowed) {
+    if (decide(d, w <= r->max_delay_us, w, cost))
         st->u.fw.count += cost;
-        d->delay_us = cost ? w : 0;
-        d->retry_after_us = 0;
-    } else {
-        d->delay_us = 0;
-        d->retry_after_us = w;
-    }
     uint64_t L = r->limit, count = st->u.fw.count;
     d->remaining = count < L ? L - count : 0;
     d->reset_us = fw_wait(r, st, now, d->remaining + 1);
@@ -258,15 +262,8 @@ static bool log_check(const struct rl_rule *r, struct rl_state *st, uint64_t now
 {
     uint64_t s = log_start(r, st, now, cost);
     uint64_t w = s - now;
-    d->allowed = w <= r->max_delay_us;
-    if (d->allowed) {
+    if (decide(d, w <= r->max_delay_us, w, cost))
         log_push(r, st, s, cost);
-        d->delay_us = cost ? w : 0;
-        d->retry_after_us = 0;
-    } else {
-        d->delay_us = 0;
-        d->retry_after_us = w;
-    }
     uint64_t in = log_in_window(r, st, now);
     d->remaining = r->limit - in;
     d->reset_us = d->remaining < r->limit ? log_start(r, st, now, d->remaining + 1) - now
@@ -342,17 +339,11 @@ static bool sc_check(const struct rl_rule *r, struct rl_state *st, uint64_t now,
     uint64_t e = now - st->u.sc.start_us;
     uint64_t w = sc_wait(r, st, e, cost);
     /* Units can be booked in the current or the next window only. */
-    d->allowed = w <= r->max_delay_us && e + w < 2 * W;
-    if (d->allowed) {
+    if (decide(d, w <= r->max_delay_us && e + w < 2 * W, w, cost)) {
         if (e + w < W)
             st->u.sc.cur += cost;
         else
             st->u.sc.next += cost;
-        d->delay_us = cost ? w : 0;
-        d->retry_after_us = 0;
-    } else {
-        d->delay_us = 0;
-        d->retry_after_us = w;
     }
     rl_u128 pw = (rl_u128)st->u.sc.prev * (W - e);
     uint64_t pe = (uint64_t)(pw / W) + (pw % W != 0); /* ceil of the weighted share */
