@@ -42,6 +42,14 @@ static uint64_t workers_sum(struct gw *g, size_t off)
     return sum;
 }
 
+/* A family with one sample: a sum over the workers' stats. */
+static void worker_family(struct buf *b, struct gw *g, const char *name, const char *type, const char *help,
+                          size_t off)
+{
+    metrics_family(b, name, type, help);
+    metrics_sample_u64(b, name, NULL, workers_sum(g, off));
+}
+
 /* The value of one per-server metric. */
 typedef uint64_t (*srv_value_fn)(struct gw_server *s, uint64_t now);
 
@@ -59,6 +67,14 @@ static void per_server(struct buf *b, const struct gw_snapshot *s, const char *n
                                fn(srv, now));
         }
     }
+}
+
+/* A family with one sample per server. */
+static void server_family(struct buf *b, const struct gw_snapshot *s, const char *name, const char *type,
+                          const char *help, srv_value_fn fn, uint64_t now)
+{
+    metrics_family(b, name, type, help);
+    per_server(b, s, name, fn, now);
 }
 
 static struct gw_srv_counts counts(const struct gw_server *s)
@@ -138,35 +154,29 @@ static void render_requests(struct gw *g, struct buf *b, const struct gw_snapsho
 /* Connections (client and upstream) and the servers' state. */
 static void render_servers(struct gw *g, struct buf *b, const struct gw_snapshot *s, uint64_t now)
 {
-    metrics_family(b, GW_METRIC("active_connections"), "gauge", "Open client connections.");
-    metrics_sample_u64(b, GW_METRIC("active_connections"), NULL,
-                       workers_sum(g, offsetof(struct gw_worker_stats, active)));
-    metrics_family(b, GW_METRIC("connections_accepted_total"), "counter",
-                   "Client connections accepted.");
-    metrics_sample_u64(b, GW_METRIC("connections_accepted_total"), NULL,
-                       workers_sum(g, offsetof(struct gw_worker_stats, accepted)));
+    worker_family(b, g, GW_METRIC("active_connections"), "gauge",
+                  "Open client connections.",
+                  offsetof(struct gw_worker_stats, active));
+    worker_family(b, g, GW_METRIC("connections_accepted_total"), "counter",
+                  "Client connections accepted.",
+                  offsetof(struct gw_worker_stats, accepted));
 
-    metrics_family(b, GW_METRIC("upstream_connections_opened_total"), "counter",
-                   "New TCP connections to a server.");
-    per_server(b, s, GW_METRIC("upstream_connections_opened_total"), v_opened, now);
-    metrics_family(b, GW_METRIC("upstream_connections_reused_total"), "counter",
-                   "Requests sent to a server on a pooled keep-alive connection.");
-    per_server(b, s, GW_METRIC("upstream_connections_reused_total"), v_reused, now);
-    metrics_family(b, GW_METRIC("upstream_idle_connections"), "gauge",
-                   "Idle keep-alive connections pooled for reuse, all servers.");
-    metrics_sample_u64(b, GW_METRIC("upstream_idle_connections"), NULL,
-                       workers_sum(g, offsetof(struct gw_worker_stats, up_idle)));
+    server_family(b, s, GW_METRIC("upstream_connections_opened_total"), "counter",
+                  "New TCP connections to a server.", v_opened, now);
+    server_family(b, s, GW_METRIC("upstream_connections_reused_total"), "counter",
+                  "Requests sent to a server on a pooled keep-alive connection.", v_reused, now);
+    worker_family(b, g, GW_METRIC("upstream_idle_connections"), "gauge",
+                  "Idle keep-alive connections pooled for reuse, all servers.",
+                  offsetof(struct gw_worker_stats, up_idle));
 
-    metrics_family(b, GW_METRIC("server_up"), "gauge",
-                   "1 when a server takes new requests (healthy, not draining, not ejected, its breaker admitting).");
-    per_server(b, s, GW_METRIC("server_up"), v_up, now);
-    metrics_family(b, GW_METRIC("server_inflight"), "gauge", "Requests in flight to a server.");
-    per_server(b, s, GW_METRIC("server_inflight"), v_inflight, now);
-    metrics_family(b, GW_METRIC("server_weight"), "gauge", "Configured weight of a server.");
-    per_server(b, s, GW_METRIC("server_weight"), v_weight, now);
-    metrics_family(b, GW_METRIC("server_failures_total"), "counter",
-                   "Connect errors, resets and timeouts talking to a server.");
-    per_server(b, s, GW_METRIC("server_failures_total"), v_failures, now);
+    server_family(b, s, GW_METRIC("server_up"), "gauge",
+                  "1 when a server takes new requests (healthy, not draining, not ejected, its breaker admitting).", v_up, now);
+    server_family(b, s, GW_METRIC("server_inflight"), "gauge",
+                  "Requests in flight to a server.", v_inflight, now);
+    server_family(b, s, GW_METRIC("server_weight"), "gauge",
+                  "Configured weight of a server.", v_weight, now);
+    server_family(b, s, GW_METRIC("server_failures_total"), "counter",
+                  "Connect errors, resets and timeouts talking to a server.", v_failures, now);
 }
 
 void gw_metrics_render(struct gw *g, struct buf *b)
