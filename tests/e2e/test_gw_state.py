@@ -16,7 +16,7 @@ import tempfile
 import pytest
 import requests
 
-from fgtest import binary, free_port, scaled, start
+from fgtest import binary, free_port, scaled, start, wait_log
 from gwtest import (Gateway, _wait_admin_ready, backends, config, metric, route, service,
                     servers_hit, to_yaml, wait_until)
 
@@ -142,9 +142,11 @@ def test_registered_echo_heals_after_gateway_restart_without_state_file():
             with gw_at(d, cfg, port, admin) as gw:
                 wait_until(lambda: me in listed(url), scaled(10), what="registration")
                 assert set(servers_hit(gw.url("/"), 10)) == {"a", "b"}
-            # The gateway is gone: the echo keeps trying, and a new one
-            # (no state file: it starts from the config alone) learns it
-            # again at the next renewal.
+            # The gateway is gone: the echo keeps trying (its next renewal
+            # fails; waited for, so the test does not depend on a renewal
+            # falling into the gap), and a new one (no state file: it starts
+            # from the config alone) learns it again at the next renewal.
+            wait_log(b, "retrying", timeout=15)
             with gw_at(d, cfg, port, admin) as gw:
                 wait_until(lambda: me in listed(url), scaled(15), what="registration after the restart")
                 assert set(servers_hit(gw.url("/"), 10)) == {"a", "b"}
