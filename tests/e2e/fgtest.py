@@ -284,13 +284,20 @@ class Conn:
         as not closed."""
         if self.buf:
             return False
+        before = self.sock.gettimeout()
         self.sock.settimeout(scaled(timeout))
         try:
-            return self.sock.recv(1) == b""
+            data = self.sock.recv(1)
+            self.buf += data  # a byte that arrived is kept for the next read
+            return data == b""
         except socket.timeout:
             return False
         except ConnectionResetError:
             return True
+        finally:
+            # The short wait is for this check only: later reads keep the
+            # connection's own timeout (a busy machine answers slowly).
+            self.sock.settimeout(before)
 
     def close(self):
         self.sock.close()
