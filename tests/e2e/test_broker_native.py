@@ -173,6 +173,29 @@ def test_long_poll_wakes_at_once(broker):
     assert 0.9 <= time.monotonic() - t0 < 10
 
 
+def test_long_poll_on_a_deleted_queue_is_answered_404(broker):
+    """A parked receive finds its queue again by id on each run: deleting
+    the queue answers it with 404, and a new queue of the same name does
+    not take it over."""
+    create(broker, "gone")
+    got = {}
+
+    def waiter():
+        got["r"] = requests.post(api(broker, "/queues/gone/receive"), json={"wait": 20, "max": 2},
+                                 timeout=scaled(60))
+
+    base = parked(broker)
+    th = threading.Thread(target=waiter)
+    th.start()
+    wait_parked(broker, base + 1)
+    assert requests.delete(api(broker, "/queues/gone")).status_code == 200
+    create(broker, "gone")
+    th.join(scaled(60))
+    assert got["r"].status_code == 404, got["r"].text
+    assert got["r"].json()["code"] == "QueueDoesNotExist"
+    assert parked(broker) == base
+
+
 def test_long_poll_many_waiters_each_get_one(broker):
     create(broker, "many")
     results = []

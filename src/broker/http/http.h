@@ -10,7 +10,8 @@
  *   reply.c   the services handlers call: answers in the API of the
  *             request, actions, group commits that hold answers until
  *             they are durable, long polls parked and woken;
- *   native.c  the native HTTP/JSON API, mapped onto the same actions.
+ *   native.c  the native HTTP/JSON API on the engine's typed calls
+ *             (native_msg.c: sending, receiving, deleting, visibility).
  *
  * A held answer (commit or long poll) uses the layer's hold/release
  * contract: the connection parses nothing more until reply.c appends the
@@ -22,6 +23,22 @@
 
 enum bk_wait { BK_WAIT_NONE, BK_WAIT_COMMIT, BK_WAIT_POLL };
 enum bk_api { BK_API_SQS, BK_API_NATIVE };
+
+struct bk_conn;
+struct bk_recv;
+/* Answers a receive's messages (r, then freed by the caller) in the API
+ * of the request: the front end that starts the receive picks it (the
+ * SQS protocols in reply.c, native JSON in native_msg.c). */
+typedef void (*bk_recv_render_fn)(struct bk_conn *c, const struct bk_recv *rv, const struct bk_receive_result *r,
+                                  bool hold);
+
+/* A receive in typed form: what a parked long poll keeps to run again. */
+struct bk_recv {
+    uint32_t qid;                 /* looked up on each run: the queue may go */
+    struct bk_receive_args args;
+    struct bk_recv_select sel;    /* SQS attribute selection (native shows all) */
+    bk_recv_render_fn render;
+};
 
 /* One client connection: the layer's part first (c->h.req, c->h.body,
  * c->h.out), then the broker's. */
@@ -39,9 +56,7 @@ struct bk_conn {
     const char *cors_allow;       /* Access-Control-Allow-Origin of this request's answer, or NULL */
     /* long poll */
     struct bk_waiter waiter;
-    cJSON *poll_params;
-    char poll_action[64];
-    char *poll_base;              /* base URL for the answer */
+    struct bk_recv poll;          /* the parked receive */
     uint64_t poll_deadline;       /* loop clock, ms */
     struct ev_timer poll_timer;   /* the poll's deadline (while wait is BK_WAIT_POLL) */
 };
@@ -105,17 +120,24 @@ char *bk_base_url(const struct bk_conn *c);
  * counts it and sets c->retry_after. */
 enum bk_refusal { BK_REFUSE_NONE, BK_REFUSE_DISK_LOW, BK_REFUSE_LOG_FAILED };
 enum bk_refusal bk_refuse_write(struct bk_conn *c, bool grows, bool reads_only, char *msg, size_t cap);
-/* Runs an action for c with the engine (the wall clock is read here). */
+/* The refusal of bk_refuse_write as an SQS error (SQS_OK: none). */
+enum sqs_err bk_refused(struct bk_conn *c, bool grows, bool reads_only, struct sqs_error *err);
+/* Runs an action for c with the engine (the wall clock is read here).
+ * ReceiveMessage never waits here: the SQS API receives with
+ * bk_recv_sqs. */
 enum sqs_err bk_run_action(struct bk_conn *c, const char *action, const cJSON *params,
-                           const char *base, bool no_wait, cJSON **result, struct sqs_error *err,
-                           struct bk_ctx *ctx);
-/* Parks c's long poll (params are taken over). */
-void bk_poll_park(struct bk_conn *c, struct bk_ctx *ctx, const char *action, cJSON *params, char *base);
+                           const char *base, cJSON **result, struct sqs_error *err, struct bk_ctx *ctx);
+/* Runs a receive (rv's selection is taken over): answers it, or parks it
+ * as a long poll when nothing is receivable and it may wait. The caller
+ * checked the refusals and found the queue. */
+void bk_recv_start(struct bk_conn *c, struct bk_recv *rv);
+/* SQS ReceiveMessage with canonical params, in any SQS protocol. */
+void bk_recv_sqs(struct bk_conn *c, const cJSON *params);
 
 /* native.c */
 void bk_native(struct bk_conn *c, const char *path, size_t plen, const char *query, size_t qlen);
-/* Renders the result of action for the native API. */
-void bk_native_render(struct bk_conn *c, const char *action, const cJSON *result, bool hold);
+/* A successful action's answer in the native API: {"ok":true}. */
+void bk_native_render(struct bk_conn *c, bool hold);
 void bk_native_error(struct bk_conn *c, const struct sqs_error *err, bool hold);
 /* The request says Content-Type: application/json. */
 bool bk_native_json_body(const struct bk_conn *c);

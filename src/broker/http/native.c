@@ -12,16 +12,13 @@
  *          for a batch, or any other content type: the raw body is the message
  *          (query: delay, group, dedup)  [the message routes: native_msg.c]
  *   POST   /v1/queues/NAME/receive               ?max=&wait=&visibility= (or JSON)
+ *          [a long poll parks as the SQS API's does: bk_recv_start]
  *   DELETE /v1/queues/NAME/messages/RECEIPT      delete one
  *   POST   /v1/queues/NAME/delete                {"receipts":[..]}
  *   POST   /v1/queues/NAME/messages/RECEIPT/visibility   ?timeout=s (or JSON)
  *   POST   /v1/queues/NAME/purge
  *   POST   /v1/queues/NAME/redrive               move a DLQ's messages back
  *          ({"destination":NAME,"rate":N}); GET lists its move tasks
- *
- * Receive still runs as the SQS action ReceiveMessage (bk_run_action):
- * the server re-runs a parked long poll by action name and canonical
- * parameters (http/dispatch.c).
  *
  * Errors are {"error": message, "code": SQS error name} with the SQS
  * status, except that a missing queue is 404. With an auth key pair set,
@@ -68,129 +65,11 @@ void bk__native_fail(struct bk_conn *c, enum sqs_err code, const char *msg)
     bk_native_error(c, &e, false);
 }
 
-/* ---- rendering canonical results ---- */
-
-static void copy_str(cJSON *dst, const char *name, const cJSON *src, const char *from)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(src, from);
-    if (cJSON_IsString(v))
-        cJSON_AddStringToObject(dst, name, v->valuestring);
-}
-
-static void copy_num(cJSON *dst, const char *name, const cJSON *src, const char *from)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(src, from);
-    if (cJSON_IsString(v))
-        cJSON_AddNumberToObject(dst, name, strtod(v->valuestring, NULL));
-}
-
-/* Message attributes: a String stays a plain string; other types keep
- * their full form. */
-static cJSON *native_attrs(const cJSON *ma)
+void bk_native_render(struct bk_conn *c, bool hold)
 {
     cJSON *o = cJSON_CreateObject();
-    const cJSON *a;
-    cJSON_ArrayForEach(a, ma)
-    {
-        const char *dt = bk__param_str(a, "DataType");
-        const char *sv = bk__param_str(a, "StringValue");
-        if (dt && sv && !strcmp(dt, "String"))
-            cJSON_AddStringToObject(o, a->string, sv);
-        else
-            cJSON_AddItemToObject(o, a->string, cJSON_Duplicate(a, true));
-    }
-    return o;
-}
-
-static cJSON *native_message(const cJSON *m)
-{
-    cJSON *o = cJSON_CreateObject();
-    const cJSON *sa = cJSON_GetObjectItemCaseSensitive(m, "Attributes");
-    copy_str(o, "id", m, "MessageId");
-    copy_str(o, "receipt", m, "ReceiptHandle");
-    copy_str(o, "body", m, "Body");
-    copy_str(o, "md5", m, "MD5OfBody");
-    copy_num(o, "receive_count", sa, "ApproximateReceiveCount");
-    copy_num(o, "sent_at", sa, "SentTimestamp");
-    copy_num(o, "first_received_at", sa, "ApproximateFirstReceiveTimestamp");
-    copy_str(o, "group", sa, "MessageGroupId");
-    copy_str(o, "dedup", sa, "MessageDeduplicationId");
-    copy_str(o, "sequence", sa, "SequenceNumber");
-    copy_str(o, "dead_letter_source", sa, "DeadLetterQueueSourceArn");
-    const cJSON *ma = cJSON_GetObjectItemCaseSensitive(m, "MessageAttributes");
-    if (ma)
-        cJSON_AddItemToObject(o, "attributes", native_attrs(ma));
-    return o;
-}
-
-void bk_native_render(struct bk_conn *c, const char *action, const cJSON *r, bool hold)
-{
-    /* ReceiveMessage is the one SQS action the native API still runs. */
-    cJSON *o = cJSON_CreateObject();
-    const cJSON *it;
-    if (!strcmp(action, "ReceiveMessage")) {
-        cJSON *arr = cJSON_AddArrayToObject(o, "messages");
-        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r, "Messages"))
-            cJSON_AddItemToArray(arr, native_message(it));
-    } else {
-        cJSON_AddBoolToObject(o, "ok", true);
-    }
+    cJSON_AddBoolToObject(o, "ok", true);
     bk__native_json(c, 200, o, hold);
-}
-
-/* ---- running actions ---- */
-
-/* Runs an SQS action (receive: the server re-runs a parked long poll by
- * action name); parks a receive with nothing to hand out; renders the
- * answer otherwise (held when it must be durable first). Takes params. */
-static void run(struct bk_conn *c, const char *action, cJSON *params)
-{
-    char *base = bk_base_url(c);
-    struct bk_ctx ctx;
-    struct sqs_error err = {SQS_OK, ""};
-    cJSON *res = NULL;
-    enum sqs_err rc = bk_run_action(c, action, params, base, false, &res, &err, &ctx);
-    if (rc == SQS_OK && ctx.wait_ms) {
-        if (c->srv->nwaiters < c->srv->cfg->limits.max_waiters) {
-            bk_poll_park(c, &ctx, action, params, base);
-            return;
-        }
-        rc = bk_run_action(c, action, params, base, true, &res, &err, &ctx);
-    }
-    if (rc != SQS_OK)
-        bk_native_error(c, &err, ctx.need_sync);
-    else
-        bk_native_render(c, action, res, ctx.need_sync);
-    if (ctx.need_sync)
-        bk_commit_join(c);
-    cJSON_Delete(res);
-    cJSON_Delete(params);
-    free(base);
-}
-
-static cJSON *queue_params(struct bk_conn *c, const char *name)
-{
-    cJSON *p = cJSON_CreateObject();
-    char *base = bk_base_url(c);
-    char *url = xasprintf("%s/%s/%s", base, BK_ACCOUNT, name);
-    cJSON_AddStringToObject(p, "QueueUrl", url);
-    free(url);
-    free(base);
-    return p;
-}
-
-/* A query parameter as a number into p[name] (when present). */
-static bool query_int(const struct admin_req *ar, const char *key, cJSON *p, const char *name)
-{
-    char v[32];
-    if (!admin_query_param(ar, key, v, sizeof v))
-        return true;
-    char *end;
-    long long n = strtoll(v, &end, 10);
-    if (!*v || *end)
-        return false;
-    cJSON_AddNumberToObject(p, name, (double)n);
-    return true;
 }
 
 bool bk_native_json_body(const struct bk_conn *c)
@@ -247,11 +126,9 @@ void bk__native_call_end(struct bk_conn *c, const struct bk_ctx *ctx, enum bk_er
         bk__sqs_error(be, &err);
         cJSON_Delete(o);
         bk_native_error(c, &err, ctx->need_sync);
+    } else if (!o) {
+        bk_native_render(c, ctx->need_sync);
     } else {
-        if (!o) {
-            o = cJSON_CreateObject();
-            cJSON_AddBoolToObject(o, "ok", true);
-        }
         bk__native_json(c, 200, o, ctx->need_sync);
     }
     if (ctx->need_sync)
@@ -265,35 +142,6 @@ struct bk_queue *bk__native_queue(struct bk_conn *c, const char *name)
     if (!q)
         bk__native_fail(c, SQS_E_NONEXISTENT_QUEUE, "The specified queue does not exist.");
     return q;
-}
-
-static void receive_messages(struct bk_conn *c, const char *name, const struct admin_req *ar)
-{
-    cJSON *p = queue_params(c, name);
-    bool bad;
-    cJSON *j = bk_native_body_object(c, &bad);
-    if (bad || !query_int(ar, "max", p, "MaxNumberOfMessages") || !query_int(ar, "wait", p, "WaitTimeSeconds") ||
-        !query_int(ar, "visibility", p, "VisibilityTimeout")) {
-        cJSON_Delete(j);
-        cJSON_Delete(p);
-        bk__native_fail(c, SQS_E_INVALID_PARAMETER_VALUE, "max, wait and visibility are numbers");
-        return;
-    }
-    static const char *const map[][2] = {{"max", "MaxNumberOfMessages"},
-                                         {"wait", "WaitTimeSeconds"},
-                                         {"visibility", "VisibilityTimeout"}};
-    for (size_t i = 0; j && i < ARRAY_SIZE(map); i++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, map[i][0]);
-        if (v) {
-            cJSON_DeleteItemFromObjectCaseSensitive(p, map[i][1]);
-            cJSON_AddItemToObject(p, map[i][1], cJSON_Duplicate(v, true));
-        }
-    }
-    cJSON_Delete(j);
-    cJSON *all = cJSON_CreateStringArray((const char *const[]){"All"}, 1);
-    cJSON_AddItemToObject(p, "AttributeNames", all);
-    cJSON_AddItemToObject(p, "MessageAttributeNames", cJSON_Duplicate(all, true));
-    run(c, "ReceiveMessage", p);
 }
 
 static void list_queues(struct bk_conn *c, const struct admin_req *ar)
@@ -494,7 +342,7 @@ static void route_sub(struct bk_conn *c, const char *name, const char *sub, cons
     if (!strcmp(sub, "messages") && post)
         bk__native_send(c, name, ar);
     else if (!strcmp(sub, "receive") && post)
-        receive_messages(c, name, ar);
+        bk__native_receive(c, name, ar);
     else if (!strcmp(sub, "delete") && post)
         bk__native_delete_batch(c, name);
     else if (!strcmp(sub, "purge") && post)

@@ -1,5 +1,5 @@
-/* The native API's pieces shared by native.c (routing, queues, receive,
- * rendering), native_msg.c (sending, deleting, visibility) and the topic
+/* The native API's pieces shared by native.c (routing, queues,
+ * rendering), native_msg.c (sending, receiving, deleting, visibility) and the topic
  * routes (topic_native.c: path segments, signatures). */
 #ifndef FG_BROKER_HTTP_NATIVE_H
 #define FG_BROKER_HTTP_NATIVE_H
@@ -31,6 +31,7 @@ bool bk__native_segment(const char **p, const char *end, char *out, size_t cap);
 bool bk__native_signed(struct bk_conn *c, struct sqs_error *err);
 
 void bk__native_send(struct bk_conn *c, const char *name, const struct admin_req *ar);
+void bk__native_receive(struct bk_conn *c, const char *name, const struct admin_req *ar);
 void bk__native_delete(struct bk_conn *c, const char *name, const char *receipt);
 void bk__native_delete_batch(struct bk_conn *c, const char *name);
 void bk__native_visibility(struct bk_conn *c, const char *name, const char *receipt,

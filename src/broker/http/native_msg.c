@@ -330,3 +330,112 @@ void bk__native_visibility(struct bk_conn *c, const char *name, const char *rece
         bk__native_call_end(c, &ctx, rc, &be, NULL);
     }
 }
+
+/* ---- receive ---- */
+
+/* A number of the receive: the query's, then the JSON body's over it
+ * (null: absent). false: the query's is no number. */
+static bool recv_num(const struct admin_req *ar, const cJSON *j, const char *key, bool *has, int64_t *v)
+{
+    char s[32], *end;
+    if (admin_query_param(ar, key, s, sizeof s)) {
+        *has = true;
+        *v = strtoll(s, &end, 10);
+        if (!*s || *end)
+            return false;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(j, key))
+        bk__param_loose(j, key, has, v);
+    return true;
+}
+
+/* Message attributes (canonical JSON): a String becomes a plain string,
+ * other types keep their full form. NULL when there are none. */
+static cJSON *native_attrs(const char *data, size_t len)
+{
+    cJSON *all = len ? cJSON_ParseWithLength(data, len) : NULL;
+    if (!cJSON_GetArraySize(all)) {
+        cJSON_Delete(all);
+        return NULL;
+    }
+    cJSON *o = cJSON_CreateObject();
+    const cJSON *a;
+    cJSON_ArrayForEach(a, all)
+    {
+        const char *dt = bk__param_str(a, "DataType");
+        const char *sv = bk__param_str(a, "StringValue");
+        if (dt && sv && !strcmp(dt, "String"))
+            cJSON_AddStringToObject(o, a->string, sv);
+        else
+            cJSON_AddItemToObject(o, a->string, cJSON_Duplicate(a, true));
+    }
+    cJSON_Delete(all);
+    return o;
+}
+
+static cJSON *native_message(struct bk_engine *e, const struct bk_received *rm)
+{
+    struct bk_msg_view v;
+    bk__msg_view(e, rm, &v);
+    const struct bk_msg *m = rm->m;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", v.id);
+    cJSON_AddStringToObject(o, "receipt", v.handle);
+    char *body = xstrndup(v.body, m->body_len);
+    cJSON_AddStringToObject(o, "body", body);
+    free(body);
+    cJSON_AddStringToObject(o, "md5", v.md5);
+    cJSON_AddNumberToObject(o, "receive_count", (double)m->recv_count);
+    cJSON_AddNumberToObject(o, "sent_at", (double)m->sent_ms);
+    cJSON_AddNumberToObject(o, "first_received_at", (double)m->first_recv_ms);
+    if (m->grp) {
+        cJSON_AddStringToObject(o, "group", m->grp->id);
+        if (m->dedup_id)
+            cJSON_AddStringToObject(o, "dedup", m->dedup_id);
+        cJSON_AddStringToObject(o, "sequence", v.seq);
+    }
+    if (v.dlq_arn[0])
+        cJSON_AddStringToObject(o, "dead_letter_source", v.dlq_arn);
+    cJSON *attrs = native_attrs(v.attrs, m->attrs_len);
+    if (attrs)
+        cJSON_AddItemToObject(o, "attributes", attrs);
+    return o;
+}
+
+/* The native answer to a receive: {"messages": [..]}. */
+static void native_recv_render(struct bk_conn *c, const struct bk_recv *rv, const struct bk_receive_result *r,
+                               bool hold)
+{
+    FG_UNUSED(rv);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "messages");
+    for (size_t i = 0; i < r->n; i++)
+        cJSON_AddItemToArray(arr, native_message(c->srv->engine, &r->msgs[i]));
+    bk__native_json(c, 200, o, hold);
+}
+
+/* POST /v1/queues/NAME/receive ?max=&wait=&visibility= or the same in a
+ * JSON object (which wins): bk_receive, parked as a long poll when it
+ * may wait. Every attribute is shown. */
+void bk__native_receive(struct bk_conn *c, const char *name, const struct admin_req *ar)
+{
+    bool bad, has_max = false;
+    cJSON *j = bk_native_body_object(c, &bad);
+    struct bk_recv rv = {.render = native_recv_render};
+    struct bk_receive_args *a = &rv.args;
+    bad = bad || !recv_num(ar, j, "max", &has_max, &a->max) || !recv_num(ar, j, "wait", &a->has_wait, &a->wait_s) ||
+          !recv_num(ar, j, "visibility", &a->has_visibility, &a->visibility_s);
+    cJSON_Delete(j);
+    if (bad) {
+        bk__native_fail(c, SQS_E_INVALID_PARAMETER_VALUE, "max, wait and visibility are numbers");
+        return;
+    }
+    if (!has_max)
+        a->max = 1;
+    struct bk_ctx ctx;
+    struct bk_queue *q;
+    if (!bk__native_call_begin(c, false, false, &ctx) || !(q = bk__native_queue(c, name)))
+        return;
+    rv.qid = q->qid;
+    bk_recv_start(c, &rv);
+}

@@ -16,8 +16,12 @@
  * changes go on. While a write of the log fails (and is being retried)
  * every action that writes is refused with ServiceUnavailable.
  *
- * Long polls: a receive with nothing to hand out parks the connection's
- * bk_waiter on the queue and holds the connection. bk_before_poll()
+ * Receives and long polls: both APIs decode a receive into a typed
+ * struct bk_recv (queue id, bk_receive_args, the SQS attribute selection,
+ * and the render callback of the API: SQS protocols here, native JSON in
+ * native_msg.c); bk_recv_start runs bk_receive. One with nothing to hand
+ * out parks the connection's bk_waiter on the queue, keeps the bk_recv
+ * and holds the connection; each later run finds the queue by its id. bk_before_poll()
  * serves queues the engine put on its wake list (a message became
  * receivable) and the orphans of deleted queues; the poll's timer ends
  * the wait with an empty answer. */
@@ -108,7 +112,7 @@ void bk_render(struct bk_conn *c, const char *action, enum sqs_err rc, const cJS
 {
     if (c->api == BK_API_NATIVE) {
         if (rc == SQS_OK)
-            bk_native_render(c, action, res, hold);
+            bk_native_render(c, hold);
         else
             bk_native_error(c, err, hold);
     } else if (rc == SQS_OK) {
@@ -151,31 +155,37 @@ enum bk_refusal bk_refuse_write(struct bk_conn *c, bool grows, bool reads_only, 
     return BK_REFUSE_NONE;
 }
 
+enum sqs_err bk_refused(struct bk_conn *c, bool grows, bool reads_only, struct sqs_error *err)
+{
+    char msg[256];
+    switch (bk_refuse_write(c, grows, reads_only, msg, sizeof msg)) {
+    case BK_REFUSE_DISK_LOW:
+        return sqs_fail(err, SQS_E_THROTTLED, "%s", msg);
+    case BK_REFUSE_LOG_FAILED:
+        return sqs_fail(err, SQS_E_SERVICE_UNAVAILABLE, "%s", msg);
+    case BK_REFUSE_NONE:
+        break;
+    }
+    return SQS_OK;
+}
+
 enum sqs_err bk_run_action(struct bk_conn *c, const char *action, const cJSON *params,
-                           const char *base, bool no_wait, cJSON **result, struct sqs_error *err,
-                           struct bk_ctx *ctx)
+                           const char *base, cJSON **result, struct sqs_error *err, struct bk_ctx *ctx)
 {
     memset(ctx, 0, sizeof *ctx);
     ctx->now = ev_wall_ms();
     ctx->base_url = base;
-    ctx->no_wait = no_wait || c->srv->stopping;
+    ctx->no_wait = true;
+    *result = NULL;
     static const char *const readers[] = {"GetQueueUrl", "GetQueueAttributes", "ListQueues", "ListQueueTags",
                                           "ListDeadLetterSourceQueues", "ListMessageMoveTasks"};
     bool reader = false;
     for (size_t i = 0; i < ARRAY_SIZE(readers); i++)
         reader |= !strcmp(action, readers[i]);
     bool grows = !strcmp(action, "SendMessage") || !strcmp(action, "SendMessageBatch");
-    char msg[256];
-    switch (bk_refuse_write(c, grows, reader, msg, sizeof msg)) {
-    case BK_REFUSE_NONE:
-        break;
-    case BK_REFUSE_DISK_LOW:
-        *result = NULL;
-        return sqs_fail(err, SQS_E_THROTTLED, "%s", msg);
-    case BK_REFUSE_LOG_FAILED:
-        *result = NULL;
-        return sqs_fail(err, SQS_E_SERVICE_UNAVAILABLE, "%s", msg);
-    }
+    enum sqs_err rc = bk_refused(c, grows, reader, err);
+    if (rc != SQS_OK)
+        return rc;
     return bk_action(c->srv->engine, ctx, action, params, result, err);
 }
 
@@ -249,12 +259,11 @@ static void on_commit(void *ud, int err)
     free(b);
 }
 
-void bk_poll_park(struct bk_conn *c, struct bk_ctx *ctx, const char *action, cJSON *params, char *base)
+/* Parks c's receive rv (taken over) on the queue ctx names. */
+static void poll_park(struct bk_conn *c, const struct bk_ctx *ctx, struct bk_recv *rv)
 {
     struct bk_server *s = c->srv;
-    c->poll_params = params;
-    snprintf(c->poll_action, sizeof c->poll_action, "%s", action);
-    c->poll_base = base;
+    c->poll = *rv;
     c->wait = BK_WAIT_POLL;
     httpd_hold(&c->h, true); /* a client that hangs up ends its poll */
     c->poll_deadline = ev_now(s->loop) + ctx->wait_ms;
@@ -272,10 +281,82 @@ void bk_poll_cancel(struct bk_conn *c)
     ev_timer_stop(c->srv->loop, &c->poll_timer);
     c->srv->nwaiters--;
     c->wait = BK_WAIT_NONE;
-    cJSON_Delete(c->poll_params);
-    c->poll_params = NULL;
-    free(c->poll_base);
-    c->poll_base = NULL;
+    bk__recv_select_free(&c->poll.sel);
+}
+
+/* One run of a receive (no_wait: it may not ask to wait): refused while
+ * the log fails, the queue gone, the engine's error, or its messages in
+ * r (freed by the caller) or ctx->wait_ms set. */
+static enum sqs_err recv_run(struct bk_conn *c, const struct bk_recv *rv, bool no_wait, struct bk_ctx *ctx,
+                             struct bk_receive_result *r, struct sqs_error *err)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->now = ev_wall_ms();
+    ctx->no_wait = no_wait || c->srv->stopping;
+    r->n = 0;
+    enum sqs_err rc = bk_refused(c, false, false, err);
+    if (rc != SQS_OK)
+        return rc;
+    struct bk_queue *q = bk_engine_find_id(c->srv->engine, rv->qid);
+    if (!q)
+        return sqs_fail(err, SQS_E_NONEXISTENT_QUEUE, "The specified queue does not exist.");
+    struct bk_error be;
+    if (bk_receive(c->srv->engine, ctx, q, &rv->args, r, &be) != BK_OK)
+        return bk__sqs_error(&be, err);
+    return SQS_OK;
+}
+
+/* Answers a finished receive in the API of the request. */
+static void recv_answer(struct bk_conn *c, const struct bk_recv *rv, enum sqs_err rc,
+                        struct bk_receive_result *r, const struct sqs_error *err, bool hold)
+{
+    if (rc == SQS_OK)
+        rv->render(c, rv, r, hold);
+    else
+        bk_render(c, "", rc, NULL, err, hold);
+    bk_receive_done(r);
+}
+
+void bk_recv_start(struct bk_conn *c, struct bk_recv *rv)
+{
+    struct bk_ctx ctx;
+    struct bk_receive_result r;
+    struct sqs_error err;
+    enum sqs_err rc = recv_run(c, rv, false, &ctx, &r, &err);
+    if (rc == SQS_OK && ctx.wait_ms) {
+        if (c->srv->nwaiters < c->srv->cfg->limits.max_waiters) {
+            poll_park(c, &ctx, rv);
+            return;
+        }
+        rc = recv_run(c, rv, true, &ctx, &r, &err);
+    }
+    recv_answer(c, rv, rc, &r, &err, ctx.need_sync);
+    if (ctx.need_sync)
+        bk_commit_join(c);
+    bk__recv_select_free(&rv->sel);
+}
+
+/* SQS ReceiveMessage: its result in the protocol of the request. */
+static void sqs_recv_render(struct bk_conn *c, const struct bk_recv *rv, const struct bk_receive_result *r,
+                            bool hold)
+{
+    cJSON *res = bk__receive_render(c->srv->engine, r, &rv->sel);
+    sqs_result_respond(c, "ReceiveMessage", res, hold);
+    cJSON_Delete(res);
+}
+
+void bk_recv_sqs(struct bk_conn *c, const cJSON *params)
+{
+    struct bk_recv rv = {.render = sqs_recv_render};
+    struct bk_queue *q;
+    struct sqs_error err;
+    if (bk_refused(c, false, false, &err) != SQS_OK ||
+        bk__receive_args(c->srv->engine, params, &q, &rv.args, &rv.sel, &err) != SQS_OK) {
+        bk_sqs_error_respond(c, &err, false);
+        return;
+    }
+    rv.qid = q->qid;
+    bk_recv_start(c, &rv);
 }
 
 /* Runs a parked receive again: woken (no_wait false: may park again for
@@ -289,9 +370,9 @@ static void poll_run(struct bk_conn *c, bool no_wait)
     if (c->poll_deadline <= now)
         no_wait = true;
     struct bk_ctx ctx;
+    struct bk_receive_result r;
     struct sqs_error err;
-    cJSON *res = NULL;
-    enum sqs_err rc = bk_run_action(c, c->poll_action, c->poll_params, c->poll_base, no_wait, &res, &err, &ctx);
+    enum sqs_err rc = recv_run(c, &c->poll, no_wait, &ctx, &r, &err);
     if (rc == SQS_OK && ctx.wait_ms) {
         /* Woken, but the message went elsewhere first: wait on. */
         bk_waiter_add(ctx.wait_q, &c->waiter);
@@ -300,12 +381,8 @@ static void poll_run(struct bk_conn *c, bool no_wait)
     s->nwaiters--;
     ev_timer_stop(s->loop, &c->poll_timer);
     c->wait = BK_WAIT_NONE;
-    bk_render(c, c->poll_action, rc, res, &err, false);
-    cJSON_Delete(res);
-    cJSON_Delete(c->poll_params);
-    c->poll_params = NULL;
-    free(c->poll_base);
-    c->poll_base = NULL;
+    recv_answer(c, &c->poll, rc, &r, &err, false);
+    bk__recv_select_free(&c->poll.sel);
     httpd_release(&c->h);
 }
 

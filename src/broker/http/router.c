@@ -196,17 +196,16 @@ static void route_sqs(struct bk_conn *c, const struct target *t)
         bk_sqs_error_respond(c, &err, false);
         return;
     }
+    if (!strcmp(action, "ReceiveMessage")) {
+        /* Typed, so that a long poll can park and run again. */
+        bk_recv_sqs(c, params);
+        cJSON_Delete(params);
+        return;
+    }
     char *base = bk_base_url(c);
     struct bk_ctx ctx;
     cJSON *res = NULL;
-    rc = bk_run_action(c, action, params, base, false, &res, &err, &ctx);
-    if (rc == SQS_OK && ctx.wait_ms) {
-        if (s->nwaiters < s->cfg->limits.max_waiters) {
-            bk_poll_park(c, &ctx, action, params, base);
-            return;
-        }
-        rc = bk_run_action(c, action, params, base, true, &res, &err, &ctx);
-    }
+    rc = bk_run_action(c, action, params, base, &res, &err, &ctx);
     bk_render(c, action, rc, res, &err, ctx.need_sync);
     if (ctx.need_sync)
         bk_commit_join(c);

@@ -53,8 +53,7 @@ static void on_free(struct httpd_conn *hc)
 {
     struct bk_conn *c = (struct bk_conn *)hc;
     buf_free(&c->held);
-    cJSON_Delete(c->poll_params);
-    free(c->poll_base);
+    bk__recv_select_free(&c->poll.sel);
 }
 
 int bk_server_listen(struct bk_server *s, char **err)

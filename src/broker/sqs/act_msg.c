@@ -9,9 +9,11 @@
  *
  * Receive hands out up to MaxNumberOfMessages messages; a message already
  * received maxReceiveCount times goes to the dead-letter queue instead.
- * With nothing to hand out and a wait time, it asks the server to park
- * the request (ctx->wait_ms); the server calls it again when the queue
- * wakes or the time is up.
+ * Its parameters decode into typed form (bk__receive_args: the engine's
+ * arguments and the attribute selection) and its messages render from
+ * that form (bk__receive_render), so that the server can park a long poll
+ * (ctx->wait_ms) with typed arguments and run bk_receive again when the
+ * queue wakes or the time is up.
  *
  * Delete and ChangeMessageVisibility act only on the latest delivery: a
  * receipt handle from an earlier receive of a message received again
@@ -61,19 +63,6 @@ static void add_md5(cJSON *o, const char *name, const uint8_t md5[16])
     char hex[33];
     bytes_to_hex(md5, hex);
     cJSON_AddStringToObject(o, name, hex);
-}
-
-/* MD5OfBody: the digest the sender gave, or (a message sent in process,
- * by topics or push, carries none: all zero) computed now. */
-static void add_body_md5(cJSON *o, const struct bk_msg *m, const char *body)
-{
-    static const uint8_t none[16];
-    char hex[33];
-    if (memcmp(m->md5_body, none, 16) != 0)
-        bytes_to_hex(m->md5_body, hex);
-    else
-        sqs_md5_hex(body, m->body_len, hex);
-    cJSON_AddStringToObject(o, "MD5OfBody", hex);
 }
 
 static void add_seq(cJSON *o, uint64_t mid)
@@ -214,139 +203,206 @@ enum sqs_err bk__act_send(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *
 
 /* ---- receive ---- */
 
-/* Is name among the requested names ("All", ".*", "prefix.*", exact)? */
-static bool name_wanted(const cJSON *names, const char *name)
+/* Does pattern w ("All", ".*", "prefix.*", exact) take name? */
+static bool pattern_takes(const char *w, const char *name)
 {
+    size_t wl = strlen(w);
+    if (!strcmp(w, "All") || !strcmp(w, ".*") || !strcmp(w, name))
+        return true;
+    return wl >= 2 && !strcmp(w + wl - 2, ".*") && !strncmp(name, w, wl - 1);
+}
+
+/* The system attributes a receive may show, in the order it shows them:
+ * bit i of a selection mask is sys_attr_names[i]. */
+enum { SA_SENDER, SA_SENT, SA_COUNT, SA_FIRST, SA_GROUP, SA_DEDUP, SA_SEQ, SA_DLQ, SA_TRACE, SA_N };
+static const char *const sys_attr_names[SA_N] = {
+    "SenderId",       "SentTimestamp",          "ApproximateReceiveCount",
+    "ApproximateFirstReceiveTimestamp", "MessageGroupId", "MessageDeduplicationId",
+    "SequenceNumber", "DeadLetterQueueSourceArn", "AWSTraceHeader"};
+
+/* The system attributes a list of names asks for (strings only count). */
+static uint32_t sys_mask(const cJSON *names)
+{
+    uint32_t mask = 0;
     const cJSON *n;
     cJSON_ArrayForEach(n, names)
     {
+        for (int i = 0; cJSON_IsString(n) && i < SA_N; i++)
+            if (pattern_takes(n->valuestring, sys_attr_names[i]))
+                mask |= 1u << i;
+    }
+    return mask;
+}
+
+enum sqs_err bk__receive_args(struct bk_engine *e, const cJSON *p, struct bk_queue **q, struct bk_receive_args *a,
+                              struct bk_recv_select *sel, struct sqs_error *err)
+{
+    memset(a, 0, sizeof *a);
+    memset(sel, 0, sizeof *sel);
+    if (!(*q = bk__param_queue(e, p, err)))
+        return err->code;
+    bool has_max;
+    bk__param_loose(p, "MaxNumberOfMessages", &has_max, &a->max);
+    if (!has_max)
+        a->max = 1;
+    bk__param_loose(p, "VisibilityTimeout", &a->has_visibility, &a->visibility_s);
+    bk__param_loose(p, "WaitTimeSeconds", &a->has_wait, &a->wait_s);
+    sel->sys[0] = sys_mask(cJSON_GetObjectItemCaseSensitive(p, "AttributeNames"));
+    sel->sys[1] = sys_mask(cJSON_GetObjectItemCaseSensitive(p, "MessageSystemAttributeNames"));
+    const cJSON *n;
+    cJSON_ArrayForEach(n, cJSON_GetObjectItemCaseSensitive(p, "MessageAttributeNames"))
+    {
         if (!cJSON_IsString(n))
             continue;
-        const char *w = n->valuestring;
-        size_t wl = strlen(w);
-        if (!strcmp(w, "All") || !strcmp(w, ".*") || !strcmp(w, name))
-            return true;
-        if (wl >= 2 && !strcmp(w + wl - 2, ".*") && !strncmp(name, w, wl - 1))
-            return true;
+        sel->mnames = xrealloc(sel->mnames, (sel->nmnames + 1) * sizeof *sel->mnames);
+        sel->mnames[sel->nmnames++] = xstrdup(n->valuestring);
     }
-    return false;
+    return SQS_OK;
 }
 
-static void add_sys_attr(cJSON *o, const cJSON *names, const char *name, const char *v)
+void bk__recv_select_free(struct bk_recv_select *sel)
 {
-    if (v && name_wanted(names, name))
-        cJSON_AddStringToObject(o, name, v);
+    for (size_t i = 0; i < sel->nmnames; i++)
+        free(sel->mnames[i]);
+    free(sel->mnames);
+    memset(sel, 0, sizeof *sel);
 }
 
-/* Renders one delivered message. data: its attrs + sys + body. */
-static void render_msg(struct bk_engine *e, const struct bk_msg *m, const char *data,
-                       const cJSON *anames, const cJSON *snames, const cJSON *mnames, cJSON *arr)
+void bk__msg_view(struct bk_engine *e, const struct bk_received *rm, struct bk_msg_view *v)
 {
+    static const uint8_t none[16];
+    const struct bk_msg *m = rm->m;
+    memset(v, 0, sizeof *v);
+    v->m = m;
+    v->attrs = rm->data;
+    v->sys = rm->data + m->attrs_len;
+    v->body = v->sys + m->sys_len;
+    bk_message_id(e, m->mid, v->id);
+    bk_handle_make(e, m, v->handle);
+    /* The digest the sender gave, or (a message sent in process, by
+     * topics or push, carries none: all zero) computed now. */
+    if (memcmp(m->md5_body, none, 16) != 0)
+        bytes_to_hex(m->md5_body, v->md5);
+    else
+        sqs_md5_hex(v->body, m->body_len, v->md5);
+    if (m->grp)
+        snprintf(v->seq, sizeof v->seq, "%020" PRIu64, m->mid);
+    struct bk_queue *src = m->origin_qid ? bk_engine_find_id(e, m->origin_qid) : NULL;
+    if (src)
+        snprintf(v->dlq_arn, sizeof v->dlq_arn, "%s%s", BK_ARN_PREFIX, src->name);
+}
+
+/* The system attributes one mask asks for into sa. */
+static void render_sys_attrs(const struct bk_msg_view *v, uint32_t mask, cJSON *sa)
+{
+    const struct bk_msg *m = v->m;
+    char n[SA_N][24] = {{0}};
+    const char *val[SA_N] = {[SA_SENDER] = BK_ACCOUNT, [SA_SENT] = n[SA_SENT], [SA_COUNT] = n[SA_COUNT],
+                             [SA_FIRST] = n[SA_FIRST]};
+    snprintf(n[SA_SENT], sizeof n[0], "%" PRIu64, m->sent_ms);
+    snprintf(n[SA_COUNT], sizeof n[0], "%u", m->recv_count);
+    snprintf(n[SA_FIRST], sizeof n[0], "%" PRIu64, m->first_recv_ms);
+    if (m->grp) {
+        val[SA_GROUP] = m->grp->id;
+        val[SA_DEDUP] = m->dedup_id;
+        val[SA_SEQ] = v->seq;
+    }
+    val[SA_DLQ] = v->dlq_arn[0] ? v->dlq_arn : NULL;
+    cJSON *sys = NULL;
+    if (m->sys_len && (mask & 1u << SA_TRACE)) {
+        sys = cJSON_ParseWithLength(v->sys, m->sys_len);
+        val[SA_TRACE] = bk__param_str(cJSON_GetObjectItemCaseSensitive(sys, "AWSTraceHeader"), "StringValue");
+    }
+    for (int i = 0; i < SA_N; i++)
+        if (val[i] && (mask & 1u << i))
+            cJSON_AddStringToObject(sa, sys_attr_names[i], val[i]);
+    cJSON_Delete(sys);
+}
+
+/* The message attributes the patterns ask for, with their digest. */
+static void render_msg_attrs(const struct bk_msg_view *v, const struct bk_recv_select *sel, cJSON *o)
+{
+    const struct bk_msg *m = v->m;
+    if (!m->attrs_len || !sel->nmnames)
+        return;
+    cJSON *all = cJSON_ParseWithLength(v->attrs, m->attrs_len);
+    cJSON *keep = cJSON_CreateObject();
+    int total = cJSON_GetArraySize(all);
+    cJSON *a = all ? all->child : NULL;
+    while (a) {
+        cJSON *next = a->next;
+        bool take = false;
+        for (size_t i = 0; !take && i < sel->nmnames; i++)
+            take = pattern_takes(sel->mnames[i], a->string);
+        if (take)
+            cJSON_AddItemToObject(keep, a->string, cJSON_DetachItemViaPointer(all, a));
+        a = next;
+    }
+    int kept = cJSON_GetArraySize(keep);
+    if (kept) {
+        char md5[33];
+        if (kept == total && m->has_attrs_md5)
+            add_md5(o, "MD5OfMessageAttributes", m->md5_attrs);
+        else if (sqs_md5_attributes(keep, md5))
+            cJSON_AddStringToObject(o, "MD5OfMessageAttributes", md5);
+        cJSON_AddItemToObject(o, "MessageAttributes", keep);
+    } else {
+        cJSON_Delete(keep);
+    }
+    cJSON_Delete(all);
+}
+
+/* Renders one delivered message as ReceiveMessage shows it. */
+static void render_msg(struct bk_engine *e, const struct bk_received *rm, const struct bk_recv_select *sel,
+                       cJSON *arr)
+{
+    struct bk_msg_view v;
+    bk__msg_view(e, rm, &v);
     cJSON *o = cJSON_CreateObject();
-    char id[40], handle[64], n1[24], n2[24], n3[24];
-    bk_message_id(e, m->mid, id);
-    bk_handle_make(e, m, handle);
-    cJSON_AddStringToObject(o, "MessageId", id);
-    cJSON_AddStringToObject(o, "ReceiptHandle", handle);
-    add_body_md5(o, m, data + m->attrs_len + m->sys_len);
-    cJSON_AddItemToObject(o, "Body", owned_string(data + m->attrs_len + m->sys_len, m->body_len));
-
+    cJSON_AddStringToObject(o, "MessageId", v.id);
+    cJSON_AddStringToObject(o, "ReceiptHandle", v.handle);
+    cJSON_AddStringToObject(o, "MD5OfBody", v.md5);
+    cJSON_AddItemToObject(o, "Body", owned_string(v.body, rm->m->body_len));
     cJSON *sa = cJSON_CreateObject();
-    const cJSON *names[2] = {anames, snames};
-    for (int i = 0; i < 2; i++) {
-        if (!names[i])
-            continue;
-        snprintf(n1, sizeof n1, "%" PRIu64, m->sent_ms);
-        snprintf(n2, sizeof n2, "%u", m->recv_count);
-        snprintf(n3, sizeof n3, "%" PRIu64, m->first_recv_ms);
-        add_sys_attr(sa, names[i], "SenderId", BK_ACCOUNT);
-        add_sys_attr(sa, names[i], "SentTimestamp", n1);
-        add_sys_attr(sa, names[i], "ApproximateReceiveCount", n2);
-        add_sys_attr(sa, names[i], "ApproximateFirstReceiveTimestamp", n3);
-        if (m->grp) {
-            add_sys_attr(sa, names[i], "MessageGroupId", m->grp->id);
-            add_sys_attr(sa, names[i], "MessageDeduplicationId", m->dedup_id);
-            char seq[32];
-            snprintf(seq, sizeof seq, "%020" PRIu64, m->mid);
-            add_sys_attr(sa, names[i], "SequenceNumber", seq);
-        }
-        if (m->origin_qid) {
-            struct bk_queue *src = bk_engine_find_id(e, m->origin_qid);
-            if (src) {
-                char arn[160];
-                snprintf(arn, sizeof arn, "%s%s", BK_ARN_PREFIX, src->name);
-                add_sys_attr(sa, names[i], "DeadLetterQueueSourceArn", arn);
-            }
-        }
-        if (m->sys_len) {
-            cJSON *sys = cJSON_ParseWithLength(data + m->attrs_len, m->sys_len);
-            const cJSON *th = cJSON_GetObjectItemCaseSensitive(sys, "AWSTraceHeader");
-            add_sys_attr(sa, names[i], "AWSTraceHeader", bk__param_str(th, "StringValue"));
-            cJSON_Delete(sys);
-        }
-    }
+    for (int i = 0; i < 2; i++)
+        render_sys_attrs(&v, sel->sys[i], sa);
     if (cJSON_GetArraySize(sa))
         cJSON_AddItemToObject(o, "Attributes", sa);
     else
         cJSON_Delete(sa);
-
-    if (m->attrs_len && mnames) {
-        cJSON *all = cJSON_ParseWithLength(data, m->attrs_len);
-        cJSON *keep = cJSON_CreateObject();
-        int total = cJSON_GetArraySize(all);
-        cJSON *a = all ? all->child : NULL;
-        while (a) {
-            cJSON *next = a->next;
-            if (name_wanted(mnames, a->string))
-                cJSON_AddItemToObject(keep, a->string, cJSON_DetachItemViaPointer(all, a));
-            a = next;
-        }
-        int kept = cJSON_GetArraySize(keep);
-        if (kept) {
-            char md5[33];
-            if (kept == total && m->has_attrs_md5)
-                add_md5(o, "MD5OfMessageAttributes", m->md5_attrs);
-            else if (sqs_md5_attributes(keep, md5))
-                cJSON_AddStringToObject(o, "MD5OfMessageAttributes", md5);
-            cJSON_AddItemToObject(o, "MessageAttributes", keep);
-        } else {
-            cJSON_Delete(keep);
-        }
-        cJSON_Delete(all);
-    }
+    render_msg_attrs(&v, sel, o);
     cJSON_AddItemToArray(arr, o);
+}
+
+cJSON *bk__receive_render(struct bk_engine *e, const struct bk_receive_result *r, const struct bk_recv_select *sel)
+{
+    cJSON *res = cJSON_CreateObject();
+    if (r->n) {
+        cJSON *arr = cJSON_AddArrayToObject(res, "Messages");
+        for (size_t i = 0; i < r->n; i++)
+            render_msg(e, &r->msgs[i], sel, arr);
+    }
+    return res;
 }
 
 enum sqs_err bk__act_receive(struct bk_engine *e, struct bk_ctx *ctx, const cJSON *p, cJSON **res,
                              struct sqs_error *err)
 {
-    struct bk_queue *q = bk__param_queue(e, p, err);
-    if (!q)
-        return err->code;
-    struct bk_receive_args a = {0};
-    bool has_max;
-    bk__param_loose(p, "MaxNumberOfMessages", &has_max, &a.max);
-    if (!has_max)
-        a.max = 1;
-    bk__param_loose(p, "VisibilityTimeout", &a.has_visibility, &a.visibility_s);
-    bk__param_loose(p, "WaitTimeSeconds", &a.has_wait, &a.wait_s);
+    struct bk_queue *q;
+    struct bk_receive_args a;
+    struct bk_recv_select sel;
+    enum sqs_err rc = bk__receive_args(e, p, &q, &a, &sel, err);
+    if (rc != SQS_OK)
+        return rc;
     struct bk_receive_result r;
     struct bk_error be;
     if (bk_receive(e, ctx, q, &a, &r, &be) != BK_OK)
-        return bk__sqs_error(&be, err);
-    if (ctx->wait_ms)
-        return SQS_OK;
-    const cJSON *anames = cJSON_GetObjectItemCaseSensitive(p, "AttributeNames");
-    const cJSON *snames = cJSON_GetObjectItemCaseSensitive(p, "MessageSystemAttributeNames");
-    const cJSON *mnames = cJSON_GetObjectItemCaseSensitive(p, "MessageAttributeNames");
-    *res = cJSON_CreateObject();
-    if (r.n) {
-        cJSON *arr = cJSON_AddArrayToObject(*res, "Messages");
-        for (size_t i = 0; i < r.n; i++)
-            render_msg(e, r.msgs[i].m, r.msgs[i].data, anames, snames, mnames, arr);
-    }
+        rc = bk__sqs_error(&be, err);
+    else if (!ctx->wait_ms)
+        *res = bk__receive_render(e, &r, &sel);
     bk_receive_done(&r);
-    return SQS_OK;
+    bk__recv_select_free(&sel);
+    return rc;
 }
 
 /* ---- delete and visibility ---- */

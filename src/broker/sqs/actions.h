@@ -56,6 +56,37 @@ enum sqs_err bk__delete_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_q
 enum sqs_err bk__visibility_one(struct bk_engine *e, struct bk_ctx *ctx, struct bk_queue *q,
                                 const cJSON *p, struct sqs_error *err);
 
+/* ReceiveMessage, typed: what a parked long poll keeps to run the
+ * receive again and show its messages. The attribute selection: which
+ * system attributes AttributeNames (sys[0]) and
+ * MessageSystemAttributeNames (sys[1]) ask for, a bit per name (each list
+ * shows its own), and the MessageAttributeNames patterns ("All", ".*",
+ * "prefix.*", exact). */
+struct bk_recv_select {
+    uint32_t sys[2];
+    char **mnames;
+    size_t nmnames;
+};
+/* ReceiveMessage parameters to the queue, the engine's arguments and the
+ * selection (bk__recv_select_free frees it; nothing to free on failure). */
+enum sqs_err bk__receive_args(struct bk_engine *e, const cJSON *p, struct bk_queue **q, struct bk_receive_args *a,
+                              struct bk_recv_select *sel, struct sqs_error *err);
+void bk__recv_select_free(struct bk_recv_select *sel);
+/* The ReceiveMessage result for delivered messages ({"Messages": [..]},
+ * or {} for none). */
+cJSON *bk__receive_render(struct bk_engine *e, const struct bk_receive_result *r, const struct bk_recv_select *sel);
+
+/* What every front end shows of a delivered message: ids, the body's MD5
+ * (the sender's or computed), the FIFO sequence number ("" when not
+ * FIFO), the dead-letter source queue's ARN ("" when none or gone), and
+ * where its attributes, system attributes and body lie. */
+struct bk_msg_view {
+    const struct bk_msg *m;
+    char id[40], handle[64], md5[33], seq[32], dlq_arn[160];
+    const char *attrs, *sys, *body;
+};
+void bk__msg_view(struct bk_engine *e, const struct bk_received *rm, struct bk_msg_view *v);
+
 /* The SQS error for an engine error (one table, in actions.c): fills err
  * with the same message and returns its code. */
 enum sqs_err bk__sqs_error(const struct bk_error *be, struct sqs_error *err);
