@@ -157,7 +157,7 @@ def test_long_poll_wakes_at_once(broker):
 
     def waiter():
         t0 = time.monotonic()
-        got["msgs"] = receive(broker, "lp", wait=10)
+        got["msgs"] = receive(broker, "lp", wait=20)
         got["t"] = time.monotonic() - t0
 
     base = parked(broker)
@@ -165,9 +165,11 @@ def test_long_poll_wakes_at_once(broker):
     th.start()
     wait_parked(broker, base + 1)
     send(broker, "lp", "ping")
-    th.join(scaled(10))
+    th.join(scaled(30))
     assert [m["body"] for m in got["msgs"]] == ["ping"]
-    assert got["t"] < 5  # woken by the send, not at the end of its 10 s
+    # Woken by the send, not at the end of its 20 s (the margin is wide
+    # enough for any busy machine).
+    assert got["t"] < 15
     t0 = time.monotonic()
     assert receive(broker, "lp", wait=1) == []
     assert 0.9 <= time.monotonic() - t0 < 10
