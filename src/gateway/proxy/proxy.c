@@ -76,7 +76,9 @@ void gw__req_drop_server(struct gw_req *r)
 
 void gw__req_server_settle(struct gw_req *r, enum gw_srvbrk_verdict v)
 {
-    gw_srvbrk_settle(&r->sbrk, v, ev_now_ns(r->w->loop) / 1000, ev_clock_ns());
+    /* Most requests hold no server breaker: no clock read for them. */
+    if (r->sbrk.b)
+        gw_srvbrk_settle(&r->sbrk, v, ev_now_ns(r->w->loop) / 1000, ev_clock_ns());
 }
 
 /* Ends the current request's claims (resilience, server, snapshot) and
