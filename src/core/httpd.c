@@ -28,7 +28,7 @@
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100 /* accepting rests this long when descriptors run out */
-#define SPARE_KEEP (64u * 1024) /* a larger buffer is freed, not kept as the spare */
+#define SPARE_KEEP (256u * 1024) /* a larger buffer is freed, not kept as the spare */
 
 struct httpd {
     struct ev_loop *loop;
