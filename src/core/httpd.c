@@ -352,13 +352,20 @@ static bool parse_head(struct httpd_conn *c)
     return begin_request(c, (size_t)n);
 }
 
+/* Whether output holds back the next answer: c->out above out_high, or
+ * a streamed answer not yet complete. */
+static bool out_backed_up(const struct httpd_conn *c)
+{
+    return buf_len(&c->out) >= c->srv->lim.out_high || c->view_len || c->refill;
+}
+
 /* Answers the complete requests in c->in, in order, until one is held,
- * output backs up, or input runs out. */
-static void conn_process(struct httpd_conn *c)
+ * output backs up, or input runs out. Returns true when it stopped for
+ * output with input still waiting. */
+static bool conn_process(struct httpd_conn *c)
 {
     struct httpd *h = c->srv;
-    while (!c->closing && !c->dead && c->state != HTTPD_HELD && buf_len(&c->out) < h->lim.out_high &&
-           !c->view_len && !c->refill) {
+    while (!c->closing && !c->dead && c->state != HTTPD_HELD && !out_backed_up(c)) {
         if (c->state == HTTPD_HEAD && !parse_head(c))
             break;
         if (read_body(c) <= 0)
@@ -374,9 +381,10 @@ static void conn_process(struct httpd_conn *c)
     }
     /* A peer that has finished sending gets answers to what it sent in
      * full; a request cut off by EOF is dropped. */
-    if (c->peer_eof && c->state != HTTPD_HELD && !c->closing && buf_len(&c->out) < h->lim.out_high &&
-        !c->view_len && !c->refill)
+    bool paused = !c->closing && !c->dead && c->state == HTTPD_HEAD && out_backed_up(c) && buf_len(&c->in);
+    if (c->peer_eof && c->state != HTTPD_HELD && !c->closing && !out_backed_up(c))
         c->closing = true;
+    return paused;
 }
 
 /* ---- I/O ---- */
@@ -485,19 +493,18 @@ static void conn_update(struct httpd_conn *c)
 
 static void conn_run(struct httpd_conn *c)
 {
-    size_t before;
+    bool paused;
     if (c->srv->lim.idle_release)
         buf_lend(&c->srv->spare_out, &c->out);
     do {
-        before = buf_len(&c->in);
-        conn_process(c);
+        paused = conn_process(c);
         conn_flush(c);
         if (c->dead)
             return;
-        /* Parsing paused for a full c->out that the socket then took in
-         * whole: answer the requests still waiting. */
-    } while (!out_pending(c) && c->state == HTTPD_HEAD && buf_len(&c->in) && buf_len(&c->in) != before &&
-             !c->closing);
+        /* Parsing paused for output that the socket then took in whole
+         * (this time or, on a write event, before): answer the requests
+         * still waiting. */
+    } while (paused && !out_pending(c) && !c->closing);
     conn_give_back(c);
     conn_update(c);
 }

@@ -30,9 +30,11 @@ struct tconn {
     struct ev_timer later;   /* drops that reference */
     size_t sunk;             /* body bytes the sink saw */
     size_t streamed;         /* bytes handed out by the refill callback */
+    size_t stream_len;       /* of the streamed body */
 };
 
 #define STREAM_LEN 40000 /* "/stream" body, handed out in pieces of a shared block */
+#define BIG_STREAM_LEN (8u << 20) /* "/bigstream": more than the socket buffers hold */
 static const char zblock[1000] = {[0 ... 999] = 'z'};
 
 static struct ev_loop *loop;
@@ -88,7 +90,7 @@ static void on_head(struct httpd_conn *c)
 static size_t refill(struct httpd_conn *c, const char **p)
 {
     struct tconn *t = (struct tconn *)c;
-    size_t n = FG_MIN(sizeof zblock, STREAM_LEN - t->streamed);
+    size_t n = FG_MIN(sizeof zblock, t->stream_len - t->streamed);
     t->streamed += n;
     *p = zblock;
     return n;
@@ -125,8 +127,9 @@ static bool lean_request(struct httpd_conn *c)
         t->ghost = true;
         httpd_hold(c, true);
         return true;
-    } else if (is_path(c, "/stream")) {
-        buf_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", STREAM_LEN);
+    } else if (is_path(c, "/stream") || is_path(c, "/bigstream")) {
+        t->stream_len = is_path(c, "/stream") ? STREAM_LEN : BIG_STREAM_LEN;
+        buf_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", t->stream_len);
         t->streamed = 0;
         httpd_stream(c, refill);
         return true;
@@ -445,6 +448,31 @@ Test(httpd_lean, stream_refills_in_order)
     pthread_mutex_lock(&events_lock);
     cr_assert_str_eq(events, "/stream;/after;"); /* /after waited for the stream's end */
     pthread_mutex_unlock(&events_lock);
+    close(fd);
+}
+
+/* Streams the socket cannot take at once, pipelined: each resumes on a
+ * write event, and the requests behind them are answered after. */
+Test(httpd_lean, pipelined_streams_over_full_sockets)
+{
+    int fd = dial();
+    send_str(fd, "GET /bigstream HTTP/1.1\r\nHost: x\r\n\r\nGET /bigstream HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(100000); /* the server's first writes fill the socket */
+    static char b[1 << 16];
+    size_t zs = 0;
+    char last[4096] = ""; /* the stream's last bytes */
+    while (!strstr(last, "/after 0")) {
+        ssize_t r = recv(fd, b, sizeof b, 0);
+        cr_assert_gt(r, 0, "z bytes so far %zu", zs);
+        for (ssize_t i = 0; i < r; i++)
+            zs += b[i] == 'z';
+        size_t keep = sizeof last - 1, take = FG_MIN((size_t)r, keep), old = FG_MIN(strlen(last), keep - take);
+        memmove(last, last + strlen(last) - old, old);
+        memcpy(last + old, b + r - take, take);
+        last[old + take] = '\0';
+    }
+    cr_assert_eq(zs, 2 * BIG_STREAM_LEN);
     close(fd);
 }
 
