@@ -106,12 +106,13 @@ void echo__ghosts_free(struct echo_worker *w)
 
 /* ---- answers ---- */
 
-/* The large --size body, a piece of the shared block at a time. */
+/* The large --size body, the ECHO_BLOCK_SIZE pattern repeated: up to
+ * ECHO_BLOCK_REPEAT of it at a time from the shared block. */
 static size_t big_refill(struct httpd_conn *hc, const char **p)
 {
     struct echo_conn *c = (struct echo_conn *)hc;
     uint64_t off = c->big_off % ECHO_BLOCK_SIZE;
-    size_t n = (size_t)FG_MIN(c->big_left, (uint64_t)(ECHO_BLOCK_SIZE - off));
+    size_t n = (size_t)FG_MIN(c->big_left, (uint64_t)ECHO_BLOCK_SIZE * ECHO_BLOCK_REPEAT - off);
     *p = c->w->cfg->block + off;
     c->big_off += n;
     c->big_left -= n;

@@ -30,6 +30,7 @@
 #define ECHO_MAX_TRAILER (16 * 1024)  /* chunked trailer section limit */
 #define ECHO_READ_CHUNK (64 * 1024)   /* bytes asked of each read(2) */
 #define ECHO_BLOCK_SIZE (64 * 1024)   /* shared body block, repeated for large --size */
+#define ECHO_BLOCK_REPEAT 8           /* copies of it in cfg->block: one write's worth */
 #define ECHO_INLINE_BODY (16 * 1024)  /* bodies up to this are copied into the output */
 #define ECHO_OUT_HIGH (64 * 1024)     /* queued output that pauses pipelined parsing */
 #define ECHO_STASH_KEEP 256           /* per-connection stash kept between requests */
@@ -42,7 +43,7 @@ struct echo_config {
     char addr_str[64];         /* addr as text, for the start line and the default name */
     int threads;               /* worker threads, >= 1 */
     int64_t body_size;         /* --size; -1: the short text body */
-    char *block;               /* ECHO_BLOCK_SIZE bytes of a 64-byte periodic pattern */
+    char *block;               /* ECHO_BLOCK_REPEAT copies of an ECHO_BLOCK_SIZE pattern */
     uint32_t latency_ms;       /* added before each response (not /health) */
     uint32_t jitter_ms;        /* uniform extra latency, 0..jitter_ms */
     double error_rate;         /* fraction of requests answered 500 (not /health) */
