@@ -199,6 +199,7 @@ void httpd_fail(struct httpd_conn *c, int status, const char *msg)
 {
     c->closing = true;
     c->keep_alive = false;
+    c->failed = true;
     c->srv->hooks.on_error(c, status, msg);
     buf_reset(&c->in);
 }
@@ -421,7 +422,7 @@ static void conn_flush(struct httpd_conn *c)
     }
     buf_shrink_if_empty(&c->out, 64 * 1024);
     if (c->closing && c->state != HTTPD_LINGER && c->state != HTTPD_HELD) {
-        if (c->peer_eof) {
+        if (c->peer_eof || (c->srv->lim.quick_close && !c->failed && !buf_len(&c->in))) {
             httpd_kill(c);
             return;
         }

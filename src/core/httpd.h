@@ -9,8 +9,11 @@
  * 100-continue, keeps connections alive, writes what handlers queue, and
  * closes with a lingering close (flush, shut down the write side, drain
  * the peer for linger_ms) so that an early answer (413) is not destroyed
- * by a reset. Pipelined requests are answered strictly in order; parsing
- * pauses while the output holds out_high bytes.
+ * by a reset (with limits.quick_close, only after an error answer or when
+ * input is left unread: a client that asked to close sends nothing more,
+ * and lingering costs each close three more system calls). Pipelined
+ * requests are answered strictly in order; parsing pauses while the
+ * output holds out_high bytes.
  *
  * Timeouts: a request head must arrive within header_ms of its first
  * byte and its body within body_ms of the head (else 408 and close); a
@@ -83,6 +86,8 @@ struct httpd_limits {
     size_t held_in_max;          /* the same while an answer is held */
     size_t out_high;             /* stop answering while c->out holds this much */
     bool idle_release;           /* idle connections own no buffers (see above) */
+    bool quick_close;            /* closing after a clean answer with no input left
+                                    unread: close at once, no lingering */
 };
 
 enum httpd_state {
@@ -109,6 +114,7 @@ struct httpd_conn {
     bool dead;                    /* closed, waiting to be freed */
     bool drop_on_eof;             /* held: a hang-up kills (nobody left to answer) */
     bool body_too_big;            /* chunked body went over max_body */
+    bool failed;                  /* an error answer (httpd_fail): always linger */
     uint32_t refs;                /* httpd_ref() holders; freed at 0 only */
     enum http_body body_kind;
     uint64_t body_left;           /* Content-Length bytes still to read */

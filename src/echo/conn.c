@@ -232,6 +232,7 @@ const struct httpd_limits echo__limits = {
     .held_in_max = ECHO_MAX_HEAD + ECHO_READ_CHUNK,
     .out_high = ECHO_OUT_HIGH,
     .idle_release = true,
+    .quick_close = true, /* linger only after errors, as echo always did */
 };
 
 const struct httpd_hooks echo__hooks = {
