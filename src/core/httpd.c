@@ -42,7 +42,7 @@ struct httpd {
     uint32_t nconns;
     bool draining;
     struct ev_timer accept_timer; /* resumes accepting after EMFILE */
-    struct buf spare_in, spare_out, spare_head; /* idle_release: lent to the running connection */
+    struct buf spare_in, spare_out, spare_head, spare_body; /* idle_release: lent to the running connection */
     struct http_header *spare_hdrs;
     struct httpd_stats st;
     time_t date_sec;              /* second date was formatted for */
@@ -99,7 +99,8 @@ static void conn_give_back(struct httpd_conn *c)
     buf_give_back(&h->spare_in, &c->in);
     buf_reset(&c->head);
     buf_give_back(&h->spare_head, &c->head);
-    buf_free(&c->body);
+    buf_reset(&c->body);
+    buf_give_back(&h->spare_body, &c->body);
     if (h->spare_hdrs)
         free(c->hdrs);
     else
@@ -225,20 +226,38 @@ static bool wants_keep_alive(const struct http_request *r)
     return !(r->flags & HTTP_F_CONN_CLOSE);
 }
 
-/* Starts a request whose head is the first n bytes of c->in. Returns
- * false when the connection must stop (an error answer was queued). */
+/* Points the views of r, parsed from from[], to the same bytes copied
+ * to to[] (offsets, so that no pointers into different objects are
+ * compared). */
+static void req_rebase(struct http_request *r, const char *from, char *to)
+{
+#define REBASE(p) ((p) = (p) ? to + ((p)-from) : NULL)
+    REBASE(r->method);
+    REBASE(r->target);
+    REBASE(r->host);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        REBASE(r->headers[i].name);
+        REBASE(r->headers[i].value);
+    }
+#undef REBASE
+}
+
+/* Starts a request whose head, parsed into c->req, is the first n bytes
+ * of c->in. Returns false when the connection must stop (an error answer
+ * was queued). */
 static bool begin_request(struct httpd_conn *c, size_t n)
 {
     const struct httpd_limits *l = &c->srv->lim;
     buf_reset(&c->head);
     buf_reset(&c->body);
-    if (l->idle_release)
+    if (l->idle_release) {
         buf_lend(&c->srv->spare_head, &c->head);
+        buf_lend(&c->srv->spare_body, &c->body);
+    }
+    /* The head is copied so that its views outlive c->in's changes. */
     buf_append(&c->head, buf_rptr(&c->in), n);
+    req_rebase(&c->req, buf_rptr(&c->in), buf_rptr(&c->head));
     buf_consume(&c->in, n);
-    int rc = http_parse_request(buf_rptr(&c->head), buf_len(&c->head), &c->req, c->hdrs, l->max_headers,
-                                l->max_head);
-    ASSERT(rc == (int)n);
     const struct http_request *r = &c->req;
     c->keep_alive = wants_keep_alive(r) && !c->srv->draining;
     c->body_kind = http_request_body(r);
@@ -342,8 +361,8 @@ static bool parse_head(struct httpd_conn *c)
     const struct httpd_limits *l = &c->srv->lim;
     if (!buf_len(&c->in))
         return false;
-    struct http_request req;
-    int n = http_parse_request(buf_rptr(&c->in), buf_len(&c->in), &req, conn_hdrs(c), l->max_headers, l->max_head);
+    int n = http_parse_request(buf_rptr(&c->in), buf_len(&c->in), &c->req, conn_hdrs(c), l->max_headers,
+                               l->max_head);
     if (n == HTTP_INCOMPLETE)
         return false;
     if (n < 0) {
@@ -706,6 +725,7 @@ void httpd_free(struct httpd *h)
     buf_free(&h->spare_in);
     buf_free(&h->spare_out);
     buf_free(&h->spare_head);
+    buf_free(&h->spare_body);
     free(h->spare_hdrs);
     free(h);
 }
