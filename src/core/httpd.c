@@ -8,7 +8,12 @@
  * is above out_high, and once the connection is closing; a closing
  * connection flushes c->out, shuts down its write side and drains the
  * peer (lingering close). Killed connections wait on a dead list, freed
- * before the next poll unless referenced. */
+ * before the next poll unless referenced.
+ *
+ * With idle_release, the buffers a request needs (input, output, head,
+ * header array) are lent from the server's spares when the connection
+ * needs one and given back when it is idle again; as only one connection
+ * runs at a time, one spare of each serves the common case. */
 #include "core/httpd.h"
 
 #include "core/log.h"
@@ -17,10 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MS 100 /* accepting rests this long when descriptors run out */
+#define SPARE_KEEP (256u * 1024) /* a larger buffer is freed, not kept as the spare */
 
 struct httpd {
     struct ev_loop *loop;
@@ -33,12 +41,83 @@ struct httpd {
     struct httpd_conn *dead;      /* killed, freed before the next poll */
     uint32_t nconns;
     bool draining;
+    struct ev_timer accept_timer; /* resumes accepting after EMFILE */
+    struct buf spare_in, spare_out, spare_head, spare_body; /* idle_release: lent to the running connection */
+    struct http_header *spare_hdrs;
     struct httpd_stats st;
     time_t date_sec;              /* second date was formatted for */
     char date[HTTP_DATE_SIZE];
 };
 
 static void conn_run(struct httpd_conn *c);
+
+/* Output still to write: c->out, then a streamed answer. */
+static bool out_pending(const struct httpd_conn *c) { return buf_len(&c->out) || c->view_len || c->refill; }
+
+/* Starts the timer for ms, or stops it when that timeout is off (0). */
+static void conn_timer(struct httpd_conn *c, uint64_t ms)
+{
+    if (ms)
+        ev_timer_start(c->srv->loop, &c->timer, ms);
+    else
+        ev_timer_stop(c->srv->loop, &c->timer);
+}
+
+/* ---- idle release: buffers lent from the server's spares ---- */
+
+static void buf_lend(struct buf *spare, struct buf *b)
+{
+    if (!b->data && spare->data) {
+        *b = *spare;
+        buf_init(spare);
+    }
+}
+
+static void buf_give_back(struct buf *spare, struct buf *b)
+{
+    if (!b->data || buf_len(b))
+        return;
+    if (spare->data || b->cap > SPARE_KEEP) {
+        buf_free(b);
+        return;
+    }
+    buf_reset(b);
+    *spare = *b;
+    buf_init(b);
+}
+
+/* Gives back what a connection between requests does not need. */
+static void conn_give_back(struct httpd_conn *c)
+{
+    struct httpd *h = c->srv;
+    if (!h->lim.idle_release || c->dead)
+        return;
+    if (!out_pending(c))
+        buf_give_back(&h->spare_out, &c->out);
+    if (c->state != HTTPD_HEAD)
+        return;
+    buf_give_back(&h->spare_in, &c->in);
+    buf_reset(&c->head);
+    buf_give_back(&h->spare_head, &c->head);
+    buf_reset(&c->body);
+    buf_give_back(&h->spare_body, &c->body);
+    if (h->spare_hdrs)
+        free(c->hdrs);
+    else
+        h->spare_hdrs = c->hdrs;
+    c->hdrs = NULL;
+}
+
+/* The header array, lent or allocated, before a head is parsed. */
+static struct http_header *conn_hdrs(struct httpd_conn *c)
+{
+    struct httpd *h = c->srv;
+    if (!c->hdrs) {
+        c->hdrs = h->spare_hdrs ? h->spare_hdrs : xcalloc(h->lim.max_headers, sizeof *c->hdrs);
+        h->spare_hdrs = NULL;
+    }
+    return c->hdrs;
+}
 
 /* ---- lifetime ---- */
 
@@ -110,7 +189,7 @@ void httpd_close_idle(struct httpd *h)
 {
     for (struct httpd_conn *c = h->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == HTTPD_HEAD && !buf_len(&c->in) && !buf_len(&c->out))
+        if (c->state == HTTPD_HEAD && !buf_len(&c->in) && !out_pending(c))
             httpd_kill(c);
     }
 }
@@ -121,6 +200,7 @@ void httpd_fail(struct httpd_conn *c, int status, const char *msg)
 {
     c->closing = true;
     c->keep_alive = false;
+    c->failed = true;
     c->srv->hooks.on_error(c, status, msg);
     buf_reset(&c->in);
 }
@@ -128,6 +208,10 @@ void httpd_fail(struct httpd_conn *c, int status, const char *msg)
 static void body_chunk(void *ud, const char *p, size_t n)
 {
     struct httpd_conn *c = ud;
+    if (c->sink) {
+        c->sink(c->sink_ud, p, n);
+        return;
+    }
     if (c->body_too_big || buf_len(&c->body) + n > c->srv->lim.max_body) {
         c->body_too_big = true;
         return;
@@ -142,32 +226,56 @@ static bool wants_keep_alive(const struct http_request *r)
     return !(r->flags & HTTP_F_CONN_CLOSE);
 }
 
-/* Starts a request whose head is the first n bytes of c->in. Returns
- * false when the connection must stop (an error answer was queued). */
+/* Points the views of r, parsed from from[], to the same bytes copied
+ * to to[] (offsets, so that no pointers into different objects are
+ * compared). */
+static void req_rebase(struct http_request *r, const char *from, char *to)
+{
+#define REBASE(p) ((p) = (p) ? to + ((p)-from) : NULL)
+    REBASE(r->method);
+    REBASE(r->target);
+    REBASE(r->host);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        REBASE(r->headers[i].name);
+        REBASE(r->headers[i].value);
+    }
+#undef REBASE
+}
+
+/* Starts a request whose head, parsed into c->req, is the first n bytes
+ * of c->in. Returns false when the connection must stop (an error answer
+ * was queued). */
 static bool begin_request(struct httpd_conn *c, size_t n)
 {
     const struct httpd_limits *l = &c->srv->lim;
     buf_reset(&c->head);
     buf_reset(&c->body);
+    if (l->idle_release) {
+        buf_lend(&c->srv->spare_head, &c->head);
+        buf_lend(&c->srv->spare_body, &c->body);
+    }
+    /* The head is copied so that its views outlive c->in's changes. */
     buf_append(&c->head, buf_rptr(&c->in), n);
+    req_rebase(&c->req, buf_rptr(&c->in), buf_rptr(&c->head));
     buf_consume(&c->in, n);
-    int rc = http_parse_request(buf_rptr(&c->head), buf_len(&c->head), &c->req, c->hdrs, l->max_headers,
-                                l->max_head);
-    ASSERT(rc == (int)n);
     const struct http_request *r = &c->req;
     c->keep_alive = wants_keep_alive(r) && !c->srv->draining;
     c->body_kind = http_request_body(r);
     c->body_left = 0;
     c->body_too_big = false;
+    c->sink = NULL;
+    if (c->srv->hooks.on_head)
+        c->srv->hooks.on_head(c);
     if (c->body_kind == HTTP_BODY_LENGTH) {
-        if ((uint64_t)r->content_length > l->max_body) {
+        if ((uint64_t)r->content_length > l->max_body && !c->sink) {
             httpd_fail(c, 413, "request body too large");
             return false;
         }
         c->body_left = (uint64_t)r->content_length;
         /* Room for a typical body now; larger ones grow as bytes arrive,
          * so a declared length alone costs no memory. */
-        buf_reserve(&c->body, (size_t)FG_MIN(c->body_left + 1, 64u * 1024));
+        if (!c->sink)
+            buf_reserve(&c->body, (size_t)FG_MIN(c->body_left + 1, 64u * 1024));
     } else if (c->body_kind == HTTP_BODY_CHUNKED) {
         http_chunked_init(&c->chunked, l->max_trailer);
     } else if (c->body_kind != HTTP_BODY_NONE) {
@@ -178,8 +286,20 @@ static bool begin_request(struct httpd_conn *c, size_t n)
     if ((r->flags & HTTP_F_EXPECT_CONTINUE) && r->minor == 1 && has_body && !buf_len(&c->in))
         buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
     c->state = HTTPD_BODY;
-    ev_timer_start(c->srv->loop, &c->timer, l->body_ms);
+    conn_timer(c, l->body_ms);
     return true;
+}
+
+void httpd_body_sink(struct httpd_conn *c, http_data_cb cb, void *ud)
+{
+    c->sink = cb;
+    c->sink_ud = ud;
+}
+
+void httpd_stream(struct httpd_conn *c, httpd_refill_cb cb)
+{
+    ASSERT(!c->refill && !c->view_len);
+    c->refill = cb;
 }
 
 ssize_t httpd_body_feed(enum http_body kind, uint64_t *left, struct http_chunked *ch, const char *p, size_t n,
@@ -231,7 +351,7 @@ static void end_request(struct httpd_conn *c)
     buf_shrink_if_empty(&c->body, 64 * 1024);
     ev_timer_stop(c->srv->loop, &c->timer);
     if (buf_len(&c->in)) /* a pipelined request already started */
-        ev_timer_start(c->srv->loop, &c->timer, c->srv->lim.header_ms);
+        conn_timer(c, c->srv->lim.header_ms);
 }
 
 /* Parses the head at the start of c->in, if complete. Returns true when
@@ -241,8 +361,8 @@ static bool parse_head(struct httpd_conn *c)
     const struct httpd_limits *l = &c->srv->lim;
     if (!buf_len(&c->in))
         return false;
-    struct http_request req;
-    int n = http_parse_request(buf_rptr(&c->in), buf_len(&c->in), &req, c->hdrs, l->max_headers, l->max_head);
+    int n = http_parse_request(buf_rptr(&c->in), buf_len(&c->in), &c->req, conn_hdrs(c), l->max_headers,
+                               l->max_head);
     if (n == HTTP_INCOMPLETE)
         return false;
     if (n < 0) {
@@ -252,12 +372,20 @@ static bool parse_head(struct httpd_conn *c)
     return begin_request(c, (size_t)n);
 }
 
+/* Whether output holds back the next answer: c->out above out_high, or
+ * a streamed answer not yet complete. */
+static bool out_backed_up(const struct httpd_conn *c)
+{
+    return buf_len(&c->out) >= c->srv->lim.out_high || c->view_len || c->refill;
+}
+
 /* Answers the complete requests in c->in, in order, until one is held,
- * output backs up, or input runs out. */
-static void conn_process(struct httpd_conn *c)
+ * output backs up, or input runs out. Returns true when it stopped for
+ * output with input still waiting. */
+static bool conn_process(struct httpd_conn *c)
 {
     struct httpd *h = c->srv;
-    while (!c->closing && !c->dead && c->state != HTTPD_HELD && buf_len(&c->out) < h->lim.out_high) {
+    while (!c->closing && !c->dead && c->state != HTTPD_HELD && !out_backed_up(c)) {
         if (c->state == HTTPD_HEAD && !parse_head(c))
             break;
         if (read_body(c) <= 0)
@@ -273,8 +401,10 @@ static void conn_process(struct httpd_conn *c)
     }
     /* A peer that has finished sending gets answers to what it sent in
      * full; a request cut off by EOF is dropped. */
-    if (c->peer_eof && c->state != HTTPD_HELD && !c->closing && buf_len(&c->out) < h->lim.out_high)
+    bool paused = !c->closing && !c->dead && c->state == HTTPD_HEAD && out_backed_up(c) && buf_len(&c->in);
+    if (c->peer_eof && c->state != HTTPD_HELD && !c->closing && !out_backed_up(c))
         c->closing = true;
+    return paused;
 }
 
 /* ---- I/O ---- */
@@ -283,8 +413,19 @@ static void conn_process(struct httpd_conn *c)
  * connection, shuts down the write side and starts lingering. */
 static void conn_flush(struct httpd_conn *c)
 {
-    while (buf_len(&c->out)) {
-        ssize_t n = send(c->fd, buf_rptr(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+    for (;;) {
+        if (!c->view_len && c->refill && (c->view_len = c->refill(c, &c->view)) == 0)
+            c->refill = NULL; /* the streamed answer is complete */
+        size_t olen = buf_len(&c->out);
+        if (!olen && !c->view_len)
+            break;
+        struct iovec iov[2];
+        struct msghdr m = {.msg_iov = iov};
+        if (olen)
+            iov[m.msg_iovlen++] = (struct iovec){.iov_base = buf_rptr(&c->out), .iov_len = olen};
+        if (c->view_len)
+            iov[m.msg_iovlen++] = (struct iovec){.iov_base = (void *)c->view, .iov_len = c->view_len};
+        ssize_t n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -293,11 +434,14 @@ static void conn_flush(struct httpd_conn *c)
             httpd_kill(c);
             return;
         }
-        buf_consume(&c->out, (size_t)n);
+        size_t from_out = FG_MIN((size_t)n, olen);
+        buf_consume(&c->out, from_out);
+        c->view += (size_t)n - from_out;
+        c->view_len -= (size_t)n - from_out;
     }
     buf_shrink_if_empty(&c->out, 64 * 1024);
     if (c->closing && c->state != HTTPD_LINGER && c->state != HTTPD_HELD) {
-        if (c->peer_eof) {
+        if (c->peer_eof || (c->srv->lim.quick_close && !c->failed && !buf_len(&c->in))) {
             httpd_kill(c);
             return;
         }
@@ -322,11 +466,13 @@ static bool conn_read(struct httpd_conn *c)
     }
     size_t chunk = c->srv->lim.read_chunk;
     bool was_empty = !buf_len(&c->in);
+    if (c->srv->lim.idle_release)
+        buf_lend(&c->srv->spare_in, &c->in);
     ssize_t n = read(c->fd, buf_reserve(&c->in, chunk), chunk);
     if (n > 0) {
         buf_commit(&c->in, (size_t)n);
         if (was_empty && c->state == HTTPD_HEAD)
-            ev_timer_start(c->srv->loop, &c->timer, c->srv->lim.header_ms);
+            conn_timer(c, c->srv->lim.header_ms);
     } else if (n == 0) {
         c->peer_eof = true;
         if (c->state == HTTPD_HELD && c->drop_on_eof) {
@@ -350,7 +496,7 @@ static void conn_update(struct httpd_conn *c)
         size_t cap = c->state == HTTPD_HELD ? l->held_in_max : l->in_max;
         bool room = buf_len(&c->in) < cap || c->state == HTTPD_BODY;
         mask = !c->closing && !c->peer_eof && room ? EV_READ : 0;
-        if (buf_len(&c->out))
+        if (out_pending(c))
             mask |= EV_WRITE;
     }
     if (ev_io_set(loop, c->fd, mask) != 0) {
@@ -359,25 +505,27 @@ static void conn_update(struct httpd_conn *c)
     }
     if (c->state != HTTPD_HEAD || buf_len(&c->in))
         return; /* linger, hold and request deadlines are set when they begin */
-    if (buf_len(&c->out))
-        ev_timer_start(loop, &c->timer, l->write_ms);
+    if (out_pending(c))
+        conn_timer(c, l->write_ms);
     else if (!c->closing)
-        ev_timer_start(loop, &c->timer, l->idle_ms);
+        conn_timer(c, l->idle_ms);
 }
 
 static void conn_run(struct httpd_conn *c)
 {
-    size_t before;
+    bool paused;
+    if (c->srv->lim.idle_release)
+        buf_lend(&c->srv->spare_out, &c->out);
     do {
-        before = buf_len(&c->in);
-        conn_process(c);
+        paused = conn_process(c);
         conn_flush(c);
         if (c->dead)
             return;
-        /* Parsing paused for a full c->out that the socket then took in
-         * whole: answer the requests still waiting. */
-    } while (!buf_len(&c->out) && c->state == HTTPD_HEAD && buf_len(&c->in) && buf_len(&c->in) != before &&
-             !c->closing);
+        /* Parsing paused for output that the socket then took in whole
+         * (this time or, on a write event, before): answer the requests
+         * still waiting. */
+    } while (paused && !out_pending(c) && !c->closing);
+    conn_give_back(c);
     conn_update(c);
 }
 
@@ -439,7 +587,8 @@ static void conn_open(struct httpd *h, int fd)
     c->srv = h;
     c->fd = fd;
     c->state = HTTPD_HEAD;
-    c->hdrs = xcalloc(h->lim.max_headers, sizeof *c->hdrs);
+    if (!h->lim.idle_release) /* else lent while a request is parsed */
+        c->hdrs = xcalloc(h->lim.max_headers, sizeof *c->hdrs);
     ev_timer_init(&c->timer, conn_timeout, c);
     if (ev_io_start(h->loop, fd, EV_READ, conn_io, c) != 0) {
         close(fd);
@@ -453,9 +602,31 @@ static void conn_open(struct httpd *h, int fd)
     h->conns = c;
     h->nconns++;
     h->st.accepted++;
-    ev_timer_start(h->loop, &c->timer, h->lim.idle_ms);
+    conn_timer(c, h->lim.idle_ms);
     if (h->hooks.on_open)
         h->hooks.on_open(c);
+}
+
+static void accept_cb(struct ev_loop *loop, int lfd, void *ud, int events);
+
+/* Out of descriptors (or memory): the listener stays readable, so without
+ * a rest the loop would spin until a descriptor frees up. */
+static void accept_pause(struct httpd *h, int err)
+{
+    log_warn("httpd: accept: %s; pausing accepts for %d ms", strerror(err), ACCEPT_PAUSE_MS);
+    for (size_t i = 0; i < h->nlfds; i++)
+        ev_io_stop(h->loop, h->lfds[i]);
+    ev_timer_start(h->loop, &h->accept_timer, ACCEPT_PAUSE_MS);
+}
+
+static void accept_resume(struct ev_loop *loop, struct ev_timer *t)
+{
+    struct httpd *h = t->ud;
+    for (size_t i = 0; i < h->nlfds; i++) {
+        int rc = ev_io_start(loop, h->lfds[i], EV_READ, accept_cb, h);
+        if (rc != 0)
+            log_error("httpd: cannot watch a listener: %s", strerror(-rc));
+    }
 }
 
 static void accept_cb(struct ev_loop *loop, int lfd, void *ud, int events)
@@ -467,6 +638,10 @@ static void accept_cb(struct ev_loop *loop, int lfd, void *ud, int events)
         int fd = net_accept(lfd, NULL);
         if (fd == -EAGAIN)
             return;
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+            accept_pause(h, -fd);
+            return;
+        }
         if (fd < 0) {
             if (fd != -EINTR && fd != -ECONNABORTED)
                 log_warn("httpd: accept: %s", strerror(-fd));
@@ -481,21 +656,29 @@ static void accept_cb(struct ev_loop *loop, int lfd, void *ud, int events)
     }
 }
 
+int httpd_adopt(struct httpd *h, int lfd)
+{
+    int rc = ev_io_start(h->loop, lfd, EV_READ, accept_cb, h);
+    if (rc != 0) {
+        close(lfd);
+        return rc;
+    }
+    h->lfds = xrealloc(h->lfds, (h->nlfds + 1) * sizeof *h->lfds);
+    h->lfds[h->nlfds++] = lfd;
+    return 0;
+}
+
 int httpd_listen(struct httpd *h, const struct net_addr *addr, int backlog, struct net_addr *bound)
 {
     int fd = net_listen(addr, false, backlog);
     if (fd < 0)
         return fd;
     int rc = bound ? net_local_addr(fd, bound) : 0;
-    if (rc == 0)
-        rc = ev_io_start(h->loop, fd, EV_READ, accept_cb, h);
     if (rc != 0) {
         close(fd);
         return rc;
     }
-    h->lfds = xrealloc(h->lfds, (h->nlfds + 1) * sizeof *h->lfds);
-    h->lfds[h->nlfds++] = fd;
-    return 0;
+    return httpd_adopt(h, fd);
 }
 
 void httpd_unlisten(struct httpd *h)
@@ -505,6 +688,7 @@ void httpd_unlisten(struct httpd *h)
         close(h->lfds[i]);
     }
     h->nlfds = 0;
+    ev_timer_stop(h->loop, &h->accept_timer);
 }
 
 void httpd_drain(struct httpd *h)
@@ -525,6 +709,7 @@ struct httpd *httpd_new(struct ev_loop *loop, const struct httpd_limits *l, cons
     h->lim = *l;
     h->hooks = *hooks;
     h->ud = ud;
+    ev_timer_init(&h->accept_timer, accept_resume, h);
     return h;
 }
 
@@ -537,6 +722,11 @@ void httpd_free(struct httpd *h)
     httpd_free_dead(h);
     ASSERT(!h->dead); /* nothing may still hold a reference */
     free(h->lfds);
+    buf_free(&h->spare_in);
+    buf_free(&h->spare_out);
+    buf_free(&h->spare_head);
+    buf_free(&h->spare_body);
+    free(h->spare_hdrs);
     free(h);
 }
 

@@ -9,13 +9,16 @@
  * 100-continue, keeps connections alive, writes what handlers queue, and
  * closes with a lingering close (flush, shut down the write side, drain
  * the peer for linger_ms) so that an early answer (413) is not destroyed
- * by a reset. Pipelined requests are answered strictly in order; parsing
- * pauses while the output holds out_high bytes.
+ * by a reset (with limits.quick_close, only after an error answer or when
+ * input is left unread: a client that asked to close sends nothing more,
+ * and lingering costs each close three more system calls). Pipelined
+ * requests are answered strictly in order; parsing pauses while the
+ * output holds out_high bytes.
  *
  * Timeouts: a request head must arrive within header_ms of its first
  * byte and its body within body_ms of the head (else 408 and close); a
  * connection with nothing pending closes after idle_ms, and one whose
- * output makes no progress for write_ms.
+ * output makes no progress for write_ms. A timeout of 0 is none.
  *
  * Handler contract. hooks.on_request(c) runs once per complete request:
  * c->req holds the parsed head (views into c->head), c->body the decoded
@@ -28,6 +31,25 @@
  * with the next pipelined request. The layer's own error answers go
  * through hooks.on_error(c, status, message) with c->keep_alive already
  * false.
+ *
+ * Hooks for servers that do not keep whole messages (echo; later an
+ * HTTP/2 or cache stage):
+ *  - Body sink. hooks.on_head(c) runs once the head is parsed, before the
+ *    body; calling httpd_body_sink(c, cb, ud) there passes the decoded
+ *    body to cb as it arrives instead of storing it (c->body stays empty
+ *    and max_body does not apply), so bodies of any size cost no memory.
+ *  - Streamed answer. httpd_stream(c, cb) after queuing the head in
+ *    c->out: once c->out is written, the layer asks cb for the next
+ *    bytes and writes them in place (no copy into c->out) until cb
+ *    returns 0. Nothing behind the request is answered meanwhile.
+ *  - Idle release (limits.idle_release): a connection owns no buffers
+ *    while idle; it borrows the server's spare ones for the time it has
+ *    bytes to keep, so that the common request allocates nothing.
+ *  - Work that outlives its connection: on_close may httpd_ref(c) to keep
+ *    the struct (say, a service slot whose timer lives in the server's
+ *    part of it) and httpd_unref(c) when done; httpd_free_dead then frees
+ *    it. Accepting pauses for a while when descriptors run out (EMFILE),
+ *    so that a readable listener does not spin the loop.
  *
  * Lifetime. Connections are never freed inside their callbacks:
  * httpd_kill() closes the socket, calls hooks.on_close and queues the
@@ -63,6 +85,9 @@ struct httpd_limits {
     size_t in_max;               /* stop reading while c->in holds this much */
     size_t held_in_max;          /* the same while an answer is held */
     size_t out_high;             /* stop answering while c->out holds this much */
+    bool idle_release;           /* idle connections own no buffers (see above) */
+    bool quick_close;            /* closing after a clean answer with no input left
+                                    unread: close at once, no lingering */
 };
 
 enum httpd_state {
@@ -71,6 +96,12 @@ enum httpd_state {
     HTTPD_HELD,   /* answered later (httpd_hold) */
     HTTPD_LINGER, /* write side shut, draining input until EOF */
 };
+
+struct httpd_conn;
+/* Streamed answer: sets *p to the next bytes to write and returns their
+ * count, 0 at the end. The bytes must stay valid until the stream ends or
+ * the connection is freed (a shared read-only block, a referenced entry). */
+typedef size_t (*httpd_refill_cb)(struct httpd_conn *c, const char **p);
 
 struct httpd_conn {
     struct httpd *srv;
@@ -83,6 +114,7 @@ struct httpd_conn {
     bool dead;                    /* closed, waiting to be freed */
     bool drop_on_eof;             /* held: a hang-up kills (nobody left to answer) */
     bool body_too_big;            /* chunked body went over max_body */
+    bool failed;                  /* an error answer (httpd_fail): always linger */
     uint32_t refs;                /* httpd_ref() holders; freed at 0 only */
     enum http_body body_kind;
     uint64_t body_left;           /* Content-Length bytes still to read */
@@ -93,12 +125,18 @@ struct httpd_conn {
     struct buf body;              /* the current request's decoded body */
     struct http_request req;      /* views into head */
     struct http_header *hdrs;     /* max_headers fields */
+    http_data_cb sink;            /* httpd_body_sink: the body goes there */
+    void *sink_ud;
+    httpd_refill_cb refill;       /* httpd_stream: the answer's next bytes */
+    const char *view;             /* bytes from refill not yet written */
+    size_t view_len;
     struct ev_timer timer;        /* the layer's timeouts and linger */
 };
 
 struct httpd_hooks {
     size_t conn_size;             /* of the server's struct; >= sizeof(struct httpd_conn) */
     void (*on_request)(struct httpd_conn *c);
+    void (*on_head)(struct httpd_conn *c);  /* optional: head parsed, body to come */
     void (*on_error)(struct httpd_conn *c, int status, const char *msg);
     void (*on_open)(struct httpd_conn *c);  /* optional: accepted, before any request */
     void (*on_close)(struct httpd_conn *c); /* optional: killed; struct still valid */
@@ -123,6 +161,9 @@ struct ev_loop *httpd_loop(const struct httpd *h);
  * bound non-NULL, stores the address actually bound (port 0 resolved).
  * Returns 0 or -errno. */
 int httpd_listen(struct httpd *h, const struct net_addr *addr, int backlog, struct net_addr *bound);
+/* Serves lfd, a socket already listening (owned from then on, closed
+ * on failure too). Returns 0 or -errno. */
+int httpd_adopt(struct httpd *h, int lfd);
 /* Stops accepting: closes every listener. */
 void httpd_unlisten(struct httpd *h);
 /* Draining: no new connections, and every answer from now on closes its
@@ -152,6 +193,12 @@ void httpd_hold(struct httpd_conn *c, bool drop_on_eof);
  * own on_request (answer at once there instead); a no-op on a dead
  * connection. */
 void httpd_release(struct httpd_conn *c);
+/* In on_head: the body's payload goes to cb(ud, ...) as it arrives,
+ * not into c->body (see the hooks above). */
+void httpd_body_sink(struct httpd_conn *c, http_data_cb cb, void *ud);
+/* In on_request, or before httpd_release: after what c->out holds, the
+ * answer goes on with the bytes cb hands out until it returns 0. */
+void httpd_stream(struct httpd_conn *c, httpd_refill_cb cb);
 /* Answers status with msg through hooks.on_error and closes afterwards:
  * the request stream can no longer be trusted. */
 void httpd_fail(struct httpd_conn *c, int status, const char *msg);
@@ -160,9 +207,7 @@ void httpd_kill(struct httpd_conn *c);
 void httpd_ref(struct httpd_conn *c);
 void httpd_unref(struct httpd_conn *c);
 
-/* Request body framing, shared with a server that runs its own
- * connection engine (echo, which counts bodies instead of keeping them):
- * feeds p[0..n) to a body of kind (HTTP_BODY_LENGTH with *left bytes to
+/* Request body framing (the layer's, open to other framings): feeds p[0..n) to a body of kind (HTTP_BODY_LENGTH with *left bytes to
  * go, or HTTP_BODY_CHUNKED decoded by ch) and hands the payload to cb.
  * Returns the bytes consumed, with *done set once the body is complete,
  * or -1 for bad chunked encoding. Any other kind is complete at once. */

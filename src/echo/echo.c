@@ -123,12 +123,16 @@ static int parse_size(const char *s, int64_t *out)
     return 0;
 }
 
-/* Fills the shared body block: 64-byte lines of letters ending in '\n'. */
+/* Fills the shared body block, 64-byte lines of letters ending in '\n',
+ * and repeats it ECHO_BLOCK_REPEAT times, so that a large body goes out
+ * in long pieces (one per write) with the same bytes. */
 static char *make_block(void)
 {
-    char *b = xmalloc(ECHO_BLOCK_SIZE);
+    char *b = xmalloc((size_t)ECHO_BLOCK_SIZE * ECHO_BLOCK_REPEAT);
     for (size_t i = 0; i < ECHO_BLOCK_SIZE; i++)
         b[i] = i % 64 == 63 ? '\n' : (char)('a' + (i / 64 + i % 64) % 26);
+    for (size_t k = 1; k < ECHO_BLOCK_REPEAT; k++)
+        memcpy(b + k * ECHO_BLOCK_SIZE, b, ECHO_BLOCK_SIZE);
     return b;
 }
 

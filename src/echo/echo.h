@@ -5,9 +5,10 @@
  * own event loop and its own SO_REUSEPORT listener; a connection lives on
  * one thread and needs no locks. The files split the work as follows:
  *   echo.c    flags, listeners, threads, signals (echo_main);
- *   worker.c  one thread's loop: accept, the close list, draining on stop;
- *   conn.c    one connection's state machine: read, parse, consume the
- *             body, wait out the latency, write, keep-alive or close;
+ *   worker.c  one thread's loop and its core/httpd server, draining on stop;
+ *   conn.c    echo on core/httpd: bodies counted through a body sink, the
+ *             latency (a held answer), the capacity model, large bodies
+ *             streamed from the shared block;
  *   reply.c   what to answer: routing a request head and formatting the
  *             response into an output buffer;
  *   register.c  --register: the registration lease and its renewals. */
@@ -18,6 +19,7 @@
 #include "core/common.h"
 #include "core/ev.h"
 #include "core/http1.h"
+#include "core/httpd.h"
 #include "core/net.h"
 
 #include <pthread.h>
@@ -26,12 +28,11 @@
 #define ECHO_MAX_HEAD (32 * 1024)     /* request head limit; over it: 431 */
 #define ECHO_MAX_HEADERS 128          /* header field limit; over it: 431 */
 #define ECHO_MAX_TRAILER (16 * 1024)  /* chunked trailer section limit */
-#define ECHO_READ_SIZE (64 * 1024)    /* per-thread read scratch */
-#define ECHO_READ_MORE (16 * 1024)    /* read size into a connection's own buffer */
+#define ECHO_READ_CHUNK (64 * 1024)   /* bytes asked of each read(2) */
 #define ECHO_BLOCK_SIZE (64 * 1024)   /* shared body block, repeated for large --size */
+#define ECHO_BLOCK_REPEAT 8           /* copies of it in cfg->block: one write's worth */
 #define ECHO_INLINE_BODY (16 * 1024)  /* bodies up to this are copied into the output */
 #define ECHO_OUT_HIGH (64 * 1024)     /* queued output that pauses pipelined parsing */
-#define ECHO_OUT_KEEP (256 * 1024)    /* per-thread output scratch kept between writes */
 #define ECHO_STASH_KEEP 256           /* per-connection stash kept between requests */
 #define ECHO_LINGER_MS 1000           /* discard input this long after a closing error */
 #define ECHO_DRAIN_MS 2000            /* on SIGTERM, busy connections get this long */
@@ -42,7 +43,7 @@ struct echo_config {
     char addr_str[64];         /* addr as text, for the start line and the default name */
     int threads;               /* worker threads, >= 1 */
     int64_t body_size;         /* --size; -1: the short text body */
-    char *block;               /* ECHO_BLOCK_SIZE bytes of a 64-byte periodic pattern */
+    char *block;               /* ECHO_BLOCK_REPEAT copies of an ECHO_BLOCK_SIZE pattern */
     uint32_t latency_ms;       /* added before each response (not /health) */
     uint32_t jitter_ms;        /* uniform extra latency, 0..jitter_ms */
     double error_rate;         /* fraction of requests answered 500 (not /health) */
@@ -70,63 +71,36 @@ enum echo_job {
     ECHO_JOB_SERVING, /* holds a slot; the timer ends its service time */
 };
 
-/* Connection states; see conn.c for the transitions. */
-enum echo_state {
-    ECHO_HEAD,   /* waiting for or parsing a request head */
-    ECHO_BODY,   /* consuming a request body */
-    ECHO_WAIT,   /* request complete, latency timer running */
-    ECHO_DONE,   /* last response queued; close once it is written */
-    ECHO_LINGER, /* write side shut, discarding input until EOF or timeout */
-    ECHO_CLOSED, /* fd closed, on the worker's close list (or ghosts list, see conn.c) */
-};
-
-struct echo_worker;
-
-/* One client connection. Buffers are empty (unallocated) while idle: the
- * common request is read into the worker's scratch and answered from the
- * worker's output scratch, so c->in and c->out only hold what a single
- * read or write left over. */
+/* One client connection: core/httpd's connection (which owns the socket,
+ * the framing and the buffers, none while idle) and echo's reply state. */
 struct echo_conn {
+    struct httpd_conn h;   /* first: httpd allocates struct echo_conn */
     struct echo_worker *w;
-    struct echo_conn *prev, *next; /* worker's open list, then its close or spare list */
-    int fd;
-    uint8_t state;         /* enum echo_state */
-    uint8_t body_mode;     /* enum http_body of the current request */
     uint8_t src;           /* enum echo_src of the current response */
     uint8_t minor;         /* HTTP/1.<minor> of the current request */
-    bool keep_alive;       /* another request may follow the current one */
     bool head_only;        /* HEAD: headers without the body */
     bool has_body;         /* the request framed a body: send X-Received-Bytes */
-    bool linger;           /* unread input may remain: shut down before closing */
-    bool stalled;          /* parsing paused on queued output: resume after a flush */
     bool quick;            /* answer without the configured latency (/health) */
     bool load_hdrs;        /* /health with --max-concurrency: report busy and queued */
     uint8_t job;           /* enum echo_job */
     uint32_t service_ms;   /* ECHO_JOB_*: this request's service time */
     struct echo_conn *qnext; /* ECHO_JOB_QUEUED: next in the worker's FIFO */
+    struct echo_conn *gprev, *gnext; /* a ghost: the worker's ghost list */
     int status;            /* status of the current response */
-    uint64_t body_left;    /* Content-Length bytes still to read */
     uint64_t received;     /* request payload bytes received */
     uint64_t big_off;      /* position in the block pattern of the large body */
-    uint64_t big_left;     /* large body bytes still to write (after c->out) */
-    struct http_chunked chunked; /* decoder state for a chunked request body */
-    struct buf in;         /* input not yet consumed, between reads */
-    struct buf out;        /* output not yet written, between writes */
+    uint64_t big_left;     /* large body bytes still to hand to httpd */
     struct buf stash;      /* current response body when built from the request */
-    struct ev_timer timer; /* latency, then lingering close */
+    struct ev_timer timer; /* latency, or service time in the capacity model */
 };
 
-/* One thread: its loop, its listener and its connections. */
+/* One thread: its loop and its httpd server (listener and connections). */
 struct echo_worker {
     const struct echo_config *cfg;
     struct ev_loop *loop;
+    struct httpd *srv;
     pthread_t thread;
     int id;
-    int lfd;                    /* listener, -1 once closed */
-    struct echo_conn *conns;    /* open connections */
-    struct echo_conn *closing;  /* closed during this iteration, freed before the poll */
-    struct echo_conn *spare;    /* freed structs kept for the next accept */
-    size_t nconns, nspare;
     /* Capacity model (--max-concurrency): requests in service, the FIFO of
      * those waiting for a slot, and "ghosts": requests whose connection
      * closed while queued or in service, which still take their slot for
@@ -137,14 +111,11 @@ struct echo_worker {
     struct echo_conn *ghosts;   /* closed connections still queued or in service */
     bool stopping;              /* SIGTERM seen: no accepts, close after each response */
     bool failed;                /* the loop stopped on an error */
-    struct ev_timer accept_timer; /* re-enables accepting after EMFILE */
     struct ev_timer drain_timer;  /* deadline for busy connections on stop */
     uint64_t rng;               /* xorshift64* state for error rate and jitter */
     time_t date_sec;            /* second the Date header was formatted for */
     char date[48];              /* "Date: <IMF-fixdate>\r\n" */
     size_t date_len;
-    struct buf wout;            /* responses of the current callback, written at once */
-    char rbuf[ECHO_READ_SIZE];  /* read scratch */
 };
 
 int echo_main(int argc, char **argv);
@@ -161,16 +132,10 @@ void echo__worker_free(struct echo_worker *w);
 /* Next pseudo-random 64-bit number of the worker's generator. */
 uint64_t echo__rand(struct echo_worker *w);
 
-/* conn.c. Takes ownership of an accepted socket. */
-void echo__conn_open(struct echo_worker *w, int fd);
-/* Closes the socket and moves c to the worker's close list; c stays valid
- * until the worker's before-poll hook frees it. Idempotent. */
-void echo__conn_close(struct echo_conn *c);
-/* Releases a closed connection's memory (called from the close list). */
-void echo__conn_free(struct echo_conn *c);
-/* On stop: closes c now if it is idle between requests. */
-void echo__conn_drain(struct echo_conn *c);
-/* At the end of the worker's run: frees the ghosts (see conn.c). */
+/* conn.c. The httpd hooks and limits of a worker's server. */
+extern const struct httpd_limits echo__limits;
+extern const struct httpd_hooks echo__hooks;
+/* At the end of the worker's run: drops the ghosts (see conn.c). */
 void echo__ghosts_free(struct echo_worker *w);
 
 /* reply.c. Decides the response to a parsed request head (head[0..head_len)
@@ -180,7 +145,7 @@ void echo__route(struct echo_conn *c, const struct http_request *req, const char
 /* Milliseconds to wait before answering the current request. */
 uint32_t echo__delay(struct echo_conn *c);
 /* Appends the current response to out. A large sized body is not copied:
- * c->big_left/big_off describe it for the writer. Sets c->keep_alive to
+ * c->big_left/big_off describe it for the writer. Sets c->h.keep_alive to
  * whether the connection stays open after this response. */
 void echo__reply(struct echo_conn *c, struct buf *out);
 /* Prepares a closing error response (400, 431, 501, 505) for a request

@@ -70,22 +70,13 @@ void echo__route(struct echo_conn *c, const struct http_request *req, const char
                  size_t head_len)
 {
     const struct echo_config *cfg = c->w->cfg;
-    unsigned f = req->flags;
 
+    /* Keep-alive is httpd's (c->h.keep_alive), and so is the body's
+     * framing; the body's bytes were counted into c->received. */
     c->minor = (uint8_t)req->minor;
-    if (req->minor >= 1)
-        c->keep_alive = !(f & HTTP_F_CONN_CLOSE);
-    else
-        c->keep_alive = (f & HTTP_F_CONN_KEEPALIVE) && !(f & HTTP_F_CONN_CLOSE);
     c->head_only = req->m == HTTP_M_HEAD;
-
     enum http_body bm = http_request_body(req);
-    c->body_mode = (uint8_t)bm;
     c->has_body = bm == HTTP_BODY_LENGTH || bm == HTTP_BODY_CHUNKED;
-    c->body_left = bm == HTTP_BODY_LENGTH && req->content_length > 0 ? (uint64_t)req->content_length : 0;
-    c->received = 0;
-    if (bm == HTTP_BODY_CHUNKED)
-        http_chunked_init(&c->chunked, ECHO_MAX_TRAILER);
 
     const char *path = req->target;
     size_t plen = req->target_len;
@@ -156,7 +147,7 @@ void echo__reply_error(struct echo_conn *c, int status)
     buf_reset(&c->stash);
     c->status = status;
     c->src = ECHO_SRC_STASH;
-    c->keep_alive = false;
+    c->h.keep_alive = false;
     c->head_only = false;
     c->has_body = false;
     c->quick = true;
@@ -165,14 +156,14 @@ void echo__reply_error(struct echo_conn *c, int status)
     stash_status_text(c, status);
 }
 
-/* See echo.h. Called on the connection's thread; out is the worker's
- * output scratch. */
+/* See echo.h. Called on the connection's thread; out is the
+ * connection's output (lent by httpd while the connection is busy). */
 void echo__reply(struct echo_conn *c, struct buf *out)
 {
     struct echo_worker *w = c->w;
     const struct echo_config *cfg = w->cfg;
-    bool keep = c->keep_alive && !w->stopping;
-    c->keep_alive = keep;
+    bool keep = c->h.keep_alive && !w->stopping;
+    c->h.keep_alive = keep;
 
     char num[24];
     const char *body = NULL;

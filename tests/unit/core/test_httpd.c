@@ -2,7 +2,11 @@
  * loop on a thread of its own, driven over plain blocking sockets.
  * Handlers answer with the path and the body length; "/hold" is held and
  * released from a timer, so the tests can see that nothing behind a held
- * request is parsed before the release. */
+ * request is parsed before the release. The suite httpd_lean runs a
+ * server with the hooks for servers that keep no whole messages: "/sink"
+ * counts its body through a body sink, "/stream" streams its answer from
+ * a refill callback, "/ghost" is kept by a reference after its hang-up,
+ * "/idle" reports which other connections own buffers. */
 #include "core/httpd.h"
 
 #include <criterion/criterion.h>
@@ -12,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -20,7 +26,16 @@ struct tconn {
     struct httpd_conn h;
     struct ev_timer release; /* answers a held request */
     bool parked;             /* held with no release: only a hang-up ends it */
+    bool ghost;              /* held; on hang-up kept by a reference for a while */
+    struct ev_timer later;   /* drops that reference */
+    size_t sunk;             /* body bytes the sink saw */
+    size_t streamed;         /* bytes handed out by the refill callback */
+    size_t stream_len;       /* of the streamed body */
 };
+
+#define STREAM_LEN 40000 /* "/stream" body, handed out in pieces of a shared block */
+#define BIG_STREAM_LEN (8u << 20) /* "/bigstream": more than the socket buffers hold */
+static const char zblock[1000] = {[0 ... 999] = 'z'};
 
 static struct ev_loop *loop;
 static struct httpd *srv;
@@ -53,12 +68,86 @@ static void on_release(struct ev_loop *l, struct ev_timer *t)
     httpd_release(&c->h);
 }
 
+static bool is_path(const struct httpd_conn *c, const char *p)
+{
+    return c->req.target_len == strlen(p) && !memcmp(c->req.target, p, strlen(p));
+}
+
+static void sink_cb(void *ud, const char *p, size_t n)
+{
+    FG_UNUSED(p);
+    ((struct tconn *)ud)->sunk += n;
+}
+
+static void on_head(struct httpd_conn *c)
+{
+    struct tconn *t = (struct tconn *)c;
+    t->sunk = 0;
+    if (is_path(c, "/sink"))
+        httpd_body_sink(c, sink_cb, t);
+}
+
+static size_t refill(struct httpd_conn *c, const char **p)
+{
+    struct tconn *t = (struct tconn *)c;
+    size_t n = FG_MIN(sizeof zblock, t->stream_len - t->streamed);
+    t->streamed += n;
+    *p = zblock;
+    return n;
+}
+
+/* "/idle": how many other connections own a buffer. */
+static int owning(struct httpd_conn *self)
+{
+    int n = 0;
+    for (struct httpd_conn *o = httpd_conns(self->srv); o; o = o->next)
+        if (o != self && (o->in.data || o->out.data || o->head.data || o->body.data || o->hdrs))
+            n++;
+    return n;
+}
+
+static void on_ghost_done(struct ev_loop *l, struct ev_timer *t)
+{
+    struct tconn *c = t->ud;
+    FG_UNUSED(l);
+    note("unref;");
+    httpd_unref(&c->h);
+}
+
+/* The lean server's paths; false for the others. */
+static bool lean_request(struct httpd_conn *c)
+{
+    struct tconn *t = (struct tconn *)c;
+    char body[64];
+    if (is_path(c, "/sink")) {
+        snprintf(body, sizeof body, "sunk %zu body %zu", t->sunk, buf_len(&c->body));
+    } else if (is_path(c, "/idle")) {
+        snprintf(body, sizeof body, "owning %d", owning(c));
+    } else if (is_path(c, "/ghost")) {
+        t->ghost = true;
+        httpd_hold(c, true);
+        return true;
+    } else if (is_path(c, "/stream") || is_path(c, "/bigstream")) {
+        t->stream_len = is_path(c, "/stream") ? STREAM_LEN : BIG_STREAM_LEN;
+        buf_printf(&c->out, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", t->stream_len);
+        t->streamed = 0;
+        httpd_stream(c, refill);
+        return true;
+    } else {
+        return false;
+    }
+    answer(c, 200, body);
+    return true;
+}
+
 static void on_request(struct httpd_conn *c)
 {
     struct tconn *t = (struct tconn *)c;
     char path[64], body[64];
     snprintf(path, sizeof path, "%.*s;", (int)FG_MIN(c->req.target_len, 40), c->req.target);
     note(path);
+    if (lean_request(c))
+        return;
     if (c->req.target_len == 5 && !memcmp(c->req.target, "/park", 5)) {
         t->parked = true;
         httpd_hold(c, true);
@@ -87,6 +176,12 @@ static void on_close(struct httpd_conn *c)
         ev_timer_stop(httpd_loop(c->srv), &t->release);
     if (t->parked)
         note("closed;");
+    if (t->ghost) {
+        note("ghost;");
+        httpd_ref(c);
+        ev_timer_init(&t->later, on_ghost_done, t);
+        ev_timer_start(httpd_loop(c->srv), &t->later, 50);
+    }
 }
 
 static void wake(struct ev_loop *l, void *ud)
@@ -108,7 +203,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-static void setup(void)
+static void start(bool lean)
 {
     struct httpd_limits lim = {
         .max_conns = 16, .max_head = 1024, .max_headers = 16, .max_body = 4096, .max_trailer = 256,
@@ -117,6 +212,11 @@ static void setup(void)
     };
     struct httpd_hooks hooks = {.conn_size = sizeof(struct tconn), .on_request = on_request,
                                 .on_error = on_error, .on_close = on_close};
+    if (lean) { /* no timeouts, idle release, the body sink */
+        lim.header_ms = lim.body_ms = lim.idle_ms = lim.write_ms = 0;
+        lim.idle_release = true;
+        hooks.on_head = on_head;
+    }
     loop = ev_loop_new();
     cr_assert(loop);
     srv = httpd_new(loop, &lim, &hooks, NULL);
@@ -132,6 +232,9 @@ static void setup(void)
     cr_assert_eq(pthread_create(&thread, NULL, run, loop), 0);
 }
 
+static void setup(void) { start(false); }
+static void setup_lean(void) { start(true); }
+
 static void teardown(void)
 {
     atomic_store(&stop, true);
@@ -142,6 +245,7 @@ static void teardown(void)
 }
 
 TestSuite(httpd, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(httpd_lean, .init = setup_lean, .fini = teardown, .timeout = 30);
 
 /* ---- client side ---- */
 
@@ -298,6 +402,134 @@ Test(httpd, held_dropped_on_hang_up)
     cr_assert_str_eq(events, "/park;closed;"); /* nothing behind the held request ran */
     pthread_mutex_unlock(&events_lock);
     close(fd);
+}
+
+static bool wait_event(const char *what)
+{
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&events_lock);
+        bool seen = strstr(events, what) != NULL;
+        pthread_mutex_unlock(&events_lock);
+        if (seen)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/* ---- the hooks (suite httpd_lean) ---- */
+
+Test(httpd_lean, sink_takes_bodies_of_any_size)
+{
+    int fd = dial();
+    char big[20000];
+    memset(big, 'b', sizeof big);
+    send_str(fd, "POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n"); /* over max_body */
+    send_all(fd, big, sizeof big);
+    send_str(fd, "POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "5\r\nhello\r\n0\r\n\r\nPOST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    char *r = read_answers(fd, 3);
+    char *a = strstr(r, "sunk 20000 body 0"), *b = strstr(r, "sunk 5 body 0"), *c = strstr(r, "/other 3");
+    cr_assert(a && b && c && a < b && b < c, "%s", r); /* sunk, not stored; others still stored */
+    close(fd);
+}
+
+Test(httpd_lean, stream_refills_in_order)
+{
+    int fd = dial();
+    send_str(fd, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    char *r = read_answers(fd, 2);
+    char *body = strstr(r, "\r\n\r\n");
+    cr_assert(body, "%s", r);
+    body += 4;
+    size_t z = strspn(body, "z");
+    cr_assert_eq(z, STREAM_LEN);
+    cr_assert(strncmp(body + z, "HTTP/1.1 200 OK", 15) == 0 && strstr(body + z, "/after 0"));
+    pthread_mutex_lock(&events_lock);
+    cr_assert_str_eq(events, "/stream;/after;"); /* /after waited for the stream's end */
+    pthread_mutex_unlock(&events_lock);
+    close(fd);
+}
+
+/* Streams the socket cannot take at once, pipelined: each resumes on a
+ * write event, and the requests behind them are answered after. */
+Test(httpd_lean, pipelined_streams_over_full_sockets)
+{
+    int fd = dial();
+    send_str(fd, "GET /bigstream HTTP/1.1\r\nHost: x\r\n\r\nGET /bigstream HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "GET /after HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(100000); /* the server's first writes fill the socket */
+    static char b[1 << 16];
+    size_t zs = 0;
+    char last[4096] = ""; /* the stream's last bytes */
+    while (!strstr(last, "/after 0")) {
+        ssize_t r = recv(fd, b, sizeof b, 0);
+        cr_assert_gt(r, 0, "z bytes so far %zu", zs);
+        for (ssize_t i = 0; i < r; i++)
+            zs += b[i] == 'z';
+        size_t keep = sizeof last - 1, take = FG_MIN((size_t)r, keep), old = FG_MIN(strlen(last), keep - take);
+        memmove(last, last + strlen(last) - old, old);
+        memcpy(last + old, b + r - take, take);
+        last[old + take] = '\0';
+    }
+    cr_assert_eq(zs, 2 * BIG_STREAM_LEN);
+    close(fd);
+}
+
+Test(httpd_lean, idle_connections_own_no_buffers)
+{
+    int a = dial(), b = dial();
+    send_str(a, "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    char *r = read_answers(a, 1);
+    cr_assert(strstr(r, "/x 3"), "%s", r);
+    send_str(b, "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n");
+    r = read_answers(b, 1);
+    cr_assert(strstr(r, "owning 0"), "%s", r);
+    send_str(a, "GET /y HTTP/1.1\r\nHost: x\r\n\r\n"); /* and it still serves */
+    r = read_answers(a, 1);
+    cr_assert(strstr(r, "/y 0"), "%s", r);
+    close(a);
+    close(b);
+}
+
+Test(httpd_lean, reference_keeps_a_closed_connection)
+{
+    int fd = dial();
+    send_str(fd, "GET /ghost HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert(wait_event("/ghost;"));
+    close(fd);
+    cr_assert(wait_event("unref;"));
+    pthread_mutex_lock(&events_lock);
+    cr_assert_str_eq(events, "/ghost;ghost;unref;"); /* the struct outlived the close */
+    pthread_mutex_unlock(&events_lock);
+    fd = dial();
+    send_str(fd, "GET /z HTTP/1.1\r\nHost: x\r\n\r\n");
+    cr_assert(strstr(read_answers(fd, 1), "/z 0"));
+    close(fd);
+}
+
+/* Out of descriptors, accepting pauses; once some are free it resumes. */
+Test(httpd_lean, accept_resumes_after_emfile)
+{
+    struct rlimit old, low;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 256;
+    cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fill[256], n = 0;
+    while (n < 256 && (fill[n] = open("/dev/null", O_RDONLY)) >= 0)
+        n++;
+    cr_assert_gt(n, 0);
+    close(fill[--n]);
+    int fd = dial(); /* the last descriptor: the server cannot accept it yet */
+    send_str(fd, "GET /late HTTP/1.1\r\nHost: x\r\n\r\n");
+    usleep(50000);
+    while (n)
+        close(fill[--n]);
+    char *r = read_answers(fd, 1);
+    cr_assert(strstr(r, "/late 0"), "%s", r);
+    close(fd);
+    setrlimit(RLIMIT_NOFILE, &old);
 }
 
 /* ---- the body framing step on its own (no server needed) ---- */
