@@ -106,10 +106,10 @@ bool bk_body_valid(const char *s, size_t n)
 
 /* The FIFO rules: no delay of its own, a valid group id, a valid or
  * content-based deduplication id. */
-static enum bk_err check_fifo(const struct bk_queue *q, const struct bk_send_args *a, int64_t delay,
-                              struct bk_error *err)
+static enum bk_err check_fifo(const struct bk_queue *q, bool own_delay, int64_t delay,
+                              const struct bk_send_args *a, struct bk_error *err)
 {
-    if (a->has_delay && delay != q->a.delay_s)
+    if (own_delay && delay != q->a.delay_s)
         return bk_fail(err, BK_E_INVALID,
                        "Value %" PRId64 " for parameter DelaySeconds is invalid. Reason: The request "
                        "include parameter that is not valid for this queue type.", delay);
@@ -143,13 +143,17 @@ static enum bk_err send_check(const struct bk_queue *q, const struct bk_send_arg
         return bk_fail(err, BK_E_INVALID,
                        "One or more parameters are invalid. Reason: Message must be shorter than %u bytes.",
                        q->a.max_size);
-    *delay = a->has_delay ? a->delay_s : q->a.delay_s;
+    /* A FIFO queue takes no per-message delay, but DelaySeconds=0 is
+     * accepted as no delay of its own, as SQS accepts it: the queue's
+     * delay applies. */
+    bool own_delay = a->has_delay && !(q->a.fifo && a->delay_s == 0);
+    *delay = own_delay ? a->delay_s : q->a.delay_s;
     if (*delay < 0 || *delay > BK_MAX_DELAY_S)
         return bk_fail(err, BK_E_INVALID,
                        "Value for parameter DelaySeconds is invalid. Reason: must be between 0 and %d.",
                        BK_MAX_DELAY_S);
     if (q->a.fifo)
-        return check_fifo(q, a, *delay, err);
+        return check_fifo(q, own_delay, *delay, a, err);
     if (a->dedup)
         return bk_fail(err, BK_E_INVALID,
                        "The request include parameter MessageDeduplicationId that is not valid for "

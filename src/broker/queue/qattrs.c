@@ -343,7 +343,10 @@ cJSON *bk_qattrs_to_json(const struct bk_qattrs *a)
         {"RedrivePolicy", a->redrive_policy}, {"RedriveAllowPolicy", a->redrive_allow},
         {"Policy", a->policy}, {"KmsMasterKeyId", a->kms_key},
         {"KmsDataKeyReusePeriodSeconds", a->kms_reuse}, {"SqsManagedSseEnabled", a->sse},
-        {"DeduplicationScope", a->dedup_scope}, {"FifoThroughputLimit", a->throughput_limit},
+        /* A FIFO queue shows its defaults, as SQS does: deduplication per
+         * queue, throughput limit per queue. */
+        {"DeduplicationScope", a->dedup_scope ? a->dedup_scope : a->fifo ? "queue" : NULL},
+        {"FifoThroughputLimit", a->throughput_limit ? a->throughput_limit : a->fifo ? "perQueue" : NULL},
     };
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         if (strs[i].v)

@@ -164,6 +164,10 @@ Test(fifo, fifo_only_parameters)
                      "{\"QueueUrl\":\"http://x/000000000000/f.fifo\",\"MessageBody\":\"x\",\"MessageGroupId\":\"g\","
                      "\"MessageDeduplicationId\":\"d\",\"DelaySeconds\":5}", &rc));
     cr_assert_eq(rc, SQS_E_INVALID_PARAMETER_VALUE, "no per-message delay on FIFO");
+    cJSON_Delete(act(E, T0, "SendMessage",
+                     "{\"QueueUrl\":\"http://x/000000000000/f.fifo\",\"MessageBody\":\"x\",\"MessageGroupId\":\"g\","
+                     "\"MessageDeduplicationId\":\"d0\",\"DelaySeconds\":0}", &rc));
+    cr_assert_eq(rc, SQS_OK, "DelaySeconds=0 is no delay of its own: accepted");
     create_queue(E, "std", NULL);
     cJSON_Delete(act(E, T0, "SendMessage",
                      "{\"QueueUrl\":\"http://x/000000000000/std\",\"MessageBody\":\"x\",\"MessageDeduplicationId\":\"d\"}",
@@ -202,4 +206,40 @@ Test(fifo, many_groups_interleave)
     }
     cr_assert_eq(got, 30);
     cr_assert_eq(bk_engine_find(E, "f.fifo", 6)->ngroups, 0, "empty groups are freed");
+}
+
+Test(fifo, delay_zero_keeps_the_queue_delay)
+{
+    enum sqs_err rc;
+    cJSON_Delete(act(E, T0, "CreateQueue",
+                     "{\"QueueName\":\"d.fifo\",\"Attributes\":{\"FifoQueue\":\"true\",\"DelaySeconds\":\"5\"}}", &rc));
+    cr_assert_eq(rc, SQS_OK);
+    cJSON_Delete(act(E, T0, "SendMessage",
+                     "{\"QueueUrl\":\"http://x/000000000000/d.fifo\",\"MessageBody\":\"x\",\"MessageGroupId\":\"g\","
+                     "\"MessageDeduplicationId\":\"d\",\"DelaySeconds\":0}", &rc));
+    cr_assert_eq(rc, SQS_OK);
+    bk_engine_tick(E, T0 + 1000);
+    cJSON *m = receive(E, T0 + 1000, "d.fifo", 1, 30);
+    cr_assert_eq(cJSON_GetArraySize(m), 0, "the queue's 5 s delay still applies");
+    cJSON_Delete(m);
+    bk_engine_tick(E, T0 + 5000);
+    m = receive(E, T0 + 5000, "d.fifo", 1, 30);
+    cr_assert_eq(cJSON_GetArraySize(m), 1);
+    cJSON_Delete(m);
+}
+
+Test(fifo, all_attributes_show_the_fifo_defaults)
+{
+    cJSON *r = act_ok(E, T0, "GetQueueAttributes",
+                      "{\"QueueUrl\":\"http://x/000000000000/f.fifo\",\"AttributeNames\":[\"All\"]}");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(r, "Attributes");
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(a, "DeduplicationScope")->valuestring, "queue");
+    cr_assert_str_eq(cJSON_GetObjectItemCaseSensitive(a, "FifoThroughputLimit")->valuestring, "perQueue");
+    cJSON_Delete(r);
+    create_queue(E, "plain", NULL);
+    r = act_ok(E, T0, "GetQueueAttributes",
+               "{\"QueueUrl\":\"http://x/000000000000/plain\",\"AttributeNames\":[\"All\"]}");
+    a = cJSON_GetObjectItemCaseSensitive(r, "Attributes");
+    cr_assert_null(cJSON_GetObjectItemCaseSensitive(a, "DeduplicationScope"), "standard queues have none");
+    cJSON_Delete(r);
 }
