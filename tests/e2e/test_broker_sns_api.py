@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from fgtest import free_port, scaled, start
+from fgtest import binary, free_port, scaled, start
 
 ACCOUNT = "000000000000"
 TOPIC_PREFIX = f"arn:aws:sns:us-east-1:{ACCOUNT}:"
@@ -86,6 +86,13 @@ def receive_all(sqs, url, want, timeout=10):
             got.append(m)
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
     return got
+
+
+def test_help_names_topics_sns_and_the_log_tools():
+    out = subprocess.run([binary(), "broker", "--help"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0
+    for word in ("SNS", "topics", "/v1/topics", "--check", "--repair"):
+        assert word in out.stdout, word
 
 
 def test_topic_lifecycle(broker):
