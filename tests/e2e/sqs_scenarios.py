@@ -271,7 +271,7 @@ def test_long_poll_times_out_empty(sqs, qname):
     assert 3.9 <= dt < 12, dt
     t0 = time.monotonic()
     sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 3.9  # not the queue's 4 s (its lower bound above)
     with pytest.raises(ClientError) as e:
         sqs.receive_message(QueueUrl=url, WaitTimeSeconds=21)
     assert error_code(e.value) == "InvalidParameterValue"
@@ -488,7 +488,7 @@ def test_many_long_polls_each_woken(sqs, broker, model, qname):
     def receiver():
         try:
             c = boto3_client(broker.endpoint, model)
-            r = c.receive_message(QueueUrl=url, WaitTimeSeconds=10, MaxNumberOfMessages=1)
+            r = c.receive_message(QueueUrl=url, WaitTimeSeconds=20, MaxNumberOfMessages=1)
             with lock:
                 got.extend(m["Body"] for m in r.get("Messages", []))
         except Exception as e:  # reported below
@@ -503,10 +503,10 @@ def test_many_long_polls_each_woken(sqs, broker, model, qname):
     sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"}
                                                   for i in range(5)])
     for t in ths:
-        t.join(scaled(12))
+        t.join(scaled(25))
     assert not errors, errors
     assert sorted(got) == [f"m{i}" for i in range(5)], got
-    assert time.monotonic() - sent < 5  # woken, not at the end of their 10 s
+    assert time.monotonic() - sent < 15  # woken, not at the end of their 20 s
 
 
 def test_long_poll_gets_message_becoming_visible(sqs, qname):

@@ -138,7 +138,7 @@ def test_latency():
             assert dt >= 1.49
             t0 = time.monotonic()
             ses.get(s.url("/health"), timeout=scaled(5))
-            assert time.monotonic() - t0 < 0.75
+            assert time.monotonic() - t0 < 1.49  # not held for the 1.5 s latency
 
 
 def test_jitter():
@@ -151,13 +151,13 @@ def test_jitter():
                 ses.get(s.url("/"), timeout=scaled(5))
                 times.append(time.monotonic() - t0)
     assert min(times) >= 0.049
-    assert max(times) < 1.5  # ten times the most it may add: a unit error, not a slow machine
+    assert max(times) < 10  # a unit error (ms taken as s) would give 50 s or more
     assert max(times) - min(times) > 0.01  # not a constant delay
 
 
 def test_concurrent_latency_is_not_serialised():
-    """Timers, not sleeps: 20 connections each waiting 300 ms finish together."""
-    with echo("--latency", "300") as s:
+    """Timers, not sleeps: 20 connections each waiting 1 s finish together."""
+    with echo("--latency", "1000") as s:
         errors = []
 
         def one():
@@ -173,8 +173,8 @@ def test_concurrent_latency_is_not_serialised():
         for t in ts:
             t.join()
         assert not errors
-        # One after the other they would take 6 s.
-        assert time.monotonic() - t0 < 3.0
+        # One after the other they would take 20 s.
+        assert time.monotonic() - t0 < 10
 
 
 def test_error_rate():
@@ -408,10 +408,8 @@ def test_sigterm_exits_promptly():
     with echo("-t", "2") as s, Conn(s.port) as idle:
         idle.send(get_req("/"))
         idle.response()
-        t0 = time.monotonic()
         code = s.stop(timeout=10)
-        assert code == 0, s.log()
-        assert time.monotonic() - t0 < 5  # before stop() would have used SIGKILL
+        assert code == 0, s.log()  # exited on its own: stop() would have used SIGKILL (-9)
         assert idle.closed()
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", s.port), timeout=1).close()
@@ -421,12 +419,10 @@ def test_sigterm_finishes_inflight_response():
     with echo("--latency", "300") as s, Conn(s.port) as c:
         c.send(get_req("/slow"))
         time.sleep(0.05)
-        t0 = time.monotonic()
         s.proc.terminate()
         r = c.response()
         assert r.status == 200 and r.header("connection") == "close"
         assert s.proc.wait(scaled(10)) == 0, s.log()
-        assert time.monotonic() - t0 < 5
 
 
 # ---- capacity model (--max-concurrency) --------------------------------------
